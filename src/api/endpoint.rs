@@ -1,0 +1,492 @@
+//! The closed set of Docker Engine API endpoints mtswarm knows.
+//!
+//! Every request is classified here before anything else happens, so each later phase (authentication,
+//! policy, tenancy, routing) decides per endpoint with an exhaustive `match`: adding an endpoint makes the
+//! compiler point at every place that must decide about it. A request that matches nothing here is never
+//! forwarded.
+
+use http::Method;
+
+/// One Docker Engine API endpoint, with the object it names (still as the client wrote it).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Endpoint {
+    /// `GET|HEAD /_ping`: answered by mtswarm itself.
+    Ping,
+    /// `GET /version`: mtswarm's identity, answered by mtswarm.
+    Version,
+    /// `GET /info`: the cluster as one engine, answered by mtswarm.
+    Info,
+    /// `GET /events`: a stream.
+    Events,
+    /// `GET /system/df`.
+    SystemDf,
+    /// `POST /auth`: registry login check.
+    Auth,
+
+    /// `GET /containers/json`.
+    ContainerList,
+    /// `POST /containers/create`.
+    ContainerCreate,
+    /// `POST /containers/prune`.
+    ContainerPrune,
+    /// Any endpoint under `/containers/{id}`.
+    Container { id: String, op: ContainerOp },
+
+    /// Any endpoint under `/exec/{id}`.
+    Exec { id: String, op: ExecOp },
+
+    /// `GET /images/json`.
+    ImageList,
+    /// `POST /images/create`: pull or import.
+    ImageCreate,
+    /// `GET /images/search`.
+    ImageSearch,
+    /// `POST /images/prune`.
+    ImagePrune,
+    /// `GET /images/get`: save several images.
+    ImagesSave,
+    /// `POST /images/load`.
+    ImageLoad,
+    /// Any endpoint under `/images/{name}`.
+    Image { name: String, op: ImageOp },
+    /// `GET /distribution/{name}/json`.
+    DistributionInspect { name: String },
+    /// `POST /build`: the legacy builder; the body is the context tar.
+    Build,
+    /// `POST /build/prune`.
+    BuildPrune,
+    /// `POST /build/cancel`.
+    BuildCancel,
+    /// `POST /commit`.
+    Commit,
+
+    /// `GET /networks`.
+    NetworkList,
+    /// `POST /networks/create`.
+    NetworkCreate,
+    /// `POST /networks/prune`.
+    NetworkPrune,
+    /// Any endpoint under `/networks/{id}`.
+    Network { id: String, op: NetworkOp },
+
+    /// `GET /volumes`.
+    VolumeList,
+    /// `POST /volumes/create`.
+    VolumeCreate,
+    /// `POST /volumes/prune`.
+    VolumePrune,
+    /// Any endpoint under `/volumes/{name}`.
+    Volume { name: String, op: VolumeOp },
+}
+
+/// What is done to one container.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ContainerOp {
+    Inspect,
+    Top,
+    Logs,
+    Changes,
+    Export,
+    Stats,
+    Resize,
+    Start,
+    Stop,
+    Restart,
+    Kill,
+    Update,
+    Rename,
+    Pause,
+    Unpause,
+    /// Hijacked: the connection becomes a raw stream.
+    Attach,
+    /// Hijacked over a websocket.
+    AttachWs,
+    Wait,
+    Delete,
+    ArchiveStat,
+    ArchiveGet,
+    ArchivePut,
+    ExecCreate,
+    /// `POST /containers/{id}/copy`: removed from the API long ago; known so that the 2016 filter name loads.
+    Copy,
+}
+
+/// What is done to one exec instance.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ExecOp {
+    /// Hijacked unless detached.
+    Start,
+    Resize,
+    Inspect,
+}
+
+/// What is done to one image.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ImageOp {
+    Inspect,
+    History,
+    Push,
+    Tag,
+    Delete,
+    Save,
+}
+
+/// What is done to one network.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum NetworkOp {
+    Inspect,
+    Delete,
+    Connect,
+    Disconnect,
+}
+
+/// What is done to one volume.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum VolumeOp {
+    Inspect,
+    Delete,
+}
+
+impl Endpoint {
+    /// Classifies a request by method and path, with the version prefix already stripped.
+    /// Path segments that name objects are percent-decoded.
+    pub fn classify(method: &Method, path: &str) -> Option<Endpoint> {
+        use Endpoint as E;
+        let m = method.as_str();
+        let path = path
+            .strip_suffix('/')
+            .filter(|p| !p.is_empty())
+            .unwrap_or(path);
+        let segs: Vec<&str> = path.trim_start_matches('/').split('/').collect();
+        let ep = match (m, segs.as_slice()) {
+            ("GET" | "HEAD", ["_ping"]) => E::Ping,
+            ("GET", ["version"]) => E::Version,
+            ("GET", ["info"]) => E::Info,
+            ("GET", ["events"]) => E::Events,
+            ("GET", ["system", "df"]) => E::SystemDf,
+            ("POST", ["auth"]) => E::Auth,
+
+            ("GET", ["containers", "json"]) => E::ContainerList,
+            ("POST", ["containers", "create"]) => E::ContainerCreate,
+            ("POST", ["containers", "prune"]) => E::ContainerPrune,
+            (_, ["containers", id, rest @ ..]) => {
+                let op = container_op(m, rest)?;
+                E::Container {
+                    id: decode(id)?,
+                    op,
+                }
+            }
+
+            (_, ["exec", id, rest]) => {
+                let op = match (m, *rest) {
+                    ("POST", "start") => ExecOp::Start,
+                    ("POST", "resize") => ExecOp::Resize,
+                    ("GET", "json") => ExecOp::Inspect,
+                    _ => return None,
+                };
+                E::Exec {
+                    id: decode(id)?,
+                    op,
+                }
+            }
+
+            ("GET", ["images", "json"]) => E::ImageList,
+            ("POST", ["images", "create"]) => E::ImageCreate,
+            ("GET", ["images", "search"]) => E::ImageSearch,
+            ("POST", ["images", "prune"]) => E::ImagePrune,
+            ("GET", ["images", "get"]) => E::ImagesSave,
+            ("POST", ["images", "load"]) => E::ImageLoad,
+            ("GET", ["distribution", name @ .., "json"]) if !name.is_empty() => {
+                E::DistributionInspect {
+                    name: decode(&name.join("/"))?,
+                }
+            }
+            // Image names hold slashes (`registry:5000/team/app:1`), so the operation is the last segment.
+            ("DELETE", ["images", name @ ..]) if !name.is_empty() => E::Image {
+                name: decode(&name.join("/"))?,
+                op: ImageOp::Delete,
+            },
+            (_, ["images", name @ .., last]) if !name.is_empty() => {
+                let op = match (m, *last) {
+                    ("GET", "json") => ImageOp::Inspect,
+                    ("GET", "history") => ImageOp::History,
+                    ("POST", "push") => ImageOp::Push,
+                    ("POST", "tag") => ImageOp::Tag,
+                    ("GET", "get") => ImageOp::Save,
+                    _ => return None,
+                };
+                E::Image {
+                    name: decode(&name.join("/"))?,
+                    op,
+                }
+            }
+            ("POST", ["build"]) => E::Build,
+            ("POST", ["build", "prune"]) => E::BuildPrune,
+            ("POST", ["build", "cancel"]) => E::BuildCancel,
+            ("POST", ["commit"]) => E::Commit,
+
+            ("GET", ["networks"]) => E::NetworkList,
+            ("POST", ["networks", "create"]) => E::NetworkCreate,
+            ("POST", ["networks", "prune"]) => E::NetworkPrune,
+            (_, ["networks", id, rest @ ..]) => {
+                let op = match (m, rest) {
+                    ("GET", []) => NetworkOp::Inspect,
+                    ("DELETE", []) => NetworkOp::Delete,
+                    ("POST", ["connect"]) => NetworkOp::Connect,
+                    ("POST", ["disconnect"]) => NetworkOp::Disconnect,
+                    _ => return None,
+                };
+                E::Network {
+                    id: decode(id)?,
+                    op,
+                }
+            }
+
+            ("GET", ["volumes"]) => E::VolumeList,
+            ("POST", ["volumes", "create"]) => E::VolumeCreate,
+            ("POST", ["volumes", "prune"]) => E::VolumePrune,
+            (_, ["volumes", name]) => {
+                let op = match m {
+                    "GET" => VolumeOp::Inspect,
+                    "DELETE" => VolumeOp::Delete,
+                    _ => return None,
+                };
+                E::Volume {
+                    name: decode(name)?,
+                    op,
+                }
+            }
+            _ => return None,
+        };
+        Some(ep)
+    }
+
+    /// True for endpoints whose connection is hijacked into a raw bidirectional stream.
+    /// Exec start is hijacked only when not detached; the engine decides, we only prepare for it.
+    pub fn may_hijack(&self) -> bool {
+        matches!(
+            self,
+            Endpoint::Container {
+                op: ContainerOp::Attach | ContainerOp::AttachWs,
+                ..
+            } | Endpoint::Exec {
+                op: ExecOp::Start,
+                ..
+            }
+        )
+    }
+
+    /// The command name of this endpoint in `disableapi` (the 2016 names where 2016 had one).
+    pub fn command_name(&self) -> &'static str {
+        use Endpoint as E;
+        match self {
+            E::Ping => "ping",
+            E::Version => "version",
+            E::Info => "info",
+            E::Events => "events",
+            E::SystemDf => "systemdf",
+            E::Auth => "auth",
+            E::ContainerList => "containersjson",
+            E::ContainerCreate => "containerscreate",
+            E::ContainerPrune => "containersprune",
+            E::Container { op, .. } => match op {
+                ContainerOp::Inspect => "containerjson",
+                ContainerOp::Top => "containertop",
+                ContainerOp::Logs => "containerlogs",
+                ContainerOp::Changes => "containerchanges",
+                ContainerOp::Export => "containerexport",
+                ContainerOp::Stats => "containerstats",
+                ContainerOp::Resize => "containerresize",
+                ContainerOp::Start => "containerstart",
+                ContainerOp::Stop => "containerstop",
+                ContainerOp::Restart => "containerrestart",
+                ContainerOp::Kill => "containerkill",
+                ContainerOp::Update => "containerupdate",
+                ContainerOp::Rename => "containerrename",
+                ContainerOp::Pause => "containerpause",
+                ContainerOp::Unpause => "containerunpause",
+                ContainerOp::Attach => "containerattach",
+                ContainerOp::AttachWs => "containerattachws",
+                ContainerOp::Wait => "containerwait",
+                ContainerOp::Delete => "containerdelete",
+                ContainerOp::ArchiveStat | ContainerOp::ArchiveGet | ContainerOp::ArchivePut => {
+                    "containerarchive"
+                }
+                ContainerOp::ExecCreate => "containerexec",
+                ContainerOp::Copy => "containercopy",
+            },
+            E::Exec { op, .. } => match op {
+                ExecOp::Start => "execstart",
+                ExecOp::Resize => "execresize",
+                ExecOp::Inspect => "execjson",
+            },
+            E::ImageList => "imagesjson",
+            E::ImageCreate => "imagescreate",
+            E::ImageSearch => "imagessearch",
+            E::ImagePrune => "imagesprune",
+            E::ImagesSave => "imagesget",
+            E::ImageLoad => "imagesload",
+            E::Image { op, .. } => match op {
+                ImageOp::Inspect => "imagejson",
+                ImageOp::History => "imagehistory",
+                ImageOp::Push => "imagepush",
+                ImageOp::Tag => "imagetag",
+                ImageOp::Delete => "imagedelete",
+                ImageOp::Save => "imageget",
+            },
+            E::DistributionInspect { .. } => "distributionjson",
+            E::Build => "build",
+            E::BuildPrune => "buildprune",
+            E::BuildCancel => "buildcancel",
+            E::Commit => "commit",
+            E::NetworkList => "networkslist",
+            E::NetworkCreate => "networkcreate",
+            E::NetworkPrune => "networksprune",
+            E::Network { op, .. } => match op {
+                NetworkOp::Inspect => "networkinspect",
+                NetworkOp::Delete => "networkdelete",
+                NetworkOp::Connect => "networkconnect",
+                NetworkOp::Disconnect => "networkdisconnect",
+            },
+            E::VolumeList => "volumeslist",
+            E::VolumeCreate => "volumecreate",
+            E::VolumePrune => "volumesprune",
+            E::Volume { op, .. } => match op {
+                VolumeOp::Inspect => "volumeinspect",
+                VolumeOp::Delete => "volumedelete",
+            },
+        }
+    }
+}
+
+fn container_op(method: &str, rest: &[&str]) -> Option<ContainerOp> {
+    use ContainerOp as C;
+    Some(match (method, rest) {
+        ("GET", ["json"]) => C::Inspect,
+        ("GET", ["top"]) => C::Top,
+        ("GET", ["logs"]) => C::Logs,
+        ("GET", ["changes"]) => C::Changes,
+        ("GET", ["export"]) => C::Export,
+        ("GET", ["stats"]) => C::Stats,
+        ("POST", ["resize"]) => C::Resize,
+        ("POST", ["start"]) => C::Start,
+        ("POST", ["stop"]) => C::Stop,
+        ("POST", ["restart"]) => C::Restart,
+        ("POST", ["kill"]) => C::Kill,
+        ("POST", ["update"]) => C::Update,
+        ("POST", ["rename"]) => C::Rename,
+        ("POST", ["pause"]) => C::Pause,
+        ("POST", ["unpause"]) => C::Unpause,
+        ("POST", ["attach"]) => C::Attach,
+        ("GET", ["attach", "ws"]) => C::AttachWs,
+        ("POST", ["wait"]) => C::Wait,
+        ("DELETE", []) => C::Delete,
+        ("HEAD", ["archive"]) => C::ArchiveStat,
+        ("GET", ["archive"]) => C::ArchiveGet,
+        ("PUT", ["archive"]) => C::ArchivePut,
+        ("POST", ["exec"]) => C::ExecCreate,
+        ("POST", ["copy"]) => C::Copy,
+        _ => return None,
+    })
+}
+
+/// Percent-decodes one path segment; a segment that is not UTF-8 names nothing.
+fn decode(seg: &str) -> Option<String> {
+    let s = percent_encoding::percent_decode_str(seg)
+        .decode_utf8()
+        .ok()?;
+    if s.is_empty() {
+        return None;
+    }
+    Some(s.into_owned())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn check(method: &str, path: &str, expected: Option<&str>) {
+        let m: Method = method.parse().unwrap();
+        let got = Endpoint::classify(&m, path).map(|e| format!("{e:?}"));
+        assert_eq!(got.as_deref(), expected, "{method} {path}");
+    }
+
+    #[test]
+    fn classifies_endpoints() {
+        check("HEAD", "/_ping", Some("Ping"));
+        check("GET", "/_ping", Some("Ping"));
+        check("POST", "/_ping", None);
+        check("GET", "/containers/json", Some("ContainerList"));
+        check(
+            "GET",
+            "/containers/abc/json",
+            Some(r#"Container { id: "abc", op: Inspect }"#),
+        );
+        check(
+            "DELETE",
+            "/containers/abc",
+            Some(r#"Container { id: "abc", op: Delete }"#),
+        );
+        check(
+            "GET",
+            "/containers/abc/attach/ws",
+            Some(r#"Container { id: "abc", op: AttachWs }"#),
+        );
+        check(
+            "HEAD",
+            "/containers/abc/archive",
+            Some(r#"Container { id: "abc", op: ArchiveStat }"#),
+        );
+        check("POST", "/containers/abc/nonsense", None);
+        check("GET", "/images/json", Some("ImageList"));
+        check("GET", "/images/get", Some("ImagesSave"));
+        check(
+            "GET",
+            "/images/reg:5000/team/app:1/json",
+            Some(r#"Image { name: "reg:5000/team/app:1", op: Inspect }"#),
+        );
+        check(
+            "DELETE",
+            "/images/team/app",
+            Some(r#"Image { name: "team/app", op: Delete }"#),
+        );
+        check(
+            "POST",
+            "/images/busybox/tag",
+            Some(r#"Image { name: "busybox", op: Tag }"#),
+        );
+        check(
+            "GET",
+            "/images/busybox/get",
+            Some(r#"Image { name: "busybox", op: Save }"#),
+        );
+        check("GET", "/networks", Some("NetworkList"));
+        check("GET", "/networks/", Some("NetworkList"));
+        check(
+            "GET",
+            "/networks/n1",
+            Some(r#"Network { id: "n1", op: Inspect }"#),
+        );
+        check(
+            "POST",
+            "/networks/n1/connect",
+            Some(r#"Network { id: "n1", op: Connect }"#),
+        );
+        check(
+            "GET",
+            "/volumes/v%2F1",
+            Some(r#"Volume { name: "v/1", op: Inspect }"#),
+        );
+        check("PUT", "/volumes/v1", None);
+        check(
+            "POST",
+            "/exec/e1/start",
+            Some(r#"Exec { id: "e1", op: Start }"#),
+        );
+        check("GET", "/exec/e1/start", None);
+        check("POST", "/session", None);
+        check("GET", "/swarm", None);
+        check("GET", "/nonsense/path", None);
+        check("GET", "/containers//json", None);
+    }
+}

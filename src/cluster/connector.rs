@@ -1,0 +1,230 @@
+//! How mtswarm reaches one engine: a TCP or unix-socket connection, pooled by hyper-util's client.
+
+use std::future::Future;
+use std::io;
+use std::path::PathBuf;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use http::Uri;
+use hyper_util::client::legacy::connect::{Connected, Connection};
+use hyper_util::rt::TokioIo;
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::net::{TcpStream, UnixStream};
+
+/// Where an engine listens.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum EngineAddr {
+    /// `tcp://host:port` (also written `host:port` in discovery lists).
+    Tcp { host: String, port: u16 },
+    /// `unix:///path/to/docker.sock`.
+    Unix(PathBuf),
+}
+
+impl EngineAddr {
+    /// Parses `tcp://h:p`, `http://h:p`, `unix:///path` or a bare `h:p`.
+    pub fn parse(s: &str) -> Result<EngineAddr, String> {
+        if let Some(path) = s.strip_prefix("unix://") {
+            if !path.starts_with('/') {
+                return Err(format!("{s}: a unix socket address needs an absolute path, as in unix:///var/run/docker.sock"));
+            }
+            return Ok(EngineAddr::Unix(PathBuf::from(path)));
+        }
+        let hostport = s
+            .strip_prefix("tcp://")
+            .or_else(|| s.strip_prefix("http://"))
+            .unwrap_or(s)
+            .trim_end_matches('/');
+        let (host, port) = hostport
+            .rsplit_once(':')
+            .ok_or_else(|| format!("{s}: an engine address is tcp://HOST:PORT or unix:///PATH"))?;
+        let port: u16 = port
+            .parse()
+            .map_err(|_| format!("{s}: {port:?} is not a port number"))?;
+        let host = host.trim_start_matches('[').trim_end_matches(']');
+        if host.is_empty() || host.contains('/') {
+            return Err(format!(
+                "{s}: an engine address is tcp://HOST:PORT or unix:///PATH"
+            ));
+        }
+        Ok(EngineAddr::Tcp {
+            host: host.to_string(),
+            port,
+        })
+    }
+
+    /// The authority to put in request URIs and `Host` headers.
+    pub fn authority(&self) -> String {
+        match self {
+            EngineAddr::Tcp { host, port } if host.contains(':') => format!("[{host}]:{port}"),
+            EngineAddr::Tcp { host, port } => format!("{host}:{port}"),
+            // The docker CLI uses this name over unix sockets; dockerd ignores it.
+            EngineAddr::Unix(_) => "api.moby.localhost".to_string(),
+        }
+    }
+}
+
+impl std::fmt::Display for EngineAddr {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            EngineAddr::Tcp { .. } => write!(f, "tcp://{}", self.authority()),
+            EngineAddr::Unix(p) => write!(f, "unix://{}", p.display()),
+        }
+    }
+}
+
+/// Connects to one engine whatever URI the client asks for: each node has its own pool.
+#[derive(Clone)]
+pub struct EngineConnector {
+    addr: Arc<EngineAddr>,
+    connect_timeout: Duration,
+}
+
+impl EngineConnector {
+    pub fn new(addr: EngineAddr, connect_timeout: Duration) -> EngineConnector {
+        EngineConnector {
+            addr: Arc::new(addr),
+            connect_timeout,
+        }
+    }
+}
+
+impl tower_service::Service<Uri> for EngineConnector {
+    type Response = TokioIo<EngineStream>;
+    type Error = io::Error;
+    type Future = Pin<Box<dyn Future<Output = io::Result<TokioIo<EngineStream>>> + Send>>;
+
+    fn poll_ready(&mut self, _cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, _uri: Uri) -> Self::Future {
+        let addr = self.addr.clone();
+        let timeout = self.connect_timeout;
+        Box::pin(async move {
+            let connect = async {
+                match &*addr {
+                    EngineAddr::Tcp { host, port } => {
+                        let s = TcpStream::connect((host.as_str(), *port)).await?;
+                        s.set_nodelay(true)?;
+                        Ok(EngineStream::Tcp(s))
+                    }
+                    EngineAddr::Unix(path) => {
+                        UnixStream::connect(path).await.map(EngineStream::Unix)
+                    }
+                }
+            };
+            match tokio::time::timeout(timeout, connect).await {
+                Ok(r) => r.map(TokioIo::new),
+                Err(_) => Err(io::Error::new(
+                    io::ErrorKind::TimedOut,
+                    format!("no connection within {} s", timeout.as_secs_f32()),
+                )),
+            }
+        })
+    }
+}
+
+/// A connection to an engine. Both kinds shut down their write half on `poll_shutdown`, which is how a
+/// client's half-close reaches the engine on hijacked streams.
+pub enum EngineStream {
+    Tcp(TcpStream),
+    Unix(UnixStream),
+}
+
+impl Connection for EngineStream {
+    fn connected(&self) -> Connected {
+        Connected::new()
+    }
+}
+
+impl AsyncRead for EngineStream {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        match self.get_mut() {
+            EngineStream::Tcp(s) => Pin::new(s).poll_read(cx, buf),
+            EngineStream::Unix(s) => Pin::new(s).poll_read(cx, buf),
+        }
+    }
+}
+
+impl AsyncWrite for EngineStream {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        match self.get_mut() {
+            EngineStream::Tcp(s) => Pin::new(s).poll_write(cx, buf),
+            EngineStream::Unix(s) => Pin::new(s).poll_write(cx, buf),
+        }
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        match self.get_mut() {
+            EngineStream::Tcp(s) => Pin::new(s).poll_flush(cx),
+            EngineStream::Unix(s) => Pin::new(s).poll_flush(cx),
+        }
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        match self.get_mut() {
+            EngineStream::Tcp(s) => Pin::new(s).poll_shutdown(cx),
+            EngineStream::Unix(s) => Pin::new(s).poll_shutdown(cx),
+        }
+    }
+
+    fn poll_write_vectored(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[io::IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        match self.get_mut() {
+            EngineStream::Tcp(s) => Pin::new(s).poll_write_vectored(cx, bufs),
+            EngineStream::Unix(s) => Pin::new(s).poll_write_vectored(cx, bufs),
+        }
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        match self {
+            EngineStream::Tcp(s) => s.is_write_vectored(),
+            EngineStream::Unix(s) => s.is_write_vectored(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn check(input: &str, expected: Result<&str, &str>) {
+        let got = EngineAddr::parse(input).map(|a| a.to_string());
+        match expected {
+            Ok(want) => assert_eq!(got.as_deref(), Ok(want), "{input}"),
+            Err(part) => assert!(
+                got.as_ref().is_err_and(|e| e.contains(part)),
+                "{input}: {got:?}"
+            ),
+        }
+    }
+
+    #[test]
+    fn parses_engine_addresses() {
+        check(
+            "unix:///var/run/docker.sock",
+            Ok("unix:///var/run/docker.sock"),
+        );
+        check("tcp://127.0.0.1:2375", Ok("tcp://127.0.0.1:2375"));
+        check("http://10.0.0.1:2375/", Ok("tcp://10.0.0.1:2375"));
+        check("node1:2375", Ok("tcp://node1:2375"));
+        check("tcp://[::1]:2375", Ok("tcp://[::1]:2375"));
+        check("unix://relative.sock", Err("absolute path"));
+        check("tcp://host", Err("tcp://HOST:PORT"));
+        check("tcp://host:99999", Err("not a port"));
+    }
+}

@@ -1,0 +1,160 @@
+//! The request pipeline: every request goes through the same phases, in this order, each a function.
+//!
+//! 1. `negotiate`: the API version prefix, refused as dockerd refuses it;
+//! 2. `classify`: the closed [`Endpoint`] enum; an unknown endpoint stops here;
+//! 3. authenticate and apply policy (the tenancy and policy work adds these phases here);
+//! 4. `route`: mtswarm itself, or the node chosen by the cluster;
+//! 5. forward (streamed) or hijack, and relay the answer;
+//! 6. `finish`: the headers every response carries, and one log line.
+//!
+//! **Architecture Invariant:** nothing is sent to an engine before phases 1 to 3 have passed.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Instant;
+
+use http::{header, Method, Request, Response};
+use hyper::body::Incoming;
+
+use crate::api::{self, version, ApiError, ApiVersion, Endpoint};
+use crate::body::Body;
+use crate::cluster::{Cluster, Target};
+use crate::proxy::{self, hijack};
+
+/// Shared by all requests.
+pub struct Gateway {
+    pub cluster: Arc<Cluster>,
+    next_id: AtomicU64,
+}
+
+/// What one request has learned about itself as it moves through the phases.
+#[derive(Debug)]
+pub struct RequestCtx {
+    /// Counts requests since start, for correlating log lines.
+    pub id: u64,
+    pub method: Method,
+    pub path: String,
+    /// The version the client asked for in its path, if it did.
+    pub version: Option<ApiVersion>,
+    pub endpoint: Option<Endpoint>,
+    /// The node that served it, for the log line.
+    pub node: Option<String>,
+    pub started: Instant,
+}
+
+impl Gateway {
+    pub fn new(cluster: Arc<Cluster>) -> Gateway {
+        Gateway {
+            cluster,
+            next_id: AtomicU64::new(1),
+        }
+    }
+
+    /// Serves one request; never fails, errors become Docker-style responses.
+    pub async fn handle(&self, req: Request<Incoming>) -> Response<Body> {
+        let mut ctx = RequestCtx {
+            id: self.next_id.fetch_add(1, Ordering::Relaxed),
+            method: req.method().clone(),
+            path: req.uri().path().to_string(),
+            version: None,
+            endpoint: None,
+            node: None,
+            started: Instant::now(),
+        };
+        let resp = match self.pipeline(&mut ctx, req).await {
+            Ok(resp) => resp,
+            Err(e) => e.into_response(),
+        };
+        self.finish(&ctx, resp)
+    }
+
+    async fn pipeline(
+        &self,
+        ctx: &mut RequestCtx,
+        req: Request<Incoming>,
+    ) -> Result<Response<Body>, ApiError> {
+        let path = self.negotiate(ctx, req.uri().path())?;
+        let endpoint = classify(&ctx.method, &path)?;
+        ctx.endpoint = Some(endpoint.clone());
+        match self.cluster.route(&endpoint)? {
+            Target::Local => Ok(self.answer_locally(&endpoint, &ctx.method).await),
+            Target::Node(node) => {
+                ctx.node = Some(node.name());
+                let pq = proxy::upstream_path(
+                    ctx.version.as_ref(),
+                    &self.cluster.max_api_version(),
+                    &path,
+                    req.uri().query(),
+                );
+                if endpoint.may_hijack() {
+                    hijack::forward(&node, req, pq).await
+                } else {
+                    proxy::forward(&node, req, pq).await
+                }
+            }
+        }
+    }
+
+    /// Strips and checks the version prefix, returning the path without it.
+    fn negotiate(&self, ctx: &mut RequestCtx, raw: &str) -> Result<String, ApiError> {
+        let (requested, path) = version::split_version(raw);
+        if let Some(v) = requested {
+            let v = ApiVersion::parse(v).ok_or_else(|| not_found(&ctx.method, raw))?;
+            version::check(
+                &v,
+                &self.cluster.min_api_version(),
+                &self.cluster.max_api_version(),
+            )
+            .map_err(ApiError::bad_request)?;
+            ctx.version = Some(v);
+        }
+        Ok(path.to_string())
+    }
+
+    async fn answer_locally(&self, endpoint: &Endpoint, method: &Method) -> Response<Body> {
+        match endpoint {
+            Endpoint::Ping => api::system::ping(method),
+            Endpoint::Version => api::system::version(&self.cluster),
+            Endpoint::Info => api::system::info(&self.cluster).await,
+            other => ApiError::new(
+                http::StatusCode::INTERNAL_SERVER_ERROR,
+                format!("mtswarm cannot answer {} itself", other.command_name()),
+            )
+            .into_response(),
+        }
+    }
+
+    /// The headers dockerd puts on every response, and the request's log line.
+    fn finish(&self, ctx: &RequestCtx, mut resp: Response<Body>) -> Response<Body> {
+        let h = resp.headers_mut();
+        h.insert(
+            "api-version",
+            proxy::header_value(self.cluster.max_api_version().as_str()),
+        );
+        h.insert("ostype", header::HeaderValue::from_static("linux"));
+        h.insert(
+            header::SERVER,
+            header::HeaderValue::from_static(api::system::SERVER_VERSION),
+        );
+        tracing::info!(
+            id = ctx.id,
+            method = %ctx.method,
+            path = %ctx.path,
+            status = resp.status().as_u16(),
+            duration_ms = ctx.started.elapsed().as_secs_f64() * 1000.0,
+            node = ctx.node.as_deref().unwrap_or("-"),
+            "request"
+        );
+        resp
+    }
+}
+
+fn classify(method: &Method, path: &str) -> Result<Endpoint, ApiError> {
+    Endpoint::classify(method, path).ok_or_else(|| not_found(method, path))
+}
+
+fn not_found(method: &Method, path: &str) -> ApiError {
+    ApiError::not_found(format!(
+        "page not found: mtswarm does not serve {method} {path}"
+    ))
+}

@@ -1,0 +1,194 @@
+//! Hijacked connections: attach and exec start turn the HTTP connection into a raw two-way stream.
+//!
+//! The upstream upgrade is complete before the client gets its `101`, so no early output is lost.
+//! Each direction is pumped on its own: the client's end of input (a half-close) is passed to the engine
+//! as a write shutdown while the engine's output keeps flowing, which is how `echo x | docker exec -i c cat`
+//! ends. When the engine's output ends the session is over.
+
+use bytes::BytesMut;
+use http::header::{self, HeaderValue};
+use http::{Request, Response, StatusCode};
+use http_body_util::{BodyExt, StreamBody};
+use hyper::body::{Frame, Incoming};
+use hyper::upgrade::Upgraded;
+use hyper_util::rt::TokioIo;
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+
+use super::{copy_headers, engine_error, relay_response};
+use crate::api::ApiError;
+use crate::body::{self, Body, BoxError};
+use crate::cluster::Node;
+
+/// Forwards a request that the engine may answer by hijacking the connection.
+pub async fn forward(
+    node: &Node,
+    mut req: Request<Incoming>,
+    path_and_query: String,
+) -> Result<Response<Body>, ApiError> {
+    let client_protocol = req.headers().get(header::UPGRADE).cloned();
+    let client_upgrade = hyper::upgrade::on(&mut req);
+    let (parts, incoming) = req.into_parts();
+
+    // dockerd hijacks these endpoints with or without `Upgrade`; asking for it makes it answer 101,
+    // which is what lets hyper hand the connection over.
+    let protocol = client_protocol
+        .clone()
+        .unwrap_or_else(|| HeaderValue::from_static("tcp"));
+    let mut up = Request::builder().method(parts.method).uri(path_and_query);
+    if let Some(h) = up.headers_mut() {
+        *h = copy_headers(&parts.headers);
+        h.insert(header::CONNECTION, HeaderValue::from_static("Upgrade"));
+        h.insert(header::UPGRADE, protocol.clone());
+    }
+    let up = up
+        .body(body::stream(incoming))
+        .map_err(|e| ApiError::bad_request(e.to_string()))?;
+    let mut resp = node.send(up).await.map_err(engine_error)?;
+    if resp.status() != StatusCode::SWITCHING_PROTOCOLS {
+        // Errors (no such container, a detached exec) are ordinary answers, bodies and all.
+        return Ok(relay_response(resp));
+    }
+    let content_type = resp.headers().get(header::CONTENT_TYPE).cloned();
+    let engine = hyper::upgrade::on(&mut resp).await.map_err(|e| {
+        ApiError::bad_gateway(format!(
+            "engine {} did not hand over the stream: {e}",
+            node.name()
+        ))
+    })?;
+
+    match client_protocol {
+        Some(protocol) => {
+            let mut out = Response::new(body::empty());
+            *out.status_mut() = StatusCode::SWITCHING_PROTOCOLS;
+            let h = out.headers_mut();
+            h.insert(header::CONNECTION, HeaderValue::from_static("Upgrade"));
+            h.insert(header::UPGRADE, protocol);
+            if let Some(ct) = content_type {
+                h.insert(header::CONTENT_TYPE, ct);
+            }
+            tokio::spawn(async move {
+                match client_upgrade.await {
+                    Ok(client) => pump(TokioIo::new(client), TokioIo::new(engine)).await,
+                    Err(e) => {
+                        tracing::debug!(cause = %e, "client went away before the stream started")
+                    }
+                }
+            });
+            Ok(out)
+        }
+        // A client that did not ask to upgrade cannot get the connection back from an HTTP server:
+        // it gets the engine's output as the body, and its input is closed.
+        None => {
+            let mut out = Response::new(output_only(TokioIo::new(engine)));
+            out.headers_mut().insert(
+                header::CONTENT_TYPE,
+                content_type.unwrap_or_else(|| {
+                    HeaderValue::from_static("application/vnd.docker.raw-stream")
+                }),
+            );
+            Ok(out)
+        }
+    }
+}
+
+/// Streams what the engine writes as a response body after closing the engine's input.
+fn output_only(engine: TokioIo<Upgraded>) -> Body {
+    let stream = futures_util::stream::unfold((engine, false), |(mut io, shut)| async move {
+        if !shut {
+            let _ = io.shutdown().await;
+        }
+        let mut buf = BytesMut::with_capacity(16 * 1024);
+        match io.read_buf(&mut buf).await {
+            Ok(0) => None,
+            Ok(_) => Some((Ok::<_, BoxError>(Frame::data(buf.freeze())), (io, true))),
+            Err(e) => Some((Err(BoxError::from(e)), (io, true))),
+        }
+    });
+    StreamBody::new(stream).boxed_unsync()
+}
+
+/// Copies both ways until the engine's output ends; the client's half-close becomes the engine's.
+pub async fn pump<C, E>(client: C, engine: E)
+where
+    C: AsyncRead + AsyncWrite + Send,
+    E: AsyncRead + AsyncWrite + Send,
+{
+    let (mut client_r, mut client_w) = tokio::io::split(client);
+    let (mut engine_r, mut engine_w) = tokio::io::split(engine);
+    let to_engine = async {
+        copy_until_eof(&mut client_r, &mut engine_w).await;
+        let _ = engine_w.shutdown().await;
+    };
+    let to_client = async {
+        copy_until_eof(&mut engine_r, &mut client_w).await;
+        let _ = client_w.shutdown().await;
+    };
+    tokio::pin!(to_engine, to_client);
+    tokio::select! {
+        // The engine is done: nothing will read the client's input any more.
+        _ = &mut to_client => {}
+        // The client's input ended (a half-close, or it went away): keep delivering the output.
+        _ = &mut to_engine => to_client.await,
+    }
+}
+
+/// Copies until end of input. A read error counts as the end of that direction only (a TLS peer that
+/// closes without close_notify is one); a write error ends it too. Each chunk is flushed at once:
+/// interactive sessions must not wait for a buffer to fill.
+async fn copy_until_eof<R, W>(r: &mut R, w: &mut W)
+where
+    R: AsyncRead + Unpin,
+    W: AsyncWrite + Unpin,
+{
+    let mut buf = vec![0u8; 32 * 1024];
+    loop {
+        let n = match r.read(&mut buf).await {
+            Ok(0) | Err(_) => return,
+            Ok(n) => n,
+        };
+        if w.write_all(&buf[..n]).await.is_err() || w.flush().await.is_err() {
+            return;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tokio::io::duplex;
+
+    // A protocol corner no engine can be made to show on demand: the two halves of a session ending in
+    // either order. duplex pipes stand in for the two sockets.
+    #[tokio::test]
+    async fn half_close_reaches_the_engine_and_output_keeps_flowing() {
+        let (client_side, mut client) = duplex(1024);
+        let (engine_side, mut engine) = duplex(1024);
+        let session = tokio::spawn(pump(client_side, engine_side));
+
+        client.write_all(b"hello").await.unwrap();
+        client.shutdown().await.unwrap();
+        let mut got = Vec::new();
+        engine.read_to_end(&mut got).await.unwrap();
+        assert_eq!(got, b"hello", "the engine sees the input, then its end");
+
+        engine.write_all(b"output after EOF").await.unwrap();
+        engine.shutdown().await.unwrap();
+        let mut out = Vec::new();
+        client.read_to_end(&mut out).await.unwrap();
+        assert_eq!(out, b"output after EOF");
+        session.await.unwrap();
+    }
+
+    #[tokio::test]
+    async fn engine_end_finishes_the_session() {
+        let (client_side, mut client) = duplex(1024);
+        let (engine_side, mut engine) = duplex(1024);
+        let session = tokio::spawn(pump(client_side, engine_side));
+        engine.write_all(b"bye").await.unwrap();
+        engine.shutdown().await.unwrap();
+        let mut out = Vec::new();
+        client.read_to_end(&mut out).await.unwrap();
+        assert_eq!(out, b"bye");
+        session.await.unwrap();
+    }
+}

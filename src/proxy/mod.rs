@@ -1,0 +1,151 @@
+//! Forwarding: a classified, authorized request goes to the engine chosen by the cluster, and its answer
+//! comes back, streamed both ways. Hijacked connections (attach, exec start) are in [`hijack`].
+//!
+//! **Architecture Invariant:** no body is read whole here. Request bodies (build contexts, archives, image
+//! tars) and response bodies (logs, events, stats, exports) pass through frame by frame.
+
+pub mod hijack;
+
+use http::header::{self, HeaderMap, HeaderName, HeaderValue};
+use http::{Request, Response, StatusCode};
+use hyper::body::Incoming;
+
+use crate::api::{ApiError, ApiVersion};
+use crate::body::{self, Body};
+use crate::cluster::{EngineError, Node};
+
+/// Headers that belong to one hop and are never copied across mtswarm.
+const HOP_BY_HOP: [HeaderName; 7] = [
+    header::CONNECTION,
+    header::PROXY_AUTHENTICATE,
+    header::PROXY_AUTHORIZATION,
+    header::TE,
+    header::TRAILER,
+    header::TRANSFER_ENCODING,
+    header::UPGRADE,
+];
+
+/// Client headers that are mtswarm's own business: credentials never reach an engine.
+pub const AUTH_HEADERS: [&str; 2] = ["x-auth-token", "x-auth-tenantid"];
+
+/// Copies end-to-end headers, dropping hop-by-hop ones, those named by `Connection`, and credentials.
+pub fn copy_headers(from: &HeaderMap) -> HeaderMap {
+    let named_by_connection: Vec<String> = from
+        .get_all(header::CONNECTION)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .map(|s| s.trim().to_ascii_lowercase())
+        .collect();
+    let mut out = HeaderMap::with_capacity(from.len());
+    for (name, value) in from {
+        let n = name.as_str();
+        if HOP_BY_HOP.contains(name)
+            || n == "keep-alive"
+            || n == "host"
+            || AUTH_HEADERS.contains(&n)
+            || named_by_connection.iter().any(|c| c == n)
+        {
+            continue;
+        }
+        out.append(name.clone(), value.clone());
+    }
+    out
+}
+
+/// The path and query to send to the engine. The client's version prefix is kept as is (semantics
+/// change between versions); an unversioned path gets the version mtswarm advertises, which every
+/// engine of the cluster speaks, where the engine would otherwise read it as its own newest.
+pub fn upstream_path(
+    version: Option<&ApiVersion>,
+    advertised: &ApiVersion,
+    path: &str,
+    query: Option<&str>,
+) -> String {
+    let v = version.unwrap_or(advertised);
+    match query {
+        Some(q) => format!("/v{v}{path}?{q}"),
+        None => format!("/v{v}{path}"),
+    }
+}
+
+/// Maps a failure to reach an engine to the status the client gets.
+pub fn engine_error(e: EngineError) -> ApiError {
+    match e {
+        EngineError::Unavailable { .. } => ApiError::unavailable(e.to_string()),
+        EngineError::Broken { .. } => ApiError::bad_gateway(e.to_string()),
+        EngineError::Answer {
+            status, message, ..
+        } => ApiError::new(status, message),
+    }
+}
+
+/// Forwards an ordinary (not hijacked) request and streams the answer back.
+pub async fn forward(
+    node: &Node,
+    req: Request<Incoming>,
+    path_and_query: String,
+) -> Result<Response<Body>, ApiError> {
+    let (parts, incoming) = req.into_parts();
+    let mut up = Request::builder().method(parts.method).uri(path_and_query);
+    if let Some(h) = up.headers_mut() {
+        *h = copy_headers(&parts.headers);
+    }
+    let up = up
+        .body(body::stream(incoming))
+        .map_err(|e| ApiError::bad_request(e.to_string()))?;
+    let resp = node.send(up).await.map_err(engine_error)?;
+    Ok(relay_response(resp))
+}
+
+/// Turns an engine's response into mtswarm's, streaming the body.
+pub fn relay_response(resp: Response<Incoming>) -> Response<Body> {
+    let (parts, incoming) = resp.into_parts();
+    let mut out = Response::new(body::stream(incoming));
+    *out.status_mut() = parts.status;
+    *out.headers_mut() = copy_headers(&parts.headers);
+    out.headers_mut().remove(header::SERVER);
+    out
+}
+
+/// True when a status and headers say the engine switched protocols.
+pub fn is_switch(status: StatusCode) -> bool {
+    status == StatusCode::SWITCHING_PROTOCOLS
+}
+
+pub fn header_value(s: &str) -> HeaderValue {
+    HeaderValue::from_str(s).unwrap_or_else(|_| HeaderValue::from_static("invalid"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn drops_hop_by_hop_and_credentials() {
+        let mut h = HeaderMap::new();
+        h.insert("x-auth-token", HeaderValue::from_static("secret"));
+        h.insert("X-Auth-TenantId", HeaderValue::from_static("alice"));
+        h.insert("connection", HeaderValue::from_static("Upgrade, X-Custom"));
+        h.insert("x-custom", HeaderValue::from_static("1"));
+        h.insert("upgrade", HeaderValue::from_static("tcp"));
+        h.insert("host", HeaderValue::from_static("example"));
+        h.insert("x-registry-auth", HeaderValue::from_static("e30="));
+        h.insert("content-type", HeaderValue::from_static("application/json"));
+        let out = copy_headers(&h);
+        let mut names: Vec<&str> = out.keys().map(|k| k.as_str()).collect();
+        names.sort();
+        assert_eq!(names, ["content-type", "x-registry-auth"]);
+    }
+
+    #[test]
+    fn keeps_client_version() {
+        let adv = ApiVersion::parse("1.41").unwrap();
+        let v = ApiVersion::parse("1.40").unwrap();
+        assert_eq!(
+            upstream_path(Some(&v), &adv, "/containers/json", Some("all=1")),
+            "/v1.40/containers/json?all=1"
+        );
+        assert_eq!(upstream_path(None, &adv, "/info", None), "/v1.41/info");
+    }
+}

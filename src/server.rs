@@ -1,0 +1,158 @@
+//! Listening: accept connections on every `-H` address and serve HTTP/1.1 on each, with upgrades.
+//!
+//! The caller binds the listeners (so tests bind port 0) and says when to stop. Shutdown is graceful:
+//! accepting stops, requests in flight finish, and hijacked streams get [`SHUTDOWN_GRACE`] to end.
+
+use std::future::Future;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use hyper::server::conn::http1;
+use hyper::service::service_fn;
+use hyper_util::rt::{TokioIo, TokioTimer};
+use tokio::net::{TcpListener, UnixListener};
+
+use crate::gateway::Gateway;
+
+/// How long open connections get to finish after shutdown starts.
+pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
+
+/// A bound listening socket.
+pub enum Listener {
+    Tcp(TcpListener),
+    /// The path is removed when the server stops.
+    Unix(UnixListener, PathBuf),
+}
+
+impl Listener {
+    /// The address to print for clients: `tcp://127.0.0.1:2376`, `unix:///run/mtswarm.sock`.
+    pub fn url(&self) -> String {
+        match self {
+            Listener::Tcp(l) => match l.local_addr() {
+                Ok(a) => format!("tcp://{a}"),
+                Err(_) => "tcp://?".to_string(),
+            },
+            Listener::Unix(_, p) => format!("unix://{}", p.display()),
+        }
+    }
+}
+
+/// Serves until `shutdown` completes, then drains.
+pub async fn run(
+    gateway: Arc<Gateway>,
+    listeners: Vec<Listener>,
+    shutdown: impl Future<Output = ()>,
+) {
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    // Every connection task holds a clone of `done_tx`; when all are dropped, `done_rx` yields None.
+    let (done_tx, mut done_rx) = tokio::sync::mpsc::channel::<()>(1);
+    let mut accepting = Vec::new();
+    for l in listeners {
+        let gw = gateway.clone();
+        let mut stop = stop_rx.clone();
+        let watcher = Watcher {
+            stop: stop_rx.clone(),
+            _done: done_tx.clone(),
+        };
+        accepting.push(tokio::spawn(async move {
+            loop {
+                tokio::select! {
+                    _ = stop.changed() => break,
+                    accepted = accept(&l) => match accepted {
+                        Ok(io) => serve(gw.clone(), io, &watcher),
+                        Err(e) => {
+                            tracing::warn!(cause = %e, "accept failed");
+                            tokio::time::sleep(Duration::from_millis(50)).await;
+                        }
+                    }
+                }
+            }
+            if let Listener::Unix(_, path) = &l {
+                let _ = std::fs::remove_file(path);
+            }
+        }));
+    }
+    shutdown.await;
+    tracing::info!("shutting down: no new connections, draining open ones");
+    let _ = stop_tx.send(true);
+    for a in accepting {
+        let _ = a.await;
+    }
+    drop(done_tx);
+    if tokio::time::timeout(SHUTDOWN_GRACE, done_rx.recv())
+        .await
+        .is_err()
+    {
+        tracing::warn!(
+            "connections still open after {} s; closing them",
+            SHUTDOWN_GRACE.as_secs()
+        );
+    }
+}
+
+/// What a connection task needs to take part in shutdown.
+#[derive(Clone)]
+struct Watcher {
+    stop: tokio::sync::watch::Receiver<bool>,
+    /// Dropped when the connection ends; shutdown waits until every clone is gone.
+    _done: tokio::sync::mpsc::Sender<()>,
+}
+
+/// An accepted connection of either kind.
+enum Conn {
+    Tcp(tokio::net::TcpStream),
+    Unix(tokio::net::UnixStream),
+}
+
+async fn accept(l: &Listener) -> std::io::Result<Conn> {
+    match l {
+        Listener::Tcp(l) => {
+            let (s, _) = l.accept().await?;
+            let _ = s.set_nodelay(true);
+            Ok(Conn::Tcp(s))
+        }
+        Listener::Unix(l, _) => Ok(Conn::Unix(l.accept().await?.0)),
+    }
+}
+
+fn serve(gateway: Arc<Gateway>, conn: Conn, watcher: &Watcher) {
+    match conn {
+        Conn::Tcp(s) => serve_io(gateway, s, watcher),
+        Conn::Unix(s) => serve_io(gateway, s, watcher),
+    }
+}
+
+fn serve_io<I>(gateway: Arc<Gateway>, io: I, watcher: &Watcher)
+where
+    I: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
+    let service = service_fn(move |req| {
+        let gw = gateway.clone();
+        async move { Ok::<_, std::convert::Infallible>(gw.handle(req).await) }
+    });
+    let mut builder = http1::Builder::new();
+    builder
+        .timer(TokioTimer::new())
+        .header_read_timeout(Duration::from_secs(60))
+        .keep_alive(true);
+    let conn = builder
+        .serve_connection(TokioIo::new(io), service)
+        .with_upgrades();
+    let Watcher { mut stop, _done } = watcher.clone();
+    tokio::spawn(async move {
+        tokio::pin!(conn);
+        let result = tokio::select! {
+            r = conn.as_mut() => r,
+            _ = stop.changed() => {
+                // Finish the request in flight, then close instead of keeping the connection alive.
+                conn.as_mut().graceful_shutdown();
+                conn.await
+            }
+        };
+        if let Err(e) = result {
+            tracing::debug!(cause = %e, "connection ended with an error");
+        }
+        drop(_done);
+    });
+}
