@@ -20,18 +20,12 @@ impl Env {
     }
 
     pub fn from_pairs<'a>(pairs: impl IntoIterator<Item = (&'a str, &'a str)>) -> Env {
-        Env(pairs
-            .into_iter()
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect())
+        Env(pairs.into_iter().map(|(k, v)| (k.to_string(), v.to_string())).collect())
     }
 
     /// A variable, unless unset or empty.
     pub fn get(&self, key: &str) -> Option<&str> {
-        self.0
-            .get(key)
-            .map(String::as_str)
-            .filter(|v| !v.is_empty())
+        self.0.get(key).map(String::as_str).filter(|v| !v.is_empty())
     }
 }
 
@@ -49,18 +43,14 @@ impl ListenAddr {
     pub fn parse(s: &str) -> Result<ListenAddr, String> {
         if let Some(path) = s.strip_prefix("unix://") {
             if !path.starts_with('/') {
-                return Err(format!(
-                    "-H {s}: a unix socket needs an absolute path, as in unix:///run/mtswarm.sock"
-                ));
+                return Err(format!("-H {s}: a unix socket needs an absolute path, as in unix:///run/mtswarm.sock"));
             }
             return Ok(ListenAddr::Unix(PathBuf::from(path)));
         }
         let hp = s.strip_prefix("tcp://").unwrap_or(s);
-        let (host, port) = hp
-            .rsplit_once(':')
-            .ok_or_else(|| format!("-H {s}: expected tcp://ADDR:PORT or unix:///PATH"))?;
-        port.parse::<u16>()
-            .map_err(|_| format!("-H {s}: {port:?} is not a port number"))?;
+        let (host, port) =
+            hp.rsplit_once(':').ok_or_else(|| format!("-H {s}: expected tcp://ADDR:PORT or unix:///PATH"))?;
+        port.parse::<u16>().map_err(|_| format!("-H {s}: {port:?} is not a port number"))?;
         let host = if host.is_empty() { "0.0.0.0" } else { host };
         Ok(ListenAddr::Tcp(format!("{host}:{port}")))
     }
@@ -87,24 +77,15 @@ pub struct Config {
 
 impl Config {
     pub fn from_raw(raw: &RawManage, _env: &Env) -> Result<Config, String> {
-        let hosts = if raw.hosts.is_empty() {
-            vec![ListenAddr::DEFAULT.to_string()]
-        } else {
-            raw.hosts.clone()
-        };
-        let listen = hosts
-            .iter()
-            .map(|h| ListenAddr::parse(h))
-            .collect::<Result<Vec<_>, _>>()?;
+        let hosts = if raw.hosts.is_empty() { vec![ListenAddr::DEFAULT.to_string()] } else { raw.hosts.clone() };
+        let listen = hosts.iter().map(|h| ListenAddr::parse(h)).collect::<Result<Vec<_>, _>>()?;
         let discovery = match &raw.discovery {
             Some(d) => Discovery::parse(d)?,
             None => Discovery::default(),
         };
         let secs = raw.engine_connect_timeout_secs.unwrap_or(3.0);
         if !(secs > 0.0 && secs <= 600.0) {
-            return Err(format!(
-                "--engine-connect-timeout {secs}: give seconds between 0 and 600"
-            ));
+            return Err(format!("--engine-connect-timeout {secs}: give seconds between 0 and 600"));
         }
         Ok(Config {
             listen,
@@ -120,10 +101,7 @@ mod tests {
     use super::*;
 
     fn check(hosts: &[&str], expected: &str) {
-        let raw = RawManage {
-            hosts: hosts.iter().map(|s| s.to_string()).collect(),
-            ..Default::default()
-        };
+        let raw = RawManage { hosts: hosts.iter().map(|s| s.to_string()).collect(), ..Default::default() };
         let got = match Config::from_raw(&raw, &Env::default()) {
             Ok(c) => format!("{:?}", c.listen),
             Err(e) => format!("error: {e}"),
@@ -134,16 +112,13 @@ mod tests {
     #[test]
     fn parses_listen_addresses() {
         check(&[], r#"[Tcp("127.0.0.1:2376")]"#);
-        check(
-            &["tcp://0.0.0.0:2375", "unix:///run/m.sock"],
-            r#"[Tcp("0.0.0.0:2375"), Unix("/run/m.sock")]"#,
-        );
+        check(&["tcp://0.0.0.0:2375", "unix:///run/m.sock"], r#"[Tcp("0.0.0.0:2375"), Unix("/run/m.sock")]"#);
         check(&[":2375"], r#"[Tcp("0.0.0.0:2375")]"#);
+        check(&["tcp://x"], "error: -H tcp://x: expected tcp://ADDR:PORT or unix:///PATH");
         check(
-            &["tcp://x"],
-            "error: -H tcp://x: expected tcp://ADDR:PORT or unix:///PATH",
+            &["unix://rel"],
+            "error: -H unix://rel: a unix socket needs an absolute path, as in unix:///run/mtswarm.sock",
         );
-        check(&["unix://rel"], "error: -H unix://rel: a unix socket needs an absolute path, as in unix:///run/mtswarm.sock");
     }
 
     #[test]

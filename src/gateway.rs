@@ -44,10 +44,7 @@ pub struct RequestCtx {
 
 impl Gateway {
     pub fn new(cluster: Arc<Cluster>) -> Gateway {
-        Gateway {
-            cluster,
-            next_id: AtomicU64::new(1),
-        }
+        Gateway { cluster, next_id: AtomicU64::new(1) }
     }
 
     /// Serves one request; never fails, errors become Docker-style responses.
@@ -68,11 +65,7 @@ impl Gateway {
         self.finish(&ctx, resp)
     }
 
-    async fn pipeline(
-        &self,
-        ctx: &mut RequestCtx,
-        req: Request<Incoming>,
-    ) -> Result<Response<Body>, ApiError> {
+    async fn pipeline(&self, ctx: &mut RequestCtx, req: Request<Incoming>) -> Result<Response<Body>, ApiError> {
         let path = self.negotiate(ctx, req.uri().path())?;
         let endpoint = classify(&ctx.method, &path)?;
         ctx.endpoint = Some(endpoint.clone());
@@ -100,12 +93,8 @@ impl Gateway {
         let (requested, path) = version::split_version(raw);
         if let Some(v) = requested {
             let v = ApiVersion::parse(v).ok_or_else(|| not_found(&ctx.method, raw))?;
-            version::check(
-                &v,
-                &self.cluster.min_api_version(),
-                &self.cluster.max_api_version(),
-            )
-            .map_err(ApiError::bad_request)?;
+            version::check(&v, &self.cluster.min_api_version(), &self.cluster.max_api_version())
+                .map_err(ApiError::bad_request)?;
             ctx.version = Some(v);
         }
         Ok(path.to_string())
@@ -127,15 +116,9 @@ impl Gateway {
     /// The headers dockerd puts on every response, and the request's log line.
     fn finish(&self, ctx: &RequestCtx, mut resp: Response<Body>) -> Response<Body> {
         let h = resp.headers_mut();
-        h.insert(
-            "api-version",
-            proxy::header_value(self.cluster.max_api_version().as_str()),
-        );
+        h.insert("api-version", proxy::header_value(self.cluster.max_api_version().as_str()));
         h.insert("ostype", header::HeaderValue::from_static("linux"));
-        h.insert(
-            header::SERVER,
-            header::HeaderValue::from_static(api::system::SERVER_VERSION),
-        );
+        h.insert(header::SERVER, header::HeaderValue::from_static(api::system::SERVER_VERSION));
         tracing::info!(
             id = ctx.id,
             method = %ctx.method,
@@ -154,7 +137,5 @@ fn classify(method: &Method, path: &str) -> Result<Endpoint, ApiError> {
 }
 
 fn not_found(method: &Method, path: &str) -> ApiError {
-    ApiError::not_found(format!(
-        "page not found: mtswarm does not serve {method} {path}"
-    ))
+    ApiError::not_found(format!("page not found: mtswarm does not serve {method} {path}"))
 }

@@ -23,9 +23,8 @@ pub async fn bind(config: &Config) -> anyhow::Result<Vec<Listener>> {
     for addr in &config.listen {
         match addr {
             ListenAddr::Tcp(a) => {
-                let l = tokio::net::TcpListener::bind(a)
-                    .await
-                    .with_context(|| format!("cannot listen on tcp://{a}"))?;
+                let l =
+                    tokio::net::TcpListener::bind(a).await.with_context(|| format!("cannot listen on tcp://{a}"))?;
                 out.push(Listener::Tcp(l));
             }
             ListenAddr::Unix(p) => {
@@ -42,15 +41,9 @@ pub async fn bind(config: &Config) -> anyhow::Result<Vec<Listener>> {
 }
 
 /// Runs `manage` on listeners the caller bound, until `shutdown` completes.
-pub async fn run(
-    config: Config,
-    listeners: Vec<Listener>,
-    shutdown: impl Future<Output = ()>,
-) -> anyhow::Result<()> {
-    let cluster = Arc::new(
-        cluster::Cluster::new(&config.discovery, config.engine_connect_timeout)
-            .map_err(anyhow::Error::msg)?,
-    );
+pub async fn run(config: Config, listeners: Vec<Listener>, shutdown: impl Future<Output = ()>) -> anyhow::Result<()> {
+    let cluster =
+        Arc::new(cluster::Cluster::new(&config.discovery, config.engine_connect_timeout).map_err(anyhow::Error::msg)?);
     // Learn the engines' API versions before the first client negotiates; an engine that is down is
     // retried by the refresh loop and does not stop mtswarm from starting.
     let _ = tokio::time::timeout(Duration::from_secs(5), cluster.refresh()).await;

@@ -8,23 +8,13 @@ use clap::{Parser, Subcommand};
 use mtswarm::config::{Config, Env, RawManage};
 
 #[derive(Parser)]
-#[command(
-    name = "mtswarm",
-    version,
-    about = "A multi-tenant Docker Engine API endpoint and cluster manager"
-)]
+#[command(name = "mtswarm", version, about = "A multi-tenant Docker Engine API endpoint and cluster manager")]
 struct Cli {
     /// Log at debug level (same as --log-level debug).
     #[arg(long, global = true)]
     debug: bool,
     /// Log level or filter: error, warn, info, debug, trace, or a tracing filter such as `mtswarm=debug`.
-    #[arg(
-        short = 'l',
-        long,
-        global = true,
-        env = "MTSWARM_LOG",
-        default_value = "info"
-    )]
+    #[arg(short = 'l', long, global = true, env = "MTSWARM_LOG", default_value = "info")]
     log_level: String,
     #[command(subcommand)]
     command: Command,
@@ -55,30 +45,16 @@ fn main() {
 }
 
 fn real_main(cli: Cli) -> anyhow::Result<()> {
-    let filter = if cli.debug {
-        "debug".to_string()
-    } else {
-        cli.log_level.clone()
-    };
+    let filter = if cli.debug { "debug".to_string() } else { cli.log_level.clone() };
     tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_new(&filter).context("bad --log-level")?,
-        )
+        .with_env_filter(tracing_subscriber::EnvFilter::try_new(&filter).context("bad --log-level")?)
         .with_writer(std::io::stderr)
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .init();
     let env = Env::from_process();
     match cli.command {
-        Command::Manage {
-            hosts,
-            engine_connect_timeout,
-            discovery,
-        } => {
-            let raw = RawManage {
-                hosts,
-                discovery,
-                engine_connect_timeout_secs: Some(engine_connect_timeout),
-            };
+        Command::Manage { hosts, engine_connect_timeout, discovery } => {
+            let raw = RawManage { hosts, discovery, engine_connect_timeout_secs: Some(engine_connect_timeout) };
             let config = Config::from_raw(&raw, &env).map_err(anyhow::Error::msg)?;
             let rt = tokio::runtime::Runtime::new().context("cannot start the runtime")?;
             rt.block_on(async move {

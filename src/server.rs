@@ -39,11 +39,7 @@ impl Listener {
 }
 
 /// Serves until `shutdown` completes, then drains.
-pub async fn run(
-    gateway: Arc<Gateway>,
-    listeners: Vec<Listener>,
-    shutdown: impl Future<Output = ()>,
-) {
+pub async fn run(gateway: Arc<Gateway>, listeners: Vec<Listener>, shutdown: impl Future<Output = ()>) {
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     // Every connection task holds a clone of `done_tx`; when all are dropped, `done_rx` yields None.
     let (done_tx, mut done_rx) = tokio::sync::mpsc::channel::<()>(1);
@@ -51,10 +47,7 @@ pub async fn run(
     for l in listeners {
         let gw = gateway.clone();
         let mut stop = stop_rx.clone();
-        let watcher = Watcher {
-            stop: stop_rx.clone(),
-            _done: done_tx.clone(),
-        };
+        let watcher = Watcher { stop: stop_rx.clone(), _done: done_tx.clone() };
         accepting.push(tokio::spawn(async move {
             loop {
                 tokio::select! {
@@ -80,14 +73,8 @@ pub async fn run(
         let _ = a.await;
     }
     drop(done_tx);
-    if tokio::time::timeout(SHUTDOWN_GRACE, done_rx.recv())
-        .await
-        .is_err()
-    {
-        tracing::warn!(
-            "connections still open after {} s; closing them",
-            SHUTDOWN_GRACE.as_secs()
-        );
+    if tokio::time::timeout(SHUTDOWN_GRACE, done_rx.recv()).await.is_err() {
+        tracing::warn!("connections still open after {} s; closing them", SHUTDOWN_GRACE.as_secs());
     }
 }
 
@@ -132,13 +119,8 @@ where
         async move { Ok::<_, std::convert::Infallible>(gw.handle(req).await) }
     });
     let mut builder = http1::Builder::new();
-    builder
-        .timer(TokioTimer::new())
-        .header_read_timeout(Duration::from_secs(60))
-        .keep_alive(true);
-    let conn = builder
-        .serve_connection(TokioIo::new(io), service)
-        .with_upgrades();
+    builder.timer(TokioTimer::new()).header_read_timeout(Duration::from_secs(60)).keep_alive(true);
+    let conn = builder.serve_connection(TokioIo::new(io), service).with_upgrades();
     let Watcher { mut stop, _done } = watcher.clone();
     tokio::spawn(async move {
         tokio::pin!(conn);

@@ -153,10 +153,7 @@ impl Endpoint {
     pub fn classify(method: &Method, path: &str) -> Option<Endpoint> {
         use Endpoint as E;
         let m = method.as_str();
-        let path = path
-            .strip_suffix('/')
-            .filter(|p| !p.is_empty())
-            .unwrap_or(path);
+        let path = path.strip_suffix('/').filter(|p| !p.is_empty()).unwrap_or(path);
         let segs: Vec<&str> = path.trim_start_matches('/').split('/').collect();
         let ep = match (m, segs.as_slice()) {
             ("GET" | "HEAD", ["_ping"]) => E::Ping,
@@ -171,10 +168,7 @@ impl Endpoint {
             ("POST", ["containers", "prune"]) => E::ContainerPrune,
             (_, ["containers", id, rest @ ..]) => {
                 let op = container_op(m, rest)?;
-                E::Container {
-                    id: decode(id)?,
-                    op,
-                }
+                E::Container { id: decode(id)?, op }
             }
 
             (_, ["exec", id, rest]) => {
@@ -184,10 +178,7 @@ impl Endpoint {
                     ("GET", "json") => ExecOp::Inspect,
                     _ => return None,
                 };
-                E::Exec {
-                    id: decode(id)?,
-                    op,
-                }
+                E::Exec { id: decode(id)?, op }
             }
 
             ("GET", ["images", "json"]) => E::ImageList,
@@ -197,15 +188,12 @@ impl Endpoint {
             ("GET", ["images", "get"]) => E::ImagesSave,
             ("POST", ["images", "load"]) => E::ImageLoad,
             ("GET", ["distribution", name @ .., "json"]) if !name.is_empty() => {
-                E::DistributionInspect {
-                    name: decode(&name.join("/"))?,
-                }
+                E::DistributionInspect { name: decode(&name.join("/"))? }
             }
             // Image names hold slashes (`registry:5000/team/app:1`), so the operation is the last segment.
-            ("DELETE", ["images", name @ ..]) if !name.is_empty() => E::Image {
-                name: decode(&name.join("/"))?,
-                op: ImageOp::Delete,
-            },
+            ("DELETE", ["images", name @ ..]) if !name.is_empty() => {
+                E::Image { name: decode(&name.join("/"))?, op: ImageOp::Delete }
+            }
             (_, ["images", name @ .., last]) if !name.is_empty() => {
                 let op = match (m, *last) {
                     ("GET", "json") => ImageOp::Inspect,
@@ -215,10 +203,7 @@ impl Endpoint {
                     ("GET", "get") => ImageOp::Save,
                     _ => return None,
                 };
-                E::Image {
-                    name: decode(&name.join("/"))?,
-                    op,
-                }
+                E::Image { name: decode(&name.join("/"))?, op }
             }
             ("POST", ["build"]) => E::Build,
             ("POST", ["build", "prune"]) => E::BuildPrune,
@@ -236,10 +221,7 @@ impl Endpoint {
                     ("POST", ["disconnect"]) => NetworkOp::Disconnect,
                     _ => return None,
                 };
-                E::Network {
-                    id: decode(id)?,
-                    op,
-                }
+                E::Network { id: decode(id)?, op }
             }
 
             ("GET", ["volumes"]) => E::VolumeList,
@@ -251,10 +233,7 @@ impl Endpoint {
                     "DELETE" => VolumeOp::Delete,
                     _ => return None,
                 };
-                E::Volume {
-                    name: decode(name)?,
-                    op,
-                }
+                E::Volume { name: decode(name)?, op }
             }
             _ => return None,
         };
@@ -266,13 +245,8 @@ impl Endpoint {
     pub fn may_hijack(&self) -> bool {
         matches!(
             self,
-            Endpoint::Container {
-                op: ContainerOp::Attach | ContainerOp::AttachWs,
-                ..
-            } | Endpoint::Exec {
-                op: ExecOp::Start,
-                ..
-            }
+            Endpoint::Container { op: ContainerOp::Attach | ContainerOp::AttachWs, .. }
+                | Endpoint::Exec { op: ExecOp::Start, .. }
         )
     }
 
@@ -309,9 +283,7 @@ impl Endpoint {
                 ContainerOp::AttachWs => "containerattachws",
                 ContainerOp::Wait => "containerwait",
                 ContainerOp::Delete => "containerdelete",
-                ContainerOp::ArchiveStat | ContainerOp::ArchiveGet | ContainerOp::ArchivePut => {
-                    "containerarchive"
-                }
+                ContainerOp::ArchiveStat | ContainerOp::ArchiveGet | ContainerOp::ArchivePut => "containerarchive",
                 ContainerOp::ExecCreate => "containerexec",
                 ContainerOp::Copy => "containercopy",
             },
@@ -392,9 +364,7 @@ fn container_op(method: &str, rest: &[&str]) -> Option<ContainerOp> {
 
 /// Percent-decodes one path segment; a segment that is not UTF-8 names nothing.
 fn decode(seg: &str) -> Option<String> {
-    let s = percent_encoding::percent_decode_str(seg)
-        .decode_utf8()
-        .ok()?;
+    let s = percent_encoding::percent_decode_str(seg).decode_utf8().ok()?;
     if s.is_empty() {
         return None;
     }
@@ -417,72 +387,24 @@ mod tests {
         check("GET", "/_ping", Some("Ping"));
         check("POST", "/_ping", None);
         check("GET", "/containers/json", Some("ContainerList"));
-        check(
-            "GET",
-            "/containers/abc/json",
-            Some(r#"Container { id: "abc", op: Inspect }"#),
-        );
-        check(
-            "DELETE",
-            "/containers/abc",
-            Some(r#"Container { id: "abc", op: Delete }"#),
-        );
-        check(
-            "GET",
-            "/containers/abc/attach/ws",
-            Some(r#"Container { id: "abc", op: AttachWs }"#),
-        );
-        check(
-            "HEAD",
-            "/containers/abc/archive",
-            Some(r#"Container { id: "abc", op: ArchiveStat }"#),
-        );
+        check("GET", "/containers/abc/json", Some(r#"Container { id: "abc", op: Inspect }"#));
+        check("DELETE", "/containers/abc", Some(r#"Container { id: "abc", op: Delete }"#));
+        check("GET", "/containers/abc/attach/ws", Some(r#"Container { id: "abc", op: AttachWs }"#));
+        check("HEAD", "/containers/abc/archive", Some(r#"Container { id: "abc", op: ArchiveStat }"#));
         check("POST", "/containers/abc/nonsense", None);
         check("GET", "/images/json", Some("ImageList"));
         check("GET", "/images/get", Some("ImagesSave"));
-        check(
-            "GET",
-            "/images/reg:5000/team/app:1/json",
-            Some(r#"Image { name: "reg:5000/team/app:1", op: Inspect }"#),
-        );
-        check(
-            "DELETE",
-            "/images/team/app",
-            Some(r#"Image { name: "team/app", op: Delete }"#),
-        );
-        check(
-            "POST",
-            "/images/busybox/tag",
-            Some(r#"Image { name: "busybox", op: Tag }"#),
-        );
-        check(
-            "GET",
-            "/images/busybox/get",
-            Some(r#"Image { name: "busybox", op: Save }"#),
-        );
+        check("GET", "/images/reg:5000/team/app:1/json", Some(r#"Image { name: "reg:5000/team/app:1", op: Inspect }"#));
+        check("DELETE", "/images/team/app", Some(r#"Image { name: "team/app", op: Delete }"#));
+        check("POST", "/images/busybox/tag", Some(r#"Image { name: "busybox", op: Tag }"#));
+        check("GET", "/images/busybox/get", Some(r#"Image { name: "busybox", op: Save }"#));
         check("GET", "/networks", Some("NetworkList"));
         check("GET", "/networks/", Some("NetworkList"));
-        check(
-            "GET",
-            "/networks/n1",
-            Some(r#"Network { id: "n1", op: Inspect }"#),
-        );
-        check(
-            "POST",
-            "/networks/n1/connect",
-            Some(r#"Network { id: "n1", op: Connect }"#),
-        );
-        check(
-            "GET",
-            "/volumes/v%2F1",
-            Some(r#"Volume { name: "v/1", op: Inspect }"#),
-        );
+        check("GET", "/networks/n1", Some(r#"Network { id: "n1", op: Inspect }"#));
+        check("POST", "/networks/n1/connect", Some(r#"Network { id: "n1", op: Connect }"#));
+        check("GET", "/volumes/v%2F1", Some(r#"Volume { name: "v/1", op: Inspect }"#));
         check("PUT", "/volumes/v1", None);
-        check(
-            "POST",
-            "/exec/e1/start",
-            Some(r#"Exec { id: "e1", op: Start }"#),
-        );
+        check("POST", "/exec/e1/start", Some(r#"Exec { id: "e1", op: Start }"#));
         check("GET", "/exec/e1/start", None);
         check("POST", "/session", None);
         check("GET", "/swarm", None);

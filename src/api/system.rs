@@ -13,32 +13,16 @@ pub const SERVER_VERSION: &str = concat!("mtswarm/", env!("CARGO_PKG_VERSION"));
 /// `GET|HEAD /_ping`: the CLI negotiates from the headers, which the gateway adds to every response.
 pub fn ping(method: &Method) -> Response<Body> {
     let head = method == Method::HEAD;
-    let mut resp = Response::new(if head {
-        body::empty()
-    } else {
-        body::full("OK")
-    });
+    let mut resp = Response::new(if head { body::empty() } else { body::full("OK") });
     let h = resp.headers_mut();
-    h.insert(
-        header::CONTENT_TYPE,
-        header::HeaderValue::from_static("text/plain; charset=utf-8"),
-    );
-    h.insert(
-        header::CACHE_CONTROL,
-        header::HeaderValue::from_static("no-cache, no-store, must-revalidate"),
-    );
+    h.insert(header::CONTENT_TYPE, header::HeaderValue::from_static("text/plain; charset=utf-8"));
+    h.insert(header::CACHE_CONTROL, header::HeaderValue::from_static("no-cache, no-store, must-revalidate"));
     h.insert(header::PRAGMA, header::HeaderValue::from_static("no-cache"));
-    h.insert(
-        "docker-experimental",
-        header::HeaderValue::from_static("false"),
-    );
+    h.insert("docker-experimental", header::HeaderValue::from_static("false"));
     // Only the legacy builder (`POST /build`) is served; BuildKit sessions are not.
     h.insert("builder-version", header::HeaderValue::from_static("1"));
     if head {
-        h.insert(
-            header::CONTENT_LENGTH,
-            header::HeaderValue::from_static("0"),
-        );
+        h.insert(header::CONTENT_LENGTH, header::HeaderValue::from_static("0"));
     }
     resp
 }
@@ -46,14 +30,8 @@ pub fn ping(method: &Method) -> Response<Body> {
 /// `GET /version`.
 pub fn version(cluster: &Cluster) -> Response<Body> {
     let first = cluster.nodes().first().and_then(|n| n.facts().info);
-    let kernel = first
-        .as_ref()
-        .and_then(|i| i.get("KernelVersion").cloned())
-        .unwrap_or(Value::from(""));
-    let (api, min) = (
-        cluster.max_api_version().to_string(),
-        cluster.min_api_version().to_string(),
-    );
+    let kernel = first.as_ref().and_then(|i| i.get("KernelVersion").cloned()).unwrap_or(Value::from(""));
+    let (api, min) = (cluster.max_api_version().to_string(), cluster.min_api_version().to_string());
     let v = json!({
         "Platform": { "Name": "mtswarm" },
         "Components": [{
@@ -87,22 +65,12 @@ pub async fn info(cluster: &Cluster) -> Response<Body> {
         .find_map(|n| n.facts().info)
         .unwrap_or_else(|| json!({ "OSType": "linux", "Architecture": std::env::consts::ARCH }));
     let mut sums = [0i64; 7];
-    const SUMMED: [&str; 7] = [
-        "Containers",
-        "ContainersRunning",
-        "ContainersPaused",
-        "ContainersStopped",
-        "Images",
-        "NCPU",
-        "MemTotal",
-    ];
+    const SUMMED: [&str; 7] =
+        ["Containers", "ContainersRunning", "ContainersPaused", "ContainersStopped", "Images", "NCPU", "MemTotal"];
     let mut status: Vec<[String; 2]> = vec![
         pair("Role", "primary"),
         pair("Strategy", "spread"),
-        pair(
-            "Filters",
-            "health, port, containerslots, dependency, affinity, constraint",
-        ),
+        pair("Filters", "health, port, containerslots, dependency, affinity, constraint"),
         pair("Nodes", &nodes.len().to_string()),
     ];
     for node in nodes {
@@ -115,10 +83,7 @@ pub async fn info(cluster: &Cluster) -> Response<Body> {
         let healthy = facts.last_error.is_none() && facts.info.is_some();
         status.push(pair(&format!(" {}", node.name()), &node.addr.to_string()));
         status.push(pair("  └ ID", facts.id.as_deref().unwrap_or("")));
-        status.push(pair(
-            "  └ Status",
-            if healthy { "Healthy" } else { "Unhealthy" },
-        ));
+        status.push(pair("  └ Status", if healthy { "Healthy" } else { "Unhealthy" }));
         status.push(pair(
             "  └ Containers",
             &format!(
@@ -130,14 +95,8 @@ pub async fn info(cluster: &Cluster) -> Response<Body> {
             ),
         ));
         status.push(pair("  └ Labels", &node_labels(&info)));
-        status.push(pair(
-            "  └ Error",
-            facts.last_error.as_deref().unwrap_or("(none)"),
-        ));
-        status.push(pair(
-            "  └ ServerVersion",
-            facts.server_version.as_deref().unwrap_or(""),
-        ));
+        status.push(pair("  └ Error", facts.last_error.as_deref().unwrap_or("(none)")));
+        status.push(pair("  └ ServerVersion", facts.server_version.as_deref().unwrap_or("")));
     }
     if let Some(obj) = base.as_object_mut() {
         for (i, k) in SUMMED.iter().enumerate() {
@@ -149,10 +108,7 @@ pub async fn info(cluster: &Cluster) -> Response<Body> {
         obj.insert("SystemStatus".into(), json!(status));
         obj.insert("Labels".into(), json!([]));
         obj.insert("NEventsListener".into(), Value::from(0));
-        obj.insert(
-            "Swarm".into(),
-            json!({ "LocalNodeState": "inactive", "NodeID": "", "NodeAddr": "" }),
-        );
+        obj.insert("Swarm".into(), json!({ "LocalNodeState": "inactive", "NodeID": "", "NodeAddr": "" }));
     }
     json_response(StatusCode::OK, &base)
 }
@@ -160,10 +116,7 @@ pub async fn info(cluster: &Cluster) -> Response<Body> {
 pub fn json_response(status: StatusCode, v: &Value) -> Response<Body> {
     let mut resp = Response::new(body::full(v.to_string() + "\n"));
     *resp.status_mut() = status;
-    resp.headers_mut().insert(
-        header::CONTENT_TYPE,
-        header::HeaderValue::from_static("application/json"),
-    );
+    resp.headers_mut().insert(header::CONTENT_TYPE, header::HeaderValue::from_static("application/json"));
     resp
 }
 
@@ -173,12 +126,7 @@ fn pair(k: &str, v: &str) -> [String; 2] {
 
 /// Swarm classic's node labels: the engine's facts as `key=value`, then its own labels.
 fn node_labels(info: &Value) -> String {
-    let s = |k: &str| {
-        info.get(k)
-            .and_then(Value::as_str)
-            .unwrap_or("")
-            .to_string()
-    };
+    let s = |k: &str| info.get(k).and_then(Value::as_str).unwrap_or("").to_string();
     let mut labels = vec![
         format!("kernelversion={}", s("KernelVersion")),
         format!("operatingsystem={}", s("OperatingSystem")),
@@ -215,9 +163,5 @@ fn manager_id() -> String {
         h = h.wrapping_mul(0x100000001b3);
     }
     let hex = format!("{h:016X}");
-    hex.as_bytes()
-        .chunks(4)
-        .map(|c| String::from_utf8_lossy(c).into_owned())
-        .collect::<Vec<_>>()
-        .join(":")
+    hex.as_bytes().chunks(4).map(|c| String::from_utf8_lossy(c).into_owned()).collect::<Vec<_>>().join(":")
 }

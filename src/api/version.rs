@@ -13,11 +13,7 @@ impl ApiVersion {
 
     /// Parses `1.41`; `None` unless it is dot-separated numbers.
     pub fn parse(s: &str) -> Option<ApiVersion> {
-        if s.is_empty()
-            || !s
-                .split('.')
-                .all(|p| !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit()))
-        {
+        if s.is_empty() || !s.split('.').all(|p| !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit())) {
             return None;
         }
         Some(ApiVersion(s.to_string()))
@@ -28,9 +24,7 @@ impl ApiVersion {
     }
 
     fn parts(&self) -> impl Iterator<Item = u64> + '_ {
-        self.0
-            .split('.')
-            .map(|p| p.parse::<u64>().unwrap_or(u64::MAX))
+        self.0.split('.').map(|p| p.parse::<u64>().unwrap_or(u64::MAX))
     }
 }
 
@@ -38,10 +32,7 @@ impl Ord for ApiVersion {
     fn cmp(&self, other: &Self) -> Ordering {
         let (a, b): (Vec<u64>, Vec<u64>) = (self.parts().collect(), other.parts().collect());
         for i in 0..a.len().max(b.len()) {
-            let (x, y) = (
-                a.get(i).copied().unwrap_or(0),
-                b.get(i).copied().unwrap_or(0),
-            );
+            let (x, y) = (a.get(i).copied().unwrap_or(0), b.get(i).copied().unwrap_or(0));
             match x.cmp(&y) {
                 Ordering::Equal => continue,
                 o => return o,
@@ -89,9 +80,7 @@ pub fn check(requested: &ApiVersion, min: &ApiVersion, max: &ApiVersion) -> Resu
         ));
     }
     if requested > max {
-        return Err(format!(
-            "client version {requested} is too new. Maximum supported API version is {max}"
-        ));
+        return Err(format!("client version {requested} is too new. Maximum supported API version is {max}"));
     }
     Ok(())
 }

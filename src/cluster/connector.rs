@@ -28,31 +28,23 @@ impl EngineAddr {
     pub fn parse(s: &str) -> Result<EngineAddr, String> {
         if let Some(path) = s.strip_prefix("unix://") {
             if !path.starts_with('/') {
-                return Err(format!("{s}: a unix socket address needs an absolute path, as in unix:///var/run/docker.sock"));
+                return Err(format!(
+                    "{s}: a unix socket address needs an absolute path, as in unix:///var/run/docker.sock"
+                ));
             }
             return Ok(EngineAddr::Unix(PathBuf::from(path)));
         }
-        let hostport = s
-            .strip_prefix("tcp://")
-            .or_else(|| s.strip_prefix("http://"))
-            .unwrap_or(s)
-            .trim_end_matches('/');
+        let hostport =
+            s.strip_prefix("tcp://").or_else(|| s.strip_prefix("http://")).unwrap_or(s).trim_end_matches('/');
         let (host, port) = hostport
             .rsplit_once(':')
             .ok_or_else(|| format!("{s}: an engine address is tcp://HOST:PORT or unix:///PATH"))?;
-        let port: u16 = port
-            .parse()
-            .map_err(|_| format!("{s}: {port:?} is not a port number"))?;
+        let port: u16 = port.parse().map_err(|_| format!("{s}: {port:?} is not a port number"))?;
         let host = host.trim_start_matches('[').trim_end_matches(']');
         if host.is_empty() || host.contains('/') {
-            return Err(format!(
-                "{s}: an engine address is tcp://HOST:PORT or unix:///PATH"
-            ));
+            return Err(format!("{s}: an engine address is tcp://HOST:PORT or unix:///PATH"));
         }
-        Ok(EngineAddr::Tcp {
-            host: host.to_string(),
-            port,
-        })
+        Ok(EngineAddr::Tcp { host: host.to_string(), port })
     }
 
     /// The authority to put in request URIs and `Host` headers.
@@ -84,10 +76,7 @@ pub struct EngineConnector {
 
 impl EngineConnector {
     pub fn new(addr: EngineAddr, connect_timeout: Duration) -> EngineConnector {
-        EngineConnector {
-            addr: Arc::new(addr),
-            connect_timeout,
-        }
+        EngineConnector { addr: Arc::new(addr), connect_timeout }
     }
 }
 
@@ -111,9 +100,7 @@ impl tower_service::Service<Uri> for EngineConnector {
                         s.set_nodelay(true)?;
                         Ok(EngineStream::Tcp(s))
                     }
-                    EngineAddr::Unix(path) => {
-                        UnixStream::connect(path).await.map(EngineStream::Unix)
-                    }
+                    EngineAddr::Unix(path) => UnixStream::connect(path).await.map(EngineStream::Unix),
                 }
             };
             match tokio::time::timeout(timeout, connect).await {
@@ -141,11 +128,7 @@ impl Connection for EngineStream {
 }
 
 impl AsyncRead for EngineStream {
-    fn poll_read(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &mut ReadBuf<'_>,
-    ) -> Poll<io::Result<()>> {
+    fn poll_read(self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &mut ReadBuf<'_>) -> Poll<io::Result<()>> {
         match self.get_mut() {
             EngineStream::Tcp(s) => Pin::new(s).poll_read(cx, buf),
             EngineStream::Unix(s) => Pin::new(s).poll_read(cx, buf),
@@ -154,11 +137,7 @@ impl AsyncRead for EngineStream {
 }
 
 impl AsyncWrite for EngineStream {
-    fn poll_write(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &[u8],
-    ) -> Poll<io::Result<usize>> {
+    fn poll_write(self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
         match self.get_mut() {
             EngineStream::Tcp(s) => Pin::new(s).poll_write(cx, buf),
             EngineStream::Unix(s) => Pin::new(s).poll_write(cx, buf),
@@ -206,19 +185,13 @@ mod tests {
         let got = EngineAddr::parse(input).map(|a| a.to_string());
         match expected {
             Ok(want) => assert_eq!(got.as_deref(), Ok(want), "{input}"),
-            Err(part) => assert!(
-                got.as_ref().is_err_and(|e| e.contains(part)),
-                "{input}: {got:?}"
-            ),
+            Err(part) => assert!(got.as_ref().is_err_and(|e| e.contains(part)), "{input}: {got:?}"),
         }
     }
 
     #[test]
     fn parses_engine_addresses() {
-        check(
-            "unix:///var/run/docker.sock",
-            Ok("unix:///var/run/docker.sock"),
-        );
+        check("unix:///var/run/docker.sock", Ok("unix:///var/run/docker.sock"));
         check("tcp://127.0.0.1:2375", Ok("tcp://127.0.0.1:2375"));
         check("http://10.0.0.1:2375/", Ok("tcp://10.0.0.1:2375"));
         check("node1:2375", Ok("tcp://node1:2375"));

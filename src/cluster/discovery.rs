@@ -66,14 +66,7 @@ mod tests {
 
     fn check(input: &str, expected: &str) {
         let got = match Discovery::parse(input) {
-            Ok(d) => format!(
-                "{:?}",
-                d.engines()
-                    .unwrap()
-                    .iter()
-                    .map(|a| a.to_string())
-                    .collect::<Vec<_>>()
-            ),
+            Ok(d) => format!("{:?}", d.engines().unwrap().iter().map(|a| a.to_string()).collect::<Vec<_>>()),
             Err(e) => format!("error: {e}"),
         };
         assert!(got.contains(expected), "{input}: {got}");
@@ -81,20 +74,11 @@ mod tests {
 
     #[test]
     fn parses_discovery() {
-        check(
-            "unix:///var/run/docker.sock",
-            r#"["unix:///var/run/docker.sock"]"#,
-        );
+        check("unix:///var/run/docker.sock", r#"["unix:///var/run/docker.sock"]"#);
         check("tcp://127.0.0.1:23750", r#"["tcp://127.0.0.1:23750"]"#);
         check("nodes://a:1,b:2", r#"["tcp://a:1", "tcp://b:2"]"#);
         check("nodes://", "error: nodes://: nodes:// needs at least one");
-        check(
-            "token://abc",
-            "error: token://abc: token discovery was Docker Hub's hosted service",
-        );
-        check(
-            "file:///tmp/x",
-            "error: file:///tmp/x: file:// discovery is not supported",
-        );
+        check("token://abc", "error: token://abc: token discovery was Docker Hub's hosted service");
+        check("file:///tmp/x", "error: file:///tmp/x: file:// discovery is not supported");
     }
 }

@@ -42,10 +42,7 @@ impl Cluster {
                 addrs.len()
             ));
         }
-        let nodes = addrs
-            .into_iter()
-            .map(|a| Arc::new(Node::new(a, connect_timeout)))
-            .collect();
+        let nodes = addrs.into_iter().map(|a| Arc::new(Node::new(a, connect_timeout))).collect();
         Ok(Cluster { nodes })
     }
 
@@ -75,21 +72,13 @@ impl Cluster {
     /// The lowest API version every engine accepts.
     pub fn min_api_version(&self) -> ApiVersion {
         let floor = ApiVersion::parse(ApiVersion::MIN).expect("a valid constant");
-        self.nodes
-            .iter()
-            .filter_map(|n| n.facts().min_api_version)
-            .max()
-            .unwrap_or(floor.clone())
-            .max(floor)
+        self.nodes.iter().filter_map(|n| n.facts().min_api_version).max().unwrap_or(floor.clone()).max(floor)
     }
 
     /// Chooses where a request goes. With one engine every object lives on it; the cluster work
     /// replaces this with lookups in the node registry and the scheduler.
     pub fn route(&self, endpoint: &Endpoint) -> Result<Target, ApiError> {
-        if matches!(
-            endpoint,
-            Endpoint::Ping | Endpoint::Version | Endpoint::Info
-        ) {
+        if matches!(endpoint, Endpoint::Ping | Endpoint::Version | Endpoint::Info) {
             return Ok(Target::Local);
         }
         self.nodes

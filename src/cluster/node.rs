@@ -19,25 +19,13 @@ use crate::body::{self, Body};
 pub enum EngineError {
     /// No connection could be made: the engine is down or unreachable. Nothing reached it.
     #[error("engine {node} ({addr}) is unavailable: {cause}")]
-    Unavailable {
-        node: String,
-        addr: String,
-        cause: String,
-    },
+    Unavailable { node: String, addr: String, cause: String },
     /// The connection broke while the request or its answer was under way.
     #[error("engine {node} ({addr}) failed during the request: {cause}")]
-    Broken {
-        node: String,
-        addr: String,
-        cause: String,
-    },
+    Broken { node: String, addr: String, cause: String },
     /// The engine answered, with an error status or a body that is not what the API promises.
     #[error("engine {node} answered {status}: {message}")]
-    Answer {
-        node: String,
-        status: StatusCode,
-        message: String,
-    },
+    Answer { node: String, status: StatusCode, message: String },
 }
 
 /// What mtswarm knows of an engine from its `/version` and `/info`.
@@ -67,11 +55,7 @@ impl Node {
             .pool_idle_timeout(Duration::from_secs(90))
             .pool_max_idle_per_host(256)
             .build(EngineConnector::new(addr.clone(), connect_timeout));
-        Node {
-            addr,
-            client,
-            facts: RwLock::new(NodeFacts::default()),
-        }
+        Node { addr, client, facts: RwLock::new(NodeFacts::default()) }
     }
 
     /// The engine's name once known, its address before.
@@ -85,12 +69,7 @@ impl Node {
 
     /// Sends a request whose URI is a path and query; the node supplies scheme and authority.
     pub async fn send(&self, mut req: Request<Body>) -> Result<Response<Incoming>, EngineError> {
-        let pq = req
-            .uri()
-            .path_and_query()
-            .map(|pq| pq.as_str())
-            .unwrap_or("/")
-            .to_string();
+        let pq = req.uri().path_and_query().map(|pq| pq.as_str()).unwrap_or("/").to_string();
         let authority = self.addr.authority();
         *req.uri_mut() = Uri::builder()
             .scheme("http")
@@ -103,11 +82,7 @@ impl Node {
         }
         self.client.request(req).await.map_err(|e| {
             if e.is_connect() {
-                EngineError::Unavailable {
-                    node: self.name(),
-                    addr: self.addr.to_string(),
-                    cause: error_chain(&e),
-                }
+                EngineError::Unavailable { node: self.name(), addr: self.addr.to_string(), cause: error_chain(&e) }
             } else {
                 self.broken(e)
             }
@@ -116,23 +91,12 @@ impl Node {
 
     /// A control-plane GET answered with JSON (for `/version`, `/info` and the like).
     pub async fn get_json(&self, path: &str) -> Result<serde_json::Value, EngineError> {
-        let req = Request::get(path)
-            .body(body::empty())
-            .map_err(|e| self.broken(e))?;
+        let req = Request::get(path).body(body::empty()).map_err(|e| self.broken(e))?;
         let resp = self.send(req).await?;
         let status = resp.status();
-        let bytes: Bytes = resp
-            .into_body()
-            .collect()
-            .await
-            .map_err(|e| self.broken(e))?
-            .to_bytes();
+        let bytes: Bytes = resp.into_body().collect().await.map_err(|e| self.broken(e))?.to_bytes();
         if !status.is_success() {
-            return Err(EngineError::Answer {
-                node: self.name(),
-                status,
-                message: engine_message(&bytes),
-            });
+            return Err(EngineError::Answer { node: self.name(), status, message: engine_message(&bytes) });
         }
         serde_json::from_slice(&bytes).map_err(|e| EngineError::Answer {
             node: self.name(),
@@ -152,12 +116,9 @@ impl Node {
         let mut facts = self.facts.write().unwrap_or_else(|e| e.into_inner());
         match result {
             Ok((version, info)) => {
-                let s = |v: &serde_json::Value, k: &str| {
-                    v.get(k).and_then(|x| x.as_str()).map(str::to_string)
-                };
+                let s = |v: &serde_json::Value, k: &str| v.get(k).and_then(|x| x.as_str()).map(str::to_string);
                 facts.api_version = s(&version, "ApiVersion").and_then(|v| ApiVersion::parse(&v));
-                facts.min_api_version =
-                    s(&version, "MinAPIVersion").and_then(|v| ApiVersion::parse(&v));
+                facts.min_api_version = s(&version, "MinAPIVersion").and_then(|v| ApiVersion::parse(&v));
                 facts.server_version = s(&version, "Version");
                 facts.name = s(&info, "Name");
                 facts.id = s(&info, "ID");
@@ -173,11 +134,7 @@ impl Node {
     }
 
     fn broken(&self, e: impl std::error::Error) -> EngineError {
-        EngineError::Broken {
-            node: self.name(),
-            addr: self.addr.to_string(),
-            cause: error_chain(&e),
-        }
+        EngineError::Broken { node: self.name(), addr: self.addr.to_string(), cause: error_chain(&e) }
     }
 }
 
@@ -185,11 +142,7 @@ impl Node {
 pub fn engine_message(bytes: &[u8]) -> String {
     serde_json::from_slice::<serde_json::Value>(bytes)
         .ok()
-        .and_then(|v| {
-            v.get("message")
-                .and_then(|m| m.as_str())
-                .map(str::to_string)
-        })
+        .and_then(|v| v.get("message").and_then(|m| m.as_str()).map(str::to_string))
         .unwrap_or_else(|| String::from_utf8_lossy(bytes).trim().to_string())
 }
 

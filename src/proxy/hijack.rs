@@ -31,30 +31,23 @@ pub async fn forward(
 
     // dockerd hijacks these endpoints with or without `Upgrade`; asking for it makes it answer 101,
     // which is what lets hyper hand the connection over.
-    let protocol = client_protocol
-        .clone()
-        .unwrap_or_else(|| HeaderValue::from_static("tcp"));
+    let protocol = client_protocol.clone().unwrap_or_else(|| HeaderValue::from_static("tcp"));
     let mut up = Request::builder().method(parts.method).uri(path_and_query);
     if let Some(h) = up.headers_mut() {
         *h = copy_headers(&parts.headers);
         h.insert(header::CONNECTION, HeaderValue::from_static("Upgrade"));
         h.insert(header::UPGRADE, protocol.clone());
     }
-    let up = up
-        .body(body::stream(incoming))
-        .map_err(|e| ApiError::bad_request(e.to_string()))?;
+    let up = up.body(body::stream(incoming)).map_err(|e| ApiError::bad_request(e.to_string()))?;
     let mut resp = node.send(up).await.map_err(engine_error)?;
     if resp.status() != StatusCode::SWITCHING_PROTOCOLS {
         // Errors (no such container, a detached exec) are ordinary answers, bodies and all.
         return Ok(relay_response(resp));
     }
     let content_type = resp.headers().get(header::CONTENT_TYPE).cloned();
-    let engine = hyper::upgrade::on(&mut resp).await.map_err(|e| {
-        ApiError::bad_gateway(format!(
-            "engine {} did not hand over the stream: {e}",
-            node.name()
-        ))
-    })?;
+    let engine = hyper::upgrade::on(&mut resp)
+        .await
+        .map_err(|e| ApiError::bad_gateway(format!("engine {} did not hand over the stream: {e}", node.name())))?;
 
     match client_protocol {
         Some(protocol) => {
@@ -82,9 +75,7 @@ pub async fn forward(
             let mut out = Response::new(output_only(TokioIo::new(engine)));
             out.headers_mut().insert(
                 header::CONTENT_TYPE,
-                content_type.unwrap_or_else(|| {
-                    HeaderValue::from_static("application/vnd.docker.raw-stream")
-                }),
+                content_type.unwrap_or_else(|| HeaderValue::from_static("application/vnd.docker.raw-stream")),
             );
             Ok(out)
         }

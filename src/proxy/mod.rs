@@ -56,12 +56,7 @@ pub fn copy_headers(from: &HeaderMap) -> HeaderMap {
 /// The path and query to send to the engine. The client's version prefix is kept as is (semantics
 /// change between versions); an unversioned path gets the version mtswarm advertises, which every
 /// engine of the cluster speaks, where the engine would otherwise read it as its own newest.
-pub fn upstream_path(
-    version: Option<&ApiVersion>,
-    advertised: &ApiVersion,
-    path: &str,
-    query: Option<&str>,
-) -> String {
+pub fn upstream_path(version: Option<&ApiVersion>, advertised: &ApiVersion, path: &str, query: Option<&str>) -> String {
     let v = version.unwrap_or(advertised);
     match query {
         Some(q) => format!("/v{v}{path}?{q}"),
@@ -74,26 +69,18 @@ pub fn engine_error(e: EngineError) -> ApiError {
     match e {
         EngineError::Unavailable { .. } => ApiError::unavailable(e.to_string()),
         EngineError::Broken { .. } => ApiError::bad_gateway(e.to_string()),
-        EngineError::Answer {
-            status, message, ..
-        } => ApiError::new(status, message),
+        EngineError::Answer { status, message, .. } => ApiError::new(status, message),
     }
 }
 
 /// Forwards an ordinary (not hijacked) request and streams the answer back.
-pub async fn forward(
-    node: &Node,
-    req: Request<Incoming>,
-    path_and_query: String,
-) -> Result<Response<Body>, ApiError> {
+pub async fn forward(node: &Node, req: Request<Incoming>, path_and_query: String) -> Result<Response<Body>, ApiError> {
     let (parts, incoming) = req.into_parts();
     let mut up = Request::builder().method(parts.method).uri(path_and_query);
     if let Some(h) = up.headers_mut() {
         *h = copy_headers(&parts.headers);
     }
-    let up = up
-        .body(body::stream(incoming))
-        .map_err(|e| ApiError::bad_request(e.to_string()))?;
+    let up = up.body(body::stream(incoming)).map_err(|e| ApiError::bad_request(e.to_string()))?;
     let resp = node.send(up).await.map_err(engine_error)?;
     Ok(relay_response(resp))
 }
@@ -142,10 +129,7 @@ mod tests {
     fn keeps_client_version() {
         let adv = ApiVersion::parse("1.41").unwrap();
         let v = ApiVersion::parse("1.40").unwrap();
-        assert_eq!(
-            upstream_path(Some(&v), &adv, "/containers/json", Some("all=1")),
-            "/v1.40/containers/json?all=1"
-        );
+        assert_eq!(upstream_path(Some(&v), &adv, "/containers/json", Some("all=1")), "/v1.40/containers/json?all=1");
         assert_eq!(upstream_path(None, &adv, "/info", None), "/v1.41/info");
     }
 }
