@@ -8,6 +8,7 @@ use std::collections::HashMap;
 use std::path::PathBuf;
 use std::time::Duration;
 
+use crate::auth::keystone::{KeystoneConfig, ServiceAccount};
 use crate::cluster::Discovery;
 
 /// The process environment, or a test's map of it.
@@ -56,12 +57,53 @@ impl ListenAddr {
     }
 }
 
-/// `manage` as given on the command line, before any checking.
+/// `manage` as given on the command line, before any checking. Each `Option` left `None` by its flag
+/// is taken from the environment variable named in its doc.
 #[derive(Debug, Clone, Default)]
 pub struct RawManage {
     pub hosts: Vec<String>,
     pub discovery: Option<String>,
     pub engine_connect_timeout_secs: Option<f64>,
+    /// SWARM_MULTI_TENANT: on unless `false`.
+    pub multi_tenant: Option<String>,
+    /// SWARM_AUTH_BACKEND: unset (the token file), `Keystone`, or `None`.
+    pub auth_backend: Option<String>,
+    /// SWARM_TOKENS_FILE, default `tokens.json`.
+    pub tokens_file: Option<String>,
+    /// SWARM_KEYSTONE_URL.
+    pub keystone_url: Option<String>,
+    /// SWARM_KEYSTONE_TIMEOUT, seconds, default 5.
+    pub keystone_timeout: Option<String>,
+    /// SWARM_KEYSTONE_SERVICE_USER, _PASSWORD, _PROJECT (default `service`), _DOMAIN (default `default`).
+    pub keystone_service_user: Option<String>,
+    pub keystone_service_password: Option<String>,
+    pub keystone_service_project: Option<String>,
+    pub keystone_service_domain: Option<String>,
+    /// SWARM_AUTH_CACHE_TTL, seconds, default 300.
+    pub auth_cache_ttl: Option<String>,
+    /// SWARM_ADMIN_TENANT_ID.
+    pub admin_tenant_id: Option<String>,
+    /// SWARM_MEMBERS_TENANT_ID (Keystone only).
+    pub members_tenant_id: Option<String>,
+}
+
+/// How identities are proven.
+#[derive(Debug, Clone)]
+pub enum AuthBackendConfig {
+    TokenFile(PathBuf),
+    Keystone { keystone: KeystoneConfig, members_tenant: Option<String>, given_url: String, legacy_v2: bool },
+    /// `SWARM_AUTH_BACKEND=None`: the tenant header is trusted.
+    TrustHeader,
+}
+
+#[derive(Debug, Clone)]
+pub struct AuthConfig {
+    /// With multi-tenancy off mtswarm is a plain cluster manager: no authentication, no tenancy.
+    pub multi_tenant: bool,
+    pub backend: AuthBackendConfig,
+    pub admin_tenant: Option<String>,
+    /// How long a validated token is trusted without asking Keystone again.
+    pub cache_ttl: Duration,
 }
 
 /// The checked configuration of `manage`.
@@ -73,10 +115,11 @@ pub struct Config {
     pub engine_connect_timeout: Duration,
     /// How often every engine's facts are refreshed.
     pub refresh_interval: Duration,
+    pub auth: AuthConfig,
 }
 
 impl Config {
-    pub fn from_raw(raw: &RawManage, _env: &Env) -> Result<Config, String> {
+    pub fn from_raw(raw: &RawManage, env: &Env) -> Result<Config, String> {
         let hosts = if raw.hosts.is_empty() { vec![ListenAddr::DEFAULT.to_string()] } else { raw.hosts.clone() };
         let listen = hosts.iter().map(|h| ListenAddr::parse(h)).collect::<Result<Vec<_>, _>>()?;
         let discovery = match &raw.discovery {
@@ -92,8 +135,91 @@ impl Config {
             discovery,
             engine_connect_timeout: Duration::from_secs_f64(secs),
             refresh_interval: Duration::from_secs(15),
+            auth: auth_config(raw, env)?,
         })
     }
+}
+
+/// A flag's value, else its environment variable's.
+fn pick<'a>(flag: &'a Option<String>, env: &'a Env, var: &str) -> Option<&'a str> {
+    flag.as_deref().filter(|v| !v.is_empty()).or_else(|| env.get(var))
+}
+
+fn seconds(flag: &Option<String>, env: &Env, var: &str, default: f64) -> Result<Duration, String> {
+    let Some(v) = pick(flag, env, var) else {
+        return Ok(Duration::from_secs_f64(default));
+    };
+    match v.parse::<f64>() {
+        Ok(s) if s.is_finite() && s >= 0.0 && s <= 86400.0 => Ok(Duration::from_secs_f64(s)),
+        _ => Err(format!("{var}={v:?}: expected a number of seconds")),
+    }
+}
+
+fn auth_config(raw: &RawManage, env: &Env) -> Result<AuthConfig, String> {
+    let multi_tenant = match pick(&raw.multi_tenant, env, "SWARM_MULTI_TENANT") {
+        None => true,
+        Some(v) if v.eq_ignore_ascii_case("false") => false,
+        Some(v) if v.eq_ignore_ascii_case("true") => true,
+        Some(v) => return Err(format!("SWARM_MULTI_TENANT={v:?}: expected true or false")),
+    };
+    let members = pick(&raw.members_tenant_id, env, "SWARM_MEMBERS_TENANT_ID").map(str::to_string);
+    let backend = match pick(&raw.auth_backend, env, "SWARM_AUTH_BACKEND") {
+        None => {
+            let path = pick(&raw.tokens_file, env, "SWARM_TOKENS_FILE").unwrap_or("tokens.json");
+            AuthBackendConfig::TokenFile(PathBuf::from(path))
+        }
+        Some(b) if b.eq_ignore_ascii_case("keystone") => {
+            let given = pick(&raw.keystone_url, env, "SWARM_KEYSTONE_URL")
+                .ok_or("SWARM_AUTH_BACKEND=Keystone needs SWARM_KEYSTONE_URL (e.g. http://keystone:5000/v3)")?;
+            let (url, legacy_v2) = KeystoneConfig::v3_url(given)?;
+            let service = match pick(&raw.keystone_service_user, env, "SWARM_KEYSTONE_SERVICE_USER") {
+                None => None,
+                Some(user) => Some(ServiceAccount {
+                    user: user.to_string(),
+                    password: pick(&raw.keystone_service_password, env, "SWARM_KEYSTONE_SERVICE_PASSWORD")
+                        .ok_or("SWARM_KEYSTONE_SERVICE_USER needs SWARM_KEYSTONE_SERVICE_PASSWORD")?
+                        .to_string(),
+                    project: pick(&raw.keystone_service_project, env, "SWARM_KEYSTONE_SERVICE_PROJECT")
+                        .unwrap_or("service")
+                        .to_string(),
+                    domain: pick(&raw.keystone_service_domain, env, "SWARM_KEYSTONE_SERVICE_DOMAIN")
+                        .unwrap_or("default")
+                        .to_string(),
+                }),
+            };
+            let timeout = seconds(&raw.keystone_timeout, env, "SWARM_KEYSTONE_TIMEOUT", 5.0)?;
+            if timeout.is_zero() {
+                return Err("SWARM_KEYSTONE_TIMEOUT must be more than 0 seconds".into());
+            }
+            AuthBackendConfig::Keystone {
+                keystone: KeystoneConfig { url, timeout, service },
+                members_tenant: members.clone(),
+                given_url: given.to_string(),
+                legacy_v2,
+            }
+        }
+        Some(b) if b.eq_ignore_ascii_case("none") => AuthBackendConfig::TrustHeader,
+        Some(b) => {
+            return Err(format!(
+                "SWARM_AUTH_BACKEND={b:?}: expected Keystone, None, or unset for the token file"
+            ))
+        }
+    };
+    if members.is_some() && !matches!(backend, AuthBackendConfig::Keystone { .. }) {
+        return Err("SWARM_MEMBERS_TENANT_ID is only valid with SWARM_AUTH_BACKEND=Keystone".into());
+    }
+    let admin_tenant = pick(&raw.admin_tenant_id, env, "SWARM_ADMIN_TENANT_ID").map(str::to_string);
+    if let Some(a) = &admin_tenant {
+        if !crate::auth::valid_tenant_id(a) {
+            return Err(format!("SWARM_ADMIN_TENANT_ID={a:?} is not a valid tenant id"));
+        }
+    }
+    Ok(AuthConfig {
+        multi_tenant,
+        backend,
+        admin_tenant,
+        cache_ttl: seconds(&raw.auth_cache_ttl, env, "SWARM_AUTH_CACHE_TTL", 300.0)?,
+    })
 }
 
 #[cfg(test)]
@@ -119,6 +245,26 @@ mod tests {
             &["unix://rel"],
             "error: -H unix://rel: a unix socket needs an absolute path, as in unix:///run/mtswarm.sock",
         );
+    }
+
+    fn auth(env: &[(&str, &str)]) -> String {
+        match Config::from_raw(&RawManage::default(), &Env::from_pairs(env.iter().copied())) {
+            Ok(c) => format!("{:?}", c.auth.backend),
+            Err(e) => format!("error: {e}"),
+        }
+    }
+
+    #[test]
+    fn chooses_the_auth_backend() {
+        assert_eq!(auth(&[]), r#"TokenFile("tokens.json")"#);
+        assert!(auth(&[("SWARM_AUTH_BACKEND", "Keystone")]).contains("needs SWARM_KEYSTONE_URL"));
+        let k = auth(&[("SWARM_AUTH_BACKEND", "Keystone"), ("SWARM_KEYSTONE_URL", "http://k:5000/v2.0/")]);
+        assert!(k.contains(r#"url: "http://k:5000/v3""#) && k.contains("legacy_v2: true"), "{k}");
+        assert_eq!(auth(&[("SWARM_AUTH_BACKEND", "None")]), "TrustHeader");
+        assert!(auth(&[("SWARM_AUTH_BACKEND", "ldap")]).contains("expected Keystone, None"));
+        assert!(auth(&[("SWARM_MEMBERS_TENANT_ID", "m")]).contains("only valid with SWARM_AUTH_BACKEND=Keystone"));
+        assert!(auth(&[("SWARM_MULTI_TENANT", "maybe")]).contains("expected true or false"));
+        assert!(auth(&[("SWARM_AUTH_CACHE_TTL", "x")]).contains("SWARM_AUTH_CACHE_TTL"));
     }
 
     #[test]

@@ -2,7 +2,8 @@
 //!
 //! 1. `negotiate`: the API version prefix, refused as dockerd refuses it;
 //! 2. `classify`: the closed [`Endpoint`] enum; an unknown endpoint stops here;
-//! 3. authenticate and apply policy (the tenancy and policy work adds these phases here);
+//! 3. `authenticate`: who is asking (every endpoint but `/_ping`), then policy (the tenancy and policy work
+//!    adds its phases here);
 //! 4. `route`: mtswarm itself, or the node chosen by the cluster;
 //! 5. forward (streamed) or hijack, and relay the answer;
 //! 6. `finish`: the headers every response carries, and one log line.
@@ -17,6 +18,7 @@ use http::{header, Method, Request, Response};
 use hyper::body::Incoming;
 
 use crate::api::{self, version, ApiError, ApiVersion, Endpoint};
+use crate::auth::{Authenticator, Credentials, Identity};
 use crate::body::Body;
 use crate::cluster::{Cluster, Target};
 use crate::proxy::{self, hijack};
@@ -24,6 +26,8 @@ use crate::proxy::{self, hijack};
 /// Shared by all requests.
 pub struct Gateway {
     pub cluster: Arc<Cluster>,
+    /// `None` when multi-tenancy is off: nobody is asked who they are.
+    pub auth: Option<Authenticator>,
     next_id: AtomicU64,
 }
 
@@ -37,14 +41,16 @@ pub struct RequestCtx {
     /// The version the client asked for in its path, if it did.
     pub version: Option<ApiVersion>,
     pub endpoint: Option<Endpoint>,
+    /// Who is asking, once authenticated.
+    pub identity: Option<Identity>,
     /// The node that served it, for the log line.
     pub node: Option<String>,
     pub started: Instant,
 }
 
 impl Gateway {
-    pub fn new(cluster: Arc<Cluster>) -> Gateway {
-        Gateway { cluster, next_id: AtomicU64::new(1) }
+    pub fn new(cluster: Arc<Cluster>, auth: Option<Authenticator>) -> Gateway {
+        Gateway { cluster, auth, next_id: AtomicU64::new(1) }
     }
 
     /// Serves one request; never fails, errors become Docker-style responses.
@@ -55,6 +61,7 @@ impl Gateway {
             path: req.uri().path().to_string(),
             version: None,
             endpoint: None,
+            identity: None,
             node: None,
             started: Instant::now(),
         };
@@ -69,6 +76,7 @@ impl Gateway {
         let path = self.negotiate(ctx, req.uri().path())?;
         let endpoint = classify(&ctx.method, &path)?;
         ctx.endpoint = Some(endpoint.clone());
+        ctx.identity = self.authenticate(&endpoint, &req).await?;
         match self.cluster.route(&endpoint)? {
             Target::Local => Ok(self.answer_locally(&endpoint, &ctx.method).await),
             Target::Node(node) => {
@@ -100,6 +108,17 @@ impl Gateway {
         Ok(path.to_string())
     }
 
+    /// Proves who is asking. `/_ping` is open to all, as clients negotiate before anything else.
+    async fn authenticate(&self, endpoint: &Endpoint, req: &Request<Incoming>) -> Result<Option<Identity>, ApiError> {
+        let Some(auth) = &self.auth else { return Ok(None) };
+        if matches!(endpoint, Endpoint::Ping) {
+            return Ok(None);
+        }
+        let header = |name: &str| req.headers().get(name).and_then(|v| v.to_str().ok()).map(str::trim).filter(|v| !v.is_empty());
+        let creds = Credentials { token: header("x-auth-token"), tenant: header("x-auth-tenantid") };
+        Ok(Some(auth.authenticate(creds).await?))
+    }
+
     async fn answer_locally(&self, endpoint: &Endpoint, method: &Method) -> Response<Body> {
         match endpoint {
             Endpoint::Ping => api::system::ping(method),
@@ -126,6 +145,7 @@ impl Gateway {
             status = resp.status().as_u16(),
             duration_ms = ctx.started.elapsed().as_secs_f64() * 1000.0,
             node = ctx.node.as_deref().unwrap_or("-"),
+            tenant = ctx.identity.as_ref().map(|i| i.tenant.as_str()).unwrap_or("-"),
             "request"
         );
         resp

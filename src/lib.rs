@@ -2,6 +2,7 @@
 //! See ARCHITECTURE.md for the map.
 
 pub mod api;
+pub mod auth;
 pub mod body;
 pub mod cluster;
 pub mod config;
@@ -40,25 +41,76 @@ pub async fn bind(config: &Config) -> anyhow::Result<Vec<Listener>> {
     Ok(out)
 }
 
+/// A `manage` ready to serve: every file read and checked, so start-up errors come before listening.
+pub struct Manager {
+    config: Config,
+    gateway: Arc<gateway::Gateway>,
+}
+
+impl Manager {
+    pub fn new(config: Config) -> anyhow::Result<Manager> {
+        let cluster = cluster::Cluster::new(&config.discovery, config.engine_connect_timeout).map_err(anyhow::Error::msg)?;
+        let auth = authenticator(&config.auth)?;
+        let gateway = Arc::new(gateway::Gateway::new(Arc::new(cluster), auth));
+        Ok(Manager { config, gateway })
+    }
+
+    /// Serves on listeners the caller bound, until `shutdown` completes.
+    pub async fn run(self, listeners: Vec<Listener>, shutdown: impl Future<Output = ()>) {
+        let cluster = self.gateway.cluster.clone();
+        // Learn the engines' API versions before the first client negotiates; an engine that is down is
+        // retried by the refresh loop and does not stop mtswarm from starting.
+        let _ = tokio::time::timeout(Duration::from_secs(5), cluster.refresh()).await;
+        let refresher = {
+            let every = self.config.refresh_interval;
+            tokio::spawn(async move {
+                loop {
+                    tokio::time::sleep(every).await;
+                    cluster.refresh().await;
+                }
+            })
+        };
+        server::run(self.gateway, listeners, shutdown).await;
+        refresher.abort();
+    }
+}
+
 /// Runs `manage` on listeners the caller bound, until `shutdown` completes.
 pub async fn run(config: Config, listeners: Vec<Listener>, shutdown: impl Future<Output = ()>) -> anyhow::Result<()> {
-    let cluster =
-        Arc::new(cluster::Cluster::new(&config.discovery, config.engine_connect_timeout).map_err(anyhow::Error::msg)?);
-    // Learn the engines' API versions before the first client negotiates; an engine that is down is
-    // retried by the refresh loop and does not stop mtswarm from starting.
-    let _ = tokio::time::timeout(Duration::from_secs(5), cluster.refresh()).await;
-    let refresher = {
-        let cluster = cluster.clone();
-        let every = config.refresh_interval;
-        tokio::spawn(async move {
-            loop {
-                tokio::time::sleep(every).await;
-                cluster.refresh().await;
-            }
-        })
-    };
-    let gateway = Arc::new(gateway::Gateway::new(cluster));
-    server::run(gateway, listeners, shutdown).await;
-    refresher.abort();
+    Manager::new(config)?.run(listeners, shutdown).await;
     Ok(())
+}
+
+/// Builds the authenticator the configuration asks for; `None` when multi-tenancy is off.
+pub fn authenticator(cfg: &config::AuthConfig) -> anyhow::Result<Option<auth::Authenticator>> {
+    use config::AuthBackendConfig as B;
+    if !cfg.multi_tenant {
+        tracing::warn!("SWARM_MULTI_TENANT=false: no authentication and no tenancy; every client sees everything");
+        return Ok(None);
+    }
+    let backend = match &cfg.backend {
+        B::TokenFile(path) => {
+            let file = auth::tokenfile::TokenFile::load(path).map_err(anyhow::Error::msg)?;
+            tracing::info!(file = %path.display(), "authenticating with the token file");
+            auth::Backend::TokenFile(file)
+        }
+        B::Keystone { keystone, members_tenant, given_url, legacy_v2 } => {
+            if *legacy_v2 {
+                tracing::warn!(
+                    given = %given_url, using = %keystone.url,
+                    "Keystone removed its v2.0 API in 2018 (Queens); using the same server's v3 API"
+                );
+            }
+            tracing::info!(url = %keystone.url, service_account = keystone.service.is_some(), "authenticating with Keystone");
+            auth::Backend::Keystone {
+                client: auth::keystone::Keystone::new(keystone.clone()),
+                members_tenant: members_tenant.clone(),
+            }
+        }
+        B::TrustHeader => {
+            tracing::warn!("SWARM_AUTH_BACKEND=None: X-Auth-TenantId is trusted without any token; anyone can act as any tenant");
+            auth::Backend::TrustHeader
+        }
+    };
+    Ok(Some(auth::Authenticator::new(backend, cfg.admin_tenant.clone(), cfg.cache_ttl)))
 }

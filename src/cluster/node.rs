@@ -18,11 +18,11 @@ use crate::body::{self, Body};
 #[derive(Debug, thiserror::Error)]
 pub enum EngineError {
     /// No connection could be made: the engine is down or unreachable. Nothing reached it.
-    #[error("engine {node} ({addr}) is unavailable: {cause}")]
-    Unavailable { node: String, addr: String, cause: String },
+    #[error("engine {node} is unavailable: {cause}")]
+    Unavailable { node: String, cause: String },
     /// The connection broke while the request or its answer was under way.
-    #[error("engine {node} ({addr}) failed during the request: {cause}")]
-    Broken { node: String, addr: String, cause: String },
+    #[error("engine {node} failed during the request: {cause}")]
+    Broken { node: String, cause: String },
     /// The engine answered, with an error status or a body that is not what the API promises.
     #[error("engine {node} answered {status}: {message}")]
     Answer { node: String, status: StatusCode, message: String },
@@ -61,6 +61,14 @@ impl Node {
     /// The engine's name once known, its address before.
     pub fn name(&self) -> String {
         self.facts().name.unwrap_or_else(|| self.addr.to_string())
+    }
+
+    /// `name (address)` once the name is known, for messages.
+    pub fn label(&self) -> String {
+        match self.facts().name {
+            Some(n) => format!("{n} ({})", self.addr),
+            None => self.addr.to_string(),
+        }
     }
 
     pub fn facts(&self) -> NodeFacts {
@@ -134,7 +142,7 @@ impl Node {
     }
 
     fn broken(&self, e: impl std::error::Error) -> EngineError {
-        EngineError::Broken { node: self.name(), addr: self.addr.to_string(), cause: error_chain(&e) }
+        EngineError::Broken { node: self.label(), cause: error_chain(&e) }
     }
 }
 
