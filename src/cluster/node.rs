@@ -90,7 +90,7 @@ impl Node {
         }
         self.client.request(req).await.map_err(|e| {
             if e.is_connect() {
-                EngineError::Unavailable { node: self.name(), addr: self.addr.to_string(), cause: error_chain(&e) }
+                EngineError::Unavailable { node: self.label(), cause: error_chain(&e) }
             } else {
                 self.broken(e)
             }
