@@ -110,16 +110,19 @@ fn read(path: &Path) -> Result<(Vec<(String, [u8; 32])>, Option<SystemTime>), St
     let mut entries = Vec::with_capacity(shape.tokens.len());
     for (i, e) in shape.tokens.iter().enumerate() {
         let at = format!("token file {}: entry {} (tenant {:?})", path.display(), i + 1, e.tenant);
+        let entry_error = |what: &str| format!("{at}: {what}; {how}");
         if !valid_tenant_id(&e.tenant) {
-            return Err(format!("{at}: a tenant id is 1 to 64 letters, digits, '_', '.' or '-', starting with a letter or digit"));
+            return Err(entry_error(
+                "a tenant id is 1 to 64 letters, digits, '_', '.' or '-', starting with a letter or digit",
+            ));
         }
         let digest = match (&e.token, &e.sha256) {
             (Some(t), None) if !t.is_empty() => Sha256::digest(t.as_bytes()).into(),
             (None, Some(h)) => {
-                let bytes = hex::decode(h).map_err(|_| format!("{at}: sha256 must be 64 hex digits"))?;
-                <[u8; 32]>::try_from(bytes.as_slice()).map_err(|_| format!("{at}: sha256 must be 64 hex digits"))?
+                let bytes = hex::decode(h).map_err(|_| entry_error("sha256 must be 64 hex digits"))?;
+                <[u8; 32]>::try_from(bytes.as_slice()).map_err(|_| entry_error("sha256 must be 64 hex digits"))?
             }
-            _ => return Err(format!("{at}: give exactly one of \"token\" or \"sha256\"")),
+            _ => return Err(entry_error("give exactly one of \"token\" or \"sha256\"")),
         };
         entries.push((e.tenant.clone(), digest));
     }
