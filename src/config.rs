@@ -57,41 +57,85 @@ impl ListenAddr {
     }
 }
 
-/// `manage` as given on the command line, before any checking. Each `Option` left `None` by its flag
-/// is taken from the environment variable named in its doc.
-#[derive(Debug, Clone, Default)]
+/// `manage` as given on the command line, before any checking. An option whose flag is not given is
+/// taken from the environment variable named in its help, read through [`Env`] in [`Config::from_raw`].
+#[derive(Debug, Clone, Default, clap::Args)]
 pub struct RawManage {
+    /// Address to listen on: tcp://ADDR:PORT or unix:///PATH; may be repeated [default: tcp://127.0.0.1:2376].
+    #[arg(short = 'H', long = "host")]
     pub hosts: Vec<String>,
+    /// The engines: an engine URL (tcp://HOST:PORT, unix:///PATH) or nodes://HOST:PORT,HOST:PORT
+    /// [default: unix:///var/run/docker.sock].
     pub discovery: Option<String>,
+    /// Seconds to wait for a connection to an engine before calling it unavailable [default: 3].
+    #[arg(long = "engine-connect-timeout")]
     pub engine_connect_timeout_secs: Option<f64>,
-    /// SWARM_MULTI_TENANT: on unless `false`.
+    /// false turns multi-tenancy off: a plain cluster manager [env: SWARM_MULTI_TENANT, default: true].
+    #[arg(long)]
     pub multi_tenant: Option<String>,
-    /// SWARM_AUTH_BACKEND: unset (the token file), `Keystone`, or `None`.
+    /// Keystone, None (trust X-Auth-TenantId), or unset for the token file [env: SWARM_AUTH_BACKEND].
+    #[arg(long)]
     pub auth_backend: Option<String>,
-    /// SWARM_TOKENS_FILE, default `tokens.json`.
+    /// The token file [env: SWARM_TOKENS_FILE, default: tokens.json].
+    #[arg(long)]
     pub tokens_file: Option<String>,
-    /// SWARM_KEYSTONE_URL.
+    /// Keystone's URL, e.g. http://keystone:5000/v3 [env: SWARM_KEYSTONE_URL].
+    #[arg(long)]
     pub keystone_url: Option<String>,
-    /// SWARM_KEYSTONE_TIMEOUT, seconds, default 5.
+    /// Seconds to wait for Keystone [env: SWARM_KEYSTONE_TIMEOUT, default: 5].
+    #[arg(long)]
     pub keystone_timeout: Option<String>,
-    /// SWARM_KEYSTONE_SERVICE_USER, _PASSWORD, _PROJECT (default `service`), _DOMAIN (default `default`).
+    /// A Keystone service account that validates tokens [env: SWARM_KEYSTONE_SERVICE_USER].
+    #[arg(long)]
     pub keystone_service_user: Option<String>,
+    /// Its password; prefer the environment [env: SWARM_KEYSTONE_SERVICE_PASSWORD].
+    #[arg(long)]
     pub keystone_service_password: Option<String>,
+    /// Its project [env: SWARM_KEYSTONE_SERVICE_PROJECT, default: service].
+    #[arg(long)]
     pub keystone_service_project: Option<String>,
+    /// Its domain [env: SWARM_KEYSTONE_SERVICE_DOMAIN, default: default].
+    #[arg(long)]
     pub keystone_service_domain: Option<String>,
-    /// SWARM_AUTH_CACHE_TTL, seconds, default 300.
+    /// Seconds a validated token is trusted before Keystone is asked again [env: SWARM_AUTH_CACHE_TTL, default: 300].
+    #[arg(long)]
     pub auth_cache_ttl: Option<String>,
-    /// SWARM_ADMIN_TENANT_ID.
+    /// The tenant that sees and may do everything [env: SWARM_ADMIN_TENANT_ID].
+    #[arg(long)]
     pub admin_tenant_id: Option<String>,
-    /// SWARM_MEMBERS_TENANT_ID (Keystone only).
+    /// Only members of this Keystone project may use the service [env: SWARM_MEMBERS_TENANT_ID].
+    #[arg(long)]
     pub members_tenant_id: Option<String>,
+    /// Serve TLS on TCP listeners (implied by --tlsverify).
+    #[arg(long)]
+    pub tls: bool,
+    /// Serve TLS and require client certificates signed by --tlscacert.
+    #[arg(long)]
+    pub tlsverify: bool,
+    /// CA that signs client certificates [default: ~/.docker/ca.pem].
+    #[arg(long)]
+    pub tlscacert: Option<String>,
+    /// Server certificate [default: ~/.docker/cert.pem].
+    #[arg(long)]
+    pub tlscert: Option<String>,
+    /// Server key [default: ~/.docker/key.pem].
+    #[arg(long)]
+    pub tlskey: Option<String>,
+    /// JSON file mapping client certificate common names to tenant ids (needs --tlsverify).
+    #[arg(long)]
+    pub tls_cn_tenants: Option<String>,
 }
 
 /// How identities are proven.
 #[derive(Debug, Clone)]
 pub enum AuthBackendConfig {
     TokenFile(PathBuf),
-    Keystone { keystone: KeystoneConfig, members_tenant: Option<String>, given_url: String, legacy_v2: bool },
+    Keystone {
+        keystone: KeystoneConfig,
+        members_tenant: Option<String>,
+        given_url: String,
+        legacy_v2: bool,
+    },
     /// `SWARM_AUTH_BACKEND=None`: the tenant header is trusted.
     TrustHeader,
 }
@@ -116,6 +160,9 @@ pub struct Config {
     /// How often every engine's facts are refreshed.
     pub refresh_interval: Duration,
     pub auth: AuthConfig,
+    /// TLS on the TCP listeners, if asked for.
+    pub tls: Option<crate::tls::TlsConfig>,
+    pub tls_cn_tenants: Option<PathBuf>,
 }
 
 impl Config {
@@ -136,8 +183,27 @@ impl Config {
             engine_connect_timeout: Duration::from_secs_f64(secs),
             refresh_interval: Duration::from_secs(15),
             auth: auth_config(raw, env)?,
+            tls: tls_config(raw, env),
+            tls_cn_tenants: raw.tls_cn_tenants.as_ref().map(PathBuf::from),
         })
     }
+}
+
+/// dockerd's rules: `--tlsverify` implies `--tls`; files default to `$DOCKER_CERT_PATH` or `~/.docker`.
+fn tls_config(raw: &RawManage, env: &Env) -> Option<crate::tls::TlsConfig> {
+    if !(raw.tls || raw.tlsverify) {
+        return None;
+    }
+    let dir = env
+        .get("DOCKER_CERT_PATH")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(env.get("HOME").unwrap_or("/root")).join(".docker"));
+    let file = |flag: &Option<String>, name: &str| flag.as_ref().map(PathBuf::from).unwrap_or_else(|| dir.join(name));
+    Some(crate::tls::TlsConfig {
+        cert: file(&raw.tlscert, "cert.pem"),
+        key: file(&raw.tlskey, "key.pem"),
+        client_ca: raw.tlsverify.then(|| file(&raw.tlscacert, "ca.pem")),
+    })
 }
 
 /// A flag's value, else its environment variable's.
@@ -150,7 +216,7 @@ fn seconds(flag: &Option<String>, env: &Env, var: &str, default: f64) -> Result<
         return Ok(Duration::from_secs_f64(default));
     };
     match v.parse::<f64>() {
-        Ok(s) if s.is_finite() && s >= 0.0 && s <= 86400.0 => Ok(Duration::from_secs_f64(s)),
+        Ok(s) if (0.0..=86400.0).contains(&s) => Ok(Duration::from_secs_f64(s)),
         _ => Err(format!("{var}={v:?}: expected a number of seconds")),
     }
 }
@@ -200,9 +266,7 @@ fn auth_config(raw: &RawManage, env: &Env) -> Result<AuthConfig, String> {
         }
         Some(b) if b.eq_ignore_ascii_case("none") => AuthBackendConfig::TrustHeader,
         Some(b) => {
-            return Err(format!(
-                "SWARM_AUTH_BACKEND={b:?}: expected Keystone, None, or unset for the token file"
-            ))
+            return Err(format!("SWARM_AUTH_BACKEND={b:?}: expected Keystone, None, or unset for the token file"))
         }
     };
     if members.is_some() && !matches!(backend, AuthBackendConfig::Keystone { .. }) {

@@ -31,6 +31,10 @@ pub struct Gateway {
     next_id: AtomicU64,
 }
 
+/// The common name of the client's verified TLS certificate, put on each request of its connection.
+#[derive(Debug, Clone)]
+pub struct PeerCn(pub Arc<str>);
+
 /// What one request has learned about itself as it moves through the phases.
 #[derive(Debug)]
 pub struct RequestCtx {
@@ -114,8 +118,10 @@ impl Gateway {
         if matches!(endpoint, Endpoint::Ping) {
             return Ok(None);
         }
-        let header = |name: &str| req.headers().get(name).and_then(|v| v.to_str().ok()).map(str::trim).filter(|v| !v.is_empty());
-        let creds = Credentials { token: header("x-auth-token"), tenant: header("x-auth-tenantid") };
+        let header =
+            |name: &str| req.headers().get(name).and_then(|v| v.to_str().ok()).map(str::trim).filter(|v| !v.is_empty());
+        let cert_cn = req.extensions().get::<PeerCn>().map(|c| &*c.0);
+        let creds = Credentials { token: header("x-auth-token"), tenant: header("x-auth-tenantid"), cert_cn };
         Ok(Some(auth.authenticate(creds).await?))
     }
 

@@ -9,6 +9,7 @@ pub mod config;
 pub mod gateway;
 pub mod proxy;
 pub mod server;
+pub mod tls;
 
 use std::future::Future;
 use std::sync::Arc;
@@ -45,14 +46,27 @@ pub async fn bind(config: &Config) -> anyhow::Result<Vec<Listener>> {
 pub struct Manager {
     config: Config,
     gateway: Arc<gateway::Gateway>,
+    tls: Option<Arc<rustls::ServerConfig>>,
 }
 
 impl Manager {
     pub fn new(config: Config) -> anyhow::Result<Manager> {
-        let cluster = cluster::Cluster::new(&config.discovery, config.engine_connect_timeout).map_err(anyhow::Error::msg)?;
-        let auth = authenticator(&config.auth)?;
+        let cluster =
+            cluster::Cluster::new(&config.discovery, config.engine_connect_timeout).map_err(anyhow::Error::msg)?;
+        let mut auth = authenticator(&config.auth)?;
+        let tls = match &config.tls {
+            Some(t) => Some(tls::server_config(t).map_err(anyhow::Error::msg)?),
+            None => None,
+        };
+        if let Some(path) = &config.tls_cn_tenants {
+            if config.tls.as_ref().is_none_or(|t| t.client_ca.is_none()) {
+                anyhow::bail!("--tls-cn-tenants needs --tlsverify: only verified certificates may stand for a tenant");
+            }
+            let map = tls::load_cn_tenants(path).map_err(anyhow::Error::msg)?;
+            auth = auth.map(|a| a.with_cn_tenants(map));
+        }
         let gateway = Arc::new(gateway::Gateway::new(Arc::new(cluster), auth));
-        Ok(Manager { config, gateway })
+        Ok(Manager { config, gateway, tls })
     }
 
     /// Serves on listeners the caller bound, until `shutdown` completes.
@@ -70,7 +84,7 @@ impl Manager {
                 }
             })
         };
-        server::run(self.gateway, listeners, shutdown).await;
+        server::run(self.gateway, listeners, self.tls, shutdown).await;
         refresher.abort();
     }
 }
@@ -103,12 +117,14 @@ pub fn authenticator(cfg: &config::AuthConfig) -> anyhow::Result<Option<auth::Au
             }
             tracing::info!(url = %keystone.url, service_account = keystone.service.is_some(), "authenticating with Keystone");
             auth::Backend::Keystone {
-                client: auth::keystone::Keystone::new(keystone.clone()),
+                client: Box::new(auth::keystone::Keystone::new(keystone.clone())),
                 members_tenant: members_tenant.clone(),
             }
         }
         B::TrustHeader => {
-            tracing::warn!("SWARM_AUTH_BACKEND=None: X-Auth-TenantId is trusted without any token; anyone can act as any tenant");
+            tracing::warn!(
+                "SWARM_AUTH_BACKEND=None: X-Auth-TenantId is trusted without any token; anyone can act as any tenant"
+            );
             auth::Backend::TrustHeader
         }
     };

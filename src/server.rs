@@ -13,7 +13,7 @@ use hyper::service::service_fn;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use tokio::net::{TcpListener, UnixListener};
 
-use crate::gateway::Gateway;
+use crate::gateway::{Gateway, PeerCn};
 
 /// How long open connections get to finish after shutdown starts.
 pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
@@ -38,14 +38,25 @@ impl Listener {
     }
 }
 
-/// Serves until `shutdown` completes, then drains.
-pub async fn run(gateway: Arc<Gateway>, listeners: Vec<Listener>, shutdown: impl Future<Output = ()>) {
+/// How long a client gets to finish the TLS handshake.
+const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Serves until `shutdown` completes, then drains. With `tls`, TCP listeners speak TLS; unix sockets
+/// never do (their file permissions guard them, as with dockerd).
+pub async fn run(
+    gateway: Arc<Gateway>,
+    listeners: Vec<Listener>,
+    tls: Option<Arc<rustls::ServerConfig>>,
+    shutdown: impl Future<Output = ()>,
+) {
+    let tls = tls.map(tokio_rustls::TlsAcceptor::from);
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     // Every connection task holds a clone of `done_tx`; when all are dropped, `done_rx` yields None.
     let (done_tx, mut done_rx) = tokio::sync::mpsc::channel::<()>(1);
     let mut accepting = Vec::new();
     for l in listeners {
         let gw = gateway.clone();
+        let tls = tls.clone();
         let mut stop = stop_rx.clone();
         let watcher = Watcher { stop: stop_rx.clone(), _done: done_tx.clone() };
         accepting.push(tokio::spawn(async move {
@@ -53,7 +64,7 @@ pub async fn run(gateway: Arc<Gateway>, listeners: Vec<Listener>, shutdown: impl
                 tokio::select! {
                     _ = stop.changed() => break,
                     accepted = accept(&l) => match accepted {
-                        Ok(io) => serve(gw.clone(), io, &watcher),
+                        Ok(io) => serve(gw.clone(), io, tls.clone(), &watcher),
                         Err(e) => {
                             tracing::warn!(cause = %e, "accept failed");
                             tokio::time::sleep(Duration::from_millis(50)).await;
@@ -103,19 +114,40 @@ async fn accept(l: &Listener) -> std::io::Result<Conn> {
     }
 }
 
-fn serve(gateway: Arc<Gateway>, conn: Conn, watcher: &Watcher) {
-    match conn {
-        Conn::Tcp(s) => serve_io(gateway, s, watcher),
-        Conn::Unix(s) => serve_io(gateway, s, watcher),
+fn serve(gateway: Arc<Gateway>, conn: Conn, tls: Option<tokio_rustls::TlsAcceptor>, watcher: &Watcher) {
+    match (conn, tls) {
+        (Conn::Tcp(s), Some(acceptor)) => {
+            let watcher = watcher.clone();
+            tokio::spawn(async move {
+                let stream = match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(s)).await {
+                    Ok(Ok(stream)) => stream,
+                    Ok(Err(e)) => return tracing::debug!(cause = %e, "TLS handshake failed"),
+                    Err(_) => return tracing::debug!("TLS handshake timed out"),
+                };
+                let cn = stream
+                    .get_ref()
+                    .1
+                    .peer_certificates()
+                    .and_then(|certs| certs.first())
+                    .and_then(crate::tls::common_name)
+                    .map(|cn| PeerCn(Arc::from(cn)));
+                serve_io(gateway, stream, cn, &watcher);
+            });
+        }
+        (Conn::Tcp(s), None) => serve_io(gateway, s, None, watcher),
+        (Conn::Unix(s), _) => serve_io(gateway, s, None, watcher),
     }
 }
 
-fn serve_io<I>(gateway: Arc<Gateway>, io: I, watcher: &Watcher)
+fn serve_io<I>(gateway: Arc<Gateway>, io: I, peer_cn: Option<PeerCn>, watcher: &Watcher)
 where
     I: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
 {
-    let service = service_fn(move |req| {
+    let service = service_fn(move |mut req: hyper::Request<hyper::body::Incoming>| {
         let gw = gateway.clone();
+        if let Some(cn) = &peer_cn {
+            req.extensions_mut().insert(cn.clone());
+        }
         async move { Ok::<_, std::convert::Infallible>(gw.handle(req).await) }
     });
     let mut builder = http1::Builder::new();

@@ -11,8 +11,11 @@ use tokio::sync::OnceCell;
 /// Past this many entries, expired ones are swept on insert: rejected garbage tokens cannot pile up.
 const SWEEP_AT: usize = 10_000;
 
+/// A value and when it stops being good; empty while its fetch is under way.
+type Slot<V> = Arc<OnceCell<(V, Instant)>>;
+
 pub struct Cache<K, V, E> {
-    slots: Mutex<HashMap<K, Arc<OnceCell<(V, Instant)>>>>,
+    slots: Mutex<HashMap<K, Slot<V>>>,
     _error: std::marker::PhantomData<fn() -> E>,
 }
 

@@ -97,7 +97,12 @@ impl Keystone {
                 None => token.to_string(),
             };
             let (status, body) = self
-                .call(Method::GET, "/auth/tokens?nocatalog", &[("x-auth-token", &caller), ("x-subject-token", token)], None)
+                .call(
+                    Method::GET,
+                    "/auth/tokens?nocatalog",
+                    &[("x-auth-token", &caller), ("x-subject-token", token)],
+                    None,
+                )
                 .await?;
             match status {
                 StatusCode::OK => return Ok(parse_token(&body)),
@@ -194,7 +199,8 @@ impl Keystone {
     /// the `X-Subject-Token` header.
     async fn send(&self, req: Request<Full<Bytes>>) -> Result<(StatusCode, Value, Option<String>), KeystoneError> {
         let exchange = async {
-            let resp = self.http.request(req).await.map_err(|e| self.unavailable(crate::cluster::node::error_chain(&e)))?;
+            let resp =
+                self.http.request(req).await.map_err(|e| self.unavailable(crate::cluster::node::error_chain(&e)))?;
             let status = resp.status();
             let subject = resp.headers().get("x-subject-token").and_then(|v| v.to_str().ok()).map(str::to_string);
             let bytes = resp.into_body().collect().await.map_err(|e| self.unavailable(e.to_string()))?.to_bytes();

@@ -12,6 +12,7 @@ pub mod cache;
 pub mod keystone;
 pub mod tokenfile;
 
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
@@ -38,6 +39,8 @@ pub struct Identity {
 pub struct Credentials<'a> {
     pub token: Option<&'a str>,
     pub tenant: Option<&'a str>,
+    /// The common name of the client's verified TLS certificate.
+    pub cert_cn: Option<&'a str>,
 }
 
 /// Why a request was not authenticated. The messages name what is wrong, never which tenants exist.
@@ -76,7 +79,10 @@ impl From<AuthError> for ApiError {
 /// Which backend proves identities.
 pub enum Backend {
     TokenFile(TokenFile),
-    Keystone { client: Keystone, members_tenant: Option<String> },
+    Keystone {
+        client: Box<Keystone>,
+        members_tenant: Option<String>,
+    },
     /// Trusts `X-Auth-TenantId`.
     TrustHeader,
 }
@@ -91,6 +97,8 @@ pub struct TokenFacts {
 
 pub struct Authenticator {
     backend: Backend,
+    /// Client certificate common names that stand for a tenant, with `--tlsverify`.
+    cn_tenants: HashMap<String, String>,
     admin_tenant: Option<String>,
     ttl: Duration,
     cache: Cache<[u8; 32], Option<Arc<TokenFacts>>, KeystoneError>,
@@ -98,7 +106,13 @@ pub struct Authenticator {
 
 impl Authenticator {
     pub fn new(backend: Backend, admin_tenant: Option<String>, ttl: Duration) -> Authenticator {
-        Authenticator { backend, admin_tenant, ttl, cache: Cache::new() }
+        Authenticator { backend, cn_tenants: HashMap::new(), admin_tenant, ttl, cache: Cache::new() }
+    }
+
+    /// Lets verified client certificates with these common names act as these tenants.
+    pub fn with_cn_tenants(mut self, map: HashMap<String, String>) -> Authenticator {
+        self.cn_tenants = map;
+        self
     }
 
     pub fn backend(&self) -> &Backend {
@@ -111,7 +125,16 @@ impl Authenticator {
                 return Err(AuthError::BadTenantId(t.to_string()));
             }
         }
+        // A request without a token may be vouched for by its client certificate.
+        let by_cert = creds.token.is_none().then(|| creds.cert_cn.and_then(|cn| self.cn_tenants.get(cn))).flatten();
         let tenant = match &self.backend {
+            _ if by_cert.is_some() => {
+                let owner = by_cert.cloned().unwrap_or_default();
+                match creds.tenant {
+                    Some(t) if t != owner => return Err(AuthError::NotForTenant(t.to_string())),
+                    _ => owner,
+                }
+            }
             Backend::TrustHeader => creds.tenant.ok_or(AuthError::MissingTenant)?.to_string(),
             Backend::TokenFile(file) => {
                 let token = creds.token.ok_or(AuthError::Missing)?;
@@ -147,11 +170,8 @@ impl Authenticator {
                 };
                 // Unscoped tokens, and a members tenant, need the list of the user's projects. Asked once
                 // here, so the cached answer serves every tenant the token is used for.
-                let projects = if info.project_id.is_none() || need_projects {
-                    Some(client.projects(token).await?)
-                } else {
-                    None
-                };
+                let projects =
+                    if info.project_id.is_none() || need_projects { Some(client.projects(token).await?) } else { None };
                 let left = info.expires_at.duration_since(SystemTime::now()).unwrap_or(Duration::ZERO);
                 Ok((Some(Arc::new(TokenFacts { info, projects })), Instant::now() + left.min(ttl)))
             })

@@ -40,7 +40,7 @@ pub struct TokenFile {
 }
 
 struct Loaded {
-    entries: Vec<(String, [u8; 32])>,
+    entries: Entries,
     mtime: Option<SystemTime>,
     checked: Instant,
 }
@@ -49,7 +49,10 @@ impl TokenFile {
     /// Loads the file; any problem is a start-up error that says how to make a good one.
     pub fn load(path: &Path) -> Result<TokenFile, String> {
         let (entries, mtime) = read(path)?;
-        Ok(TokenFile { path: path.to_path_buf(), state: RwLock::new(Loaded { entries, mtime, checked: Instant::now() }) })
+        Ok(TokenFile {
+            path: path.to_path_buf(),
+            state: RwLock::new(Loaded { entries, mtime, checked: Instant::now() }),
+        })
     }
 
     pub fn path(&self) -> &Path {
@@ -96,7 +99,10 @@ impl TokenFile {
     }
 }
 
-fn read(path: &Path) -> Result<(Vec<(String, [u8; 32])>, Option<SystemTime>), String> {
+/// Each tenant with its token's digest.
+type Entries = Vec<(String, [u8; 32])>;
+
+fn read(path: &Path) -> Result<(Entries, Option<SystemTime>), String> {
     let how = format!("make one with `mtswarm tokens add --tenant TENANT --file {}`", path.display());
     let text = std::fs::read_to_string(path).map_err(|e| format!("token file {}: {e}; {how}", path.display()))?;
     let mtime = std::fs::metadata(path).and_then(|m| m.modified()).ok();
@@ -179,7 +185,12 @@ mod tests {
     fn loads_plain_and_hashed_tokens() {
         let dir = tempfile::tempdir().unwrap();
         let bob = hex::encode(Sha256::digest(b"bob-secret"));
-        let p = write(&dir, &format!(r#"{{"tokens": [{{"tenant": "alice", "token": "a-secret"}}, {{"tenant": "bob", "sha256": "{bob}"}}]}}"#));
+        let p = write(
+            &dir,
+            &format!(
+                r#"{{"tokens": [{{"tenant": "alice", "token": "a-secret"}}, {{"tenant": "bob", "sha256": "{bob}"}}]}}"#
+            ),
+        );
         let f = TokenFile::load(&p).unwrap();
         assert_eq!(f.tenant_of("a-secret").as_deref(), Some("alice"));
         assert_eq!(f.tenant_of("bob-secret").as_deref(), Some("bob"));
