@@ -28,6 +28,8 @@ pub struct Gateway {
     pub cluster: Arc<Cluster>,
     /// `None` when multi-tenancy is off: nobody is asked who they are.
     pub auth: Option<Authenticator>,
+    /// Operator-facing warnings shown by `docker info`.
+    warnings: Vec<String>,
     next_id: AtomicU64,
 }
 
@@ -54,7 +56,14 @@ pub struct RequestCtx {
 
 impl Gateway {
     pub fn new(cluster: Arc<Cluster>, auth: Option<Authenticator>) -> Gateway {
-        Gateway { cluster, auth, next_id: AtomicU64::new(1) }
+        let mut warnings = Vec::new();
+        match &auth {
+            None => warnings.push("WARNING: SWARM_MULTI_TENANT=false: no authentication and no tenancy".to_string()),
+            Some(a) if matches!(a.backend(), crate::auth::Backend::TrustHeader) => warnings
+                .push("WARNING: SWARM_AUTH_BACKEND=None: X-Auth-TenantId is trusted without any token".to_string()),
+            Some(_) => {}
+        }
+        Gateway { cluster, auth, warnings, next_id: AtomicU64::new(1) }
     }
 
     /// Serves one request; never fails, errors become Docker-style responses.
@@ -129,7 +138,7 @@ impl Gateway {
         match endpoint {
             Endpoint::Ping => api::system::ping(method),
             Endpoint::Version => api::system::version(&self.cluster),
-            Endpoint::Info => api::system::info(&self.cluster).await,
+            Endpoint::Info => api::system::info(&self.cluster, &self.warnings).await,
             other => ApiError::new(
                 http::StatusCode::INTERNAL_SERVER_ERROR,
                 format!("mtswarm cannot answer {} itself", other.command_name()),

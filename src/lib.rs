@@ -7,6 +7,7 @@ pub mod body;
 pub mod cluster;
 pub mod config;
 pub mod gateway;
+pub mod policy;
 pub mod proxy;
 pub mod server;
 pub mod tls;

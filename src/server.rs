@@ -143,30 +143,105 @@ fn serve_io<I>(gateway: Arc<Gateway>, io: I, peer_cn: Option<PeerCn>, watcher: &
 where
     I: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
 {
-    let service = service_fn(move |mut req: hyper::Request<hyper::body::Incoming>| {
-        let gw = gateway.clone();
-        if let Some(cn) = &peer_cn {
-            req.extensions_mut().insert(cn.clone());
-        }
-        async move { Ok::<_, std::convert::Infallible>(gw.handle(req).await) }
-    });
+    // Where a hijacking request leaves the engine's stream for this connection's task to pump once the
+    // HTTP exchange is over (hyper hands the client's socket back only then).
+    let slot = HijackSlot::default();
+    let service = {
+        let slot = slot.clone();
+        service_fn(move |mut req: hyper::Request<hyper::body::Incoming>| {
+            let gw = gateway.clone();
+            if let Some(cn) = &peer_cn {
+                req.extensions_mut().insert(cn.clone());
+            }
+            req.extensions_mut().insert(slot.clone());
+            Box::pin(async move { Ok::<_, std::convert::Infallible>(gw.handle(req).await) })
+                as std::pin::Pin<Box<dyn Future<Output = _> + Send>>
+        })
+    };
     let mut builder = http1::Builder::new();
     builder.timer(TokioTimer::new()).header_read_timeout(Duration::from_secs(60)).keep_alive(true);
-    let conn = builder.serve_connection(TokioIo::new(io), service).with_upgrades();
+    // Not `with_upgrades`: both hijack forms (101 after `Upgrade: tcp`, and dockerd's older 200) end the
+    // HTTP exchange, and the connection's parts come back here to be pumped.
+    let mut conn = builder.serve_connection(TokioIo::new(io), service);
     let Watcher { mut stop, _done } = watcher.clone();
     tokio::spawn(async move {
-        tokio::pin!(conn);
         let result = tokio::select! {
-            r = conn.as_mut() => r,
+            r = std::future::poll_fn(|cx| conn.poll_without_shutdown(cx)) => r,
             _ = stop.changed() => {
                 // Finish the request in flight, then close instead of keeping the connection alive.
-                conn.as_mut().graceful_shutdown();
-                conn.await
+                std::pin::Pin::new(&mut conn).graceful_shutdown();
+                std::future::poll_fn(|cx| conn.poll_without_shutdown(cx)).await
             }
         };
         if let Err(e) = result {
             tracing::debug!(cause = %e, "connection ended with an error");
+            return;
+        }
+        if let Some(engine) = slot.take() {
+            let parts = conn.into_parts();
+            let client = Prefixed { prefix: parts.read_buf, io: parts.io.into_inner() };
+            crate::proxy::hijack::pump(client, engine).await;
         }
         drop(_done);
     });
+}
+
+/// The engine's side of a hijacked stream, waiting for the client's side.
+#[derive(Clone, Default)]
+pub struct HijackSlot(Arc<std::sync::Mutex<Option<crate::proxy::hijack::EngineStream>>>);
+
+impl HijackSlot {
+    pub fn put(&self, engine: crate::proxy::hijack::EngineStream) {
+        *self.0.lock().unwrap_or_else(|e| e.into_inner()) = Some(engine);
+    }
+
+    fn take(&self) -> Option<crate::proxy::hijack::EngineStream> {
+        self.0.lock().unwrap_or_else(|e| e.into_inner()).take()
+    }
+}
+
+/// A stream whose first bytes were already read by the HTTP parser.
+struct Prefixed<I> {
+    prefix: bytes::Bytes,
+    io: I,
+}
+
+impl<I: tokio::io::AsyncRead + Unpin> tokio::io::AsyncRead for Prefixed<I> {
+    fn poll_read(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        buf: &mut tokio::io::ReadBuf<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        if !self.prefix.is_empty() {
+            let n = self.prefix.len().min(buf.remaining());
+            let chunk = self.prefix.split_to(n);
+            buf.put_slice(&chunk);
+            return std::task::Poll::Ready(Ok(()));
+        }
+        std::pin::Pin::new(&mut self.io).poll_read(cx, buf)
+    }
+}
+
+impl<I: tokio::io::AsyncWrite + Unpin> tokio::io::AsyncWrite for Prefixed<I> {
+    fn poll_write(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        buf: &[u8],
+    ) -> std::task::Poll<std::io::Result<usize>> {
+        std::pin::Pin::new(&mut self.io).poll_write(cx, buf)
+    }
+
+    fn poll_flush(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        std::pin::Pin::new(&mut self.io).poll_flush(cx)
+    }
+
+    fn poll_shutdown(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        std::pin::Pin::new(&mut self.io).poll_shutdown(cx)
+    }
 }

@@ -57,7 +57,7 @@ pub fn version(cluster: &Cluster) -> Response<Body> {
 
 /// `GET /info`: the first engine's description as the base (driver, runtimes, security options), with
 /// the cluster's identity, sums and Swarm classic's `SystemStatus` over it.
-pub async fn info(cluster: &Cluster) -> Response<Body> {
+pub async fn info(cluster: &Cluster, warnings: &[String]) -> Response<Body> {
     cluster.refresh().await;
     let nodes = cluster.nodes();
     let mut base = nodes
@@ -108,6 +108,9 @@ pub async fn info(cluster: &Cluster) -> Response<Body> {
         obj.insert("SystemStatus".into(), json!(status));
         obj.insert("Labels".into(), json!([]));
         obj.insert("NEventsListener".into(), Value::from(0));
+        let mut all: Vec<Value> = obj.get("Warnings").and_then(Value::as_array).cloned().unwrap_or_default();
+        all.extend(warnings.iter().map(|w| Value::from(w.as_str())));
+        obj.insert("Warnings".into(), Value::from(all));
         obj.insert("Swarm".into(), json!({ "LocalNodeState": "inactive", "NodeID": "", "NodeAddr": "" }));
     }
     json_response(StatusCode::OK, &base)

@@ -108,6 +108,11 @@ impl Keystone {
                 StatusCode::OK => return Ok(parse_token(&body)),
                 // The service account's own token may have expired or been revoked: renew it once.
                 StatusCode::UNAUTHORIZED if self.cfg.service.is_some() && attempt == 0 => continue,
+                // The service account may not validate tokens (it lacks the `service` role): the operator's
+                // mistake, which must not be reported to users as their token being invalid.
+                StatusCode::UNAUTHORIZED | StatusCode::FORBIDDEN if self.cfg.service.is_some() => {
+                    return Err(KeystoneError::ServiceAccount(format!("validating a token answered {status}")))
+                }
                 StatusCode::NOT_FOUND | StatusCode::UNAUTHORIZED | StatusCode::FORBIDDEN => return Ok(None),
                 s => return Err(self.unavailable(format!("validation answered {s}"))),
             }

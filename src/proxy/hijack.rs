@@ -5,28 +5,28 @@
 //! as a write shutdown while the engine's output keeps flowing, which is how `echo x | docker exec -i c cat`
 //! ends. When the engine's output ends the session is over.
 
-use bytes::BytesMut;
 use http::header::{self, HeaderValue};
 use http::{Request, Response, StatusCode};
-use http_body_util::{BodyExt, StreamBody};
-use hyper::body::{Frame, Incoming};
+use hyper::body::Incoming;
 use hyper::upgrade::Upgraded;
 use hyper_util::rt::TokioIo;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 
 use super::{copy_headers, engine_error, relay_response};
 use crate::api::ApiError;
-use crate::body::{self, Body, BoxError};
+use crate::body::{self, Body};
 use crate::cluster::Node;
+use crate::server::HijackSlot;
 
-/// Forwards a request that the engine may answer by hijacking the connection.
-pub async fn forward(
-    node: &Node,
-    mut req: Request<Incoming>,
-    path_and_query: String,
-) -> Result<Response<Body>, ApiError> {
+/// The engine's end of a hijacked stream.
+pub type EngineStream = TokioIo<Upgraded>;
+
+/// Forwards a request that the engine may answer by hijacking the connection. When it does, the engine's
+/// stream is left in the connection's [`HijackSlot`] and the answer ends the HTTP exchange: `101` when the
+/// client asked to upgrade, else dockerd's older form, `200` and the raw stream after the head.
+pub async fn forward(node: &Node, req: Request<Incoming>, path_and_query: String) -> Result<Response<Body>, ApiError> {
     let client_protocol = req.headers().get(header::UPGRADE).cloned();
-    let client_upgrade = hyper::upgrade::on(&mut req);
+    let slot = req.extensions().get::<HijackSlot>().cloned();
     let (parts, incoming) = req.into_parts();
 
     // dockerd hijacks these endpoints with or without `Upgrade`; asking for it makes it answer 101,
@@ -36,7 +36,7 @@ pub async fn forward(
     if let Some(h) = up.headers_mut() {
         *h = copy_headers(&parts.headers);
         h.insert(header::CONNECTION, HeaderValue::from_static("Upgrade"));
-        h.insert(header::UPGRADE, protocol.clone());
+        h.insert(header::UPGRADE, protocol);
     }
     let up = up.body(body::stream(incoming)).map_err(|e| ApiError::bad_request(e.to_string()))?;
     let mut resp = node.send(up).await.map_err(engine_error)?;
@@ -48,54 +48,30 @@ pub async fn forward(
     let engine = hyper::upgrade::on(&mut resp)
         .await
         .map_err(|e| ApiError::bad_gateway(format!("engine {} did not hand over the stream: {e}", node.name())))?;
+    let slot =
+        slot.ok_or_else(|| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "this connection cannot be hijacked"))?;
+    slot.put(TokioIo::new(engine));
 
+    let mut out = Response::new(body::empty());
+    if client_protocol.is_some() {
+        *out.status_mut() = StatusCode::SWITCHING_PROTOCOLS;
+    }
+    let h = out.headers_mut();
     match client_protocol {
         Some(protocol) => {
-            let mut out = Response::new(body::empty());
-            *out.status_mut() = StatusCode::SWITCHING_PROTOCOLS;
-            let h = out.headers_mut();
             h.insert(header::CONNECTION, HeaderValue::from_static("Upgrade"));
             h.insert(header::UPGRADE, protocol);
-            if let Some(ct) = content_type {
-                h.insert(header::CONTENT_TYPE, ct);
-            }
-            tokio::spawn(async move {
-                match client_upgrade.await {
-                    Ok(client) => pump(TokioIo::new(client), TokioIo::new(engine)).await,
-                    Err(e) => {
-                        tracing::debug!(cause = %e, "client went away before the stream started")
-                    }
-                }
-            });
-            Ok(out)
         }
-        // A client that did not ask to upgrade cannot get the connection back from an HTTP server:
-        // it gets the engine's output as the body, and its input is closed.
+        // No keep-alive: the exchange ends here and the raw stream follows the head.
         None => {
-            let mut out = Response::new(output_only(TokioIo::new(engine)));
-            out.headers_mut().insert(
-                header::CONTENT_TYPE,
-                content_type.unwrap_or_else(|| HeaderValue::from_static("application/vnd.docker.raw-stream")),
-            );
-            Ok(out)
+            h.insert(header::CONNECTION, HeaderValue::from_static("close"));
         }
     }
-}
-
-/// Streams what the engine writes as a response body after closing the engine's input.
-fn output_only(engine: TokioIo<Upgraded>) -> Body {
-    let stream = futures_util::stream::unfold((engine, false), |(mut io, shut)| async move {
-        if !shut {
-            let _ = io.shutdown().await;
-        }
-        let mut buf = BytesMut::with_capacity(16 * 1024);
-        match io.read_buf(&mut buf).await {
-            Ok(0) => None,
-            Ok(_) => Some((Ok::<_, BoxError>(Frame::data(buf.freeze())), (io, true))),
-            Err(e) => Some((Err(BoxError::from(e)), (io, true))),
-        }
-    });
-    StreamBody::new(stream).boxed_unsync()
+    h.insert(
+        header::CONTENT_TYPE,
+        content_type.unwrap_or_else(|| HeaderValue::from_static("application/vnd.docker.raw-stream")),
+    );
+    Ok(out)
 }
 
 /// Copies both ways until the engine's output ends; the client's half-close becomes the engine's.
