@@ -17,7 +17,154 @@ pub fn full(bytes: impl Into<Bytes>) -> Body {
     Full::new(bytes.into()).map_err(|never| match never {}).boxed_unsync()
 }
 
+/// Reads a small body whole, refusing one larger than `limit`.
+pub async fn collect_limited(incoming: hyper::body::Incoming, limit: usize) -> Result<Bytes, BoxError> {
+    let limited = http_body_util::Limited::new(incoming, limit);
+    Ok(limited.collect().await?.to_bytes())
+}
+
 /// Streams an incoming hyper body onward without buffering it.
 pub fn stream(incoming: hyper::body::Incoming) -> Body {
     incoming.map_err(BoxError::from).boxed_unsync()
+}
+
+/// Streams an engine's body onward, joining frames into one, up to [`COALESCE_LIMIT`] or [`COALESCE_WAIT`]
+/// after the first. Engines write logs a line per frame, and hyper's client hands frames over one at a
+/// time; passing each on alone costs a write and a wake-up per line. A stream that goes quiet (`logs -f`,
+/// `events`) is delayed by at most `COALESCE_WAIT`.
+pub fn stream_coalesced(incoming: hyper::body::Incoming) -> Body {
+    Coalesce { inner: incoming, pending: None, joined: None, deadline: None }.boxed_unsync()
+}
+
+/// How long a frame may wait for the next one to join it.
+pub const COALESCE_WAIT: std::time::Duration = std::time::Duration::from_millis(1);
+
+/// The most bytes joined into one frame.
+pub const COALESCE_LIMIT: usize = 64 * 1024;
+
+struct Coalesce<B> {
+    inner: B,
+    /// What was read while joining but could not be joined: a frame past the limit, trailers, or an error,
+    /// which must reach the client (a broken body must not look complete).
+    pending: Option<Result<hyper::body::Frame<Bytes>, BoxError>>,
+    /// The data joined so far, kept across polls while waiting for more.
+    joined: Option<bytes::BytesMut>,
+    /// When the joined data goes out even if nothing more came.
+    deadline: Option<std::pin::Pin<Box<tokio::time::Sleep>>>,
+}
+
+impl<B> http_body::Body for Coalesce<B>
+where
+    B: http_body::Body<Data = Bytes> + Unpin,
+    B::Error: Into<BoxError>,
+{
+    type Data = Bytes;
+    type Error = BoxError;
+
+    fn poll_frame(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Result<hyper::body::Frame<Bytes>, BoxError>>> {
+        use std::future::Future;
+        use std::task::Poll;
+        let this = &mut *self;
+        if this.joined.is_none() {
+            if let Some(f) = this.pending.take() {
+                return Poll::Ready(Some(f));
+            }
+        }
+        loop {
+            match std::pin::Pin::new(&mut this.inner).poll_frame(cx) {
+                Poll::Ready(Some(Ok(frame))) => match frame.into_data() {
+                    Ok(data) => {
+                        let buf = this.joined.get_or_insert_with(bytes::BytesMut::new);
+                        if !buf.is_empty() && buf.len() + data.len() > COALESCE_LIMIT {
+                            this.pending = Some(Ok(hyper::body::Frame::data(data)));
+                            break;
+                        }
+                        buf.extend_from_slice(&data);
+                        if buf.len() >= COALESCE_LIMIT {
+                            break;
+                        }
+                    }
+                    Err(other) => {
+                        this.pending = Some(Ok(other));
+                        break;
+                    }
+                },
+                // Deliver what arrived before the error, then the error.
+                Poll::Ready(Some(Err(e))) => {
+                    this.pending = Some(Err(e.into()));
+                    break;
+                }
+                Poll::Ready(None) => break,
+                Poll::Pending => {
+                    if this.joined.is_none() {
+                        return Poll::Pending;
+                    }
+                    let deadline = this.deadline.get_or_insert_with(|| Box::pin(tokio::time::sleep(COALESCE_WAIT)));
+                    if deadline.as_mut().poll(cx).is_pending() {
+                        return Poll::Pending;
+                    }
+                    break;
+                }
+            }
+        }
+        this.deadline = None;
+        match this.joined.take() {
+            Some(b) => Poll::Ready(Some(Ok(hyper::body::Frame::data(b.freeze())))),
+            None => Poll::Ready(this.pending.take()),
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.pending.is_none() && self.joined.is_none() && self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> http_body::SizeHint {
+        match (&self.pending, &self.joined) {
+            (None, None) => self.inner.size_hint(),
+            _ => http_body::SizeHint::default(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use http_body_util::StreamBody;
+    use hyper::body::Frame;
+
+    #[tokio::test]
+    async fn joins_ready_frames_and_keeps_the_error() {
+        let frames: Vec<Result<Frame<Bytes>, BoxError>> = vec![
+            Ok(Frame::data(Bytes::from_static(b"a"))),
+            Ok(Frame::data(Bytes::from_static(b"b"))),
+            Err("engine died".into()),
+        ];
+        let mut body = Coalesce {
+            inner: StreamBody::new(futures_util::stream::iter(frames)),
+            pending: None,
+            joined: None,
+            deadline: None,
+        };
+        let first = body.frame().await.unwrap().unwrap().into_data().unwrap();
+        assert_eq!(first, "ab");
+        assert!(body.frame().await.unwrap().is_err(), "the error reaches the client");
+    }
+
+    #[tokio::test]
+    async fn splits_at_the_limit() {
+        let big = Bytes::from(vec![b'x'; COALESCE_LIMIT]);
+        let frames: Vec<Result<Frame<Bytes>, BoxError>> =
+            vec![Ok(Frame::data(Bytes::from_static(b"a"))), Ok(Frame::data(big))];
+        let body = Coalesce {
+            inner: StreamBody::new(futures_util::stream::iter(frames)),
+            pending: None,
+            joined: None,
+            deadline: None,
+        };
+        let all = body.collect().await.unwrap().to_bytes();
+        assert_eq!(all.len(), COALESCE_LIMIT + 1);
+    }
 }

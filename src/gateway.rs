@@ -103,7 +103,8 @@ impl Gateway {
                 if endpoint.may_hijack() {
                     hijack::forward(&node, req, pq).await
                 } else {
-                    proxy::forward(&node, req, pq).await
+                    let relay = if endpoint.answers_small_json() { proxy::Relay::Whole } else { proxy::Relay::Stream };
+                    proxy::forward(&node, req, pq, relay).await
                 }
             }
         }

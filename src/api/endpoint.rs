@@ -250,6 +250,42 @@ impl Endpoint {
         )
     }
 
+    /// True for endpoints whose answer is a small JSON document, read whole and sent in one piece rather
+    /// than streamed (it is also what tenancy rewrites). Streams, archives and tars are never among them.
+    pub fn answers_small_json(&self) -> bool {
+        use Endpoint as E;
+        match self {
+            E::ContainerList | E::ContainerCreate | E::ContainerPrune | E::SystemDf | E::Auth => true,
+            E::Container { op, .. } => matches!(
+                op,
+                ContainerOp::Inspect
+                    | ContainerOp::Top
+                    | ContainerOp::Changes
+                    | ContainerOp::Update
+                    | ContainerOp::ExecCreate
+            ),
+            E::Exec { op, .. } => matches!(op, ExecOp::Inspect),
+            E::ImageList
+            | E::ImageSearch
+            | E::ImagePrune
+            | E::DistributionInspect { .. }
+            | E::BuildPrune
+            | E::Commit => true,
+            E::Image { op, .. } => matches!(op, ImageOp::Inspect | ImageOp::History | ImageOp::Delete),
+            E::NetworkList | E::NetworkCreate | E::NetworkPrune | E::Network { .. } => true,
+            E::VolumeList | E::VolumeCreate | E::VolumePrune | E::Volume { .. } => true,
+            E::Ping
+            | E::Version
+            | E::Info
+            | E::Events
+            | E::ImageCreate
+            | E::ImagesSave
+            | E::ImageLoad
+            | E::Build
+            | E::BuildCancel => false,
+        }
+    }
+
     /// The command name of this endpoint in `disableapi` (the 2016 names where 2016 had one).
     pub fn command_name(&self) -> &'static str {
         use Endpoint as E;

@@ -62,7 +62,7 @@ pub async fn info(cluster: &Cluster, warnings: &[String]) -> Response<Body> {
     let nodes = cluster.nodes();
     let mut base = nodes
         .iter()
-        .find_map(|n| n.facts().info)
+        .find_map(|n| n.facts().info.map(|i| (*i).clone()))
         .unwrap_or_else(|| json!({ "OSType": "linux", "Architecture": std::env::consts::ARCH }));
     let mut sums = [0i64; 7];
     const SUMMED: [&str; 7] =
@@ -75,7 +75,7 @@ pub async fn info(cluster: &Cluster, warnings: &[String]) -> Response<Body> {
     ];
     for node in nodes {
         let facts = node.facts();
-        let info = facts.info.clone().unwrap_or(Value::Null);
+        let info = facts.info.as_deref().cloned().unwrap_or(Value::Null);
         let num = |k: &str| info.get(k).and_then(Value::as_i64).unwrap_or(0);
         for (i, k) in SUMMED.iter().enumerate() {
             sums[i] += num(k);

@@ -64,7 +64,7 @@ impl Cluster {
     pub fn max_api_version(&self) -> ApiVersion {
         self.nodes
             .iter()
-            .filter_map(|n| n.facts().api_version)
+            .filter_map(|n| n.api_versions().1)
             .min()
             .unwrap_or_else(|| ApiVersion::parse(DEFAULT_API_VERSION).expect("a valid constant"))
     }
@@ -72,7 +72,7 @@ impl Cluster {
     /// The lowest API version every engine accepts.
     pub fn min_api_version(&self) -> ApiVersion {
         let floor = ApiVersion::parse(ApiVersion::MIN).expect("a valid constant");
-        self.nodes.iter().filter_map(|n| n.facts().min_api_version).max().unwrap_or(floor.clone()).max(floor)
+        self.nodes.iter().filter_map(|n| n.api_versions().0).max().unwrap_or(floor.clone()).max(floor)
     }
 
     /// Chooses where a request goes. With one engine every object lives on it; the cluster work

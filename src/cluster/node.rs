@@ -39,7 +39,8 @@ pub struct NodeFacts {
     pub server_version: Option<String>,
     /// The error of the last refresh, if it failed.
     pub last_error: Option<String>,
-    pub info: Option<serde_json::Value>,
+    /// The engine's `/info`, shared: it is a few kilobytes and read on every `docker info`.
+    pub info: Option<std::sync::Arc<serde_json::Value>>,
 }
 
 /// One engine. Requests to it share a keep-alive connection pool.
@@ -60,19 +61,29 @@ impl Node {
 
     /// The engine's name once known, its address before.
     pub fn name(&self) -> String {
-        self.facts().name.unwrap_or_else(|| self.addr.to_string())
+        self.read_facts().name.clone().unwrap_or_else(|| self.addr.to_string())
     }
 
     /// `name (address)` once the name is known, for messages.
     pub fn label(&self) -> String {
-        match self.facts().name {
+        match self.read_facts().name.clone() {
             Some(n) => format!("{n} ({})", self.addr),
             None => self.addr.to_string(),
         }
     }
 
     pub fn facts(&self) -> NodeFacts {
-        self.facts.read().unwrap_or_else(|e| e.into_inner()).clone()
+        self.read_facts().clone()
+    }
+
+    /// The engine's API versions, without copying the rest of the facts.
+    pub fn api_versions(&self) -> (Option<ApiVersion>, Option<ApiVersion>) {
+        let f = self.read_facts();
+        (f.min_api_version.clone(), f.api_version.clone())
+    }
+
+    fn read_facts(&self) -> std::sync::RwLockReadGuard<'_, NodeFacts> {
+        self.facts.read().unwrap_or_else(|e| e.into_inner())
     }
 
     /// Sends a request whose URI is a path and query; the node supplies scheme and authority.
@@ -130,7 +141,7 @@ impl Node {
                 facts.server_version = s(&version, "Version");
                 facts.name = s(&info, "Name");
                 facts.id = s(&info, "ID");
-                facts.info = Some(info);
+                facts.info = Some(std::sync::Arc::new(info));
                 facts.last_error = None;
                 Ok(())
             }

@@ -73,8 +73,26 @@ pub fn engine_error(e: EngineError) -> ApiError {
     }
 }
 
-/// Forwards an ordinary (not hijacked) request and streams the answer back.
-pub async fn forward(node: &Node, req: Request<Incoming>, path_and_query: String) -> Result<Response<Body>, ApiError> {
+/// The most a small JSON answer may be before it is refused rather than held (a list of thousands of
+/// containers is a few megabytes).
+pub const SMALL_ANSWER_LIMIT: usize = 64 * 1024 * 1024;
+
+/// How an answer comes back.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Relay {
+    /// Streamed as it arrives.
+    Stream,
+    /// Read whole and sent in one piece with its length: fewer writes for small JSON answers.
+    Whole,
+}
+
+/// Forwards an ordinary (not hijacked) request and relays the answer back.
+pub async fn forward(
+    node: &Node,
+    req: Request<Incoming>,
+    path_and_query: String,
+    relay: Relay,
+) -> Result<Response<Body>, ApiError> {
     let (parts, incoming) = req.into_parts();
     let mut up = Request::builder().method(parts.method).uri(path_and_query);
     if let Some(h) = up.headers_mut() {
@@ -82,13 +100,27 @@ pub async fn forward(node: &Node, req: Request<Incoming>, path_and_query: String
     }
     let up = up.body(body::stream(incoming)).map_err(|e| ApiError::bad_request(e.to_string()))?;
     let resp = node.send(up).await.map_err(engine_error)?;
-    Ok(relay_response(resp))
+    match relay {
+        Relay::Stream => Ok(relay_response(resp)),
+        Relay::Whole => {
+            let (parts, incoming) = resp.into_parts();
+            let bytes = body::collect_limited(incoming, SMALL_ANSWER_LIMIT)
+                .await
+                .map_err(|e| ApiError::bad_gateway(format!("engine {} failed during the answer: {e}", node.label())))?;
+            let mut out = Response::new(body::full(bytes));
+            *out.status_mut() = parts.status;
+            *out.headers_mut() = copy_headers(&parts.headers);
+            out.headers_mut().remove(header::SERVER);
+            out.headers_mut().remove(header::CONTENT_LENGTH);
+            Ok(out)
+        }
+    }
 }
 
 /// Turns an engine's response into mtswarm's, streaming the body.
 pub fn relay_response(resp: Response<Incoming>) -> Response<Body> {
     let (parts, incoming) = resp.into_parts();
-    let mut out = Response::new(body::stream(incoming));
+    let mut out = Response::new(body::stream_coalesced(incoming));
     *out.status_mut() = parts.status;
     *out.headers_mut() = copy_headers(&parts.headers);
     out.headers_mut().remove(header::SERVER);
