@@ -106,6 +106,9 @@ pub struct RawManage {
     /// Only members of this Keystone project may use the service [env: SWARM_MEMBERS_TENANT_ID].
     #[arg(long)]
     pub members_tenant_id: Option<String>,
+    /// false turns off the network checks for tenants [env: SWARM_NETWORK_AUTHORIZATION, default: true].
+    #[arg(long)]
+    pub network_authorization: Option<String>,
     /// Serve TLS on TCP listeners (implied by --tlsverify).
     #[arg(long)]
     pub tls: bool,
@@ -163,6 +166,8 @@ pub struct Config {
     /// TLS on the TCP listeners, if asked for.
     pub tls: Option<crate::tls::TlsConfig>,
     pub tls_cn_tenants: Option<PathBuf>,
+    /// The seed's SWARM_NETWORK_AUTHORIZATION: tenants' network settings are checked unless it is false.
+    pub network_authorization: bool,
 }
 
 impl Config {
@@ -185,6 +190,7 @@ impl Config {
             auth: auth_config(raw, env)?,
             tls: tls_config(raw, env),
             tls_cn_tenants: raw.tls_cn_tenants.as_ref().map(PathBuf::from),
+            network_authorization: on_unless_false(&raw.network_authorization, env, "SWARM_NETWORK_AUTHORIZATION")?,
         })
     }
 }
@@ -221,13 +227,18 @@ fn seconds(flag: &Option<String>, env: &Env, var: &str, default: f64) -> Result<
     }
 }
 
+/// The seed's switches that are on unless set to `false`.
+fn on_unless_false(flag: &Option<String>, env: &Env, var: &str) -> Result<bool, String> {
+    match pick(flag, env, var) {
+        None => Ok(true),
+        Some(v) if v.eq_ignore_ascii_case("false") => Ok(false),
+        Some(v) if v.eq_ignore_ascii_case("true") => Ok(true),
+        Some(v) => Err(format!("{var}={v:?}: expected true or false")),
+    }
+}
+
 fn auth_config(raw: &RawManage, env: &Env) -> Result<AuthConfig, String> {
-    let multi_tenant = match pick(&raw.multi_tenant, env, "SWARM_MULTI_TENANT") {
-        None => true,
-        Some(v) if v.eq_ignore_ascii_case("false") => false,
-        Some(v) if v.eq_ignore_ascii_case("true") => true,
-        Some(v) => return Err(format!("SWARM_MULTI_TENANT={v:?}: expected true or false")),
-    };
+    let multi_tenant = on_unless_false(&raw.multi_tenant, env, "SWARM_MULTI_TENANT")?;
     let members = pick(&raw.members_tenant_id, env, "SWARM_MEMBERS_TENANT_ID").map(str::to_string);
     let backend = match pick(&raw.auth_backend, env, "SWARM_AUTH_BACKEND") {
         None => {

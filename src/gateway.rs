@@ -19,7 +19,9 @@ use hyper::body::Incoming;
 
 use crate::api::{self, version, ApiError, ApiVersion, Endpoint};
 use crate::auth::{Authenticator, Credentials, Identity};
-use crate::body::Body;
+use crate::api::ContainerOp;
+use crate::body::{self, Body};
+use crate::policy::{self, escape, escape::Deny, escape::EscapeRules};
 use crate::cluster::{Cluster, Target};
 use crate::proxy::{self, hijack};
 
@@ -30,6 +32,7 @@ pub struct Gateway {
     pub auth: Option<Authenticator>,
     /// Operator-facing warnings shown by `docker info`.
     warnings: Vec<String>,
+    escape_rules: EscapeRules,
     next_id: AtomicU64,
 }
 
@@ -55,7 +58,7 @@ pub struct RequestCtx {
 }
 
 impl Gateway {
-    pub fn new(cluster: Arc<Cluster>, auth: Option<Authenticator>) -> Gateway {
+    pub fn new(cluster: Arc<Cluster>, auth: Option<Authenticator>, escape_rules: EscapeRules) -> Gateway {
         let mut warnings = Vec::new();
         match &auth {
             None => warnings.push("WARNING: SWARM_MULTI_TENANT=false: no authentication and no tenancy".to_string()),
@@ -63,7 +66,7 @@ impl Gateway {
                 .push("WARNING: SWARM_AUTH_BACKEND=None: X-Auth-TenantId is trusted without any token".to_string()),
             Some(_) => {}
         }
-        Gateway { cluster, auth, warnings, next_id: AtomicU64::new(1) }
+        Gateway { cluster, auth, warnings, escape_rules, next_id: AtomicU64::new(1) }
     }
 
     /// Serves one request; never fails, errors become Docker-style responses.
@@ -90,6 +93,7 @@ impl Gateway {
         let endpoint = classify(&ctx.method, &path)?;
         ctx.endpoint = Some(endpoint.clone());
         ctx.identity = self.authenticate(&endpoint, &req).await?;
+        let req = self.policy(ctx, &endpoint, req).await?;
         match self.cluster.route(&endpoint)? {
             Target::Local => Ok(self.answer_locally(&endpoint, &ctx.method).await),
             Target::Node(node) => {
@@ -135,6 +139,46 @@ impl Gateway {
         Ok(Some(auth.authenticate(creds).await?))
     }
 
+    /// The operator's rules for tenants (the admin tenant and multi-tenancy off are not limited). A body
+    /// that is checked is read whole, parsed, checked, and the checked document is what is forwarded:
+    /// never the client's bytes, which a JSON decoder other than ours might read differently.
+    async fn policy(
+        &self,
+        ctx: &RequestCtx,
+        endpoint: &Endpoint,
+        req: Request<Incoming>,
+    ) -> Result<Request<Body>, ApiError> {
+        let restricted = ctx.identity.as_ref().is_some_and(|i| !i.admin);
+        if !restricted {
+            return Ok(req.map(body::stream));
+        }
+        policy::images::check_endpoint(endpoint, req.uri().query()).map_err(forbidden)?;
+        let rules = self.escape_rules;
+        let check: fn(&serde_json::Value, &EscapeRules) -> Result<(), Deny> = match endpoint {
+            // Until tenancy knows which containers a tenant owns, `container:` references name none.
+            Endpoint::ContainerCreate => |b, r| escape::check_create(b, r, &|_: &str| false),
+            Endpoint::Container { op: ContainerOp::Update, .. } => escape::check_update,
+            Endpoint::Container { op: ContainerOp::ExecCreate, .. } => |b, _| escape::check_exec(b),
+            Endpoint::VolumeCreate => |b, _| escape::check_volume_create(b),
+            _ => return Ok(req.map(body::stream)),
+        };
+        let (mut parts, incoming) = req.into_parts();
+        let bytes = body::collect_limited(incoming, JSON_BODY_LIMIT)
+            .await
+            .map_err(|e| ApiError::bad_request(format!("the request body could not be read: {e}")))?;
+        let doc: serde_json::Value = if bytes.iter().all(u8::is_ascii_whitespace) {
+            serde_json::Value::Object(Default::default())
+        } else {
+            serde_json::from_slice(&bytes).map_err(|e| ApiError::bad_request(format!("invalid JSON in the request body: {e}")))?
+        };
+        check(&doc, &rules).map_err(forbidden)?;
+        let checked = serde_json::to_vec(&doc).map_err(|e| ApiError::bad_request(e.to_string()))?;
+        parts.headers.insert(header::CONTENT_LENGTH, header::HeaderValue::from(checked.len()));
+        parts.headers.insert(header::CONTENT_TYPE, header::HeaderValue::from_static("application/json"));
+        parts.headers.remove(header::TRANSFER_ENCODING);
+        Ok(Request::from_parts(parts, body::full(checked)))
+    }
+
     async fn answer_locally(&self, endpoint: &Endpoint, method: &Method) -> Response<Body> {
         match endpoint {
             Endpoint::Ping => api::system::ping(method),
@@ -166,6 +210,13 @@ impl Gateway {
         );
         resp
     }
+}
+
+/// The most a JSON request body that policy reads may be.
+const JSON_BODY_LIMIT: usize = 4 * 1024 * 1024;
+
+fn forbidden(d: Deny) -> ApiError {
+    ApiError::new(http::StatusCode::FORBIDDEN, d.message())
 }
 
 fn classify(method: &Method, path: &str) -> Result<Endpoint, ApiError> {

@@ -66,7 +66,8 @@ impl Manager {
             let map = tls::load_cn_tenants(path).map_err(anyhow::Error::msg)?;
             auth = auth.map(|a| a.with_cn_tenants(map));
         }
-        let gateway = Arc::new(gateway::Gateway::new(Arc::new(cluster), auth));
+        let rules = policy::escape::EscapeRules { network_authorization: config.network_authorization };
+        let gateway = Arc::new(gateway::Gateway::new(Arc::new(cluster), auth, rules));
         Ok(Manager { config, gateway, tls })
     }
 

@@ -540,8 +540,9 @@ fn check_sysctls(hc: &Obj, rules: &EscapeRules, own: &dyn OwnContainers) -> Resu
     Ok(())
 }
 
-/// A published port on the host's loopback address answers the host's own local clients, which trust that a
-/// loopback port is the host's (a local Keystone, an engine, a metrics endpoint).
+/// A published port's host address must be an address. Loopback stays allowed: `-p 127.0.0.1::80` is the
+/// everyday way to keep a port off the network, and squatting a port a host service has not bound yet is
+/// equally possible on 0.0.0.0; that needs an operator's published-port range, not a rule on addresses.
 fn check_port_bindings(hc: &Obj) -> Result<(), Deny> {
     let Some(ports) = hc.map("PortBindings")? else {
         return Ok(());
@@ -557,13 +558,8 @@ fn check_port_bindings(hc: &Obj) -> Result<(), Deny> {
             if ip.is_empty() {
                 continue;
             }
-            let loopback = match ip.parse::<IpAddr>() {
-                Ok(IpAddr::V4(v4)) => v4.is_loopback(),
-                Ok(IpAddr::V6(v6)) => v6.is_loopback() || v6.to_ipv4_mapped().is_some_and(|v4| v4.is_loopback()),
-                Err(_) => return Err(hc.deny("PortBindings", format!("HostIp {ip:?} is not an IP address"))),
-            };
-            if loopback {
-                return Err(hc.deny("PortBindings", format!("ports may not be published on the host's loopback {ip}")));
+            if ip.parse::<IpAddr>().is_err() {
+                return Err(hc.deny("PortBindings", format!("HostIp {ip:?} is not an IP address")));
             }
         }
     }
@@ -1101,10 +1097,8 @@ mod tests {
         check("create", hc(json!({"OomScoreAdj": 500})), Ok(()));
         check("create", hc(json!({"OomScoreAdj": 0})), Ok(()));
         let publish = |ip: &str| hc(json!({"PortBindings": {"80/tcp": [{"HostIp": ip, "HostPort": "8080"}]}}));
-        for refused in ["127.0.0.1", "127.1.2.3", "::1", "::ffff:127.0.0.1", "localhost"] {
-            check("create", publish(refused), Err("HostConfig.PortBindings"));
-        }
-        for allowed in ["", "0.0.0.0", "::", "192.0.2.10"] {
+        check("create", publish("localhost"), Err("HostConfig.PortBindings"));
+        for allowed in ["", "0.0.0.0", "::", "192.0.2.10", "127.0.0.1", "::1"] {
             check("create", publish(allowed), Ok(()));
         }
         check("create", hc(json!({"PortBindings": {"80/tcp": null}, "PublishAllPorts": true})), Ok(()));

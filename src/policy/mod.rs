@@ -5,3 +5,4 @@
 //! table-testable and impossible to half-fail; the gateway does the IO and turns a refusal into a 403.
 
 pub mod escape;
+pub mod images;

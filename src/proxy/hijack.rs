@@ -7,7 +7,6 @@
 
 use http::header::{self, HeaderValue};
 use http::{Request, Response, StatusCode};
-use hyper::body::Incoming;
 use hyper::upgrade::Upgraded;
 use hyper_util::rt::TokioIo;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
@@ -24,10 +23,10 @@ pub type EngineStream = TokioIo<Upgraded>;
 /// Forwards a request that the engine may answer by hijacking the connection. When it does, the engine's
 /// stream is left in the connection's [`HijackSlot`] and the answer ends the HTTP exchange: `101` when the
 /// client asked to upgrade, else dockerd's older form, `200` and the raw stream after the head.
-pub async fn forward(node: &Node, req: Request<Incoming>, path_and_query: String) -> Result<Response<Body>, ApiError> {
+pub async fn forward(node: &Node, req: Request<Body>, path_and_query: String) -> Result<Response<Body>, ApiError> {
     let client_protocol = req.headers().get(header::UPGRADE).cloned();
     let slot = req.extensions().get::<HijackSlot>().cloned();
-    let (parts, incoming) = req.into_parts();
+    let (parts, body) = req.into_parts();
 
     // dockerd hijacks these endpoints with or without `Upgrade`; asking for it makes it answer 101,
     // which is what lets hyper hand the connection over.
@@ -38,7 +37,7 @@ pub async fn forward(node: &Node, req: Request<Incoming>, path_and_query: String
         h.insert(header::CONNECTION, HeaderValue::from_static("Upgrade"));
         h.insert(header::UPGRADE, protocol);
     }
-    let up = up.body(body::stream(incoming)).map_err(|e| ApiError::bad_request(e.to_string()))?;
+    let up = up.body(body).map_err(|e| ApiError::bad_request(e.to_string()))?;
     let mut resp = node.send(up).await.map_err(engine_error)?;
     if resp.status() != StatusCode::SWITCHING_PROTOCOLS {
         // Errors (no such container, a detached exec) are ordinary answers, bodies and all.

@@ -89,16 +89,16 @@ pub enum Relay {
 /// Forwards an ordinary (not hijacked) request and relays the answer back.
 pub async fn forward(
     node: &Node,
-    req: Request<Incoming>,
+    req: Request<Body>,
     path_and_query: String,
     relay: Relay,
 ) -> Result<Response<Body>, ApiError> {
-    let (parts, incoming) = req.into_parts();
+    let (parts, body) = req.into_parts();
     let mut up = Request::builder().method(parts.method).uri(path_and_query);
     if let Some(h) = up.headers_mut() {
         *h = copy_headers(&parts.headers);
     }
-    let up = up.body(body::stream(incoming)).map_err(|e| ApiError::bad_request(e.to_string()))?;
+    let up = up.body(body).map_err(|e| ApiError::bad_request(e.to_string()))?;
     let resp = node.send(up).await.map_err(engine_error)?;
     match relay {
         Relay::Stream => Ok(relay_response(resp)),
