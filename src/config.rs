@@ -109,6 +109,9 @@ pub struct RawManage {
     /// false turns off the network checks for tenants [env: SWARM_NETWORK_AUTHORIZATION, default: true].
     #[arg(long)]
     pub network_authorization: Option<String>,
+    /// The API filter, {"disableapi": [...]} [env: SWARM_APIFILTER_FILE, default: apifilter.json if present].
+    #[arg(long)]
+    pub apifilter_file: Option<String>,
     /// Serve TLS on TCP listeners (implied by --tlsverify).
     #[arg(long)]
     pub tls: bool,
@@ -168,6 +171,8 @@ pub struct Config {
     pub tls_cn_tenants: Option<PathBuf>,
     /// The seed's SWARM_NETWORK_AUTHORIZATION: tenants' network settings are checked unless it is false.
     pub network_authorization: bool,
+    /// The commands turned off for tenants.
+    pub apifilter: crate::policy::apifilter::ApiFilter,
 }
 
 impl Config {
@@ -191,6 +196,10 @@ impl Config {
             tls: tls_config(raw, env),
             tls_cn_tenants: raw.tls_cn_tenants.as_ref().map(PathBuf::from),
             network_authorization: on_unless_false(&raw.network_authorization, env, "SWARM_NETWORK_AUTHORIZATION")?,
+            apifilter: match pick(&raw.apifilter_file, env, "SWARM_APIFILTER_FILE") {
+                Some(path) => crate::policy::apifilter::ApiFilter::load(std::path::Path::new(path), true)?,
+                None => crate::policy::apifilter::ApiFilter::load(std::path::Path::new("apifilter.json"), false)?,
+            },
         })
     }
 }

@@ -17,11 +17,17 @@ use std::time::Instant;
 use http::{header, Method, Request, Response};
 use hyper::body::Incoming;
 
+use crate::api::ContainerOp;
 use crate::api::{self, version, ApiError, ApiVersion, Endpoint};
 use crate::auth::{Authenticator, Credentials, Identity};
-use crate::api::ContainerOp;
 use crate::body::{self, Body};
-use crate::policy::{self, escape, escape::Deny, escape::EscapeRules};
+use crate::policy::{self, apifilter::ApiFilter, escape, escape::Deny, escape::EscapeRules};
+
+/// The operator's policy, as configured.
+pub struct PolicyRules {
+    pub escape: EscapeRules,
+    pub apifilter: ApiFilter,
+}
 use crate::cluster::{Cluster, Target};
 use crate::proxy::{self, hijack};
 
@@ -33,6 +39,7 @@ pub struct Gateway {
     /// Operator-facing warnings shown by `docker info`.
     warnings: Vec<String>,
     escape_rules: EscapeRules,
+    apifilter: ApiFilter,
     next_id: AtomicU64,
 }
 
@@ -58,7 +65,8 @@ pub struct RequestCtx {
 }
 
 impl Gateway {
-    pub fn new(cluster: Arc<Cluster>, auth: Option<Authenticator>, escape_rules: EscapeRules) -> Gateway {
+    pub fn new(cluster: Arc<Cluster>, auth: Option<Authenticator>, rules: PolicyRules) -> Gateway {
+        let PolicyRules { escape: escape_rules, apifilter } = rules;
         let mut warnings = Vec::new();
         match &auth {
             None => warnings.push("WARNING: SWARM_MULTI_TENANT=false: no authentication and no tenancy".to_string()),
@@ -66,7 +74,7 @@ impl Gateway {
                 .push("WARNING: SWARM_AUTH_BACKEND=None: X-Auth-TenantId is trusted without any token".to_string()),
             Some(_) => {}
         }
-        Gateway { cluster, auth, warnings, escape_rules, next_id: AtomicU64::new(1) }
+        Gateway { cluster, auth, warnings, escape_rules, apifilter, next_id: AtomicU64::new(1) }
     }
 
     /// Serves one request; never fails, errors become Docker-style responses.
@@ -152,6 +160,7 @@ impl Gateway {
         if !restricted {
             return Ok(req.map(body::stream));
         }
+        self.apifilter.check(endpoint).map_err(forbidden)?;
         policy::images::check_endpoint(endpoint, req.uri().query()).map_err(forbidden)?;
         let rules = self.escape_rules;
         let check: fn(&serde_json::Value, &EscapeRules) -> Result<(), Deny> = match endpoint {
@@ -169,7 +178,8 @@ impl Gateway {
         let doc: serde_json::Value = if bytes.iter().all(u8::is_ascii_whitespace) {
             serde_json::Value::Object(Default::default())
         } else {
-            serde_json::from_slice(&bytes).map_err(|e| ApiError::bad_request(format!("invalid JSON in the request body: {e}")))?
+            serde_json::from_slice(&bytes)
+                .map_err(|e| ApiError::bad_request(format!("invalid JSON in the request body: {e}")))?
         };
         check(&doc, &rules).map_err(forbidden)?;
         let checked = serde_json::to_vec(&doc).map_err(|e| ApiError::bad_request(e.to_string()))?;

@@ -66,7 +66,13 @@ impl Manager {
             let map = tls::load_cn_tenants(path).map_err(anyhow::Error::msg)?;
             auth = auth.map(|a| a.with_cn_tenants(map));
         }
-        let rules = policy::escape::EscapeRules { network_authorization: config.network_authorization };
+        let rules = gateway::PolicyRules {
+            escape: policy::escape::EscapeRules { network_authorization: config.network_authorization },
+            apifilter: config.apifilter.clone(),
+        };
+        if !rules.apifilter.is_empty() && auth.is_none() {
+            tracing::warn!("the API filter applies to tenants; with SWARM_MULTI_TENANT=false nothing is filtered");
+        }
         let gateway = Arc::new(gateway::Gateway::new(Arc::new(cluster), auth, rules));
         Ok(Manager { config, gateway, tls })
     }

@@ -24,11 +24,22 @@ struct Cli {
 enum Command {
     /// Serve the Docker Engine API in front of the engines named by DISCOVERY.
     Manage(Box<RawManage>),
+    /// The API filter's command names.
+    Apifilter {
+        #[command(subcommand)]
+        command: ApifilterCommand,
+    },
     /// Manage the token file.
     Tokens {
         #[command(subcommand)]
         command: TokensCommand,
     },
+}
+
+#[derive(Subcommand)]
+enum ApifilterCommand {
+    /// Print every command name that `disableapi` takes, with the method and path it names.
+    Names,
 }
 
 #[derive(Subcommand)]
@@ -46,6 +57,10 @@ enum TokensCommand {
 fn main() {
     let cli = Cli::parse();
     if let Err(e) = real_main(cli) {
+        // `mtswarm apifilter names | head` is not an error.
+        if e.downcast_ref::<std::io::Error>().is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe) {
+            return;
+        }
         eprintln!("mtswarm: {e:#}");
         std::process::exit(1);
     }
@@ -60,6 +75,16 @@ fn real_main(cli: Cli) -> anyhow::Result<()> {
         .init();
     let env = Env::from_process();
     match cli.command {
+        Command::Apifilter { command: ApifilterCommand::Names } => {
+            let mut out = std::io::stdout().lock();
+            for (name, method, path) in mtswarm::api::endpoint::COMMANDS {
+                writeln!(out, "{name:<20} {method:<7} {path}")?;
+            }
+            for name in mtswarm::api::endpoint::OBSOLETE_COMMANDS {
+                writeln!(out, "{name:<20} -       (2016 name of a removed endpoint; accepted, names nothing)")?;
+            }
+            Ok(())
+        }
         Command::Tokens { command: TokensCommand::Add { tenant, file } } => {
             let file =
                 file.or_else(|| env.get("SWARM_TOKENS_FILE").map(str::to_string)).unwrap_or("tokens.json".into());

@@ -367,6 +367,78 @@ impl Endpoint {
     }
 }
 
+/// Every `disableapi` command name with one method and path that it names, for `mtswarm apifilter names`
+/// and the README. `{id}` and `{name}` stand for any object.
+pub const COMMANDS: &[(&str, &str, &str)] = &[
+    ("version", "GET", "/version"),
+    ("info", "GET", "/info"),
+    ("events", "GET", "/events"),
+    ("systemdf", "GET", "/system/df"),
+    ("auth", "POST", "/auth"),
+    ("containersjson", "GET", "/containers/json"),
+    ("containerscreate", "POST", "/containers/create"),
+    ("containersprune", "POST", "/containers/prune"),
+    ("containerjson", "GET", "/containers/{id}/json"),
+    ("containertop", "GET", "/containers/{id}/top"),
+    ("containerlogs", "GET", "/containers/{id}/logs"),
+    ("containerchanges", "GET", "/containers/{id}/changes"),
+    ("containerexport", "GET", "/containers/{id}/export"),
+    ("containerstats", "GET", "/containers/{id}/stats"),
+    ("containerresize", "POST", "/containers/{id}/resize"),
+    ("containerstart", "POST", "/containers/{id}/start"),
+    ("containerstop", "POST", "/containers/{id}/stop"),
+    ("containerrestart", "POST", "/containers/{id}/restart"),
+    ("containerkill", "POST", "/containers/{id}/kill"),
+    ("containerupdate", "POST", "/containers/{id}/update"),
+    ("containerrename", "POST", "/containers/{id}/rename"),
+    ("containerpause", "POST", "/containers/{id}/pause"),
+    ("containerunpause", "POST", "/containers/{id}/unpause"),
+    ("containerattach", "POST", "/containers/{id}/attach"),
+    ("containerattachws", "GET", "/containers/{id}/attach/ws"),
+    ("containerwait", "POST", "/containers/{id}/wait"),
+    ("containerdelete", "DELETE", "/containers/{id}"),
+    ("containerarchive", "GET", "/containers/{id}/archive"),
+    ("containerarchive", "HEAD", "/containers/{id}/archive"),
+    ("containerarchive", "PUT", "/containers/{id}/archive"),
+    ("containerexec", "POST", "/containers/{id}/exec"),
+    ("containercopy", "POST", "/containers/{id}/copy"),
+    ("execstart", "POST", "/exec/{id}/start"),
+    ("execresize", "POST", "/exec/{id}/resize"),
+    ("execjson", "GET", "/exec/{id}/json"),
+    ("imagesjson", "GET", "/images/json"),
+    ("imagescreate", "POST", "/images/create"),
+    ("imagessearch", "GET", "/images/search"),
+    ("imagesprune", "POST", "/images/prune"),
+    ("imagesget", "GET", "/images/get"),
+    ("imagesload", "POST", "/images/load"),
+    ("imagejson", "GET", "/images/{name}/json"),
+    ("imagehistory", "GET", "/images/{name}/history"),
+    ("imagepush", "POST", "/images/{name}/push"),
+    ("imagetag", "POST", "/images/{name}/tag"),
+    ("imagedelete", "DELETE", "/images/{name}"),
+    ("imageget", "GET", "/images/{name}/get"),
+    ("distributionjson", "GET", "/distribution/{name}/json"),
+    ("build", "POST", "/build"),
+    ("buildprune", "POST", "/build/prune"),
+    ("buildcancel", "POST", "/build/cancel"),
+    ("commit", "POST", "/commit"),
+    ("networkslist", "GET", "/networks"),
+    ("networkcreate", "POST", "/networks/create"),
+    ("networksprune", "POST", "/networks/prune"),
+    ("networkinspect", "GET", "/networks/{id}"),
+    ("networkdelete", "DELETE", "/networks/{id}"),
+    ("networkconnect", "POST", "/networks/{id}/connect"),
+    ("networkdisconnect", "POST", "/networks/{id}/disconnect"),
+    ("volumeslist", "GET", "/volumes"),
+    ("volumecreate", "POST", "/volumes/create"),
+    ("volumesprune", "POST", "/volumes/prune"),
+    ("volumeinspect", "GET", "/volumes/{name}"),
+    ("volumedelete", "DELETE", "/volumes/{name}"),
+];
+
+/// Names the 2016 filter knew for endpoints today's API no longer has. They load, and name nothing.
+pub const OBSOLETE_COMMANDS: &[&str] = &["containersps", "containerimport"];
+
 fn container_op(method: &str, rest: &[&str]) -> Option<ContainerOp> {
     use ContainerOp as C;
     Some(match (method, rest) {
@@ -415,6 +487,16 @@ mod tests {
         let m: Method = method.parse().unwrap();
         let got = Endpoint::classify(&m, path).map(|e| format!("{e:?}"));
         assert_eq!(got.as_deref(), expected, "{method} {path}");
+    }
+
+    #[test]
+    fn every_command_name_names_its_endpoint() {
+        for (command, method, path) in COMMANDS {
+            let object = if path.starts_with("/volumes") { "v1" } else { "team/app" };
+            let path = path.replace("{id}", "abc").replace("{name}", object);
+            let ep = Endpoint::classify(&method.parse().unwrap(), &path).unwrap_or_else(|| panic!("{method} {path}"));
+            assert_eq!(ep.command_name(), *command, "{method} {path}");
+        }
     }
 
     #[test]

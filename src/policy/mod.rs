@@ -4,5 +4,6 @@
 //! a configuration snapshot, facts the caller resolved) and returns a decision. That makes each rule
 //! table-testable and impossible to half-fail; the gateway does the IO and turns a refusal into a 403.
 
+pub mod apifilter;
 pub mod escape;
 pub mod images;

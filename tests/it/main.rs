@@ -8,6 +8,7 @@
 mod support;
 mod support_auth;
 
+mod apifilter;
 mod auth;
 mod containers;
 mod failures;
