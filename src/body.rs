@@ -23,6 +23,20 @@ pub async fn collect_limited(incoming: hyper::body::Incoming, limit: usize) -> R
     Ok(limited.collect().await?.to_bytes())
 }
 
+/// Reads one of our bodies whole, refusing one larger than `limit`.
+pub async fn collect_boxed(mut b: Body, limit: usize) -> Result<Bytes, BoxError> {
+    let mut out = bytes::BytesMut::new();
+    while let Some(frame) = b.frame().await {
+        if let Ok(data) = frame?.into_data() {
+            if out.len() + data.len() > limit {
+                return Err(format!("the body is larger than {limit} bytes").into());
+            }
+            out.extend_from_slice(&data);
+        }
+    }
+    Ok(out.freeze())
+}
+
 /// Streams an incoming hyper body onward without buffering it.
 pub fn stream(incoming: hyper::body::Incoming) -> Body {
     incoming.map_err(BoxError::from).boxed_unsync()

@@ -30,6 +30,7 @@ pub struct PolicyRules {
 }
 use crate::cluster::{Cluster, Target};
 use crate::proxy::{self, hijack};
+use crate::tenancy;
 
 /// Shared by all requests.
 pub struct Gateway {
@@ -101,25 +102,84 @@ impl Gateway {
         let endpoint = classify(&ctx.method, &path)?;
         ctx.endpoint = Some(endpoint.clone());
         ctx.identity = self.authenticate(&endpoint, &req).await?;
-        let req = self.policy(ctx, &endpoint, req).await?;
-        match self.cluster.route(&endpoint)? {
-            Target::Local => Ok(self.answer_locally(&endpoint, &ctx.method).await),
-            Target::Node(node) => {
-                ctx.node = Some(node.name());
-                let pq = proxy::upstream_path(
-                    ctx.version.as_ref(),
-                    &self.cluster.max_api_version(),
-                    &path,
-                    req.uri().query(),
-                );
-                if endpoint.may_hijack() {
-                    hijack::forward(&node, req, pq).await
-                } else {
-                    let relay = if endpoint.answers_small_json() { proxy::Relay::Whole } else { proxy::Relay::Stream };
-                    proxy::forward(&node, req, pq, relay).await
-                }
-            }
+        // A tenant other than the admin is limited by policy and scoped by tenancy.
+        let tenant = ctx.identity.as_ref().filter(|i| !i.admin).map(|i| i.tenant.clone());
+        if tenant.is_some() {
+            self.apifilter.check(&endpoint).map_err(forbidden)?;
+            policy::images::check_endpoint(&endpoint, req.uri().query()).map_err(forbidden)?;
         }
+        let (mut parts, incoming) = req.into_parts();
+        let (mut doc, incoming) = match &tenant {
+            Some(_) if escape_check(&endpoint).is_some() || tenancy::needs_body(&endpoint) => {
+                (Some(read_json(incoming).await?), None)
+            }
+            _ => (None, Some(incoming)),
+        };
+        let node = match self.cluster.route(&endpoint)? {
+            Target::Local => return Ok(self.answer_locally(&endpoint, &ctx.method, tenant.as_deref()).await),
+            Target::Node(node) => node,
+        };
+        ctx.node = Some(node.name());
+
+        let mut query = parts.uri.query().map(str::to_string);
+        let mut path = path;
+        let mut answer = tenancy::Answer::Pass;
+        if let Some(t) = &tenant {
+            let check = escape_check(&endpoint);
+            // First everything but ownership, before tenancy acts (it may create the tenant's named volumes):
+            // a refused request must leave nothing behind.
+            if let (Some(check), Some(doc)) = (check, doc.as_ref()) {
+                check(doc, &self.escape_rules, &|_: &str| true).map_err(forbidden)?;
+            }
+            let plan = tenancy::prepare(&node, t, &endpoint, &path, query.as_deref(), doc.as_mut()).await?;
+            // Then `container:` references, now resolved to the tenant's own containers' ids.
+            if let (Some(check), Some(doc)) = (check, doc.as_ref()) {
+                let own = |r: &str| plan.own_containers.contains(r);
+                check(doc, &self.escape_rules, &own).map_err(forbidden)?;
+            }
+            (path, query, answer) = (plan.path, plan.query, plan.answer);
+        }
+        let body = match (doc, incoming) {
+            // The checked and rewritten document is what the engine gets, never the client's bytes.
+            (Some(doc), _) => {
+                let bytes = serde_json::to_vec(&doc).map_err(|e| ApiError::bad_request(e.to_string()))?;
+                parts.headers.insert(header::CONTENT_LENGTH, header::HeaderValue::from(bytes.len()));
+                parts.headers.insert(header::CONTENT_TYPE, header::HeaderValue::from_static("application/json"));
+                parts.headers.remove(header::TRANSFER_ENCODING);
+                body::full(bytes)
+            }
+            (None, Some(incoming)) => body::stream(incoming),
+            (None, None) => body::empty(),
+        };
+        let pq = proxy::upstream_path(ctx.version.as_ref(), &self.cluster.max_api_version(), &path, query.as_deref());
+        let req = Request::from_parts(parts, body);
+        if endpoint.may_hijack() {
+            let resp = hijack::forward(&node, req, pq).await?;
+            return match &tenant {
+                Some(t) if !resp.status().is_success() && !resp.status().is_informational() => {
+                    Ok(tenant_view(t, &answer, resp).await)
+                }
+                _ => Ok(resp),
+            };
+        }
+        let relay = if endpoint.answers_small_json() { proxy::Relay::Whole } else { proxy::Relay::Stream };
+        let mut resp = proxy::forward(&node, req, pq, relay).await?;
+        if tenant.is_some() && matches!(answer, tenancy::Answer::Events | tenancy::Answer::Stats) {
+            // The body is rewritten line by line: its length changes.
+            resp.headers_mut().remove(header::CONTENT_LENGTH);
+        }
+        Ok(match &tenant {
+            Some(t) if matches!(answer, tenancy::Answer::Events) && resp.status().is_success() => {
+                resp.map(|b| tenancy::events::filter_stream(t.clone(), b, tenancy::events::view))
+            }
+            Some(t) if matches!(answer, tenancy::Answer::Stats) && resp.status().is_success() => {
+                resp.map(|b| tenancy::events::filter_stream(t.clone(), b, tenancy::events::stats_view))
+            }
+            Some(t) if relay == proxy::Relay::Whole || !resp.status().is_success() => {
+                tenant_view(t, &answer, resp).await
+            }
+            _ => resp,
+        })
     }
 
     /// Strips and checks the version prefix, returning the path without it.
@@ -147,59 +207,42 @@ impl Gateway {
         Ok(Some(auth.authenticate(creds).await?))
     }
 
-    /// The operator's rules for tenants (the admin tenant and multi-tenancy off are not limited). A body
-    /// that is checked is read whole, parsed, checked, and the checked document is what is forwarded:
-    /// never the client's bytes, which a JSON decoder other than ours might read differently.
-    async fn policy(
-        &self,
-        ctx: &RequestCtx,
-        endpoint: &Endpoint,
-        req: Request<Incoming>,
-    ) -> Result<Request<Body>, ApiError> {
-        let restricted = ctx.identity.as_ref().is_some_and(|i| !i.admin);
-        if !restricted {
-            return Ok(req.map(body::stream));
-        }
-        self.apifilter.check(endpoint).map_err(forbidden)?;
-        policy::images::check_endpoint(endpoint, req.uri().query()).map_err(forbidden)?;
-        let rules = self.escape_rules;
-        let check: fn(&serde_json::Value, &EscapeRules) -> Result<(), Deny> = match endpoint {
-            // Until tenancy knows which containers a tenant owns, `container:` references name none.
-            Endpoint::ContainerCreate => |b, r| escape::check_create(b, r, &|_: &str| false),
-            Endpoint::Container { op: ContainerOp::Update, .. } => escape::check_update,
-            Endpoint::Container { op: ContainerOp::ExecCreate, .. } => |b, _| escape::check_exec(b),
-            Endpoint::VolumeCreate => |b, _| escape::check_volume_create(b),
-            _ => return Ok(req.map(body::stream)),
-        };
-        let (mut parts, incoming) = req.into_parts();
-        let bytes = body::collect_limited(incoming, JSON_BODY_LIMIT)
-            .await
-            .map_err(|e| ApiError::bad_request(format!("the request body could not be read: {e}")))?;
-        let doc: serde_json::Value = if bytes.iter().all(u8::is_ascii_whitespace) {
-            serde_json::Value::Object(Default::default())
-        } else {
-            serde_json::from_slice(&bytes)
-                .map_err(|e| ApiError::bad_request(format!("invalid JSON in the request body: {e}")))?
-        };
-        check(&doc, &rules).map_err(forbidden)?;
-        let checked = serde_json::to_vec(&doc).map_err(|e| ApiError::bad_request(e.to_string()))?;
-        parts.headers.insert(header::CONTENT_LENGTH, header::HeaderValue::from(checked.len()));
-        parts.headers.insert(header::CONTENT_TYPE, header::HeaderValue::from_static("application/json"));
-        parts.headers.remove(header::TRANSFER_ENCODING);
-        Ok(Request::from_parts(parts, body::full(checked)))
-    }
-
-    async fn answer_locally(&self, endpoint: &Endpoint, method: &Method) -> Response<Body> {
+    async fn answer_locally(&self, endpoint: &Endpoint, method: &Method, tenant: Option<&str>) -> Response<Body> {
         match endpoint {
             Endpoint::Ping => api::system::ping(method),
             Endpoint::Version => api::system::version(&self.cluster),
-            Endpoint::Info => api::system::info(&self.cluster, &self.warnings).await,
+            Endpoint::Info => {
+                // A tenant counts its own containers and is not shown the nodes' addresses.
+                let view = match tenant {
+                    None => None,
+                    Some(t) => match self.tenant_counts(t).await {
+                        Ok(v) => Some(v),
+                        Err(e) => return e.into_response(),
+                    },
+                };
+                api::system::info(&self.cluster, &self.warnings, view).await
+            }
             other => ApiError::new(
                 http::StatusCode::INTERNAL_SERVER_ERROR,
                 format!("mtswarm cannot answer {} itself", other.command_name()),
             )
             .into_response(),
         }
+    }
+
+    async fn tenant_counts(&self, tenant: &str) -> Result<api::system::TenantView, ApiError> {
+        let mut view = api::system::TenantView::default();
+        for node in self.cluster.nodes() {
+            for c in tenancy::own_containers(node, tenant).await? {
+                view.containers += 1;
+                match c.get("State").and_then(|s| s.as_str()) {
+                    Some("running") => view.running += 1,
+                    Some("paused") => view.paused += 1,
+                    _ => view.stopped += 1,
+                }
+            }
+        }
+        Ok(view)
     }
 
     /// The headers dockerd puts on every response, and the request's log line.
@@ -219,6 +262,39 @@ impl Gateway {
             "request"
         );
         resp
+    }
+}
+
+/// The escape check for a tenant's request body, if the endpoint has one.
+type EscapeCheck = fn(&serde_json::Value, &EscapeRules, &dyn escape::OwnContainers) -> Result<(), Deny>;
+
+fn escape_check(endpoint: &Endpoint) -> Option<EscapeCheck> {
+    match endpoint {
+        Endpoint::ContainerCreate => Some(escape::check_create),
+        Endpoint::Container { op: ContainerOp::Update, .. } => Some(|b, r, _| escape::check_update(b, r)),
+        Endpoint::Container { op: ContainerOp::ExecCreate, .. } => Some(|b, _, _| escape::check_exec(b)),
+        Endpoint::VolumeCreate => Some(|b, _, _| escape::check_volume_create(b)),
+        _ => None,
+    }
+}
+
+/// Reads a JSON request body whole; an empty body is an empty object, as dockerd reads it.
+async fn read_json(incoming: Incoming) -> Result<serde_json::Value, ApiError> {
+    let bytes = body::collect_limited(incoming, JSON_BODY_LIMIT)
+        .await
+        .map_err(|e| ApiError::bad_request(format!("the request body could not be read: {e}")))?;
+    if bytes.iter().all(u8::is_ascii_whitespace) {
+        return Ok(serde_json::Value::Object(Default::default()));
+    }
+    serde_json::from_slice(&bytes).map_err(|e| ApiError::bad_request(format!("invalid JSON in the request body: {e}")))
+}
+
+/// The engine's answer as the tenant sees it: read whole (it is small JSON or an error) and rewritten.
+async fn tenant_view(tenant: &str, answer: &tenancy::Answer, resp: Response<Body>) -> Response<Body> {
+    let (parts, b) = resp.into_parts();
+    match body::collect_boxed(b, proxy::SMALL_ANSWER_LIMIT).await {
+        Ok(bytes) => tenancy::rewrite_answer(tenant, answer, Response::from_parts(parts, bytes)),
+        Err(e) => ApiError::bad_gateway(format!("the engine's answer could not be read: {e}")).into_response(),
     }
 }
 

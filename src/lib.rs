@@ -10,6 +10,7 @@ pub mod gateway;
 pub mod policy;
 pub mod proxy;
 pub mod server;
+pub mod tenancy;
 pub mod tls;
 
 use std::future::Future;

@@ -177,13 +177,42 @@ where
             tracing::debug!(cause = %e, "connection ended with an error");
             return;
         }
+        let parts = conn.into_parts();
         if let Some(engine) = slot.take() {
-            let parts = conn.into_parts();
             let client = Prefixed { prefix: parts.read_buf, io: parts.io.into_inner() };
             crate::proxy::hijack::pump(client, engine).await;
+        } else {
+            linger(parts.io.into_inner()).await;
         }
         drop(_done);
     });
+}
+
+/// How long, and how much, a closing connection still reads of what the client sends.
+const LINGER_TIME: Duration = Duration::from_secs(2);
+const LINGER_BYTES: usize = 64 * 1024 * 1024;
+
+/// Closes a connection without losing the answer. When mtswarm refuses a request before reading its body
+/// (an upload without credentials, a filtered `docker load`), closing with unread input makes the kernel
+/// reset the connection, and the client loses the answer it has not read yet. So: say we are done
+/// writing, then read and discard until the client closes or a bound is reached, as Go's server (dockerd's)
+/// and nginx's lingering close do.
+async fn linger<I: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin>(mut io: I) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    if io.shutdown().await.is_err() {
+        return;
+    }
+    let drain = async {
+        let mut buf = vec![0u8; 64 * 1024];
+        let mut total = 0;
+        while total < LINGER_BYTES {
+            match io.read(&mut buf).await {
+                Ok(0) | Err(_) => break,
+                Ok(n) => total += n,
+            }
+        }
+    };
+    let _ = tokio::time::timeout(LINGER_TIME, drain).await;
 }
 
 /// The engine's side of a hijacked stream, waiting for the client's side.

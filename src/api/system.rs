@@ -57,7 +57,16 @@ pub fn version(cluster: &Cluster) -> Response<Body> {
 
 /// `GET /info`: the first engine's description as the base (driver, runtimes, security options), with
 /// the cluster's identity, sums and Swarm classic's `SystemStatus` over it.
-pub async fn info(cluster: &Cluster, warnings: &[String]) -> Response<Body> {
+/// What a tenant's `docker info` counts: its own containers.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct TenantView {
+    pub containers: i64,
+    pub running: i64,
+    pub paused: i64,
+    pub stopped: i64,
+}
+
+pub async fn info(cluster: &Cluster, warnings: &[String], tenant: Option<TenantView>) -> Response<Body> {
     cluster.refresh().await;
     let nodes = cluster.nodes();
     let mut base = nodes
@@ -97,6 +106,11 @@ pub async fn info(cluster: &Cluster, warnings: &[String]) -> Response<Body> {
         status.push(pair("  └ Labels", &node_labels(&info)));
         status.push(pair("  └ Error", facts.last_error.as_deref().unwrap_or("(none)")));
         status.push(pair("  └ ServerVersion", facts.server_version.as_deref().unwrap_or("")));
+    }
+    if let Some(t) = tenant {
+        sums[..4].copy_from_slice(&[t.containers, t.running, t.paused, t.stopped]);
+        // The nodes' addresses and loads are the operator's business.
+        status.truncate(4);
     }
     if let Some(obj) = base.as_object_mut() {
         for (i, k) in SUMMED.iter().enumerate() {

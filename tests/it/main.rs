@@ -7,13 +7,16 @@
 
 mod support;
 mod support_auth;
+mod support_tls;
 
 mod apifilter;
 mod auth;
 mod containers;
+mod escape;
 mod failures;
 mod images;
 mod keystone;
 mod protocol;
 mod resources;
 mod streams;
+mod tls;

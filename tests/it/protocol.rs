@@ -146,7 +146,8 @@ fn info_system_status_is_a_list_of_pairs() {
     }
     let t = Test::new();
     let gw = t.gateway();
-    let http = gw.tenant("alice").http();
+    // The nodes are the operator's business: the admin sees them (issue 6), a tenant only the overview.
+    let http = gw.admin().http();
 
     let r = http.get("/v1.41/info");
     assert_eq!(r.status, 200, "{r}");
@@ -166,6 +167,10 @@ fn info_system_status_is_a_list_of_pairs() {
     assert_eq!(nodes, "1", "one engine behind this gateway: {pairs:?}");
     assert!(pairs.iter().any(|(k, _)| k.trim() == "└ Status"), "{pairs:?}");
     assert!(info["Name"].as_str().is_some_and(|n| !n.is_empty()), "{info}");
+
+    let tenant = gw.tenant("alice").http().get("/v1.41/info").json();
+    let status = tenant["SystemStatus"].to_string();
+    assert!(status.contains("Nodes") && !status.contains("Status") && !status.contains("unix://"), "{status}");
 }
 
 /// Creates an exec of `cat` in a fresh running container; returns the exec id.

@@ -299,11 +299,19 @@ pub struct GatewayOpts {
     pub unix_listener: bool,
     /// More environment for mtswarm.
     pub env: Vec<(String, String)>,
+    /// More command-line arguments for `mtswarm manage` (e.g. the TLS flags), before the engine URL.
+    pub args: Vec<String>,
 }
 
 impl Default for GatewayOpts {
     fn default() -> Self {
-        GatewayOpts { engine: None, tenants: vec!["alice", "bob"], unix_listener: false, env: Vec::new() }
+        GatewayOpts {
+            engine: None,
+            tenants: vec!["alice", "bob"],
+            unix_listener: false,
+            env: Vec::new(),
+            args: Vec::new(),
+        }
     }
 }
 
@@ -376,7 +384,8 @@ impl<'t> Gateway<'t> {
             cmd.args(["-H", &format!("unix://{}", dir.join("mtswarm.sock").display())]);
             listeners += 1;
         }
-        cmd.arg(&engine)
+        cmd.args(&opts.args)
+            .arg(&engine)
             .current_dir(&dir)
             .env("SWARM_TOKENS_FILE", &tokens_file)
             .env("SWARM_ADMIN_TENANT_ID", &gw.admin.id)

@@ -1,0 +1,341 @@
+//! Tenancy: each tenant sees and touches only what it owns, under its own names.
+//!
+//! Ownership is the label `mtswarm.tenant` on every container, network and volume a tenant creates, so the
+//! engines hold it and nothing is lost when mtswarm restarts. Names are scoped engine-side ([`names`]). For a
+//! tenant's request, [`prepare`] resolves every reference (path, query, body) among the tenant's own objects
+//! and rewrites it to engine-side names and ids; [`rewrite_answer`] and [`events`] turn the engine's answer
+//! back into the tenant's view. Another tenant's object answers exactly as an absent one.
+//!
+//! **Architecture Invariant:** a tenant's request reaches an engine only with references that resolved to
+//! objects labelled with that tenant, or to the shared `bridge` and `none` networks and the image catalogue.
+
+pub mod events;
+pub mod names;
+mod resolve;
+mod rewrite;
+
+use std::collections::{BTreeMap, BTreeSet, HashSet};
+
+use http::StatusCode;
+use serde_json::Value;
+
+use crate::api::{ApiError, ContainerOp, Endpoint, ExecOp, NetworkOp, VolumeOp};
+use crate::cluster::Node;
+pub use resolve::{own_containers, Resolver};
+pub use rewrite::rewrite_answer;
+
+/// The label that says which tenant owns an object.
+pub const TENANT_LABEL: &str = "mtswarm.tenant";
+
+/// What is escaped in a path segment: everything but the characters of names and ids.
+pub const PATH_SEGMENT: &percent_encoding::AsciiSet =
+    &percent_encoding::NON_ALPHANUMERIC.remove(b'-').remove(b'.').remove(b'_');
+
+/// Networks every tenant may use; they belong to no tenant.
+pub const SHARED_NETWORKS: [&str; 2] = ["bridge", "none"];
+
+/// How the engine's answer is turned into the tenant's view.
+#[derive(Debug, Clone)]
+pub enum Answer {
+    /// As it is, except that error messages lose the tenant's prefix.
+    Pass,
+    ContainerInspect,
+    /// `name` filters are applied here, on the names the tenant knows.
+    ContainerList {
+        names: Vec<String>,
+    },
+    NetworkInspect,
+    NetworkList,
+    VolumeInspect,
+    VolumeList,
+    Prune,
+    SystemDf,
+    Events,
+    /// A stream of stats samples (or one).
+    Stats,
+}
+
+/// A tenant's request, rewritten for the engine.
+#[derive(Debug)]
+pub struct Plan {
+    /// The path without its version prefix, with references replaced by engine-side ids and names.
+    pub path: String,
+    pub query: Option<String>,
+    pub answer: Answer,
+    /// Ids of the tenant's containers that the body refers to (`container:` modes), for the escape checks.
+    pub own_containers: HashSet<String>,
+}
+
+/// Rewrites a tenant's request. `doc` is the request's JSON body, read by the gateway for the endpoints
+/// whose body names objects (see [`needs_body`]).
+pub async fn prepare(
+    node: &Node,
+    tenant: &str,
+    endpoint: &Endpoint,
+    path: &str,
+    query: Option<&str>,
+    doc: Option<&mut Value>,
+) -> Result<Plan, ApiError> {
+    use Endpoint as E;
+    let r = Resolver { node, tenant };
+    let mut plan = Plan {
+        path: path.to_string(),
+        query: query.map(str::to_string),
+        answer: Answer::Pass,
+        own_containers: HashSet::new(),
+    };
+    let mut q = Query::parse(query);
+    match endpoint {
+        E::Ping | E::Version | E::Info | E::Auth => {}
+        E::Events => {
+            let mut f = q.filters()?;
+            if let Some(values) = f.get_mut("container") {
+                let mut resolved = BTreeSet::new();
+                for v in values.iter() {
+                    // An unknown container filters everything out, as on an engine where it does not exist.
+                    resolved.insert(r.container(v).await.map(|c| c.id).unwrap_or_else(|_| names::scope(tenant, v)));
+                }
+                *values = resolved;
+            }
+            for key in ["network", "volume"] {
+                if let Some(values) = f.get_mut(key) {
+                    *values = values.iter().map(|v| names::scope(tenant, v)).collect();
+                }
+            }
+            q.set_filters(&f);
+            plan.answer = Answer::Events;
+        }
+        E::SystemDf => plan.answer = Answer::SystemDf,
+        E::ContainerList => {
+            let mut f = q.filters()?;
+            let names = f.remove("name").map(|v| v.into_iter().collect()).unwrap_or_default();
+            f.entry("label".into()).or_default().insert(format!("{TENANT_LABEL}={tenant}"));
+            q.set_filters(&f);
+            plan.answer = Answer::ContainerList { names };
+        }
+        E::ContainerCreate => {
+            let name = match q.get("name") {
+                Some(n) => {
+                    let n = n.trim_start_matches('/').to_string();
+                    if !names::valid_name(&n) {
+                        return Err(ApiError::bad_request(format!(
+                            "Invalid container name ({n}), only [a-zA-Z0-9][a-zA-Z0-9_.-] are allowed"
+                        )));
+                    }
+                    n
+                }
+                None => names::generated_name(),
+            };
+            q.set("name", &names::scope(tenant, &name));
+            if let Some(doc) = doc {
+                rewrite::container_create(&r, doc, &mut plan.own_containers).await?;
+            }
+        }
+        E::ContainerPrune | E::VolumePrune | E::NetworkPrune => {
+            let mut f = q.filters()?;
+            f.entry("label".into()).or_default().insert(format!("{TENANT_LABEL}={tenant}"));
+            q.set_filters(&f);
+            plan.answer = Answer::Prune;
+        }
+        E::Container { id, op } => {
+            let c = r.container(id).await?;
+            plan.path = replace_segment(path, 2, &c.id);
+            match op {
+                ContainerOp::Rename => {
+                    let new = q.get("name").unwrap_or_default().trim_start_matches('/').to_string();
+                    if !names::valid_name(&new) {
+                        return Err(ApiError::bad_request(format!(
+                            "Invalid container name ({new}), only [a-zA-Z0-9][a-zA-Z0-9_.-] are allowed"
+                        )));
+                    }
+                    q.set("name", &names::scope(tenant, &new));
+                }
+                ContainerOp::Inspect => plan.answer = Answer::ContainerInspect,
+                ContainerOp::Stats => plan.answer = Answer::Stats,
+                _ => {}
+            }
+        }
+        E::Exec { id, op } => {
+            r.exec(id).await?;
+            let _: &ExecOp = op;
+        }
+        E::ImageList
+        | E::ImageCreate
+        | E::ImageSearch
+        | E::ImagePrune
+        | E::ImagesSave
+        | E::ImageLoad
+        | E::Image { .. }
+        | E::DistributionInspect { .. }
+        | E::Build
+        | E::BuildPrune
+        | E::BuildCancel => {}
+        // Committing names a container; the image side is the admin's (policy refuses it to tenants).
+        E::Commit => {
+            if let Some(c) = q.get("container") {
+                let c = r.container(&c).await?;
+                q.set("container", &c.id);
+            }
+        }
+        E::NetworkList => plan.answer = Answer::NetworkList,
+        E::NetworkCreate => {
+            if let Some(doc) = doc {
+                rewrite::network_create(tenant, doc)?;
+            }
+        }
+        E::Network { id, op } => {
+            let n = r.network(id).await?;
+            if n.shared && matches!(op, NetworkOp::Delete) {
+                return Err(ApiError::new(
+                    StatusCode::FORBIDDEN,
+                    format!("{} is a pre-defined network and cannot be removed", n.name),
+                ));
+            }
+            plan.path = replace_segment(path, 2, &n.id);
+            match op {
+                NetworkOp::Inspect => plan.answer = Answer::NetworkInspect,
+                NetworkOp::Connect | NetworkOp::Disconnect => {
+                    if let Some(doc) = doc {
+                        rewrite::network_attach(&r, doc).await?;
+                    }
+                }
+                NetworkOp::Delete => {}
+            }
+        }
+        E::VolumeList => {
+            let mut f = q.filters()?;
+            f.entry("label".into()).or_default().insert(format!("{TENANT_LABEL}={tenant}"));
+            q.set_filters(&f);
+            plan.answer = Answer::VolumeList;
+        }
+        E::VolumeCreate => {
+            if let Some(doc) = doc {
+                rewrite::volume_create(tenant, doc)?;
+            }
+            plan.answer = Answer::VolumeInspect;
+        }
+        E::Volume { name, op } => {
+            let scoped = r.volume(name).await?;
+            plan.path = replace_segment(path, 2, &scoped);
+            if matches!(op, VolumeOp::Inspect) {
+                plan.answer = Answer::VolumeInspect;
+            }
+        }
+    }
+    plan.query = q.encode();
+    Ok(plan)
+}
+
+/// True for the endpoints whose request body names objects and is rewritten for a tenant.
+pub fn needs_body(endpoint: &Endpoint) -> bool {
+    matches!(
+        endpoint,
+        Endpoint::ContainerCreate
+            | Endpoint::NetworkCreate
+            | Endpoint::VolumeCreate
+            | Endpoint::Network { op: NetworkOp::Connect | NetworkOp::Disconnect, .. }
+    )
+}
+
+/// Replaces the `index`th segment of `/a/b/c` (1-based) with a percent-encoded value.
+fn replace_segment(path: &str, index: usize, value: &str) -> String {
+    let mut parts: Vec<String> = path.split('/').map(str::to_string).collect();
+    if let Some(p) = parts.get_mut(index) {
+        *p = percent_encoding::utf8_percent_encode(value, crate::tenancy::PATH_SEGMENT).to_string();
+    }
+    parts.join("/")
+}
+
+/// A query string as ordered pairs, so that what is not rewritten is passed on as it came.
+struct Query(Vec<(String, String)>);
+
+/// Docker's list filters: `{"key": {"value": true}}` (or the older `{"key": ["value"]}`).
+type Filters = BTreeMap<String, BTreeSet<String>>;
+
+impl Query {
+    fn parse(q: Option<&str>) -> Query {
+        Query(
+            url::form_urlencoded::parse(q.unwrap_or("").as_bytes())
+                .map(|(k, v)| (k.into_owned(), v.into_owned()))
+                .collect(),
+        )
+    }
+
+    fn get(&self, key: &str) -> Option<String> {
+        self.0.iter().find(|(k, _)| k == key).map(|(_, v)| v.clone())
+    }
+
+    fn set(&mut self, key: &str, value: &str) {
+        self.0.retain(|(k, _)| k != key);
+        self.0.push((key.to_string(), value.to_string()));
+    }
+
+    fn filters(&self) -> Result<Filters, ApiError> {
+        let Some(raw) = self.get("filters").filter(|f| !f.is_empty()) else {
+            return Ok(Filters::new());
+        };
+        let v: Value = serde_json::from_str(&raw).map_err(|e| ApiError::bad_request(format!("invalid filter: {e}")))?;
+        let mut out = Filters::new();
+        for (k, vals) in v.as_object().ok_or_else(|| ApiError::bad_request("invalid filter: not an object"))? {
+            let set = out.entry(k.clone()).or_default();
+            match vals {
+                Value::Object(m) => {
+                    set.extend(m.iter().filter(|(_, on)| on.as_bool() != Some(false)).map(|(v, _)| v.clone()))
+                }
+                Value::Array(a) => set.extend(a.iter().filter_map(Value::as_str).map(str::to_string)),
+                _ => return Err(ApiError::bad_request(format!("invalid filter '{k}'"))),
+            }
+        }
+        Ok(out)
+    }
+
+    fn set_filters(&mut self, f: &Filters) {
+        let v: serde_json::Map<String, Value> = f
+            .iter()
+            .map(|(k, vals)| (k.clone(), Value::Object(vals.iter().map(|v| (v.clone(), Value::Bool(true))).collect())))
+            .collect();
+        self.set("filters", &Value::Object(v).to_string());
+    }
+
+    fn encode(&self) -> Option<String> {
+        if self.0.is_empty() {
+            return None;
+        }
+        let mut s = url::form_urlencoded::Serializer::new(String::new());
+        for (k, v) in &self.0 {
+            s.append_pair(k, v);
+        }
+        Some(s.finish())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn merges_the_tenant_filter_with_the_clients() {
+        let mut q = Query::parse(Some(r#"all=1&filters=%7B%22label%22%3A%7B%22mtswarm.tenant%3Dbob%22%3Atrue%7D%7D"#));
+        let mut f = q.filters().unwrap();
+        f.entry("label".into()).or_default().insert("mtswarm.tenant=alice".into());
+        q.set_filters(&f);
+        let back = Query::parse(q.encode().as_deref()).filters().unwrap();
+        let labels: Vec<&str> = back["label"].iter().map(String::as_str).collect();
+        // Both stay: label filters are ANDed, so the client's cannot widen the tenant's.
+        assert_eq!(labels, ["mtswarm.tenant=alice", "mtswarm.tenant=bob"]);
+        assert_eq!(Query::parse(q.encode().as_deref()).get("all").as_deref(), Some("1"));
+    }
+
+    #[test]
+    fn reads_both_filter_shapes() {
+        let q = Query::parse(Some("filters=%7B%22name%22%3A%5B%22web%22%5D%7D"));
+        assert_eq!(q.filters().unwrap()["name"].iter().next().map(String::as_str), Some("web"));
+        assert!(Query::parse(Some("filters=nonsense")).filters().is_err());
+    }
+
+    #[test]
+    fn replaces_path_segments() {
+        assert_eq!(replace_segment("/containers/web/json", 2, "abc"), "/containers/abc/json");
+        assert_eq!(replace_segment("/volumes/data", 2, "t5-alice-data"), "/volumes/t5-alice-data");
+    }
+}

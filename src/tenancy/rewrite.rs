@@ -1,0 +1,478 @@
+//! Rewriting request bodies into engine-side references, and engine answers into the tenant's view.
+
+use std::collections::HashSet;
+
+use bytes::Bytes;
+use http::{header, Response, StatusCode};
+use serde_json::{Map, Value};
+
+use super::resolve::Resolver;
+use super::{names, Answer, SHARED_NETWORKS, TENANT_LABEL};
+use crate::api::ApiError;
+use crate::body::{self, Body};
+
+/// Go's JSON decoder matches keys without regard to case, so a body's fields are found the same way.
+fn key_of(obj: &Map<String, Value>, key: &str) -> Option<String> {
+    obj.keys().find(|k| k.eq_ignore_ascii_case(key)).cloned()
+}
+
+fn field_mut<'a>(obj: &'a mut Map<String, Value>, key: &str) -> Option<&'a mut Value> {
+    let k = key_of(obj, key)?;
+    obj.get_mut(&k)
+}
+
+fn forbidden(msg: impl Into<String>) -> ApiError {
+    ApiError::new(StatusCode::FORBIDDEN, msg)
+}
+
+/// Adds the tenant's label; a client may not set it.
+fn label_for(tenant: &str, obj: &mut Map<String, Value>) -> Result<(), ApiError> {
+    let k = key_of(obj, "Labels").unwrap_or_else(|| "Labels".to_string());
+    let labels = obj.entry(k).or_insert_with(|| Value::Object(Map::new()));
+    if labels.is_null() {
+        *labels = Value::Object(Map::new());
+    }
+    let labels = labels.as_object_mut().ok_or_else(|| ApiError::bad_request("Labels must be an object"))?;
+    if labels.keys().any(|k| k.eq_ignore_ascii_case(TENANT_LABEL)) {
+        return Err(forbidden(format!("the label {TENANT_LABEL} is set by mtswarm and may not be given")));
+    }
+    labels.insert(TENANT_LABEL.to_string(), Value::from(tenant));
+    Ok(())
+}
+
+fn object(doc: &mut Value) -> Result<&mut Map<String, Value>, ApiError> {
+    doc.as_object_mut().ok_or_else(|| ApiError::bad_request("the request body must be a JSON object"))
+}
+
+/// `POST /containers/create`: label, named volumes, and every container and network reference.
+pub async fn container_create(r: &Resolver<'_>, doc: &mut Value, own: &mut HashSet<String>) -> Result<(), ApiError> {
+    let obj = object(doc)?;
+    label_for(r.tenant, obj)?;
+    // dockerd 20.10 reads HostConfig fields at the top level of the body too: rewrite both places.
+    rewrite_host_config(r, obj, own).await?;
+    if let Some(hc) = field_mut(obj, "HostConfig").and_then(Value::as_object_mut) {
+        rewrite_host_config(r, hc, own).await?;
+    }
+    if let Some(nc) = field_mut(obj, "NetworkingConfig").and_then(Value::as_object_mut) {
+        if let Some(eps) = field_mut(nc, "EndpointsConfig").and_then(Value::as_object_mut) {
+            let old = std::mem::take(eps);
+            for (net, mut settings) in old {
+                let resolved = network_mode_target(r, &net).await?;
+                if let Some(s) = settings.as_object_mut() {
+                    if let Some(links) = field_mut(s, "Links") {
+                        rewrite_links(r, links).await?;
+                    }
+                }
+                eps.insert(resolved, settings);
+            }
+        }
+    }
+    Ok(())
+}
+
+async fn rewrite_host_config(
+    r: &Resolver<'_>,
+    hc: &mut Map<String, Value>,
+    own: &mut HashSet<String>,
+) -> Result<(), ApiError> {
+    if let Some(Value::Array(binds)) = field_mut(hc, "Binds") {
+        for b in binds.iter_mut() {
+            let Some(s) = b.as_str() else { continue };
+            let mut parts: Vec<String> = s.split(':').map(str::to_string).collect();
+            // `name:/path[:mode]`: a named volume is the tenant's (created for it if missing). Host paths are
+            // left for the escape checks to refuse.
+            if parts.len() >= 2 && names::valid_name(&parts[0]) {
+                parts[0] = r.ensure_volume(&parts[0]).await?;
+                *b = Value::from(parts.join(":"));
+            }
+        }
+    }
+    if let Some(Value::Array(mounts)) = field_mut(hc, "Mounts") {
+        for m in mounts.iter_mut() {
+            let Some(m) = m.as_object_mut() else { continue };
+            let is_volume = field_mut(m, "Type").and_then(|t| t.as_str()).is_some_and(|t| t == "volume");
+            if !is_volume {
+                continue;
+            }
+            if let Some(src) = field_mut(m, "Source") {
+                if let Some(name) = src.as_str().filter(|s| names::valid_name(s)).map(str::to_string) {
+                    *src = Value::from(r.ensure_volume(&name).await?);
+                }
+            }
+        }
+    }
+    if let Some(Value::Array(from)) = field_mut(hc, "VolumesFrom") {
+        for v in from.iter_mut() {
+            let Some(s) = v.as_str() else { continue };
+            let (name, mode) = match s.split_once(':') {
+                Some((n, m)) => (n, Some(m)),
+                None => (s, None),
+            };
+            let c = r.container(name).await?;
+            *v = Value::from(match mode {
+                Some(m) => format!("{}:{m}", c.id),
+                None => c.id,
+            });
+        }
+    }
+    if let Some(links) = field_mut(hc, "Links") {
+        rewrite_links(r, links).await?;
+    }
+    for key in ["PidMode", "IpcMode", "Cgroup"] {
+        if let Some(v) = field_mut(hc, key) {
+            if let Some(target) = v.as_str().and_then(|s| s.strip_prefix("container:")).map(str::to_string) {
+                let c = r.container(&target).await?;
+                *v = Value::from(format!("container:{}", c.id));
+                own.insert(c.id);
+            }
+        }
+    }
+    if let Some(v) = field_mut(hc, "NetworkMode") {
+        if let Some(mode) = v.as_str().map(str::to_string) {
+            if let Some(target) = mode.strip_prefix("container:") {
+                let c = r.container(target).await?;
+                *v = Value::from(format!("container:{}", c.id));
+                own.insert(c.id);
+            } else {
+                *v = Value::from(network_mode_target(r, &mode).await?);
+            }
+        }
+    }
+    Ok(())
+}
+
+/// A network named in a create: Docker's own modes stay (host is for the escape checks to refuse), a
+/// network name becomes the tenant's engine-side one.
+async fn network_mode_target(r: &Resolver<'_>, mode: &str) -> Result<String, ApiError> {
+    if mode.is_empty() || mode == "default" || mode == "host" || SHARED_NETWORKS.contains(&mode) {
+        return Ok(mode.to_string());
+    }
+    Ok(r.network(mode).await?.name)
+}
+
+/// `name:alias` links name the tenant's containers.
+async fn rewrite_links(r: &Resolver<'_>, links: &mut Value) -> Result<(), ApiError> {
+    let Value::Array(list) = links else { return Ok(()) };
+    for l in list.iter_mut() {
+        let Some(s) = l.as_str() else { continue };
+        let (name, alias) = match s.split_once(':') {
+            Some((n, a)) => (n.to_string(), a.to_string()),
+            None => (s.to_string(), s.trim_start_matches('/').to_string()),
+        };
+        let c = r.container(&name).await?;
+        *l = Value::from(format!("{}:{alias}", c.engine_name));
+    }
+    Ok(())
+}
+
+/// `POST /networks/create`.
+pub fn network_create(tenant: &str, doc: &mut Value) -> Result<(), ApiError> {
+    let obj = object(doc)?;
+    let name = field_mut(obj, "Name").and_then(|n| n.as_str()).unwrap_or_default().to_string();
+    if !names::valid_name(&name) {
+        return Err(ApiError::bad_request(format!(
+            "invalid network name {name:?}: only [a-zA-Z0-9][a-zA-Z0-9_.-] are allowed"
+        )));
+    }
+    if SHARED_NETWORKS.contains(&name.as_str()) || name == "host" {
+        return Err(forbidden(format!("{name} is a pre-defined network")));
+    }
+    let k = key_of(obj, "Name").unwrap_or_else(|| "Name".into());
+    obj.insert(k, Value::from(names::scope(tenant, &name)));
+    if let Some(driver) = field_mut(obj, "Driver").and_then(|d| d.as_str()) {
+        if !matches!(driver, "" | "bridge" | "overlay") {
+            return Err(forbidden(format!("Driver: network driver {driver} is not available to tenants")));
+        }
+    }
+    if field_mut(obj, "ConfigFrom").is_some_and(|c| !c.is_null())
+        || field_mut(obj, "Ingress").is_some_and(|i| i.as_bool() == Some(true))
+    {
+        return Err(forbidden("ConfigFrom and Ingress networks are not available to tenants"));
+    }
+    if let Some(opts) = field_mut(obj, "Options").and_then(|o| o.as_object()) {
+        // The bridge's host-side interface name and host binding address are the host's business.
+        if let Some(k) =
+            opts.keys().find(|k| k.starts_with("com.docker.network.bridge.name") || k.contains("host_binding"))
+        {
+            return Err(forbidden(format!("Options: {k} is not available to tenants")));
+        }
+    }
+    label_for(tenant, obj)
+}
+
+/// `POST /volumes/create`: an unnamed volume gets a random name, as dockerd gives one.
+pub fn volume_create(tenant: &str, doc: &mut Value) -> Result<(), ApiError> {
+    let obj = object(doc)?;
+    let name = field_mut(obj, "Name").and_then(|n| n.as_str()).unwrap_or_default().to_string();
+    let name = if name.is_empty() {
+        let mut r = [0u8; 32];
+        let _ = std::fs::File::open("/dev/urandom").and_then(|mut f| std::io::Read::read_exact(&mut f, &mut r));
+        hex::encode(r)
+    } else if names::valid_name(&name) {
+        name
+    } else {
+        return Err(ApiError::bad_request(format!(
+            "create {name}: \"{name}\" includes invalid characters for a local volume name, only \
+             \"[a-zA-Z0-9][a-zA-Z0-9_.-]\" are allowed"
+        )));
+    };
+    let k = key_of(obj, "Name").unwrap_or_else(|| "Name".into());
+    obj.insert(k, Value::from(names::scope(tenant, &name)));
+    label_for(tenant, obj)
+}
+
+/// `POST /networks/{id}/connect|disconnect`: the container is the tenant's.
+pub async fn network_attach(r: &Resolver<'_>, doc: &mut Value) -> Result<(), ApiError> {
+    let obj = object(doc)?;
+    if let Some(c) = field_mut(obj, "Container") {
+        let reference = c.as_str().unwrap_or_default().to_string();
+        *c = Value::from(r.container(&reference).await?.id);
+    }
+    Ok(())
+}
+
+/// Turns an engine's answer (read whole) into the tenant's view.
+pub fn rewrite_answer(tenant: &str, answer: &Answer, resp: Response<Bytes>) -> Response<Body> {
+    let (mut parts, bytes) = resp.into_parts();
+    parts.headers.remove(header::CONTENT_LENGTH);
+    let out = if !parts.status.is_success() {
+        // Engines name objects in their errors ("The container name "/t5-alice-web" is already in use").
+        Bytes::from(names::unscope_text(tenant, &String::from_utf8_lossy(&bytes)))
+    } else {
+        match serde_json::from_slice::<Value>(&bytes) {
+            Ok(mut v) => {
+                rewrite_document(tenant, answer, &mut v);
+                Bytes::from(v.to_string() + "\n")
+            }
+            Err(_) => bytes,
+        }
+    };
+    Response::from_parts(parts, body::full(out))
+}
+
+fn unscope_value(tenant: &str, v: &mut Value) {
+    if let Some(s) = v.as_str() {
+        if let Some(u) = names::unscope(tenant, s) {
+            *v = Value::from(u.into_owned());
+        }
+    }
+}
+
+fn unscope_keys(tenant: &str, v: Option<&mut Value>) {
+    if let Some(Value::Object(map)) = v {
+        let old = std::mem::take(map);
+        for (k, val) in old {
+            let k = names::unscope(tenant, &k).map(|c| c.into_owned()).unwrap_or(k);
+            map.insert(k, val);
+        }
+    }
+}
+
+/// The names a container shows: its own, its links, its networks and its volumes.
+fn rewrite_container(tenant: &str, c: &mut Value) {
+    if let Some(n) = c.get_mut("Name") {
+        unscope_value(tenant, n);
+    }
+    if let Some(Value::Array(list)) = c.get_mut("Names") {
+        for n in list.iter_mut() {
+            if let Some(s) = n.as_str() {
+                *n = Value::from(names::unscope_path(tenant, s));
+            }
+        }
+    }
+    if let Some(Value::Array(links)) = c.pointer_mut("/HostConfig/Links") {
+        for l in links.iter_mut() {
+            if let Some(s) = l.as_str() {
+                *l = Value::from(names::unscope_path(tenant, s));
+            }
+        }
+    }
+    if let Some(Value::Array(binds)) = c.pointer_mut("/HostConfig/Binds") {
+        for b in binds.iter_mut() {
+            if let Some(s) = b.as_str() {
+                *b = Value::from(names::unscope_path(tenant, s));
+            }
+        }
+    }
+    if let Some(mode) = c.pointer_mut("/HostConfig/NetworkMode") {
+        unscope_value(tenant, mode);
+    }
+    unscope_keys(tenant, c.pointer_mut("/NetworkSettings/Networks"));
+    if let Some(Value::Array(mounts)) = c.get_mut("Mounts") {
+        for m in mounts.iter_mut() {
+            if let Some(n) = m.get_mut("Name") {
+                unscope_value(tenant, n);
+            }
+        }
+    }
+}
+
+fn owned(tenant: &str, v: &Value) -> bool {
+    v.get("Labels").and_then(|l| l.get(TENANT_LABEL)).and_then(Value::as_str) == Some(tenant)
+}
+
+fn rewrite_document(tenant: &str, answer: &Answer, v: &mut Value) {
+    match answer {
+        Answer::Pass | Answer::Events => {}
+        Answer::Stats => {
+            if let Some(n) = v.get("name").and_then(Value::as_str).map(|n| names::unscope_path(tenant, n)) {
+                v["name"] = Value::from(n);
+            }
+        }
+        Answer::ContainerInspect => rewrite_container(tenant, v),
+        Answer::ContainerList { names: filters } => {
+            let regexes: Vec<regex::Regex> = filters.iter().filter_map(|f| regex::Regex::new(f).ok()).collect();
+            if let Value::Array(list) = v {
+                for c in list.iter_mut() {
+                    rewrite_container(tenant, c);
+                }
+                // Docker's name filter is a regular expression matched against each name, here the tenant's.
+                list.retain(|c| {
+                    regexes.is_empty()
+                        || c.get("Names").and_then(Value::as_array).is_some_and(|ns| {
+                            ns.iter().filter_map(Value::as_str).any(|n| regexes.iter().any(|r| r.is_match(n)))
+                        })
+                });
+            }
+        }
+        Answer::NetworkInspect => rewrite_network(tenant, v),
+        Answer::NetworkList => {
+            if let Value::Array(list) = v {
+                list.retain(|n| {
+                    owned(tenant, n)
+                        || n.get("Name").and_then(Value::as_str).is_some_and(|n| SHARED_NETWORKS.contains(&n))
+                });
+                for n in list.iter_mut() {
+                    rewrite_network(tenant, n);
+                }
+            }
+        }
+        Answer::VolumeInspect => {
+            if let Some(n) = v.get_mut("Name") {
+                unscope_value(tenant, n);
+            }
+        }
+        Answer::VolumeList => {
+            if let Some(Value::Array(list)) = v.get_mut("Volumes") {
+                list.retain(|vol| owned(tenant, vol));
+                for vol in list.iter_mut() {
+                    if let Some(n) = vol.get_mut("Name") {
+                        unscope_value(tenant, n);
+                    }
+                }
+            }
+        }
+        Answer::Prune => {
+            for key in ["VolumesDeleted", "NetworksDeleted"] {
+                if let Some(Value::Array(list)) = v.get_mut(key) {
+                    for n in list.iter_mut() {
+                        unscope_value(tenant, n);
+                    }
+                }
+            }
+        }
+        Answer::SystemDf => {
+            if let Some(Value::Array(list)) = v.get_mut("Containers") {
+                list.retain(|c| owned(tenant, c));
+                for c in list.iter_mut() {
+                    rewrite_container(tenant, c);
+                }
+            }
+            if let Some(Value::Array(list)) = v.get_mut("Volumes") {
+                list.retain(|vol| owned(tenant, vol));
+                for vol in list.iter_mut() {
+                    if let Some(n) = vol.get_mut("Name") {
+                        unscope_value(tenant, n);
+                    }
+                }
+            }
+            // Other tenants' containers use the shared images: their counts are not this tenant's business.
+            if let Some(Value::Array(list)) = v.get_mut("Images") {
+                for i in list.iter_mut() {
+                    if let Some(c) = i.get_mut("Containers") {
+                        *c = Value::from(-1);
+                    }
+                }
+            }
+            if let Some(b) = v.get_mut("BuildCache") {
+                *b = Value::Array(Vec::new());
+            }
+        }
+    }
+}
+
+/// A network's name, and only the tenant's containers on it (the shared `bridge` holds everybody's).
+fn rewrite_network(tenant: &str, n: &mut Value) {
+    if let Some(name) = n.get_mut("Name") {
+        unscope_value(tenant, name);
+    }
+    if let Some(Value::Object(cs)) = n.get_mut("Containers") {
+        let prefix = names::prefix(tenant);
+        cs.retain(|_, c| c.get("Name").and_then(Value::as_str).is_some_and(|name| name.starts_with(&prefix)));
+        for c in cs.values_mut() {
+            if let Some(name) = c.get_mut("Name") {
+                unscope_value(tenant, name);
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn check(answer: Answer, input: Value, expected: Value) {
+        let mut v = input;
+        rewrite_document("alice", &answer, &mut v);
+        assert_eq!(v, expected);
+    }
+
+    #[test]
+    fn shows_the_tenants_names() {
+        check(
+            Answer::ContainerInspect,
+            json!({"Name": "/t5-alice-web", "HostConfig": {"Links": ["/t5-alice-db:/t5-alice-web/db"], "NetworkMode": "t5-alice-back",
+                   "Binds": ["t5-alice-data:/d"]},
+                   "NetworkSettings": {"Networks": {"t5-alice-back": {}, "bridge": {}}}, "Mounts": [{"Name": "t5-alice-data"}]}),
+            json!({"Name": "/web", "HostConfig": {"Links": ["/db:/web/db"], "NetworkMode": "back", "Binds": ["data:/d"]},
+                   "NetworkSettings": {"Networks": {"back": {}, "bridge": {}}}, "Mounts": [{"Name": "data"}]}),
+        );
+    }
+
+    #[test]
+    fn lists_only_what_the_tenant_owns_and_filters_names_as_it_knows_them() {
+        check(
+            Answer::ContainerList { names: vec!["^/web$".into()] },
+            json!([{"Names": ["/t5-alice-web"]}, {"Names": ["/t5-alice-webby"]}]),
+            json!([{"Names": ["/web"]}]),
+        );
+        check(
+            Answer::NetworkList,
+            json!([{"Name": "bridge", "Labels": {}}, {"Name": "host", "Labels": {}}, {"Name": "t3-bob-back", "Labels": {"mtswarm.tenant": "bob"}},
+                   {"Name": "t5-alice-back", "Labels": {"mtswarm.tenant": "alice"}}]),
+            json!([{"Name": "bridge", "Labels": {}}, {"Name": "back", "Labels": {"mtswarm.tenant": "alice"}}]),
+        );
+        check(
+            Answer::NetworkInspect,
+            json!({"Name": "bridge", "Containers": {"1": {"Name": "t5-alice-web"}, "2": {"Name": "t3-bob-web"}}}),
+            json!({"Name": "bridge", "Containers": {"1": {"Name": "web"}}}),
+        );
+    }
+
+    #[test]
+    fn a_client_cannot_set_the_tenant_label() {
+        let mut doc = json!({"Name": "back", "labels": {"MTSWARM.TENANT": "bob"}});
+        assert_eq!(network_create("alice", &mut doc).unwrap_err().status, StatusCode::FORBIDDEN);
+        let mut doc = json!({"Name": "back"});
+        network_create("alice", &mut doc).unwrap();
+        assert_eq!(doc, json!({"Name": "t5-alice-back", "Labels": {"mtswarm.tenant": "alice"}}));
+        let mut doc = json!({"Name": "host"});
+        assert!(network_create("alice", &mut doc).is_err());
+        let mut doc = json!({"Name": "m", "Driver": "macvlan"});
+        assert!(network_create("alice", &mut doc).is_err());
+        let mut doc = json!({});
+        volume_create("alice", &mut doc).unwrap();
+        assert!(doc["Name"].as_str().unwrap().starts_with("t5-alice-"));
+    }
+}
