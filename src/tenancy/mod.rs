@@ -109,6 +109,25 @@ pub async fn prepare(
         E::ContainerList => {
             let mut f = q.filters()?;
             let names = f.remove("name").map(|v| v.into_iter().collect()).unwrap_or_default();
+            // Filters that name other objects name the tenant's.
+            for key in ["before", "since"] {
+                if let Some(values) = f.get_mut(key) {
+                    let mut resolved = BTreeSet::new();
+                    for v in values.iter() {
+                        resolved.insert(r.container(v).await?.id);
+                    }
+                    *values = resolved;
+                }
+            }
+            if let Some(values) = f.get_mut("volume") {
+                *values = values.iter().map(|v| if v.starts_with('/') { v.clone() } else { names::scope(tenant, v) }).collect();
+            }
+            if let Some(values) = f.get_mut("network") {
+                *values = values
+                    .iter()
+                    .map(|v| if SHARED_NETWORKS.contains(&v.as_str()) { v.clone() } else { names::scope(tenant, v) })
+                    .collect();
+            }
             f.entry("label".into()).or_default().insert(format!("{TENANT_LABEL}={tenant}"));
             q.set_filters(&f);
             plan.answer = Answer::ContainerList { names };
