@@ -120,7 +120,10 @@ pub async fn prepare(
                 }
             }
             if let Some(values) = f.get_mut("volume") {
-                *values = values.iter().map(|v| if v.starts_with('/') { v.clone() } else { names::scope(tenant, v) }).collect();
+                *values = values
+                    .iter()
+                    .map(|v| if v.starts_with('/') { v.clone() } else { names::scope(tenant, v) })
+                    .collect();
             }
             if let Some(values) = f.get_mut("network") {
                 *values = values
