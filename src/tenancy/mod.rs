@@ -150,7 +150,7 @@ pub async fn prepare(
             };
             q.set("name", &names::scope(tenant, &name));
             if let Some(doc) = doc {
-                rewrite::container_create(&r, doc, &mut plan.own_containers).await?;
+                rewrite::container_create(&r, &name, doc, &mut plan.own_containers).await?;
             }
         }
         E::ContainerPrune | E::VolumePrune | E::NetworkPrune => {
@@ -218,7 +218,7 @@ pub async fn prepare(
                 NetworkOp::Inspect => plan.answer = Answer::NetworkInspect,
                 NetworkOp::Connect | NetworkOp::Disconnect => {
                     if let Some(doc) = doc {
-                        rewrite::network_attach(&r, doc).await?;
+                        rewrite::network_attach(&r, doc, matches!(op, NetworkOp::Connect) && !n.shared).await?;
                     }
                 }
                 NetworkOp::Delete => {}

@@ -44,30 +44,93 @@ fn object(doc: &mut Value) -> Result<&mut Map<String, Value>, ApiError> {
     doc.as_object_mut().ok_or_else(|| ApiError::bad_request("the request body must be a JSON object"))
 }
 
-/// `POST /containers/create`: label, named volumes, and every container and network reference.
-pub async fn container_create(r: &Resolver<'_>, doc: &mut Value, own: &mut HashSet<String>) -> Result<(), ApiError> {
+/// `POST /containers/create`: label, named volumes, and every container and network reference. `name` is
+/// the container's name as the tenant knows it: on the tenant's own networks it is also a DNS alias, so
+/// containers find each other by the names their tenant gave them.
+pub async fn container_create(
+    r: &Resolver<'_>,
+    name: &str,
+    doc: &mut Value,
+    own: &mut HashSet<String>,
+) -> Result<(), ApiError> {
     let obj = object(doc)?;
     label_for(r.tenant, obj)?;
     // dockerd 20.10 reads HostConfig fields at the top level of the body too: rewrite both places.
     rewrite_host_config(r, obj, own).await?;
+    let mut mode_network = None;
     if let Some(hc) = field_mut(obj, "HostConfig").and_then(Value::as_object_mut) {
         rewrite_host_config(r, hc, own).await?;
+        mode_network = field_mut(hc, "NetworkMode").and_then(|m| m.as_str()).map(str::to_string);
     }
-    if let Some(nc) = field_mut(obj, "NetworkingConfig").and_then(Value::as_object_mut) {
-        if let Some(eps) = field_mut(nc, "EndpointsConfig").and_then(Value::as_object_mut) {
-            let old = std::mem::take(eps);
-            for (net, mut settings) in old {
-                let resolved = network_mode_target(r, &net).await?;
-                if let Some(s) = settings.as_object_mut() {
-                    if let Some(links) = field_mut(s, "Links") {
-                        rewrite_links(r, links).await?;
-                    }
-                }
-                eps.insert(resolved, settings);
+    let nc_key = key_of(obj, "NetworkingConfig").unwrap_or_else(|| "NetworkingConfig".into());
+    let nc = obj.entry(nc_key).or_insert_with(|| Value::Object(Map::new()));
+    if nc.is_null() {
+        *nc = Value::Object(Map::new());
+    }
+    let Some(nc) = nc.as_object_mut() else { return Err(ApiError::bad_request("NetworkingConfig must be an object")) };
+    let eps_key = key_of(nc, "EndpointsConfig").unwrap_or_else(|| "EndpointsConfig".into());
+    let eps = nc.entry(eps_key).or_insert_with(|| Value::Object(Map::new()));
+    if eps.is_null() {
+        *eps = Value::Object(Map::new());
+    }
+    let Some(eps) = eps.as_object_mut() else { return Err(ApiError::bad_request("EndpointsConfig must be an object")) };
+    let old = std::mem::take(eps);
+    for (net, mut settings) in old {
+        let resolved = network_mode_target(r, &net).await?;
+        if let Some(s) = settings.as_object_mut() {
+            if let Some(links) = field_mut(s, "Links") {
+                rewrite_links(r, links).await?;
             }
         }
+        eps.insert(resolved, settings);
+    }
+    // The network the container starts on, when only NetworkMode names it.
+    if let Some(m) = mode_network.filter(|m| m.starts_with(&names::prefix(r.tenant))) {
+        eps.entry(m).or_insert_with(|| Value::Object(Map::new()));
+    }
+    for (net, settings) in eps.iter_mut() {
+        if net.starts_with(&names::prefix(r.tenant)) {
+            add_alias(settings, name)?;
+        }
+    }
+    if eps.is_empty() {
+        obj.remove(&key_of(obj, "NetworkingConfig").unwrap_or_default());
     }
     Ok(())
+}
+
+/// Adds a DNS alias to an endpoint's settings.
+fn add_alias(settings: &mut Value, alias: &str) -> Result<(), ApiError> {
+    if settings.is_null() {
+        *settings = Value::Object(Map::new());
+    }
+    let s = settings.as_object_mut().ok_or_else(|| ApiError::bad_request("endpoint settings must be an object"))?;
+    let k = key_of(s, "Aliases").unwrap_or_else(|| "Aliases".into());
+    let aliases = s.entry(k).or_insert_with(|| Value::Array(Vec::new()));
+    if aliases.is_null() {
+        *aliases = Value::Array(Vec::new());
+    }
+    let list = aliases.as_array_mut().ok_or_else(|| ApiError::bad_request("Aliases must be a list"))?;
+    if !list.iter().any(|a| a.as_str() == Some(alias)) {
+        list.push(Value::from(alias));
+    }
+    Ok(())
+}
+
+/// A container named in a create body. dockerd answers a missing one with 400 (404 would make the docker
+/// CLI think the image is missing and try to pull it).
+async fn referenced(
+    r: &Resolver<'_>,
+    reference: &str,
+    context: &str,
+) -> Result<super::resolve::OwnContainer, ApiError> {
+    r.container(reference).await.map_err(|e| {
+        if e.status == StatusCode::NOT_FOUND {
+            ApiError::bad_request(format!("{context}{}", e.message))
+        } else {
+            e
+        }
+    })
 }
 
 async fn rewrite_host_config(
@@ -108,7 +171,7 @@ async fn rewrite_host_config(
                 Some((n, m)) => (n, Some(m)),
                 None => (s, None),
             };
-            let c = r.container(name).await?;
+            let c = referenced(r, name, "").await?;
             *v = Value::from(match mode {
                 Some(m) => format!("{}:{m}", c.id),
                 None => c.id,
@@ -121,7 +184,7 @@ async fn rewrite_host_config(
     for key in ["PidMode", "IpcMode", "Cgroup"] {
         if let Some(v) = field_mut(hc, key) {
             if let Some(target) = v.as_str().and_then(|s| s.strip_prefix("container:")).map(str::to_string) {
-                let c = r.container(&target).await?;
+                let c = referenced(r, &target, "").await?;
                 *v = Value::from(format!("container:{}", c.id));
                 own.insert(c.id);
             }
@@ -130,7 +193,7 @@ async fn rewrite_host_config(
     if let Some(v) = field_mut(hc, "NetworkMode") {
         if let Some(mode) = v.as_str().map(str::to_string) {
             if let Some(target) = mode.strip_prefix("container:") {
-                let c = r.container(target).await?;
+                let c = referenced(r, target, "").await?;
                 *v = Value::from(format!("container:{}", c.id));
                 own.insert(c.id);
             } else {
@@ -147,7 +210,12 @@ async fn network_mode_target(r: &Resolver<'_>, mode: &str) -> Result<String, Api
     if mode.is_empty() || mode == "default" || mode == "host" || SHARED_NETWORKS.contains(&mode) {
         return Ok(mode.to_string());
     }
-    Ok(r.network(mode).await?.name)
+    match r.network(mode).await {
+        Ok(n) => Ok(n.name),
+        // As dockerd: the create succeeds and the start says the network is not found (in the tenant's words).
+        Err(e) if e.status == StatusCode::NOT_FOUND => Ok(names::scope(r.tenant, mode)),
+        Err(e) => Err(e),
+    }
 }
 
 /// `name:alias` links name the tenant's containers.
@@ -159,7 +227,7 @@ async fn rewrite_links(r: &Resolver<'_>, links: &mut Value) -> Result<(), ApiErr
             Some((n, a)) => (n.to_string(), a.to_string()),
             None => (s.to_string(), s.trim_start_matches('/').to_string()),
         };
-        let c = r.container(&name).await?;
+        let c = referenced(r, &name, &format!("could not get container for {name}: ")).await?;
         *l = Value::from(format!("{}:{alias}", c.engine_name));
     }
     Ok(())
@@ -221,12 +289,20 @@ pub fn volume_create(tenant: &str, doc: &mut Value) -> Result<(), ApiError> {
     label_for(tenant, obj)
 }
 
-/// `POST /networks/{id}/connect|disconnect`: the container is the tenant's.
-pub async fn network_attach(r: &Resolver<'_>, doc: &mut Value) -> Result<(), ApiError> {
+/// `POST /networks/{id}/connect|disconnect`: the container is the tenant's. Connecting to one of the tenant's
+/// networks adds the container's name as the tenant knows it as a DNS alias.
+pub async fn network_attach(r: &Resolver<'_>, doc: &mut Value, alias: bool) -> Result<(), ApiError> {
     let obj = object(doc)?;
-    if let Some(c) = field_mut(obj, "Container") {
-        let reference = c.as_str().unwrap_or_default().to_string();
-        *c = Value::from(r.container(&reference).await?.id);
+    let Some(c) = field_mut(obj, "Container") else { return Ok(()) };
+    let reference = c.as_str().unwrap_or_default().to_string();
+    let own = r.container(&reference).await?;
+    *c = Value::from(own.id.clone());
+    if alias {
+        let name = names::unscope(r.tenant, &own.engine_name).map(|n| n.trim_start_matches('/').to_string());
+        if let Some(name) = name {
+            let k = key_of(obj, "EndpointConfig").unwrap_or_else(|| "EndpointConfig".into());
+            add_alias(obj.entry(k).or_insert(Value::Null), &name)?;
+        }
     }
     Ok(())
 }

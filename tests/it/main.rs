@@ -11,10 +11,12 @@ mod support_tls;
 
 mod apifilter;
 mod auth;
+mod compose;
 mod containers;
 mod escape;
 mod failures;
 mod images;
+mod isolation;
 mod keystone;
 mod protocol;
 mod resources;
