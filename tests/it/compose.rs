@@ -6,11 +6,9 @@
 //! a config directory of its own, and `DOCKER_HOST` points at the gateway.
 
 use std::fs;
-use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
-use std::thread;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use crate::support::*;
 
@@ -69,42 +67,8 @@ impl Compose {
 }
 
 /// Runs `cmd` to its end, or kills it after `COMPOSE_TIMEOUT` and fails the test.
-fn run_bounded(mut cmd: Command, desc: String, dir: &Path) -> Output {
-    let mut child = cmd.spawn().unwrap_or_else(|e| panic!("cannot spawn `{desc}` in {}: {e}", dir.display()));
-    let mut stdout = child.stdout.take().unwrap();
-    let mut stderr = child.stderr.take().unwrap();
-    let out = thread::spawn(move || {
-        let mut buf = Vec::new();
-        let _ = stdout.read_to_end(&mut buf);
-        buf
-    });
-    let err = thread::spawn(move || {
-        let mut buf = Vec::new();
-        let _ = stderr.read_to_end(&mut buf);
-        buf
-    });
-    let deadline = Instant::now() + COMPOSE_TIMEOUT;
-    let status = loop {
-        match child.try_wait() {
-            Ok(Some(status)) => break Some(status),
-            Ok(None) if Instant::now() < deadline => thread::sleep(Duration::from_millis(10)),
-            _ => {
-                let _ = child.kill();
-                let _ = child.wait();
-                break None;
-            }
-        }
-    };
-    let stdout_bytes = out.join().unwrap_or_default();
-    let output = Output {
-        desc,
-        code: status.and_then(|s| s.code()),
-        stdout: String::from_utf8_lossy(&stdout_bytes).into_owned(),
-        stdout_bytes,
-        stderr: String::from_utf8_lossy(&err.join().unwrap_or_default()).into_owned(),
-    };
-    assert!(status.is_some(), "timed out after {COMPOSE_TIMEOUT:?} and killed: {output}");
-    output
+fn run_bounded(cmd: Command, desc: String, dir: &Path) -> Output {
+    crate::support_auth::run_bounded(cmd, format!("{desc} (in {})", dir.display()), COMPOSE_TIMEOUT)
 }
 
 fn compose_file(image: &str) -> String {

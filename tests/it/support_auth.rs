@@ -105,9 +105,14 @@ pub fn mtswarm(args: &[&str], cwd: &Path, env: &[(&str, &str)]) -> Output {
     cmd.args(args).current_dir(cwd).envs(env.iter().copied());
     cmd.stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped());
     let desc = format!("mtswarm {}", args.join(" "));
+    run_bounded(cmd, desc, COMMAND_TIMEOUT)
+}
+
+/// Runs a prepared command (stdout and stderr piped) to its end, or kills it after `timeout` and fails the test.
+pub fn run_bounded(mut cmd: Command, desc: String, timeout: Duration) -> Output {
     let mut child = cmd.spawn().unwrap_or_else(|e| panic!("cannot spawn `{desc}`: {e}"));
-    let mut stdout = child.stdout.take().unwrap();
-    let mut stderr = child.stderr.take().unwrap();
+    let mut stdout = child.stdout.take().expect("stdout is piped");
+    let mut stderr = child.stderr.take().expect("stderr is piped");
     let out = thread::spawn(move || {
         let mut buf = Vec::new();
         let _ = stdout.read_to_end(&mut buf);
@@ -118,11 +123,11 @@ pub fn mtswarm(args: &[&str], cwd: &Path, env: &[(&str, &str)]) -> Output {
         let _ = stderr.read_to_end(&mut buf);
         buf
     });
-    let deadline = Instant::now() + COMMAND_TIMEOUT;
+    let deadline = Instant::now() + timeout;
     let status = loop {
         match child.try_wait() {
             Ok(Some(status)) => break Some(status),
-            Ok(None) if Instant::now() < deadline => thread::sleep(Duration::from_millis(20)),
+            Ok(None) if Instant::now() < deadline => thread::sleep(Duration::from_millis(10)),
             _ => {
                 let _ = child.kill();
                 let _ = child.wait();
@@ -138,7 +143,7 @@ pub fn mtswarm(args: &[&str], cwd: &Path, env: &[(&str, &str)]) -> Output {
         stdout_bytes,
         stderr: String::from_utf8_lossy(&err.join().unwrap_or_default()).into_owned(),
     };
-    assert!(status.is_some(), "`{desc}` was still running after {COMMAND_TIMEOUT:?} and was killed: {output}");
+    assert!(status.is_some(), "`{desc}` was still running after {timeout:?} and was killed: {output}");
     output
 }
 
