@@ -5,7 +5,7 @@
 #   scripts/testbed.sh up                       (real engines, Keystone, etcd; a second or so when up)
 #   cargo fmt --check
 #   cargo clippy --all-targets -- -D warnings
-#   cargo test --release -- --test-threads 6 ARGS...
+#   cargo test --release --lib --tests -- --test-threads 6 ARGS...
 # ARGS go to the test binaries: a name filter, --nocapture, --ignored, ... If ARGS hold a `--`, the
 # arguments before it go to cargo and those after it to the test binaries:
 #   scripts/test.sh tenant_isolation              scripts/test.sh --test e2e -- --nocapture
@@ -48,5 +48,8 @@ if [ -f "$env_file" ]; then
 fi
 run cargo fmt --check
 run cargo clippy --all-targets -- -D warnings
+# The unit tests and the integration binary, in that order, so the last summary is the integration suite's
+# (the crate has no doc tests, whose empty summary would otherwise close the output).
+if [ ${#cargo_args[@]} -eq 0 ]; then cargo_args=(--lib --tests); fi
 printf '==== test.sh: %s\n' "cargo test --release ${cargo_args[*]} -- --test-threads 6 ${test_args[*]}" >&2
 exec cargo test --release "${cargo_args[@]}" -- --test-threads 6 "${test_args[@]}"
