@@ -9,6 +9,7 @@ pub mod config;
 pub mod gateway;
 pub mod policy;
 pub mod proxy;
+pub mod random;
 pub mod server;
 pub mod tenancy;
 pub mod tls;

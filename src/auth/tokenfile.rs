@@ -55,10 +55,6 @@ impl TokenFile {
         })
     }
 
-    pub fn path(&self) -> &Path {
-        &self.path
-    }
-
     /// The tenant whose token this is, if any.
     pub fn tenant_of(&self, token: &str) -> Option<String> {
         self.reload_if_changed();
@@ -146,8 +142,7 @@ pub fn add_token(path: &Path, tenant: &str) -> Result<String, String> {
     } else {
         FileShape { tokens: Vec::new() }
     };
-    let mut raw = [0u8; 32];
-    getrandom(&mut raw).map_err(|e| format!("no randomness: {e}"))?;
+    let raw: [u8; 32] = crate::random::bytes().map_err(|e| format!("no randomness: {e}"))?;
     let token = hex::encode(raw);
     let digest = hex::encode(Sha256::digest(token.as_bytes()));
     shape.tokens.push(Entry { tenant: tenant.to_string(), token: None, sha256: Some(digest) });
@@ -164,11 +159,6 @@ fn write_private(path: &Path, text: &str) -> std::io::Result<()> {
     use std::os::unix::fs::OpenOptionsExt;
     let mut f = std::fs::OpenOptions::new().write(true).create(true).truncate(true).mode(0o600).open(path)?;
     f.write_all(text.as_bytes())
-}
-
-fn getrandom(buf: &mut [u8]) -> std::io::Result<()> {
-    use std::io::Read;
-    std::fs::File::open("/dev/urandom")?.read_exact(buf)
 }
 
 #[cfg(test)]

@@ -7,7 +7,7 @@
 pub mod hijack;
 
 use http::header::{self, HeaderMap, HeaderName, HeaderValue};
-use http::{Request, Response, StatusCode};
+use http::{Request, Response};
 use hyper::body::Incoming;
 
 use crate::api::{ApiError, ApiVersion};
@@ -125,11 +125,6 @@ pub fn relay_response(resp: Response<Incoming>) -> Response<Body> {
     *out.headers_mut() = copy_headers(&parts.headers);
     out.headers_mut().remove(header::SERVER);
     out
-}
-
-/// True when a status and headers say the engine switched protocols.
-pub fn is_switch(status: StatusCode) -> bool {
-    status == StatusCode::SWITCHING_PROTOCOLS
 }
 
 pub fn header_value(s: &str) -> HeaderValue {

@@ -146,7 +146,7 @@ pub async fn prepare(
                     }
                     n
                 }
-                None => names::generated_name(),
+                None => names::generated_name().map_err(no_randomness)?,
             };
             q.set("name", &names::scope(tenant, &name));
             if let Some(doc) = doc {
@@ -246,6 +246,10 @@ pub async fn prepare(
     }
     plan.query = q.encode();
     Ok(plan)
+}
+
+fn no_randomness(e: std::io::Error) -> ApiError {
+    ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, format!("mtswarm could not make up a name: {e}"))
 }
 
 /// True for the endpoints whose request body names objects and is rewritten for a tenant.

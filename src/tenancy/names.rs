@@ -42,7 +42,7 @@ pub fn valid_name(name: &str) -> bool {
 }
 
 /// A name for an unnamed container, in Docker's `adjective_surname` style, unique enough to retry on.
-pub fn generated_name() -> String {
+pub fn generated_name() -> std::io::Result<String> {
     const LEFT: [&str; 16] = [
         "brave", "calm", "eager", "fervent", "gallant", "happy", "jolly", "keen", "lucid", "merry", "nifty", "quirky",
         "serene", "tender", "vibrant", "zealous",
@@ -51,9 +51,13 @@ pub fn generated_name() -> String {
         "babbage", "curie", "darwin", "euler", "fermi", "gauss", "hopper", "kepler", "lovelace", "noether", "pascal",
         "ritchie", "shannon", "turing", "volta", "wozniak",
     ];
-    let mut r = [0u8; 4];
-    let _ = std::fs::File::open("/dev/urandom").and_then(|mut f| std::io::Read::read_exact(&mut f, &mut r));
-    format!("{}_{}{}", LEFT[(r[0] % 16) as usize], RIGHT[(r[1] % 16) as usize], u16::from_le_bytes([r[2], r[3]]) % 1000)
+    let r: [u8; 4] = crate::random::bytes()?;
+    Ok(format!(
+        "{}_{}{}",
+        LEFT[(r[0] % 16) as usize],
+        RIGHT[(r[1] % 16) as usize],
+        u16::from_le_bytes([r[2], r[3]]) % 1000
+    ))
 }
 
 #[cfg(test)]
@@ -85,6 +89,6 @@ mod tests {
         );
         assert!(valid_name("web_1.a-b"));
         assert!(!valid_name("-web") && !valid_name("") && !valid_name("a/b"));
-        assert!(valid_name(&generated_name()));
+        assert!(valid_name(&generated_name().unwrap()));
     }
 }

@@ -273,8 +273,9 @@ pub fn volume_create(tenant: &str, doc: &mut Value) -> Result<(), ApiError> {
     let obj = object(doc)?;
     let name = field_mut(obj, "Name").and_then(|n| n.as_str()).unwrap_or_default().to_string();
     let name = if name.is_empty() {
-        let mut r = [0u8; 32];
-        let _ = std::fs::File::open("/dev/urandom").and_then(|mut f| std::io::Read::read_exact(&mut f, &mut r));
+        let r: [u8; 32] = crate::random::bytes().map_err(|e| {
+            ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, format!("mtswarm could not make up a name: {e}"))
+        })?;
         hex::encode(r)
     } else if names::valid_name(&name) {
         name
@@ -423,19 +424,10 @@ fn rewrite_document(tenant: &str, answer: &Answer, v: &mut Value) {
                 }
             }
         }
-        Answer::VolumeInspect => {
-            if let Some(n) = v.get_mut("Name") {
-                unscope_value(tenant, n);
-            }
-        }
+        Answer::VolumeInspect => rewrite_volume(tenant, v),
         Answer::VolumeList => {
             if let Some(Value::Array(list)) = v.get_mut("Volumes") {
-                list.retain(|vol| owned(tenant, vol));
-                for vol in list.iter_mut() {
-                    if let Some(n) = vol.get_mut("Name") {
-                        unscope_value(tenant, n);
-                    }
-                }
+                own_volumes(tenant, list);
             }
         }
         Answer::Prune => {
@@ -455,12 +447,7 @@ fn rewrite_document(tenant: &str, answer: &Answer, v: &mut Value) {
                 }
             }
             if let Some(Value::Array(list)) = v.get_mut("Volumes") {
-                list.retain(|vol| owned(tenant, vol));
-                for vol in list.iter_mut() {
-                    if let Some(n) = vol.get_mut("Name") {
-                        unscope_value(tenant, n);
-                    }
-                }
+                own_volumes(tenant, list);
             }
             // Other tenants' containers use the shared images: their counts are not this tenant's business.
             if let Some(Value::Array(list)) = v.get_mut("Images") {
@@ -475,6 +462,18 @@ fn rewrite_document(tenant: &str, answer: &Answer, v: &mut Value) {
             }
         }
     }
+}
+
+fn rewrite_volume(tenant: &str, vol: &mut Value) {
+    if let Some(n) = vol.get_mut("Name") {
+        unscope_value(tenant, n);
+    }
+}
+
+/// Keeps the tenant's volumes of a list, under the tenant's names.
+fn own_volumes(tenant: &str, list: &mut Vec<Value>) {
+    list.retain(|vol| owned(tenant, vol));
+    list.iter_mut().for_each(|vol| rewrite_volume(tenant, vol));
 }
 
 /// A network's name, and only the tenant's containers on it (the shared `bridge` holds everybody's).
