@@ -112,6 +112,18 @@ pub struct RawManage {
     /// The API filter, {"disableapi": [...]} [env: SWARM_APIFILTER_FILE, default: apifilter.json if present].
     #[arg(long)]
     pub apifilter_file: Option<String>,
+    /// true makes every container fit a flavor [env: SWARM_FLAVORS_ENFORCED, default: false].
+    #[arg(long)]
+    pub flavors_enforced: Option<String>,
+    /// The flavors, {"default": {"Memory": 64}, ...} [env: SWARM_FLAVORS_FILE, default: flavors.json].
+    #[arg(long)]
+    pub flavors_file: Option<String>,
+    /// true enforces each tenant's quota [env: SWARM_ENFORCE_QUOTA, default: false].
+    #[arg(long)]
+    pub enforce_quota: Option<String>,
+    /// The quota, {"Memory": 300} or {"default": {...}, "tenants": {...}} [env: SWARM_QUOTA_FILE, default: quota.json].
+    #[arg(long)]
+    pub quota_file: Option<String>,
     /// Serve TLS on TCP listeners (implied by --tlsverify).
     #[arg(long)]
     pub tls: bool,
@@ -173,6 +185,10 @@ pub struct Config {
     pub network_authorization: bool,
     /// The commands turned off for tenants.
     pub apifilter: crate::policy::apifilter::ApiFilter,
+    /// The flavors, when enforced.
+    pub flavors: Option<crate::policy::flavors::Flavors>,
+    /// The quota, when enforced.
+    pub quota: Option<crate::policy::quota::Quota>,
 }
 
 impl Config {
@@ -199,6 +215,20 @@ impl Config {
             apifilter: match pick(&raw.apifilter_file, env, "SWARM_APIFILTER_FILE") {
                 Some(path) => crate::policy::apifilter::ApiFilter::load(std::path::Path::new(path), true)?,
                 None => crate::policy::apifilter::ApiFilter::load(std::path::Path::new("apifilter.json"), false)?,
+            },
+            flavors: match off_unless_true(&raw.flavors_enforced, env, "SWARM_FLAVORS_ENFORCED")? {
+                false => None,
+                true => {
+                    let path = pick(&raw.flavors_file, env, "SWARM_FLAVORS_FILE").unwrap_or("flavors.json");
+                    Some(crate::policy::flavors::Flavors::load(std::path::Path::new(path))?)
+                }
+            },
+            quota: match off_unless_true(&raw.enforce_quota, env, "SWARM_ENFORCE_QUOTA")? {
+                false => None,
+                true => {
+                    let path = pick(&raw.quota_file, env, "SWARM_QUOTA_FILE").unwrap_or("quota.json");
+                    Some(crate::policy::quota::Quota::load(std::path::Path::new(path))?)
+                }
             },
         })
     }
@@ -243,6 +273,14 @@ fn on_unless_false(flag: &Option<String>, env: &Env, var: &str) -> Result<bool, 
         Some(v) if v.eq_ignore_ascii_case("false") => Ok(false),
         Some(v) if v.eq_ignore_ascii_case("true") => Ok(true),
         Some(v) => Err(format!("{var}={v:?}: expected true or false")),
+    }
+}
+
+/// The seed's switches that are off unless set to `true`.
+fn off_unless_true(flag: &Option<String>, env: &Env, var: &str) -> Result<bool, String> {
+    match pick(flag, env, var) {
+        None => Ok(false),
+        Some(_) => on_unless_false(flag, env, var),
     }
 }
 

@@ -22,13 +22,18 @@ use crate::api::{self, version, ApiError, ApiVersion, Endpoint};
 use crate::auth::{Authenticator, Credentials, Identity};
 use crate::body::{self, Body};
 use crate::policy::{self, apifilter::ApiFilter, escape, escape::Deny, escape::EscapeRules};
+use crate::policy::{flavors::Flavors, quota::Quota, quota::Usage, resources};
 
 /// The operator's policy, as configured.
 pub struct PolicyRules {
     pub escape: EscapeRules,
     pub apifilter: ApiFilter,
+    /// SWARM_FLAVORS_ENFORCED: the flavors every container is made to fit.
+    pub flavors: Option<Flavors>,
+    /// SWARM_ENFORCE_QUOTA: each tenant's limits.
+    pub quota: Option<Quota>,
 }
-use crate::cluster::{Cluster, Target};
+use crate::cluster::{Cluster, Node, Target};
 use crate::proxy::{self, hijack};
 use crate::tenancy;
 
@@ -41,6 +46,10 @@ pub struct Gateway {
     warnings: Vec<String>,
     escape_rules: EscapeRules,
     apifilter: ApiFilter,
+    flavors: Option<Flavors>,
+    quota: Option<Quota>,
+    /// Serialises each tenant's requests that take resources, while a quota is enforced.
+    quota_locks: tenancy::usage::TenantLocks,
     next_id: AtomicU64,
 }
 
@@ -67,7 +76,7 @@ pub struct RequestCtx {
 
 impl Gateway {
     pub fn new(cluster: Arc<Cluster>, auth: Option<Authenticator>, rules: PolicyRules) -> Gateway {
-        let PolicyRules { escape: escape_rules, apifilter } = rules;
+        let PolicyRules { escape: escape_rules, apifilter, flavors, quota } = rules;
         let mut warnings = Vec::new();
         match &auth {
             None => warnings.push("WARNING: SWARM_MULTI_TENANT=false: no authentication and no tenancy".to_string()),
@@ -75,7 +84,17 @@ impl Gateway {
                 .push("WARNING: SWARM_AUTH_BACKEND=None: X-Auth-TenantId is trusted without any token".to_string()),
             Some(_) => {}
         }
-        Gateway { cluster, auth, warnings, escape_rules, apifilter, next_id: AtomicU64::new(1) }
+        Gateway {
+            cluster,
+            auth,
+            warnings,
+            escape_rules,
+            apifilter,
+            flavors,
+            quota,
+            quota_locks: Default::default(),
+            next_id: AtomicU64::new(1),
+        }
     }
 
     /// Serves one request; never fails, errors become Docker-style responses.
@@ -124,6 +143,9 @@ impl Gateway {
         let mut query = parts.uri.query().map(str::to_string);
         let mut path = path;
         let mut answer = tenancy::Answer::Pass;
+        // The tenant's quota lock, held until the engine has answered (this function returns): the tenant's
+        // next request that takes resources is checked against the result.
+        let mut quota_lock = None;
         if let Some(t) = &tenant {
             let check = escape_check(&endpoint);
             // First everything but ownership, before tenancy acts (it may create the tenant's named volumes):
@@ -131,6 +153,7 @@ impl Gateway {
             if let (Some(check), Some(doc)) = (check, doc.as_ref()) {
                 check(doc, &self.escape_rules, &|_: &str| true).map_err(forbidden)?;
             }
+            quota_lock = self.resources_phase(&node, t, &endpoint, doc.as_mut()).await?;
             let plan = tenancy::prepare(&node, t, &endpoint, &path, query.as_deref(), doc.as_mut()).await?;
             // Then `container:` references, now resolved to the tenant's own containers' ids.
             if let (Some(check), Some(doc)) = (check, doc.as_ref()) {
@@ -164,6 +187,7 @@ impl Gateway {
         }
         let relay = if endpoint.answers_small_json() { proxy::Relay::Whole } else { proxy::Relay::Stream };
         let mut resp = proxy::forward(&node, req, pq, relay).await?;
+        drop(quota_lock);
         if tenant.is_some() && matches!(answer, tenancy::Answer::Events | tenancy::Answer::Stats) {
             // The body is rewritten line by line: its length changes.
             resp.headers_mut().remove(header::CONTENT_LENGTH);
@@ -179,6 +203,163 @@ impl Gateway {
                 tenant_view(t, &answer, resp).await
             }
             _ => resp,
+        })
+    }
+
+    /// Flavors, then quota, for a tenant's request that takes resources. With a quota, returns the tenant's
+    /// lock: the caller holds it until the engine has answered.
+    async fn resources_phase(
+        &self,
+        node: &Arc<Node>,
+        tenant: &str,
+        endpoint: &Endpoint,
+        doc: Option<&mut serde_json::Value>,
+    ) -> Result<Option<tokio::sync::OwnedMutexGuard<()>>, ApiError> {
+        let Some(doc) = doc else { return Ok(None) };
+        let limits = self.quota.as_ref().map(|q| q.limits(tenant));
+        match endpoint {
+            Endpoint::ContainerCreate => {
+                let mut r = resources::read_create(doc).map_err(forbidden)?;
+                if let Some(f) = &self.flavors {
+                    let named = doc
+                        .pointer(&format!("/Labels/{}", policy::flavors::FLAVOR_LABEL.replace('/', "~1")))
+                        .and_then(|v| v.as_str());
+                    f.for_create(&r, named).map_err(forbidden)?.apply(&mut r);
+                }
+                if let Some(l) = &limits {
+                    required_limits(l, &r, "HostConfig.")?;
+                    r.pin_swap();
+                }
+                if self.flavors.is_some() || limits.is_some() {
+                    resources::write_create(doc, &r).map_err(forbidden)?;
+                }
+                let Some(limits) = limits else { return Ok(None) };
+                let lock = self.quota_locks.lock(tenant).await;
+                let r_ = tenancy::Resolver { node, tenant };
+                let mut new_volumes = 0;
+                for v in tenancy::named_volumes(doc) {
+                    if r_.volume(&v).await.is_err() {
+                        new_volumes += 1;
+                    }
+                }
+                let request = Usage {
+                    memory: r.memory.max(0),
+                    nano_cpus: r.nano_cpus.max(0),
+                    containers: 1,
+                    volumes: new_volumes,
+                    networks: 0,
+                };
+                self.check_quota(tenant, &limits, &request).await?;
+                Ok(Some(lock))
+            }
+            Endpoint::Container { id, op: ContainerOp::Update } => {
+                let mut r = resources::read_update(doc).map_err(forbidden)?;
+                let mut changed = false;
+                if let Some(f) = &self.flavors {
+                    if let Some(f) = f.for_update(&r).map_err(forbidden)? {
+                        f.apply(&mut r);
+                        changed = true;
+                    }
+                }
+                let Some(limits) = limits else {
+                    if changed {
+                        resources::write_update(doc, &r).map_err(forbidden)?;
+                    }
+                    return Ok(None);
+                };
+                if r.memory < 0 || r.nano_cpus < 0 || (r.memory == 0 && r.memory_swap != 0) {
+                    return Err(forbidden(Deny::at(
+                        "Memory",
+                        "limits are changed by giving the new memory limit (-m), and swap follows it on this service",
+                    )));
+                }
+                if limits.cpus.is_some() && r.uses_cpu_quota() {
+                    return Err(forbidden(Deny::at("CpuQuota", "CPUs are limited with --cpus on this service")));
+                }
+                r.pin_swap();
+                resources::write_update(doc, &r).map_err(forbidden)?;
+                if r.memory == 0 && r.nano_cpus == 0 {
+                    return Ok(None);
+                }
+                let lock = self.quota_locks.lock(tenant).await;
+                let c = tenancy::Resolver { node, tenant }.container(id).await?;
+                let current = node
+                    .get_json(&format!("/containers/{}/json", c.id))
+                    .await
+                    .map(|c| resources::of_inspect(&c))
+                    .map_err(proxy::engine_error)?;
+                let changed = |new: i64, old: i64| if new > 0 { new - old.max(0) } else { 0 };
+                let request = Usage {
+                    memory: changed(r.memory, current.memory),
+                    nano_cpus: changed(r.nano_cpus, current.nano_cpus),
+                    ..Default::default()
+                };
+                self.check_quota(tenant, &limits, &request).await?;
+                Ok(Some(lock))
+            }
+            Endpoint::VolumeCreate | Endpoint::NetworkCreate => {
+                let Some(limits) = limits else { return Ok(None) };
+                let lock = self.quota_locks.lock(tenant).await;
+                let mut request = Usage::default();
+                if matches!(endpoint, Endpoint::NetworkCreate) {
+                    request.networks = 1;
+                } else {
+                    // Creating a volume that exists answers the existing one: nothing is added.
+                    let name = doc.get("Name").and_then(|n| n.as_str()).filter(|n| !n.is_empty());
+                    let exists = match name {
+                        Some(n) => tenancy::Resolver { node, tenant }.volume(n).await.is_ok(),
+                        None => false,
+                    };
+                    request.volumes = i64::from(!exists);
+                }
+                self.check_quota(tenant, &limits, &request).await?;
+                Ok(Some(lock))
+            }
+            _ => Ok(None),
+        }
+    }
+
+    async fn check_quota(&self, tenant: &str, limits: &policy::quota::Limits, request: &Usage) -> Result<(), ApiError> {
+        let usage = tenancy::usage::usage(self.cluster.nodes(), Some(tenant)).await?;
+        let usage = usage.get(tenant).copied().unwrap_or_default();
+        limits.check(&usage, request).map_err(forbidden)
+    }
+
+    /// `GET /mtswarm/v1/usage`: a tenant's own usage against its limits, or every tenant's (`tenant` is `None`
+    /// for the admin).
+    async fn usage_answer(&self, tenant: Option<&str>) -> Result<serde_json::Value, ApiError> {
+        let mut all = tenancy::usage::usage(self.cluster.nodes(), tenant).await?;
+        if tenant.is_none() {
+            for t in self.quota.iter().flat_map(|q| q.named_tenants()) {
+                all.entry(t.to_string()).or_default();
+            }
+        }
+        let entry = |t: &str, u: &Usage| {
+            let l = self.quota.as_ref().map(|q| q.limits(t)).unwrap_or_default();
+            serde_json::json!({
+                "Tenant": t,
+                "Usage": {
+                    "Memory": mb(u.memory),
+                    "CPUs": u.nano_cpus as f64 / resources::NANO,
+                    "Containers": u.containers,
+                    "Volumes": u.volumes,
+                    "Networks": u.networks,
+                },
+                "Limits": {
+                    "Memory": l.memory_mb,
+                    "CPUs": l.cpus,
+                    "Containers": l.containers,
+                    "Volumes": l.volumes,
+                    "Networks": l.networks,
+                },
+            })
+        };
+        Ok(match tenant {
+            Some(t) => entry(t, all.get(t).unwrap_or(&Usage::default())),
+            None => serde_json::json!({
+                "QuotaEnforced": self.quota.is_some(),
+                "Tenants": all.iter().map(|(t, u)| entry(t, u)).collect::<Vec<_>>(),
+            }),
         })
     }
 
@@ -222,6 +403,10 @@ impl Gateway {
                 };
                 api::system::info(&self.cluster, &self.warnings, view).await
             }
+            Endpoint::Usage => match self.usage_answer(tenant).await {
+                Ok(v) => api::system::json_response(http::StatusCode::OK, &v),
+                Err(e) => e.into_response(),
+            },
             other => ApiError::new(
                 http::StatusCode::INTERNAL_SERVER_ERROR,
                 format!("mtswarm cannot answer {} itself", other.command_name()),
@@ -295,6 +480,39 @@ async fn tenant_view(tenant: &str, answer: &tenancy::Answer, resp: Response<Body
     match body::collect_boxed(b, proxy::SMALL_ANSWER_LIMIT).await {
         Ok(bytes) => tenancy::rewrite_answer(tenant, answer, Response::from_parts(parts, bytes)),
         Err(e) => ApiError::bad_gateway(format!("the engine's answer could not be read: {e}")).into_response(),
+    }
+}
+
+/// With a quota on a resource, a container must have a limit on it: no escape by omission.
+fn required_limits(l: &policy::quota::Limits, r: &resources::Resources, at: &str) -> Result<(), ApiError> {
+    if let Some(m) = l.memory_mb {
+        if r.memory_limit().is_none() {
+            return Err(forbidden(Deny::at(
+                format!("{at}Memory"),
+                format!("a memory limit is required: this service limits each tenant's memory ({m} MB); give -m"),
+            )));
+        }
+    }
+    if l.cpus.is_some() {
+        if r.uses_cpu_quota() {
+            return Err(forbidden(Deny::at(format!("{at}CpuQuota"), "CPUs are limited with --cpus on this service")));
+        }
+        if r.nano_cpus <= 0 {
+            return Err(forbidden(Deny::at(
+                format!("{at}NanoCpus"),
+                "a CPU limit is required: this service limits each tenant's CPUs; give --cpus",
+            )));
+        }
+    }
+    Ok(())
+}
+
+/// Bytes as a number of MB, whole when it is whole.
+fn mb(bytes: i64) -> serde_json::Value {
+    if bytes % resources::MB == 0 {
+        serde_json::Value::from(bytes / resources::MB)
+    } else {
+        serde_json::Value::from((bytes as f64 / resources::MB as f64 * 100.0).round() / 100.0)
     }
 }
 

@@ -13,6 +13,7 @@ pub mod random;
 pub mod server;
 pub mod tenancy;
 pub mod tls;
+pub mod usage_cli;
 
 use std::future::Future;
 use std::sync::Arc;
@@ -71,9 +72,20 @@ impl Manager {
         let rules = gateway::PolicyRules {
             escape: policy::escape::EscapeRules { network_authorization: config.network_authorization },
             apifilter: config.apifilter.clone(),
+            flavors: config.flavors.clone(),
+            quota: config.quota.clone(),
         };
-        if !rules.apifilter.is_empty() && auth.is_none() {
-            tracing::warn!("the API filter applies to tenants; with SWARM_MULTI_TENANT=false nothing is filtered");
+        if auth.is_none() && (!rules.apifilter.is_empty() || rules.flavors.is_some() || rules.quota.is_some()) {
+            tracing::warn!(
+                "the API filter, flavors and quotas apply to tenants; with SWARM_MULTI_TENANT=false none applies"
+            );
+        }
+        if let Some(f) = &rules.flavors {
+            let names: Vec<String> = f.list().iter().map(|f| f.describe()).collect();
+            tracing::info!(flavors = %names.join(", "), "flavors enforced");
+        }
+        if rules.quota.is_some() {
+            tracing::info!("quota enforced");
         }
         let gateway = Arc::new(gateway::Gateway::new(Arc::new(cluster), auth, rules));
         Ok(Manager { config, gateway, tls })

@@ -29,6 +29,19 @@ enum Command {
         #[command(subcommand)]
         command: ApifilterCommand,
     },
+    /// Print what tenants hold against their quota (GET /mtswarm/v1/usage): one's own as a tenant, every
+    /// tenant's as the admin. Credentials come from the docker CLI's config.json (HttpHeaders).
+    Usage {
+        /// mtswarm's address [env: DOCKER_HOST, default: tcp://127.0.0.1:2376].
+        #[arg(short = 'H', long = "host")]
+        host: Option<String>,
+        /// The docker CLI configuration directory [env: DOCKER_CONFIG, default: ~/.docker].
+        #[arg(long)]
+        config: Option<String>,
+        /// Print the JSON answer instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
     /// Manage the token file.
     Tokens {
         #[command(subcommand)]
@@ -92,6 +105,23 @@ fn real_main(cli: Cli) -> anyhow::Result<()> {
                 .map_err(anyhow::Error::msg)?;
             println!("{token}");
             eprintln!("mtswarm: added a token for tenant {tenant} to {file}; it is shown only this once");
+            Ok(())
+        }
+        Command::Usage { host, config, json } => {
+            let host = host
+                .or_else(|| env.get("DOCKER_HOST").map(str::to_string))
+                .unwrap_or_else(|| mtswarm::config::ListenAddr::DEFAULT.to_string());
+            let dir = config
+                .or_else(|| env.get("DOCKER_CONFIG").map(str::to_string))
+                .unwrap_or_else(|| format!("{}/.docker", env.get("HOME").unwrap_or("/root")));
+            let rt = tokio::runtime::Runtime::new().context("cannot start the runtime")?;
+            let answer = rt.block_on(mtswarm::usage_cli::fetch(&host, std::path::Path::new(&dir)))?;
+            let mut out = std::io::stdout().lock();
+            if json {
+                writeln!(out, "{}", serde_json::to_string_pretty(&answer)?)?;
+            } else {
+                out.write_all(mtswarm::usage_cli::table(&answer).as_bytes())?;
+            }
             Ok(())
         }
         Command::Manage(raw) => {

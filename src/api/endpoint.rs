@@ -22,6 +22,8 @@ pub enum Endpoint {
     SystemDf,
     /// `POST /auth`: registry login check.
     Auth,
+    /// `GET /mtswarm/v1/usage`: what tenants hold against their quota, answered by mtswarm.
+    Usage,
 
     /// `GET /containers/json`.
     ContainerList,
@@ -159,6 +161,7 @@ impl Endpoint {
             ("GET" | "HEAD", ["_ping"]) => E::Ping,
             ("GET", ["version"]) => E::Version,
             ("GET", ["info"]) => E::Info,
+            ("GET", ["mtswarm", "v1", "usage"]) => E::Usage,
             ("GET", ["events"]) => E::Events,
             ("GET", ["system", "df"]) => E::SystemDf,
             ("POST", ["auth"]) => E::Auth,
@@ -277,6 +280,7 @@ impl Endpoint {
             E::Ping
             | E::Version
             | E::Info
+            | E::Usage
             | E::Events
             | E::ImageCreate
             | E::ImagesSave
@@ -293,6 +297,7 @@ impl Endpoint {
             E::Ping => "ping",
             E::Version => "version",
             E::Info => "info",
+            E::Usage => "usage",
             E::Events => "events",
             E::SystemDf => "systemdf",
             E::Auth => "auth",
@@ -372,6 +377,7 @@ impl Endpoint {
 pub const COMMANDS: &[(&str, &str, &str)] = &[
     ("version", "GET", "/version"),
     ("info", "GET", "/info"),
+    ("usage", "GET", "/mtswarm/v1/usage"),
     ("events", "GET", "/events"),
     ("systemdf", "GET", "/system/df"),
     ("auth", "POST", "/auth"),

@@ -78,7 +78,7 @@ impl Cluster {
     /// Chooses where a request goes. With one engine every object lives on it; the cluster work
     /// replaces this with lookups in the node registry and the scheduler.
     pub fn route(&self, endpoint: &Endpoint) -> Result<Target, ApiError> {
-        if matches!(endpoint, Endpoint::Ping | Endpoint::Version | Endpoint::Info) {
+        if matches!(endpoint, Endpoint::Ping | Endpoint::Version | Endpoint::Info | Endpoint::Usage) {
             return Ok(Target::Local);
         }
         self.nodes

@@ -92,6 +92,19 @@ mod tests {
     }
 
     #[test]
+    fn each_name_disables_exactly_its_own_endpoints() {
+        for (name, _, _) in COMMANDS {
+            let filter = ApiFilter::parse(&format!(r#"{{"disableapi": ["{name}"]}}"#), "test").unwrap();
+            for (other, method, path) in COMMANDS {
+                let path = path.replace("{id}", "abc").replace("{name}", "v1");
+                let ep = Endpoint::classify(&method.parse::<Method>().unwrap(), &path).unwrap();
+                let refused = filter.check(&ep).is_err();
+                assert_eq!(refused, name == other, "disabling {name}: {method} {path} ({other})");
+            }
+        }
+    }
+
+    #[test]
     fn loads_2016_files_and_refuses_unknown_names() {
         assert!(
             ApiFilter::parse(r#"{"disableapi": ["containersps", "containercopy", "containerimport"]}"#, "t").is_ok()

@@ -40,6 +40,11 @@ impl Deny {
         Deny { field: field.into(), reason: reason.into() }
     }
 
+    /// A refusal of `field` (empty: of the request as a whole).
+    pub fn at(field: impl Into<String>, reason: impl Into<String>) -> Deny {
+        Deny::new(field, reason)
+    }
+
     /// The text for Docker's `{"message": ...}`, e.g.
     /// "HostConfig.Privileged: privileged containers are not allowed on this service".
     pub fn message(&self) -> String {
@@ -691,7 +696,7 @@ impl<'a> Obj<'a> {
 
 /// Whether a JSON key names the struct field `field` (ASCII) for Go's encoding/json: case-insensitive, with the
 /// two non-ASCII letters that Unicode simple folding maps onto ASCII ones, the long s and the Kelvin sign.
-fn go_fold_eq(key: &str, field: &str) -> bool {
+pub(crate) fn go_fold_eq(key: &str, field: &str) -> bool {
     let mut key = key.chars();
     for f in field.chars() {
         let Some(k) = key.next() else {

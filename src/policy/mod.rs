@@ -6,4 +6,7 @@
 
 pub mod apifilter;
 pub mod escape;
+pub mod flavors;
 pub mod images;
+pub mod quota;
+pub mod resources;

@@ -13,6 +13,7 @@ pub mod events;
 pub mod names;
 mod resolve;
 mod rewrite;
+pub mod usage;
 
 use std::collections::{BTreeMap, BTreeSet, HashSet};
 
@@ -22,7 +23,7 @@ use serde_json::Value;
 use crate::api::{ApiError, ContainerOp, Endpoint, ExecOp, NetworkOp, VolumeOp};
 use crate::cluster::Node;
 pub use resolve::{own_containers, Resolver};
-pub use rewrite::rewrite_answer;
+pub use rewrite::{named_volumes, rewrite_answer};
 
 /// The label that says which tenant owns an object.
 pub const TENANT_LABEL: &str = "mtswarm.tenant";
@@ -86,7 +87,7 @@ pub async fn prepare(
     };
     let mut q = Query::parse(query);
     match endpoint {
-        E::Ping | E::Version | E::Info | E::Auth => {}
+        E::Ping | E::Version | E::Info | E::Usage | E::Auth => {}
         E::Events => {
             let mut f = q.filters()?;
             if let Some(values) = f.get_mut("container") {

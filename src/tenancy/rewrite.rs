@@ -1,6 +1,6 @@
 //! Rewriting request bodies into engine-side references, and engine answers into the tenant's view.
 
-use std::collections::HashSet;
+use std::collections::{BTreeSet, HashSet};
 
 use bytes::Bytes;
 use http::{header, Response, StatusCode};
@@ -133,6 +133,35 @@ async fn referenced(
     })
 }
 
+/// The volume a bind names, `name:/path[:mode]`, unless it binds a host path.
+fn bind_volume(bind: &str) -> Option<&str> {
+    let (name, _) = bind.split_once(':')?;
+    names::valid_name(name).then_some(name)
+}
+
+/// The volume a mount of `Type` `volume` names.
+fn mount_volume(m: &Map<String, Value>) -> Option<&str> {
+    let field = |k: &str| key_of(m, k).and_then(|k| m.get(&k)).and_then(Value::as_str);
+    if field("Type") != Some("volume") {
+        return None;
+    }
+    field("Source").filter(|s| names::valid_name(s))
+}
+
+/// The named volumes a create body uses, as the tenant names them (both HostConfig layouts).
+pub fn named_volumes(doc: &Value) -> BTreeSet<String> {
+    let mut out = BTreeSet::new();
+    let Some(top) = doc.as_object() else { return out };
+    let inner = key_of(top, "HostConfig").and_then(|k| top.get(&k)).and_then(Value::as_object);
+    for hc in std::iter::once(top).chain(inner) {
+        let list =
+            |k: &str| key_of(hc, k).and_then(|k| hc.get(&k)).and_then(Value::as_array).cloned().unwrap_or_default();
+        out.extend(list("Binds").iter().filter_map(Value::as_str).filter_map(bind_volume).map(str::to_string));
+        out.extend(list("Mounts").iter().filter_map(Value::as_object).filter_map(mount_volume).map(str::to_string));
+    }
+    out
+}
+
 async fn rewrite_host_config(
     r: &Resolver<'_>,
     hc: &mut Map<String, Value>,
@@ -141,11 +170,11 @@ async fn rewrite_host_config(
     if let Some(Value::Array(binds)) = field_mut(hc, "Binds") {
         for b in binds.iter_mut() {
             let Some(s) = b.as_str() else { continue };
-            let mut parts: Vec<String> = s.split(':').map(str::to_string).collect();
-            // `name:/path[:mode]`: a named volume is the tenant's (created for it if missing). Host paths are
-            // left for the escape checks to refuse.
-            if parts.len() >= 2 && names::valid_name(&parts[0]) {
-                parts[0] = r.ensure_volume(&parts[0]).await?;
+            // A named volume is the tenant's (created for it if missing). Host paths are left for the escape
+            // checks to refuse.
+            if let Some(name) = bind_volume(s) {
+                let mut parts: Vec<String> = s.split(':').map(str::to_string).collect();
+                parts[0] = r.ensure_volume(name).await?;
                 *b = Value::from(parts.join(":"));
             }
         }
@@ -153,14 +182,9 @@ async fn rewrite_host_config(
     if let Some(Value::Array(mounts)) = field_mut(hc, "Mounts") {
         for m in mounts.iter_mut() {
             let Some(m) = m.as_object_mut() else { continue };
-            let is_volume = field_mut(m, "Type").and_then(|t| t.as_str()).is_some_and(|t| t == "volume");
-            if !is_volume {
-                continue;
-            }
+            let Some(name) = mount_volume(m).map(str::to_string) else { continue };
             if let Some(src) = field_mut(m, "Source") {
-                if let Some(name) = src.as_str().filter(|s| names::valid_name(s)).map(str::to_string) {
-                    *src = Value::from(r.ensure_volume(&name).await?);
-                }
+                *src = Value::from(r.ensure_volume(&name).await?);
             }
         }
     }

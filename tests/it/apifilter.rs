@@ -64,3 +64,46 @@ fn an_unknown_command_name_stops_start_up() {
         assert!(out.stdout.lines().any(|l| l.starts_with(&format!("{name} "))), "{name} missing: {out}");
     }
 }
+
+#[test]
+fn every_command_name_refuses_its_own_endpoint() {
+    if direct() {
+        return;
+    }
+    let t = Test::new();
+    // The names as the operator reads them: `mtswarm apifilter names`.
+    let listing = mtswarm(&["apifilter", "names"], t.dir(), &[]);
+    assert_eq!(listing.code, Some(0), "{listing}");
+    let commands: Vec<(String, String, String)> = listing
+        .stdout
+        .lines()
+        .filter_map(|l| {
+            let mut f = l.split_whitespace();
+            let (name, method, path) = (f.next()?, f.next()?, f.next()?);
+            (method != "-").then(|| (name.to_string(), method.to_string(), path.to_string()))
+        })
+        .collect();
+    assert!(commands.len() > 60, "{listing}");
+    let names: Vec<&str> = commands.iter().map(|(n, _, _)| n.as_str()).collect();
+    let file = t.dir().join("apifilter.json");
+    std::fs::write(&file, serde_json::json!({ "disableapi": names }).to_string()).unwrap();
+    let gw = Gateway::start(
+        &t,
+        GatewayOpts {
+            env: vec![("SWARM_APIFILTER_FILE".into(), file.display().to_string())],
+            ..GatewayOpts::default()
+        },
+    );
+    let http = gw.tenant("alice").http();
+    for (name, method, path) in &commands {
+        let path = path.replace("{id}", "x").replace("{name}", "x");
+        let resp = http.request(method, &path, &[("Content-Type", "application/json")], Some(b"{}"));
+        assert_eq!(resp.status, 403, "{method} {path}: {resp}");
+        if method != "HEAD" {
+            assert_eq!(resp.message(), format!("{name} is disabled on this service"), "{method} {path}");
+        }
+    }
+    // The admin is not filtered.
+    let resp = gw.admin().http().get("/containers/json");
+    assert_eq!(resp.status, 200, "{resp}");
+}

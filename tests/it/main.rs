@@ -18,6 +18,7 @@ mod failures;
 mod images;
 mod isolation;
 mod keystone;
+mod policy;
 mod protocol;
 mod resources;
 mod streams;

@@ -334,6 +334,17 @@ pub struct Gateway<'t> {
     admin: Tenant,
     dir: PathBuf,
     stderr_path: PathBuf,
+    /// How the process was started, for [`Gateway::restart`].
+    launch: Option<Launch>,
+}
+
+/// What `mtswarm manage` is started with.
+struct Launch {
+    engine: String,
+    args: Vec<String>,
+    env: Vec<(String, String)>,
+    unix_listener: bool,
+    tokens_file: PathBuf,
 }
 
 impl<'t> Gateway<'t> {
@@ -366,6 +377,7 @@ impl<'t> Gateway<'t> {
             admin,
             dir: dir.clone(),
             stderr_path: stderr_path.clone(),
+            launch: None,
         };
         if direct() {
             let tb = testbed();
@@ -376,23 +388,54 @@ impl<'t> Gateway<'t> {
             return gw;
         }
 
-        let engine = opts.engine.unwrap_or_else(|| testbed().engine0.clone());
+        gw.launch = Some(Launch {
+            engine: opts.engine.unwrap_or_else(|| testbed().engine0.clone()),
+            args: opts.args,
+            env: opts.env,
+            unix_listener: opts.unix_listener,
+            tokens_file,
+        });
+        gw.spawn();
+        gw
+    }
+
+    /// Stops mtswarm and starts it again with the same configuration (on new ports: take new clients).
+    pub fn restart(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+        self.host.clear();
+        self.unix_host = None;
+        self.spawn();
+    }
+
+    /// Starts the process and waits for its `listening on` lines.
+    fn spawn(&mut self) {
+        let gw = self;
+        let launch = gw.launch.as_ref().expect("a gateway process to start");
+        let dir = gw.dir.clone();
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_mtswarm"));
         cmd.arg("manage").args(["-H", "tcp://127.0.0.1:0"]);
         let mut listeners = 1;
-        if opts.unix_listener {
+        if launch.unix_listener {
             cmd.args(["-H", &format!("unix://{}", dir.join("mtswarm.sock").display())]);
             listeners += 1;
         }
-        cmd.args(&opts.args)
-            .arg(&engine)
+        let stderr = fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&gw.stderr_path)
+            .expect("open the gateway's stderr file");
+        cmd.args(&launch.args)
+            .arg(&launch.engine)
             .current_dir(&dir)
-            .env("SWARM_TOKENS_FILE", &tokens_file)
+            .env("SWARM_TOKENS_FILE", &launch.tokens_file)
             .env("SWARM_ADMIN_TENANT_ID", &gw.admin.id)
-            .envs(opts.env.iter().map(|(k, v)| (k, v)))
+            .envs(launch.env.iter().map(|(k, v)| (k, v)))
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
-            .stderr(fs::File::create(&stderr_path).expect("create the gateway's stderr file"));
+            .stderr(stderr);
         let mut child = cmd.spawn().expect("spawn mtswarm");
         let stdout = child.stdout.take().unwrap();
         gw.child = Some(child);
@@ -437,7 +480,6 @@ impl<'t> Gateway<'t> {
             seen.push(line);
         }
         assert!(!gw.host.is_empty(), "mtswarm printed no tcp listener: {seen:?}\n{}", gw.stderr());
-        gw
     }
 
     /// `tcp://127.0.0.1:PORT` of mtswarm (in direct mode: the engine).
@@ -716,6 +758,11 @@ impl Client {
     pub fn run_cli(&self, cli: &str, args: &[&str], opts: RunOpts) -> Output {
         let (cmd, desc) = docker_command_of(cli, &self.host, Some(&self.config), args);
         run_command(cmd, desc, opts).unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    /// This tenant's docker CLI configuration directory (its `config.json` holds the auth headers).
+    pub fn config_dir(&self) -> &Path {
+        &self.config
     }
 
     /// This tenant's token, as its `config.json` sends it.
