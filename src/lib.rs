@@ -10,6 +10,7 @@ pub mod gateway;
 pub mod policy;
 pub mod proxy;
 pub mod random;
+pub mod scheduler;
 pub mod server;
 pub mod tenancy;
 pub mod tls;

@@ -8,7 +8,6 @@
 pub mod connector;
 pub mod discovery;
 pub mod node;
-pub mod scheduler;
 
 use std::sync::Arc;
 use std::time::Duration;

@@ -31,6 +31,7 @@
 //! - a malformed expression, regular expression or label is a client error at create time; Swarm classic ignored an
 //!   unreadable label, failed late on a bad key, and took an invalid regular expression for no match.
 
+use crate::policy::escape::go_fold_eq;
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::fmt;
 use std::net::IpAddr;
@@ -863,23 +864,6 @@ fn field<'a>(obj: &'a Map<String, Value>, name: &str) -> Result<Option<(&'a str,
         return Err(format!("{name} is given more than once, in keys that differ only in case"));
     }
     Ok(first.filter(|(_, value)| !value.is_null()).map(|(key, value)| (key.as_str(), value)))
-}
-
-/// Go's `strings.EqualFold` for a field name that is ASCII (the same rule as `policy::escape`).
-fn go_fold_eq(key: &str, field: &str) -> bool {
-    let mut key = key.chars();
-    for f in field.chars() {
-        let Some(k) = key.next() else {
-            return false;
-        };
-        let same = k.eq_ignore_ascii_case(&f)
-            || (k == '\u{17F}' && f.eq_ignore_ascii_case(&'s'))
-            || (k == '\u{212A}' && f.eq_ignore_ascii_case(&'k'));
-        if !same {
-            return false;
-        }
-    }
-    key.next().is_none()
 }
 
 /// An int64 field (0 when absent); the engine refuses negative limits, so they are refused here too.
