@@ -180,7 +180,7 @@ impl Config {
         let hosts = if raw.hosts.is_empty() { vec![ListenAddr::DEFAULT.to_string()] } else { raw.hosts.clone() };
         let listen = hosts.iter().map(|h| ListenAddr::parse(h)).collect::<Result<Vec<_>, _>>()?;
         let discovery = match &raw.discovery {
-            Some(d) => Discovery::parse(d)?,
+            Some(d) => Discovery::parse(d).map_err(|e| e.to_string())?,
             None => Discovery::default(),
         };
         let secs = raw.engine_connect_timeout_secs.unwrap_or(3.0);

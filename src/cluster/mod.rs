@@ -7,6 +7,8 @@
 
 pub mod connector;
 pub mod discovery;
+pub mod etcd;
+pub mod join;
 pub mod node;
 
 use std::sync::Arc;
@@ -14,7 +16,7 @@ use std::time::Duration;
 
 use crate::api::{ApiError, ApiVersion, Endpoint};
 pub use connector::EngineAddr;
-pub use discovery::Discovery;
+pub use discovery::{Discovery, DiscoveryError};
 pub use node::{EngineError, Node};
 
 /// The API version mtswarm speaks when no engine has told it its own yet.
@@ -35,7 +37,13 @@ pub struct Cluster {
 
 impl Cluster {
     pub fn new(discovery: &Discovery, connect_timeout: Duration) -> Result<Cluster, String> {
-        let addrs = discovery.engines()?;
+        // The cluster registry that follows a file or etcd (through `Discovery::engines`) replaces this.
+        let addrs = discovery.static_engines().ok_or_else(|| {
+            format!(
+                "{discovery}: file:// and etcd:// discovery are not wired into the cluster yet; \
+                 give the engine URL or nodes://HOST:PORT"
+            )
+        })?;
         if addrs.len() != 1 {
             return Err(format!(
                 "{} engines were given; this version of mtswarm fronts exactly one engine",
