@@ -13,6 +13,7 @@ mod apifilter;
 mod auth;
 mod compose;
 mod containers;
+mod discovery;
 mod escape;
 mod failures;
 mod images;
