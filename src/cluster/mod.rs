@@ -101,9 +101,10 @@ impl Cluster {
         self.nodes().into_iter().filter(|n| n.healthy()).collect()
     }
 
-    /// True with more than one node: objects must then be looked for.
+    /// True unless the discovery is one engine URL: objects must then be looked for among the nodes and new
+    /// containers placed by the scheduler, even while only one node is left.
     pub fn is_multi_node(&self) -> bool {
-        self.nodes.read().unwrap_or_else(|e| e.into_inner()).len() > 1
+        !matches!(self.config.discovery, Discovery::Engine(_))
     }
 
     pub fn strategy(&self) -> Strategy {
