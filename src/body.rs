@@ -143,6 +143,42 @@ where
     }
 }
 
+/// Several streams of JSON lines (`/events` of every node) merged into one, whole lines interleaved as they
+/// come; it ends when every stream has ended.
+pub fn merge_lines(bodies: Vec<Body>) -> Body {
+    use futures_util::StreamExt;
+    let lines = bodies.into_iter().map(|b| {
+        let state = (b, bytes::BytesMut::new(), false);
+        futures_util::stream::unfold(state, |(mut b, mut buf, mut ended)| async move {
+            loop {
+                if let Some(i) = buf.iter().position(|c| *c == b'\n') {
+                    let line = buf.split_to(i + 1).freeze();
+                    return Some((Ok::<_, BoxError>(line), (b, buf, ended)));
+                }
+                if ended {
+                    if buf.is_empty() {
+                        return None;
+                    }
+                    let rest = buf.split().freeze();
+                    return Some((Ok(rest), (b, buf, true)));
+                }
+                match b.frame().await {
+                    Some(Ok(f)) => {
+                        if let Ok(d) = f.into_data() {
+                            buf.extend_from_slice(&d);
+                        }
+                    }
+                    Some(Err(e)) => return Some((Err(e), (b, buf, true))),
+                    None => ended = true,
+                }
+            }
+        })
+        .boxed()
+    });
+    let merged = futures_util::stream::select_all(lines).map(|r| r.map(http_body::Frame::data));
+    http_body_util::StreamBody::new(merged).boxed_unsync()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

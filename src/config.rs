@@ -70,6 +70,15 @@ pub struct RawManage {
     /// Seconds to wait for a connection to an engine before calling it unavailable [default: 3].
     #[arg(long = "engine-connect-timeout")]
     pub engine_connect_timeout_secs: Option<f64>,
+    /// How the scheduler places containers: spread, binpack or random [default: spread].
+    #[arg(long)]
+    pub strategy: Option<String>,
+    /// Seconds between refreshes of every node's facts, health, containers and images [default: 5].
+    #[arg(long = "refresh-interval")]
+    pub refresh_interval_secs: Option<f64>,
+    /// Seconds between readings of a file:// or etcd:// discovery [default: 2].
+    #[arg(long = "discovery-interval")]
+    pub discovery_interval_secs: Option<f64>,
     /// false turns multi-tenancy off: a plain cluster manager [env: SWARM_MULTI_TENANT, default: true].
     #[arg(long)]
     pub multi_tenant: Option<String>,
@@ -177,6 +186,9 @@ pub struct Config {
     pub engine_connect_timeout: Duration,
     /// How often every engine's facts are refreshed.
     pub refresh_interval: Duration,
+    /// How often a discovery that can change is read again.
+    pub discovery_interval: Duration,
+    pub strategy: crate::scheduler::Strategy,
     pub auth: AuthConfig,
     /// TLS on the TCP listeners, if asked for.
     pub tls: Option<crate::tls::TlsConfig>,
@@ -203,11 +215,20 @@ impl Config {
         if !(secs > 0.0 && secs <= 600.0) {
             return Err(format!("--engine-connect-timeout {secs}: give seconds between 0 and 600"));
         }
+        let interval = |v: Option<f64>, flag: &str, default: f64| match v.unwrap_or(default) {
+            s if s > 0.0 && s <= 3600.0 => Ok(Duration::from_secs_f64(s)),
+            s => Err(format!("{flag} {s}: give seconds between 0 and 3600")),
+        };
         Ok(Config {
             listen,
             discovery,
             engine_connect_timeout: Duration::from_secs_f64(secs),
-            refresh_interval: Duration::from_secs(15),
+            refresh_interval: interval(raw.refresh_interval_secs, "--refresh-interval", 5.0)?,
+            discovery_interval: interval(raw.discovery_interval_secs, "--discovery-interval", 2.0)?,
+            strategy: match &raw.strategy {
+                Some(s) => s.parse()?,
+                None => crate::scheduler::Strategy::Spread,
+            },
             auth: auth_config(raw, env)?,
             tls: tls_config(raw, env),
             tls_cn_tenants: raw.tls_cn_tenants.as_ref().map(PathBuf::from),

@@ -56,8 +56,12 @@ pub struct Manager {
 
 impl Manager {
     pub fn new(config: Config) -> anyhow::Result<Manager> {
-        let cluster =
-            cluster::Cluster::new(&config.discovery, config.engine_connect_timeout).map_err(anyhow::Error::msg)?;
+        let cluster = cluster::Cluster::new(cluster::ClusterConfig {
+            discovery: config.discovery.clone(),
+            connect_timeout: config.engine_connect_timeout,
+            strategy: config.strategy,
+        })
+        .map_err(anyhow::Error::msg)?;
         let mut auth = authenticator(&config.auth)?;
         let tls = match &config.tls {
             Some(t) => Some(tls::server_config(t).map_err(anyhow::Error::msg)?),
@@ -95,20 +99,34 @@ impl Manager {
     /// Serves on listeners the caller bound, until `shutdown` completes.
     pub async fn run(self, listeners: Vec<Listener>, shutdown: impl Future<Output = ()>) {
         let cluster = self.gateway.cluster.clone();
-        // Learn the engines' API versions before the first client negotiates; an engine that is down is
+        // Learn the nodes and their API versions before the first client negotiates; an engine that is down is
         // retried by the refresh loop and does not stop mtswarm from starting.
-        let _ = tokio::time::timeout(Duration::from_secs(5), cluster.refresh()).await;
+        let first = async {
+            cluster.follow_discovery().await;
+            cluster.refresh_all().await;
+        };
+        let _ = tokio::time::timeout(Duration::from_secs(5), first).await;
         let refresher = {
-            let every = self.config.refresh_interval;
+            let (cluster, every) = (cluster.clone(), self.config.refresh_interval);
             tokio::spawn(async move {
                 loop {
                     tokio::time::sleep(every).await;
-                    cluster.refresh().await;
+                    cluster.refresh_all().await;
+                }
+            })
+        };
+        let follower = {
+            let every = self.config.discovery_interval;
+            tokio::spawn(async move {
+                loop {
+                    tokio::time::sleep(every).await;
+                    cluster.follow_discovery().await;
                 }
             })
         };
         server::run(self.gateway, listeners, self.tls, shutdown).await;
         refresher.abort();
+        follower.abort();
     }
 }
 

@@ -879,7 +879,7 @@ fn integer(obj: &Map<String, Value>, name: &str, prefix: &str) -> Result<i64, St
 }
 
 /// `PortBindings`: `{"80/tcp": [{"HostIp": "", "HostPort": "8080"}]}`.
-fn port_bindings(host_config: &Map<String, Value>, prefix: &str) -> Result<Vec<PublishedPort>, String> {
+pub fn port_bindings(host_config: &Map<String, Value>, prefix: &str) -> Result<Vec<PublishedPort>, String> {
     let name = format!("{prefix}PortBindings");
     let Some((_, bindings)) = field(host_config, "PortBindings")? else {
         return Ok(Vec::new());

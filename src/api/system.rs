@@ -66,6 +66,8 @@ pub struct TenantView {
     pub stopped: i64,
 }
 
+const GIB: f64 = 1024.0 * 1024.0 * 1024.0;
+
 pub async fn info(cluster: &Cluster, warnings: &[String], tenant: Option<TenantView>) -> Response<Body> {
     cluster.refresh().await;
     let nodes = cluster.nodes();
@@ -78,8 +80,8 @@ pub async fn info(cluster: &Cluster, warnings: &[String], tenant: Option<TenantV
         ["Containers", "ContainersRunning", "ContainersPaused", "ContainersStopped", "Images", "NCPU", "MemTotal"];
     let mut status: Vec<[String; 2]> = vec![
         pair("Role", "primary"),
-        pair("Strategy", "spread"),
-        pair("Filters", "health, port, containerslots, dependency, affinity, constraint"),
+        pair("Strategy", &cluster.strategy().to_string()),
+        pair("Filters", "health, constraint, affinity, port, dependency, image"),
         pair("Nodes", &nodes.len().to_string()),
     ];
     for node in nodes {
@@ -89,7 +91,10 @@ pub async fn info(cluster: &Cluster, warnings: &[String], tenant: Option<TenantV
         for (i, k) in SUMMED.iter().enumerate() {
             sums[i] += num(k);
         }
-        let healthy = facts.last_error.is_none() && facts.info.is_some();
+        let healthy = !facts.unhealthy && facts.info.is_some();
+        let held = node.holdings();
+        let reserved_memory: i64 = held.containers.values().map(|c| c.memory).sum();
+        let reserved_cpus: i64 = held.containers.values().map(|c| c.nano_cpus).sum();
         status.push(pair(&format!(" {}", node.name()), &node.addr.to_string()));
         status.push(pair("  └ ID", facts.id.as_deref().unwrap_or("")));
         status.push(pair("  └ Status", if healthy { "Healthy" } else { "Unhealthy" }));
@@ -103,8 +108,19 @@ pub async fn info(cluster: &Cluster, warnings: &[String], tenant: Option<TenantV
                 num("ContainersStopped")
             ),
         ));
+        status.push(pair("  └ Reserved CPUs", &format!("{} / {}", reserved_cpus as f64 / 1e9, num("NCPU"))));
+        status.push(pair(
+            "  └ Reserved Memory",
+            &format!("{:.1} GiB / {:.1} GiB", reserved_memory as f64 / GIB, num("MemTotal") as f64 / GIB),
+        ));
         status.push(pair("  └ Labels", &node_labels(&info)));
         status.push(pair("  └ Error", facts.last_error.as_deref().unwrap_or("(none)")));
+        let updated = facts
+            .updated_at
+            .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+            .map(|d| format!("{}s since the epoch", d.as_secs()))
+            .unwrap_or_else(|| "never".into());
+        status.push(pair("  └ UpdatedAt", &updated));
         status.push(pair("  └ ServerVersion", facts.server_version.as_deref().unwrap_or("")));
     }
     if let Some(t) = tenant {

@@ -46,11 +46,21 @@ impl Discovery {
     }
 
     /// The engines named, in order.
-    pub fn engines(&self) -> Result<Vec<EngineAddr>, String> {
-        Ok(match self {
+    pub async fn engines(&self) -> Result<Vec<EngineAddr>, String> {
+        self.static_engines().ok_or_else(|| "this discovery is not static".to_string())
+    }
+
+    /// The engines of a discovery that never changes.
+    pub fn static_engines(&self) -> Option<Vec<EngineAddr>> {
+        Some(match self {
             Discovery::Engine(a) => vec![a.clone()],
             Discovery::Nodes(list) => list.clone(),
         })
+    }
+
+    /// True for discoveries that change while mtswarm runs.
+    pub fn follows(&self) -> bool {
+        false
     }
 }
 
@@ -66,7 +76,7 @@ mod tests {
 
     fn check(input: &str, expected: &str) {
         let got = match Discovery::parse(input) {
-            Ok(d) => format!("{:?}", d.engines().unwrap().iter().map(|a| a.to_string()).collect::<Vec<_>>()),
+            Ok(d) => format!("{:?}", d.static_engines().unwrap().iter().map(|a| a.to_string()).collect::<Vec<_>>()),
             Err(e) => format!("error: {e}"),
         };
         assert!(got.contains(expected), "{input}: {got}");

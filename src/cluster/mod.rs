@@ -1,68 +1,179 @@
-//! The engines behind mtswarm: discovery (which engines), the node registry (what each one is), and
-//! routing (which engine a request goes to).
+//! The engines behind mtswarm: discovery (which engines), the node registry (what each one is and holds), and
+//! placement (which engine takes a new container).
 //!
-//! **Architecture Invariant:** every request that reaches an engine was sent to a node chosen by
-//! [`Cluster::route`]. No other code picks a node, so the cluster work (several engines, scheduling,
-//! fan-out lists) changes this module and not the request pipeline.
+//! The registry is followed while mtswarm runs: a discovery that can change (a file, etcd) is re-read every
+//! `discovery_interval`, and every node's facts, containers and images are refreshed every `refresh_interval`.
+//! A node that refuses a connection, or fails several refreshes, is unhealthy: it gets no new containers and
+//! lists leave it out, until a refresh succeeds again.
+//!
+//! **Architecture Invariant:** nodes are chosen here and in the gateway's routing phase only: [`Cluster::route`]
+//! says how an endpoint is routed, [`Cluster::place`] runs the scheduler for a new container and reserves room
+//! for it, so that parallel creates see each other's choices.
 
 pub mod connector;
 pub mod discovery;
 pub mod node;
 
-use std::sync::Arc;
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
 
-use crate::api::{ApiError, ApiVersion, Endpoint};
+use serde_json::Value;
+
+use crate::api::{ApiError, ApiVersion, Endpoint, ImageOp, NetworkOp};
+use crate::scheduler::{self, ContainerView, NoNode, NodeView, Placement, Strategy};
+use crate::tenancy::names;
 pub use connector::EngineAddr;
 pub use discovery::Discovery;
-pub use node::{EngineError, Node};
+pub use node::{CachedContainer, EngineError, Node};
 
 /// The API version mtswarm speaks when no engine has told it its own yet.
 pub const DEFAULT_API_VERSION: &str = "1.41";
 
-/// Where a classified request is sent.
-pub enum Target {
+/// How the gateway routes an endpoint.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Route {
     /// mtswarm answers it itself.
     Local,
-    /// One engine answers it.
-    Node(Arc<Node>),
+    /// The node that holds the object the request names.
+    Object,
+    /// A new container: the scheduler chooses.
+    Create,
+    /// A new network or volume: the least loaded node, unless one already holds that name.
+    NewObject,
+    /// Every healthy node, answers merged.
+    FanOut,
+    /// Any healthy node (registry and build requests).
+    Any,
+}
+
+/// How the cluster is set up.
+#[derive(Debug, Clone)]
+pub struct ClusterConfig {
+    pub discovery: Discovery,
+    pub connect_timeout: Duration,
+    pub strategy: Strategy,
 }
 
 /// The registry of nodes.
 pub struct Cluster {
-    nodes: Vec<Arc<Node>>,
+    config: ClusterConfig,
+    nodes: RwLock<Vec<Arc<Node>>>,
+    /// Held while a placement is chosen and reserved, so that parallel creates see each other.
+    placing: Mutex<()>,
+    tickets: AtomicU64,
+}
+
+/// A reservation made by [`Cluster::place`]; settle it once the engine has answered.
+pub struct Ticket {
+    pub node: Arc<Node>,
+    id: u64,
+}
+
+impl Ticket {
+    /// Ends the reservation; `created` is the new container's id if the engine made it.
+    pub fn settle(self, created: Option<&str>) {
+        self.node.settle(self.id, created);
+    }
 }
 
 impl Cluster {
-    pub fn new(discovery: &Discovery, connect_timeout: Duration) -> Result<Cluster, String> {
-        let addrs = discovery.engines()?;
-        if addrs.len() != 1 {
-            return Err(format!(
-                "{} engines were given; this version of mtswarm fronts exactly one engine",
-                addrs.len()
-            ));
-        }
-        let nodes = addrs.into_iter().map(|a| Arc::new(Node::new(a, connect_timeout))).collect();
-        Ok(Cluster { nodes })
+    pub fn new(config: ClusterConfig) -> Result<Cluster, String> {
+        let nodes = match config.discovery.static_engines() {
+            Some(addrs) => {
+                addrs.into_iter().map(|a| Arc::new(Node::new(a, config.connect_timeout))).collect::<Vec<_>>()
+            }
+            None => Vec::new(),
+        };
+        Ok(Cluster { config, nodes: RwLock::new(nodes), placing: Mutex::new(()), tickets: AtomicU64::new(1) })
     }
 
-    pub fn nodes(&self) -> &[Arc<Node>] {
-        &self.nodes
+    /// Every node, in discovery order.
+    pub fn nodes(&self) -> Vec<Arc<Node>> {
+        self.nodes.read().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    /// The nodes that answer.
+    pub fn healthy_nodes(&self) -> Vec<Arc<Node>> {
+        self.nodes().into_iter().filter(|n| n.healthy()).collect()
+    }
+
+    /// True with more than one node: objects must then be looked for.
+    pub fn is_multi_node(&self) -> bool {
+        self.nodes.read().unwrap_or_else(|e| e.into_inner()).len() > 1
+    }
+
+    pub fn strategy(&self) -> Strategy {
+        self.config.strategy
+    }
+
+    /// Re-reads a discovery that can change and adds and removes nodes; new nodes are refreshed at once.
+    pub async fn follow_discovery(&self) {
+        if !self.config.discovery.follows() {
+            return;
+        }
+        let addrs = match self.config.discovery.engines().await {
+            Ok(a) => a,
+            Err(e) => {
+                tracing::warn!(cause = %e, "discovery failed; keeping the nodes known");
+                return;
+            }
+        };
+        let mut added = Vec::new();
+        {
+            let mut nodes = self.nodes.write().unwrap_or_else(|e| e.into_inner());
+            let before = nodes.len();
+            nodes.retain(|n| {
+                let keep = addrs.contains(&n.addr);
+                if !keep {
+                    tracing::info!(node = %n.addr, "node left the cluster");
+                }
+                keep
+            });
+            let removed = before - nodes.len();
+            let mut next: Vec<Arc<Node>> = Vec::with_capacity(addrs.len());
+            for a in &addrs {
+                match nodes.iter().find(|n| &n.addr == a) {
+                    Some(n) => next.push(n.clone()),
+                    None => {
+                        let n = Arc::new(Node::new(a.clone(), self.config.connect_timeout));
+                        tracing::info!(node = %a, "node joined the cluster");
+                        added.push(n.clone());
+                        next.push(n);
+                    }
+                }
+            }
+            if removed > 0 || !added.is_empty() {
+                *nodes = next;
+            }
+        }
+        let refreshes = added.iter().map(|n| refresh_node(n));
+        futures_util::future::join_all(refreshes).await;
     }
 
     /// Refreshes every node's facts at once; failures are remembered on the node and logged.
     pub async fn refresh(&self) {
-        let all = self.nodes.iter().map(|n| async move {
+        let nodes = self.nodes();
+        let all = nodes.iter().map(|n| async move {
             if let Err(e) = n.refresh().await {
-                tracing::warn!(node = %n.addr, cause = %e, "engine refresh failed");
+                tracing::debug!(node = %n.addr, cause = %e, "engine refresh failed");
             }
         });
         futures_util::future::join_all(all).await;
     }
 
+    /// Refreshes every node's facts, containers and images.
+    pub async fn refresh_all(&self) {
+        let nodes = self.nodes();
+        futures_util::future::join_all(nodes.iter().map(|n| refresh_node(n))).await;
+    }
+
     /// The highest API version every engine speaks: what mtswarm advertises and accepts.
     pub fn max_api_version(&self) -> ApiVersion {
         self.nodes
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
             .iter()
             .filter_map(|n| n.api_versions().1)
             .min()
@@ -72,19 +183,155 @@ impl Cluster {
     /// The lowest API version every engine accepts.
     pub fn min_api_version(&self) -> ApiVersion {
         let floor = ApiVersion::parse(ApiVersion::MIN).expect("a valid constant");
-        self.nodes.iter().filter_map(|n| n.api_versions().0).max().unwrap_or(floor.clone()).max(floor)
+        let nodes = self.nodes.read().unwrap_or_else(|e| e.into_inner());
+        nodes.iter().filter_map(|n| n.api_versions().0).max().unwrap_or(floor.clone()).max(floor)
     }
 
-    /// Chooses where a request goes. With one engine every object lives on it; the cluster work
-    /// replaces this with lookups in the node registry and the scheduler.
-    pub fn route(&self, endpoint: &Endpoint) -> Result<Target, ApiError> {
-        if matches!(endpoint, Endpoint::Ping | Endpoint::Version | Endpoint::Info | Endpoint::Usage) {
-            return Ok(Target::Local);
+    /// How an endpoint is routed.
+    pub fn route(&self, endpoint: &Endpoint) -> Route {
+        use Endpoint as E;
+        match endpoint {
+            E::Ping | E::Version | E::Info | E::Usage => Route::Local,
+            E::Events
+            | E::SystemDf
+            | E::ContainerList
+            | E::ContainerPrune
+            | E::NetworkList
+            | E::NetworkPrune
+            | E::VolumeList
+            | E::VolumePrune
+            | E::ImageList
+            | E::ImagePrune
+            | E::BuildPrune
+            | E::ImageCreate => Route::FanOut,
+            E::Image { op: ImageOp::Delete | ImageOp::Tag, .. } => Route::FanOut,
+            E::ContainerCreate => Route::Create,
+            E::NetworkCreate | E::VolumeCreate => Route::NewObject,
+            E::Container { .. } | E::Exec { .. } | E::Volume { .. } | E::Commit => Route::Object,
+            E::Network {
+                op: NetworkOp::Inspect | NetworkOp::Delete | NetworkOp::Connect | NetworkOp::Disconnect,
+                ..
+            } => Route::Object,
+            E::Image { .. } | E::ImagesSave => Route::Object,
+            E::Auth | E::ImageSearch | E::DistributionInspect { .. } | E::ImageLoad | E::Build | E::BuildCancel => {
+                Route::Any
+            }
         }
-        self.nodes
-            .first()
+    }
+
+    /// The first healthy node, for requests any node can answer.
+    pub fn any_node(&self) -> Result<Arc<Node>, ApiError> {
+        let nodes = self.nodes();
+        nodes
+            .iter()
+            .find(|n| n.healthy())
+            .or(nodes.first())
             .cloned()
-            .map(Target::Node)
             .ok_or_else(|| ApiError::unavailable("mtswarm has no engine to send the request to"))
     }
+
+    /// Chooses the node for a new container and reserves room there, as `reservation` describes it. `tenant` is
+    /// who asks (`None`: the admin or no tenancy), for the names affinities see.
+    pub fn place(
+        &self,
+        tenant: Option<&str>,
+        placement: &Placement,
+        reservation: CachedContainer,
+    ) -> Result<Ticket, NoNode> {
+        let _placing = self.placing.lock().unwrap_or_else(|e| e.into_inner());
+        let nodes = self.nodes();
+        let views: Vec<NodeView> = nodes.iter().map(|n| view(n, tenant)).collect();
+        let seed = self.tickets.fetch_add(1, Ordering::Relaxed) ^ random_seed();
+        let chosen = scheduler::schedule(&views, placement, self.config.strategy, seed)?;
+        let node = nodes[chosen].clone();
+        let id = self.tickets.fetch_add(1, Ordering::Relaxed);
+        node.reserve(id, reservation);
+        Ok(Ticket { node, id })
+    }
+
+    /// The least loaded healthy node, for a new network or volume.
+    pub fn least_loaded(&self) -> Result<Arc<Node>, ApiError> {
+        let nodes = self.nodes();
+        let views: Vec<NodeView> = nodes.iter().map(|n| view(n, None)).collect();
+        let p = Placement::default();
+        match scheduler::schedule(&views, &p, Strategy::Spread, 0) {
+            Ok(i) => Ok(nodes[i].clone()),
+            Err(e) => Err(ApiError::unavailable(e.message)),
+        }
+    }
+
+    /// The node whose cached holdings have a container that `matches`, among the unhealthy ones: a request for
+    /// it gets a clear error naming the node rather than "no such container".
+    pub fn unavailable_holder(&self, matches: impl Fn(&CachedContainer) -> bool) -> Option<Arc<Node>> {
+        self.nodes().into_iter().filter(|n| !n.healthy()).find(|n| n.holdings().containers.values().any(&matches))
+    }
+}
+
+/// Refreshes one node: facts first (they decide health), then what it holds.
+async fn refresh_node(n: &Node) {
+    match n.refresh().await {
+        Ok(()) => {
+            if let Err(e) = n.refresh_holdings().await {
+                tracing::debug!(node = %n.addr, cause = %e, "engine refresh of containers failed");
+            }
+        }
+        Err(e) => tracing::debug!(node = %n.addr, cause = %e, "engine refresh failed"),
+    }
+}
+
+/// A node as the scheduler sees it, with the container names `tenant` knows.
+fn view(n: &Node, tenant: Option<&str>) -> NodeView {
+    let facts = n.facts();
+    let info = facts.info.as_deref().cloned().unwrap_or(Value::Null);
+    let s = |k: &str| info.get(k).and_then(Value::as_str).unwrap_or_default().to_string();
+    let mut labels: BTreeMap<String, String> = info
+        .get("Labels")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .filter_map(|l| l.as_str()?.split_once('=').map(|(k, v)| (k.to_string(), v.to_string())))
+        .collect();
+    let name = facts.name.clone().unwrap_or_else(|| n.addr.to_string());
+    labels.insert("node".into(), name.clone());
+    labels.insert("storagedriver".into(), s("Driver"));
+    labels.insert("kernelversion".into(), s("KernelVersion"));
+    labels.insert("operatingsystem".into(), s("OperatingSystem"));
+    let holdings = n.holdings();
+    let containers = holdings
+        .containers
+        .values()
+        .map(|c| {
+            let names = match tenant {
+                None => vec![c.name.clone()],
+                Some(t) if c.tenant.as_deref() == Some(t) => {
+                    names::unscope(t, &c.name).map(|n| vec![n.into_owned()]).unwrap_or_default()
+                }
+                Some(_) => Vec::new(),
+            };
+            ContainerView {
+                id: c.id.clone(),
+                names,
+                image: c.image.clone(),
+                labels: c.labels.clone(),
+                memory: c.memory,
+                nano_cpus: c.nano_cpus,
+                published: c.published.clone(),
+            }
+        })
+        .collect();
+    NodeView {
+        name,
+        id: facts.id.clone().unwrap_or_default(),
+        addr: n.addr.to_string(),
+        healthy: !facts.unhealthy && facts.info.is_some(),
+        labels,
+        total_memory: info.get("MemTotal").and_then(Value::as_i64).unwrap_or(0),
+        total_cpus: info.get("NCPU").and_then(Value::as_i64).unwrap_or(0),
+        containers,
+        images: holdings.images,
+    }
+}
+
+fn random_seed() -> u64 {
+    crate::random::bytes::<8>().map(u64::from_le_bytes).unwrap_or(0)
 }

@@ -1,6 +1,7 @@
 //! One engine of the cluster: its address, its pooled connections, and what mtswarm last learned of it.
 
-use std::sync::RwLock;
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -13,6 +14,7 @@ use hyper_util::rt::TokioExecutor;
 use super::connector::{EngineAddr, EngineConnector};
 use crate::api::ApiVersion;
 use crate::body::{self, Body};
+use crate::scheduler::{ImageView, PublishedPort};
 
 /// Why a call to an engine failed.
 #[derive(Debug, thiserror::Error)]
@@ -39,15 +41,51 @@ pub struct NodeFacts {
     pub server_version: Option<String>,
     /// The error of the last refresh, if it failed.
     pub last_error: Option<String>,
+    /// Refreshes failed in a row.
+    pub failures: u32,
+    /// False once the engine refused a connection or failed several refreshes: it gets no new containers, and
+    /// lists leave it out, until it answers again.
+    pub unhealthy: bool,
+    /// When the facts were last refreshed successfully.
+    pub updated_at: Option<std::time::SystemTime>,
     /// The engine's `/info`, shared: it is a few kilobytes and read on every `docker info`.
     pub info: Option<std::sync::Arc<serde_json::Value>>,
 }
+
+/// One container of a node, as the scheduler and the routing need it; from the engine's inspect.
+#[derive(Debug, Clone, Default)]
+pub struct CachedContainer {
+    pub id: String,
+    /// The engine-side name, without its leading `/`.
+    pub name: String,
+    /// The `mtswarm.tenant` label.
+    pub tenant: Option<String>,
+    pub image: String,
+    pub labels: BTreeMap<String, String>,
+    pub memory: i64,
+    pub nano_cpus: i64,
+    pub published: Vec<PublishedPort>,
+}
+
+/// What the node holds, as of its last refresh (plus what mtswarm placed there since).
+#[derive(Debug, Clone, Default)]
+pub struct Holdings {
+    pub containers: BTreeMap<String, CachedContainer>,
+    pub images: Vec<ImageView>,
+}
+
+/// How many refreshes in a row may fail (other than by a refused connection) before the node is unhealthy.
+const FAILURES_BEFORE_UNHEALTHY: u32 = 3;
 
 /// One engine. Requests to it share a keep-alive connection pool.
 pub struct Node {
     pub addr: EngineAddr,
     client: Client<EngineConnector, Body>,
     facts: RwLock<NodeFacts>,
+    holdings: RwLock<Holdings>,
+    /// Containers placed here whose create has not been answered yet, by placement ticket.
+    pending: Mutex<BTreeMap<u64, CachedContainer>>,
+    refresh_queued: std::sync::atomic::AtomicBool,
 }
 
 impl Node {
@@ -56,7 +94,134 @@ impl Node {
             .pool_idle_timeout(Duration::from_secs(90))
             .pool_max_idle_per_host(256)
             .build(EngineConnector::new(addr.clone(), connect_timeout));
-        Node { addr, client, facts: RwLock::new(NodeFacts::default()) }
+        Node {
+            addr,
+            client,
+            facts: RwLock::new(NodeFacts::default()),
+            holdings: RwLock::new(Holdings::default()),
+            pending: Mutex::new(BTreeMap::new()),
+            refresh_queued: Default::default(),
+        }
+    }
+
+    /// Whether the node may get new containers and is asked in lists.
+    pub fn healthy(&self) -> bool {
+        !self.read_facts().unhealthy
+    }
+
+    /// Marks the node unhealthy at once: it refused a connection. The next successful refresh brings it back.
+    pub fn mark_unavailable(&self, why: &str) {
+        let mut f = self.facts.write().unwrap_or_else(|e| e.into_inner());
+        if !f.unhealthy {
+            tracing::warn!(node = %self.addr, cause = %why, "engine unavailable: no new containers until it answers");
+        }
+        f.unhealthy = true;
+        f.last_error = Some(why.to_string());
+    }
+
+    /// What the node holds, with the containers placed there and not yet answered.
+    pub fn holdings(&self) -> Holdings {
+        let mut h = self.holdings.read().unwrap_or_else(|e| e.into_inner()).clone();
+        for (ticket, c) in self.pending.lock().unwrap_or_else(|e| e.into_inner()).iter() {
+            h.containers.insert(format!("pending-{ticket}"), c.clone());
+        }
+        h
+    }
+
+    /// Reserves room for a container about to be created here.
+    pub fn reserve(&self, ticket: u64, c: CachedContainer) {
+        self.pending.lock().unwrap_or_else(|e| e.into_inner()).insert(ticket, c);
+    }
+
+    /// Ends a reservation: with the container's id once the engine created it, which then counts as held.
+    pub fn settle(&self, ticket: u64, created: Option<&str>) {
+        let c = self.pending.lock().unwrap_or_else(|e| e.into_inner()).remove(&ticket);
+        if let (Some(mut c), Some(id)) = (c, created) {
+            c.id = id.to_string();
+            self.holdings.write().unwrap_or_else(|e| e.into_inner()).containers.insert(c.id.clone(), c);
+        }
+    }
+
+    /// Forgets a container removed through mtswarm, so its reservations end before the next refresh.
+    pub fn forget(&self, id: &str) {
+        self.holdings.write().unwrap_or_else(|e| e.into_inner()).containers.remove(id);
+    }
+
+    /// Re-reads what the node holds soon, once for a burst of changes made through mtswarm.
+    pub fn refresh_soon(self: &Arc<Self>) {
+        if self.refresh_queued.swap(true, std::sync::atomic::Ordering::AcqRel) {
+            return;
+        }
+        let node = self.clone();
+        tokio::spawn(async move {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+            node.refresh_queued.store(false, std::sync::atomic::Ordering::Release);
+            if let Err(e) = node.refresh_holdings().await {
+                tracing::debug!(node = %node.addr, cause = %e, "engine refresh of containers failed");
+            }
+        });
+    }
+
+    /// Re-reads one container (after an update or a rename through mtswarm).
+    pub async fn reread(&self, id: &str) {
+        if let Ok(c) = self.get_json(&format!("/containers/{id}/json")).await {
+            let c = cached_container(&c);
+            self.holdings.write().unwrap_or_else(|e| e.into_inner()).containers.insert(c.id.clone(), c);
+        }
+    }
+
+    /// Re-reads the node's containers and images. A container already known keeps what its inspect said;
+    /// new ones are inspected.
+    pub async fn refresh_holdings(&self) -> Result<(), EngineError> {
+        let (list, images) =
+            futures_util::future::join(self.get_json("/containers/json?all=1"), self.get_json("/images/json")).await;
+        let list = list?;
+        let images = images?;
+        let known = self.holdings.read().unwrap_or_else(|e| e.into_inner()).containers.clone();
+        let mut containers = BTreeMap::new();
+        let mut unknown = Vec::new();
+        for c in list.as_array().into_iter().flatten() {
+            let Some(id) = c.get("Id").and_then(serde_json::Value::as_str) else { continue };
+            match known.get(id) {
+                Some(k) => {
+                    containers.insert(id.to_string(), k.clone());
+                }
+                None => unknown.push(id.to_string()),
+            }
+        }
+        for chunk in unknown.chunks(32) {
+            let inspects = chunk.iter().map(|id| self.get_json_owned(format!("/containers/{id}/json")));
+            for c in futures_util::future::join_all(inspects).await.into_iter().flatten() {
+                let c = cached_container(&c);
+                containers.insert(c.id.clone(), c);
+            }
+        }
+        let images = images
+            .as_array()
+            .into_iter()
+            .flatten()
+            .map(|i| {
+                let strings = |k: &str| -> Vec<String> {
+                    i.get(k)
+                        .and_then(serde_json::Value::as_array)
+                        .into_iter()
+                        .flatten()
+                        .filter_map(|v| v.as_str().map(str::to_string))
+                        .collect()
+                };
+                ImageView {
+                    id: i.get("Id").and_then(serde_json::Value::as_str).unwrap_or_default().to_string(),
+                    repo_tags: strings("RepoTags"),
+                    repo_digests: strings("RepoDigests"),
+                }
+            })
+            .collect();
+        *self.holdings.write().unwrap_or_else(|e| e.into_inner()) = Holdings { containers, images };
+        Ok(())
+    }
+
+    async fn get_json_owned(&self, path: String) -> Result<serde_json::Value, EngineError> {
+        self.get_json(&path).await
     }
 
     /// The engine's name once known, its address before.
@@ -101,7 +266,9 @@ impl Node {
         }
         self.client.request(req).await.map_err(|e| {
             if e.is_connect() {
-                EngineError::Unavailable { node: self.label(), cause: error_chain(&e) }
+                let cause = error_chain(&e);
+                self.mark_unavailable(&cause);
+                EngineError::Unavailable { node: self.name(), cause }
             } else {
                 self.broken(e)
             }
@@ -135,6 +302,12 @@ impl Node {
         let mut facts = self.facts.write().unwrap_or_else(|e| e.into_inner());
         match result {
             Ok((version, info)) => {
+                if facts.unhealthy {
+                    tracing::info!(node = %self.addr, "engine answers again: healthy");
+                }
+                facts.unhealthy = false;
+                facts.failures = 0;
+                facts.updated_at = Some(std::time::SystemTime::now());
                 let s = |v: &serde_json::Value, k: &str| v.get(k).and_then(|x| x.as_str()).map(str::to_string);
                 facts.api_version = s(&version, "ApiVersion").and_then(|v| ApiVersion::parse(&v));
                 facts.min_api_version = s(&version, "MinAPIVersion").and_then(|v| ApiVersion::parse(&v));
@@ -147,6 +320,10 @@ impl Node {
             }
             Err(e) => {
                 facts.last_error = Some(e.to_string());
+                facts.failures += 1;
+                if matches!(e, EngineError::Unavailable { .. }) || facts.failures >= FAILURES_BEFORE_UNHEALTHY {
+                    facts.unhealthy = true;
+                }
                 Err(e)
             }
         }
@@ -154,6 +331,43 @@ impl Node {
 
     fn broken(&self, e: impl std::error::Error) -> EngineError {
         EngineError::Broken { node: self.label(), cause: error_chain(&e) }
+    }
+}
+
+/// A container as the scheduler sees it, from the engine's inspect.
+pub fn cached_container(c: &serde_json::Value) -> CachedContainer {
+    use serde_json::Value;
+    let s = |p: &str| c.pointer(p).and_then(Value::as_str).unwrap_or_default().to_string();
+    let n = |p: &str| c.pointer(p).and_then(Value::as_i64).unwrap_or(0);
+    let labels: BTreeMap<String, String> = c
+        .pointer("/Config/Labels")
+        .and_then(Value::as_object)
+        .into_iter()
+        .flatten()
+        .filter_map(|(k, v)| Some((k.clone(), v.as_str()?.to_string())))
+        .collect();
+    let mut published = Vec::new();
+    for at in ["/HostConfig", "/NetworkSettings"] {
+        let key = if at == "/HostConfig" { "PortBindings" } else { "Ports" };
+        if let Some(ports) = c.pointer(&format!("{at}/{key}")).filter(|p| p.is_object()) {
+            let mut m = serde_json::Map::new();
+            m.insert("PortBindings".into(), ports.clone());
+            for p in crate::scheduler::port_bindings(&m, "").unwrap_or_default() {
+                if !published.contains(&p) {
+                    published.push(p);
+                }
+            }
+        }
+    }
+    CachedContainer {
+        id: s("/Id"),
+        name: s("/Name").trim_start_matches('/').to_string(),
+        tenant: labels.get(crate::tenancy::TENANT_LABEL).cloned(),
+        image: s("/Config/Image"),
+        labels,
+        memory: n("/HostConfig/Memory").max(0),
+        nano_cpus: n("/HostConfig/NanoCpus").max(0),
+        published,
     }
 }
 

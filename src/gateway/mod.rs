@@ -33,9 +33,22 @@ pub struct PolicyRules {
     /// SWARM_ENFORCE_QUOTA: each tenant's limits.
     pub quota: Option<Quota>,
 }
-use crate::cluster::{Cluster, Node, Target};
+use crate::cluster::{Cluster, Node, Route};
 use crate::proxy::{self, hijack};
 use crate::tenancy;
+
+mod merge;
+mod route;
+
+/// A request on its way to one or more nodes: what the phases before routing made of it.
+pub(crate) struct Forward<'a> {
+    pub endpoint: &'a Endpoint,
+    /// The tenant, unless the admin or no tenancy.
+    pub tenant: Option<&'a str>,
+    pub parts: &'a http::request::Parts,
+    /// The path without its version prefix.
+    pub path: &'a str,
+}
 
 /// Shared by all requests.
 pub struct Gateway {
@@ -127,90 +140,145 @@ impl Gateway {
             self.apifilter.check(&endpoint).map_err(forbidden)?;
             policy::images::check_endpoint(&endpoint, req.uri().query()).map_err(forbidden)?;
         }
-        let (mut parts, incoming) = req.into_parts();
-        let (mut doc, incoming) = match &tenant {
-            Some(_) if escape_check(&endpoint).is_some() || tenancy::needs_body(&endpoint) => {
-                (Some(read_json(incoming).await?), None)
-            }
-            _ => (None, Some(incoming)),
+        let mut route = self.cluster.route(&endpoint);
+        if route == Route::Local {
+            return Ok(self.answer_locally(&endpoint, &ctx.method, tenant.as_deref()).await);
+        }
+        // An import carries its image in the body, which can go to one node only.
+        if matches!(endpoint, Endpoint::ImageCreate) && route::query_has(req.uri().query(), "fromSrc") {
+            route = Route::Any;
+        }
+        let (parts, incoming) = req.into_parts();
+        let multi = self.cluster.is_multi_node();
+        let wants_doc = match &tenant {
+            Some(_) => escape_check(&endpoint).is_some() || tenancy::needs_body(&endpoint),
+            None => false,
+        } || (multi && route::placement_reads_body(&endpoint));
+        let (mut doc, incoming) = match wants_doc {
+            true => (Some(read_json(incoming).await?), None),
+            false => (None, Some(incoming)),
         };
-        let node = match self.cluster.route(&endpoint)? {
-            Target::Local => return Ok(self.answer_locally(&endpoint, &ctx.method, tenant.as_deref()).await),
-            Target::Node(node) => node,
-        };
-        ctx.node = Some(node.name());
 
-        let mut query = parts.uri.query().map(str::to_string);
-        let mut path = path;
-        let mut answer = tenancy::Answer::Pass;
         // The tenant's quota lock, held until the engine has answered (this function returns): the tenant's
         // next request that takes resources is checked against the result.
-        let mut quota_lock = None;
+        let mut _quota_lock = None;
         if let Some(t) = &tenant {
-            let check = escape_check(&endpoint);
             // First everything but ownership, before tenancy acts (it may create the tenant's named volumes):
             // a refused request must leave nothing behind.
-            if let (Some(check), Some(doc)) = (check, doc.as_ref()) {
+            if let (Some(check), Some(doc)) = (escape_check(&endpoint), doc.as_ref()) {
                 check(doc, &self.escape_rules, &|_: &str| true).map_err(forbidden)?;
             }
-            quota_lock = self.resources_phase(&node, t, &endpoint, doc.as_mut()).await?;
-            let plan = tenancy::prepare(&node, t, &endpoint, &path, query.as_deref(), doc.as_mut()).await?;
+            _quota_lock = self.resources_phase(t, &endpoint, doc.as_mut()).await?;
+        }
+        let req = Forward { endpoint: &endpoint, tenant: tenant.as_deref(), parts: &parts, path: &path };
+        match route {
+            Route::Local => unreachable!("answered above"),
+            Route::FanOut if multi => self.fan_out(ctx, &req).await,
+            Route::Create if multi => self.create_in_cluster(ctx, &req, doc.unwrap_or_default()).await,
+            _ => {
+                let node = match route {
+                    Route::Object => self.locate_for(&req, doc.as_ref()).await?,
+                    Route::NewObject => self.node_for_new_object(&req, doc.as_ref()).await?,
+                    _ => self.cluster.any_node()?,
+                };
+                let (resp, _) = self.send_to(ctx, &node, &req, doc, incoming).await?;
+                Ok(resp)
+            }
+        }
+    }
+
+    /// Sends a request to one node: the tenant's scoping, the escape checks on resolved references, the
+    /// forward or hijack, and the tenant's view of the answer. Returns the id of a container it created.
+    async fn send_to(
+        &self,
+        ctx: &mut RequestCtx,
+        node: &Arc<Node>,
+        req: &Forward<'_>,
+        mut doc: Option<serde_json::Value>,
+        incoming: Option<Incoming>,
+    ) -> Result<(Response<Body>, Option<String>), ApiError> {
+        let endpoint = req.endpoint;
+        ctx.node = Some(node.name());
+        let mut query = req.parts.uri.query().map(str::to_string);
+        let mut path = req.path.to_string();
+        let mut answer = tenancy::Answer::Pass;
+        if let Some(t) = req.tenant {
+            let plan = tenancy::prepare(node, t, endpoint, &path, query.as_deref(), doc.as_mut()).await?;
             // Then `container:` references, now resolved to the tenant's own containers' ids.
-            if let (Some(check), Some(doc)) = (check, doc.as_ref()) {
+            if let (Some(check), Some(doc)) = (escape_check(endpoint), doc.as_ref()) {
                 let own = |r: &str| plan.own_containers.contains(r);
                 check(doc, &self.escape_rules, &own).map_err(forbidden)?;
             }
             (path, query, answer) = (plan.path, plan.query, plan.answer);
         }
+        let mut headers = req.parts.headers.clone();
         let body = match (doc, incoming) {
             // The checked and rewritten document is what the engine gets, never the client's bytes.
             (Some(doc), _) => {
                 let bytes = serde_json::to_vec(&doc).map_err(|e| ApiError::bad_request(e.to_string()))?;
-                parts.headers.insert(header::CONTENT_LENGTH, header::HeaderValue::from(bytes.len()));
-                parts.headers.insert(header::CONTENT_TYPE, header::HeaderValue::from_static("application/json"));
-                parts.headers.remove(header::TRANSFER_ENCODING);
+                headers.insert(header::CONTENT_LENGTH, header::HeaderValue::from(bytes.len()));
+                headers.insert(header::CONTENT_TYPE, header::HeaderValue::from_static("application/json"));
+                headers.remove(header::TRANSFER_ENCODING);
                 body::full(bytes)
             }
             (None, Some(incoming)) => body::stream(incoming),
             (None, None) => body::empty(),
         };
         let pq = proxy::upstream_path(ctx.version.as_ref(), &self.cluster.max_api_version(), &path, query.as_deref());
-        let req = Request::from_parts(parts, body);
+        let mut upstream = Request::new(body);
+        *upstream.method_mut() = req.parts.method.clone();
+        *upstream.uri_mut() = req.parts.uri.clone();
+        *upstream.version_mut() = req.parts.version;
+        *upstream.headers_mut() = headers;
         if endpoint.may_hijack() {
-            let resp = hijack::forward(&node, req, pq).await?;
-            return match &tenant {
+            let resp = hijack::forward(node, upstream, pq).await?;
+            return match req.tenant {
                 Some(t) if !resp.status().is_success() && !resp.status().is_informational() => {
-                    Ok(tenant_view(t, &answer, resp).await)
+                    Ok((tenant_view(t, &answer, resp).await, None))
                 }
-                _ => Ok(resp),
+                _ => Ok((resp, None)),
             };
         }
         let relay = if endpoint.answers_small_json() { proxy::Relay::Whole } else { proxy::Relay::Stream };
-        let mut resp = proxy::forward(&node, req, pq, relay).await?;
-        drop(quota_lock);
+        let mut resp = proxy::forward(node, upstream, pq, relay).await?;
+        let mut created = None;
+        if resp.status().is_success() && route::changes_holdings(endpoint, &req.parts.method) {
+            if matches!(endpoint, Endpoint::ContainerCreate) {
+                let (parts, b) = resp.into_parts();
+                let bytes = body::collect_boxed(b, proxy::SMALL_ANSWER_LIMIT)
+                    .await
+                    .map_err(|e| ApiError::bad_gateway(format!("the engine's answer could not be read: {e}")))?;
+                created = serde_json::from_slice::<serde_json::Value>(&bytes)
+                    .ok()
+                    .and_then(|v| v.get("Id").and_then(|i| i.as_str()).map(str::to_string));
+                resp = Response::from_parts(parts, body::full(bytes));
+            }
+            node.refresh_soon();
+        }
+        let tenant = req.tenant;
         if tenant.is_some() && matches!(answer, tenancy::Answer::Events | tenancy::Answer::Stats) {
             // The body is rewritten line by line: its length changes.
             resp.headers_mut().remove(header::CONTENT_LENGTH);
         }
-        Ok(match &tenant {
+        let resp = match tenant {
             Some(t) if matches!(answer, tenancy::Answer::Events) && resp.status().is_success() => {
-                resp.map(|b| tenancy::events::filter_stream(t.clone(), b, tenancy::events::view))
+                resp.map(|b| tenancy::events::filter_stream(t.to_string(), b, tenancy::events::view))
             }
             Some(t) if matches!(answer, tenancy::Answer::Stats) && resp.status().is_success() => {
-                resp.map(|b| tenancy::events::filter_stream(t.clone(), b, tenancy::events::stats_view))
+                resp.map(|b| tenancy::events::filter_stream(t.to_string(), b, tenancy::events::stats_view))
             }
             Some(t) if relay == proxy::Relay::Whole || !resp.status().is_success() => {
                 tenant_view(t, &answer, resp).await
             }
             _ => resp,
-        })
+        };
+        Ok((resp, created))
     }
 
     /// Flavors, then quota, for a tenant's request that takes resources. With a quota, returns the tenant's
     /// lock: the caller holds it until the engine has answered.
     async fn resources_phase(
         &self,
-        node: &Arc<Node>,
         tenant: &str,
         endpoint: &Endpoint,
         doc: Option<&mut serde_json::Value>,
@@ -235,10 +303,9 @@ impl Gateway {
                 }
                 let Some(limits) = limits else { return Ok(None) };
                 let lock = self.quota_locks.lock(tenant).await;
-                let r_ = tenancy::Resolver { node, tenant };
                 let mut new_volumes = 0;
                 for v in tenancy::named_volumes(doc) {
-                    if r_.volume(&v).await.is_err() {
+                    if self.find(&route::Probe::Volume(v), Some(tenant)).await?.is_none() {
                         new_volumes += 1;
                     }
                 }
@@ -282,7 +349,8 @@ impl Gateway {
                     return Ok(None);
                 }
                 let lock = self.quota_locks.lock(tenant).await;
-                let c = tenancy::Resolver { node, tenant }.container(id).await?;
+                let node = self.locate(&route::Probe::Container(id.clone()), Some(tenant)).await?;
+                let c = tenancy::Resolver { node: &node, tenant }.container(id).await?;
                 let current = node
                     .get_json(&format!("/containers/{}/json", c.id))
                     .await
@@ -307,7 +375,7 @@ impl Gateway {
                     // Creating a volume that exists answers the existing one: nothing is added.
                     let name = doc.get("Name").and_then(|n| n.as_str()).filter(|n| !n.is_empty());
                     let exists = match name {
-                        Some(n) => tenancy::Resolver { node, tenant }.volume(n).await.is_ok(),
+                        Some(n) => self.find(&route::Probe::Volume(n.to_string()), Some(tenant)).await?.is_some(),
                         None => false,
                     };
                     request.volumes = i64::from(!exists);
@@ -320,15 +388,31 @@ impl Gateway {
     }
 
     async fn check_quota(&self, tenant: &str, limits: &policy::quota::Limits, request: &Usage) -> Result<(), ApiError> {
-        let usage = tenancy::usage::usage(self.cluster.nodes(), Some(tenant)).await?;
+        let usage = self.usage_of(Some(tenant)).await?;
         let usage = usage.get(tenant).copied().unwrap_or_default();
         limits.check(&usage, request).map_err(forbidden)
+    }
+
+    /// Usage read from the healthy nodes, plus the containers an unavailable node held when last seen: a node
+    /// that is down still holds them, and gets them back when it returns.
+    async fn usage_of(&self, tenant: Option<&str>) -> Result<std::collections::BTreeMap<String, Usage>, ApiError> {
+        let mut all = tenancy::usage::usage(&self.cluster.healthy_nodes(), tenant).await?;
+        for node in self.cluster.nodes().iter().filter(|n| !n.healthy()) {
+            for c in node.holdings().containers.into_values() {
+                let Some(t) = c.tenant.filter(|t| tenant.is_none_or(|want| want == t)) else { continue };
+                let u = all.entry(t).or_default();
+                u.containers += 1;
+                u.memory += c.memory;
+                u.nano_cpus += c.nano_cpus;
+            }
+        }
+        Ok(all)
     }
 
     /// `GET /mtswarm/v1/usage`: a tenant's own usage against its limits, or every tenant's (`tenant` is `None`
     /// for the admin).
     async fn usage_answer(&self, tenant: Option<&str>) -> Result<serde_json::Value, ApiError> {
-        let mut all = tenancy::usage::usage(self.cluster.nodes(), tenant).await?;
+        let mut all = self.usage_of(tenant).await?;
         if tenant.is_none() {
             for t in self.quota.iter().flat_map(|q| q.named_tenants()) {
                 all.entry(t.to_string()).or_default();
@@ -417,8 +501,8 @@ impl Gateway {
 
     async fn tenant_counts(&self, tenant: &str) -> Result<api::system::TenantView, ApiError> {
         let mut view = api::system::TenantView::default();
-        for node in self.cluster.nodes() {
-            for c in tenancy::own_containers(node, tenant).await? {
+        for node in self.cluster.healthy_nodes() {
+            for c in tenancy::own_containers(&node, tenant).await? {
                 view.containers += 1;
                 match c.get("State").and_then(|s| s.as_str()) {
                     Some("running") => view.running += 1,

@@ -1,0 +1,525 @@
+//! The routing phase in a cluster of several nodes: finding the node that holds an object, placing a new
+//! container with the scheduler, and fanning lists and streams out to every node.
+//!
+//! With one node every request goes to it and nothing here asks the engines anything more, so a single-engine
+//! mtswarm costs no extra round trip.
+
+use std::collections::BTreeSet;
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use http::{header, Method, Request, Response, StatusCode};
+use serde_json::Value;
+
+use super::{merge, tenant_view, Forward, Gateway, RequestCtx};
+use crate::api::{ApiError, ContainerOp, Endpoint, NetworkOp};
+use crate::body::{self, Body};
+use crate::cluster::{CachedContainer, EngineError, Node};
+use crate::policy::escape::go_fold_eq;
+use crate::proxy;
+use crate::scheduler;
+use crate::tenancy::{self, names, Resolver};
+
+/// How long a node may take to answer its part of a list before it is left out.
+const FAN_OUT_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// An object a request names, to be found among the nodes.
+#[derive(Debug, Clone)]
+pub(crate) enum Probe {
+    Container(String),
+    Exec(String),
+    Network(String),
+    Volume(String),
+    Image(String),
+}
+
+impl Probe {
+    /// Docker's answer when the object exists nowhere.
+    fn missing(&self) -> ApiError {
+        match self {
+            Probe::Container(r) => ApiError::not_found(format!("No such container: {r}")),
+            Probe::Exec(r) => ApiError::not_found(format!("No such exec instance: {r}")),
+            Probe::Network(r) => ApiError::not_found(format!("network {r} not found")),
+            Probe::Volume(r) => ApiError::not_found(format!("get {r}: no such volume")),
+            Probe::Image(r) => ApiError::not_found(format!("No such image: {r}")),
+        }
+    }
+}
+
+/// True for the endpoints whose body the cluster reads to route them (placement, the container a network
+/// connect names, the name of a new network or volume).
+pub(crate) fn placement_reads_body(endpoint: &Endpoint) -> bool {
+    matches!(
+        endpoint,
+        Endpoint::ContainerCreate
+            | Endpoint::NetworkCreate
+            | Endpoint::VolumeCreate
+            | Endpoint::Network { op: NetworkOp::Connect | NetworkOp::Disconnect, .. }
+    )
+}
+
+/// True if a successful request changes what the scheduler counts on a node.
+pub(crate) fn changes_holdings(endpoint: &Endpoint, method: &Method) -> bool {
+    use Endpoint as E;
+    match endpoint {
+        E::ContainerCreate | E::ContainerPrune | E::ImageCreate | E::ImageLoad | E::ImagePrune | E::Build => true,
+        E::Container { op, .. } => matches!(op, ContainerOp::Delete | ContainerOp::Update | ContainerOp::Rename),
+        E::Image { .. } => method != Method::GET && method != Method::HEAD,
+        _ => false,
+    }
+}
+
+pub(crate) fn query_has(query: Option<&str>, key: &str) -> bool {
+    url::form_urlencoded::parse(query.unwrap_or("").as_bytes()).any(|(k, v)| k == key && !v.is_empty())
+}
+
+fn query_get(query: Option<&str>, key: &str) -> Option<String> {
+    url::form_urlencoded::parse(query.unwrap_or("").as_bytes()).find(|(k, _)| k == key).map(|(_, v)| v.into_owned())
+}
+
+fn encode(s: &str) -> String {
+    percent_encoding::utf8_percent_encode(s, tenancy::PATH_SEGMENT).to_string()
+}
+
+impl Gateway {
+    /// The node holding the object, among the healthy ones; `None` if no node has it. With one node, that node
+    /// (it answers for itself).
+    pub(crate) async fn find(&self, probe: &Probe, tenant: Option<&str>) -> Result<Option<Arc<Node>>, ApiError> {
+        let nodes = self.cluster.healthy_nodes();
+        let answers = futures_util::future::join_all(nodes.iter().map(|n| probe_one(n, probe, tenant))).await;
+        let mut found = Vec::new();
+        let mut failure = None;
+        for (node, answer) in nodes.iter().zip(answers) {
+            match answer {
+                Ok(true) => found.push(node.clone()),
+                Ok(false) => {}
+                Err(e) if e.status == StatusCode::SERVICE_UNAVAILABLE || e.status == StatusCode::BAD_GATEWAY => {
+                    failure.get_or_insert(e);
+                }
+                Err(e) => return Err(e),
+            }
+        }
+        if found.len() > 1 {
+            if let Probe::Container(r) = probe {
+                let is_prefix = r.len() < 64 && r.bytes().all(|b| b.is_ascii_hexdigit());
+                if is_prefix {
+                    return Err(ApiError::bad_request(format!("multiple IDs found with provided prefix: {r}")));
+                }
+            }
+        }
+        match (found.into_iter().next(), failure) {
+            (Some(n), _) => Ok(Some(n)),
+            (None, Some(e)) => Err(e),
+            (None, None) => Ok(None),
+        }
+    }
+
+    /// The node holding the object, or the error a client gets: Docker's "no such" answer, or, for a container
+    /// last seen on a node that is now unavailable, an error naming that node.
+    pub(crate) async fn locate(&self, probe: &Probe, tenant: Option<&str>) -> Result<Arc<Node>, ApiError> {
+        if !self.cluster.is_multi_node() {
+            return self.cluster.any_node();
+        }
+        if let Some(n) = self.find(probe, tenant).await? {
+            return Ok(n);
+        }
+        if let Probe::Container(r) = probe {
+            let r = r.trim_start_matches('/');
+            let scoped = tenant.map(|t| names::scope(t, r));
+            let holder = self.cluster.unavailable_holder(|c| {
+                let mine = tenant.is_none_or(|t| c.tenant.as_deref() == Some(t));
+                let by_name = c.name == scoped.as_deref().unwrap_or(r);
+                mine && (by_name || (!r.is_empty() && c.id.starts_with(r)))
+            });
+            if let Some(n) = holder {
+                let cause = n.facts().last_error.unwrap_or_default();
+                return Err(ApiError::unavailable(format!(
+                    "container {r} is on node {}, which is unavailable: {cause}",
+                    n.name()
+                )));
+            }
+        }
+        Err(probe.missing())
+    }
+
+    /// The node an object request goes to.
+    pub(crate) async fn locate_for(&self, req: &Forward<'_>, doc: Option<&Value>) -> Result<Arc<Node>, ApiError> {
+        if !self.cluster.is_multi_node() {
+            return self.cluster.any_node();
+        }
+        let query = req.parts.uri.query();
+        let probe = match req.endpoint {
+            Endpoint::Container { id, .. } => Probe::Container(id.clone()),
+            Endpoint::Exec { id, .. } => Probe::Exec(id.clone()),
+            Endpoint::Volume { name, .. } => Probe::Volume(name.clone()),
+            Endpoint::Network { op: NetworkOp::Connect | NetworkOp::Disconnect, id } => {
+                // The container's node: a network a container joins must be where the container is.
+                match doc.and_then(|d| field(d, "Container")).and_then(Value::as_str) {
+                    Some(c) => Probe::Container(c.to_string()),
+                    None => Probe::Network(id.clone()),
+                }
+            }
+            Endpoint::Network { id, .. } => Probe::Network(id.clone()),
+            Endpoint::Image { name, .. } => Probe::Image(name.clone()),
+            Endpoint::ImagesSave => match query_get(query, "names") {
+                Some(n) => Probe::Image(n),
+                None => return self.cluster.any_node(),
+            },
+            Endpoint::Commit => match query_get(query, "container") {
+                Some(c) => Probe::Container(c),
+                None => return self.cluster.any_node(),
+            },
+            _ => return self.cluster.any_node(),
+        };
+        self.locate(&probe, req.tenant).await
+    }
+
+    /// The node a new network or volume goes to: the one that already has that name (the engine then answers
+    /// as it does for a duplicate), else the least loaded.
+    pub(crate) async fn node_for_new_object(
+        &self,
+        req: &Forward<'_>,
+        doc: Option<&Value>,
+    ) -> Result<Arc<Node>, ApiError> {
+        if !self.cluster.is_multi_node() {
+            return self.cluster.any_node();
+        }
+        let name = doc.and_then(|d| field(d, "Name")).and_then(Value::as_str).filter(|n| !n.is_empty());
+        if let Some(name) = name {
+            let probe = match req.endpoint {
+                Endpoint::NetworkCreate => Probe::Network(name.to_string()),
+                _ => Probe::Volume(name.to_string()),
+            };
+            if let Some(n) = self.find(&probe, req.tenant).await? {
+                return Ok(n);
+            }
+        }
+        self.cluster.least_loaded()
+    }
+
+    /// A container create in a cluster: the scheduler chooses among the nodes, room is reserved there while the
+    /// engine creates it, and a node found unavailable on the way is left for the next choice.
+    pub(crate) async fn create_in_cluster(
+        &self,
+        ctx: &mut RequestCtx,
+        req: &Forward<'_>,
+        mut doc: Value,
+    ) -> Result<Response<Body>, ApiError> {
+        let placement_err = |m: String| ApiError::bad_request(m);
+        let mut placement = scheduler::placement_from_create(&mut doc).map_err(placement_err)?;
+        placement.colocate = self.dependencies(&doc, req.tenant).await?;
+        let name = query_get(req.parts.uri.query(), "name").map(|n| n.trim_start_matches('/').to_string());
+        let engine_name = name.as_ref().map(|n| match req.tenant {
+            Some(t) => names::scope(t, n),
+            None => n.clone(),
+        });
+        // One create of a name at a time, so two nodes never both take it.
+        let _name_lock = match &engine_name {
+            Some(n) => Some(self.quota_locks.lock(&format!("\0name\0{n}")).await),
+            None => None,
+        };
+        if let (Some(n), Some(shown)) = (&engine_name, &name) {
+            self.check_name_is_free(n, shown).await?;
+        }
+        let reservation = CachedContainer {
+            name: engine_name.clone().unwrap_or_default(),
+            tenant: req.tenant.map(str::to_string),
+            image: placement.image.clone(),
+            memory: placement.memory,
+            nano_cpus: placement.nano_cpus,
+            published: placement.ports.clone(),
+            ..Default::default()
+        };
+        let attempts = self.cluster.nodes().len().max(1);
+        let mut last = None;
+        for _ in 0..attempts {
+            let ticket = self
+                .cluster
+                .place(req.tenant, &placement, reservation.clone())
+                .map_err(|e| ApiError::unavailable(e.message))?;
+            let node = ticket.node.clone();
+            match self.send_to(ctx, &node, req, Some(doc.clone()), None).await {
+                Ok((resp, created)) => {
+                    ticket.settle(created.as_deref());
+                    return Ok(resp);
+                }
+                Err(e) if e.status == StatusCode::SERVICE_UNAVAILABLE && !node.healthy() => {
+                    ticket.settle(None);
+                    tracing::info!(node = %node.addr, "the chosen node is unavailable; placing the container again");
+                    last = Some(e);
+                }
+                Err(e) => {
+                    ticket.settle(None);
+                    return Err(e);
+                }
+            }
+        }
+        Err(last.unwrap_or_else(|| ApiError::unavailable("no node could take the container")))
+    }
+
+    /// Refuses a name a container already has on any node, as dockerd refuses it on one.
+    async fn check_name_is_free(&self, engine_name: &str, shown: &str) -> Result<(), ApiError> {
+        let filters = serde_json::json!({"name": {format!("^/{}$", regex::escape(engine_name)): true}}).to_string();
+        let q = url::form_urlencoded::Serializer::new(String::new())
+            .append_pair("all", "1")
+            .append_pair("filters", &filters)
+            .finish();
+        let nodes = self.cluster.healthy_nodes();
+        let lists = futures_util::future::join_all(nodes.iter().map(|n| {
+            let path = format!("/containers/json?{q}");
+            async move { n.get_json(&path).await }
+        }))
+        .await;
+        let mut holder = None;
+        for list in lists {
+            let list = list.map_err(proxy::engine_error)?;
+            if let Some(id) = list.as_array().and_then(|l| l.first()).and_then(|c| c.get("Id")).and_then(Value::as_str)
+            {
+                holder = Some(id.to_string());
+            }
+        }
+        if holder.is_none() {
+            holder =
+                self.cluster.nodes().iter().filter(|n| !n.healthy()).find_map(|n| {
+                    n.holdings().containers.values().find(|c| c.name == engine_name).map(|c| c.id.clone())
+                });
+        }
+        match holder {
+            Some(id) => Err(ApiError::new(
+                StatusCode::CONFLICT,
+                format!(
+                    "Conflict. The container name \"/{shown}\" is already in use by container \"{id}\". \
+                     You have to remove (or rename) that container to be able to reuse that name."
+                ),
+            )),
+            None => Ok(()),
+        }
+    }
+
+    /// The nodes where the objects a create body depends on live: the containers it shares volumes, links or
+    /// namespaces with, the networks it joins and the named volumes it mounts.
+    async fn dependencies(&self, doc: &Value, tenant: Option<&str>) -> Result<BTreeSet<String>, ApiError> {
+        let mut probes = Vec::new();
+        let top = doc.as_object();
+        let inner = doc.as_object().and_then(|o| o.iter().find(|(k, _)| go_fold_eq(k, "HostConfig"))).map(|(_, v)| v);
+        for hc in top.map(|_| doc).into_iter().chain(inner) {
+            for v in strings(hc, "VolumesFrom") {
+                probes.push(Probe::Container(v.split(':').next().unwrap_or_default().to_string()));
+            }
+            for l in strings(hc, "Links") {
+                probes.push(Probe::Container(
+                    l.split(':').next().unwrap_or_default().trim_start_matches('/').to_string(),
+                ));
+            }
+            for key in ["NetworkMode", "PidMode", "IpcMode", "Cgroup"] {
+                let Some(mode) = field(hc, key).and_then(Value::as_str) else { continue };
+                if let Some(c) = mode.strip_prefix("container:") {
+                    probes.push(Probe::Container(c.to_string()));
+                } else if key == "NetworkMode" && is_user_network(mode) {
+                    probes.push(Probe::Network(mode.to_string()));
+                }
+            }
+        }
+        if let Some(eps) =
+            field(doc, "NetworkingConfig").and_then(|n| field(n, "EndpointsConfig")).and_then(Value::as_object)
+        {
+            probes.extend(eps.keys().filter(|n| is_user_network(n)).map(|n| Probe::Network(n.clone())));
+        }
+        probes.extend(tenancy::named_volumes(doc).into_iter().map(Probe::Volume));
+        let mut out = BTreeSet::new();
+        for p in probes {
+            if matches!(&p, Probe::Container(r) if r.is_empty()) {
+                continue;
+            }
+            let found = match &p {
+                // A missing container is the engine's 400 later, on the chosen node, as without a cluster.
+                Probe::Container(_) => match self.locate(&p, tenant).await {
+                    Ok(n) => Some(n),
+                    Err(e) if e.status == StatusCode::NOT_FOUND => None,
+                    Err(e) => return Err(e),
+                },
+                _ => self.find(&p, tenant).await?,
+            };
+            if let Some(n) = found {
+                out.insert(n.name());
+            }
+        }
+        Ok(out)
+    }
+
+    /// A list, a prune or a stream asked of every healthy node, the answers merged into one.
+    pub(crate) async fn fan_out(&self, ctx: &mut RequestCtx, req: &Forward<'_>) -> Result<Response<Body>, ApiError> {
+        let nodes = self.cluster.healthy_nodes();
+        let Some(first) = nodes.first().cloned() else {
+            return Err(ApiError::unavailable("no node of the cluster is available"));
+        };
+        let mut path = req.path.to_string();
+        let mut query = req.parts.uri.query().map(str::to_string);
+        let mut answer = tenancy::Answer::Pass;
+        if let Some(t) = req.tenant {
+            let plan = tenancy::prepare(&first, t, req.endpoint, &path, query.as_deref(), None).await?;
+            (path, query, answer) = (plan.path, plan.query, plan.answer);
+        }
+        ctx.node = Some(format!("{} nodes", nodes.len()));
+        let pq = proxy::upstream_path(ctx.version.as_ref(), &self.cluster.max_api_version(), &path, query.as_deref());
+        let headers = proxy::copy_headers(&req.parts.headers);
+        let send = |node: Arc<Node>| {
+            let mut up = Request::new(body::empty());
+            *up.method_mut() = req.parts.method.clone();
+            *up.headers_mut() = headers.clone();
+            up.headers_mut().remove(header::CONTENT_LENGTH);
+            let pq = pq.clone();
+            async move {
+                *up.uri_mut() =
+                    pq.parse().map_err(|e| EngineError::Broken { node: node.name(), cause: format!("{e}") })?;
+                node.send(up).await
+            }
+        };
+        if matches!(req.endpoint, Endpoint::Events) {
+            let opened = futures_util::future::join_all(nodes.iter().map(|n| send(n.clone()))).await;
+            let mut bodies = Vec::new();
+            let mut warnings = Vec::new();
+            for (node, r) in nodes.iter().zip(opened) {
+                match r {
+                    Ok(resp) if resp.status().is_success() => bodies.push(body::stream(resp.into_body())),
+                    Ok(resp) => return Ok(proxy::relay_response(resp)),
+                    Err(e) => warnings.push(format!("node {} left out: {e}", node.name())),
+                }
+            }
+            let mut resp = Response::new(body::merge_lines(bodies));
+            resp.headers_mut().insert(header::CONTENT_TYPE, header::HeaderValue::from_static("application/json"));
+            add_warnings(&mut resp, &warnings);
+            return Ok(match req.tenant {
+                Some(t) => resp.map(|b| tenancy::events::filter_stream(t.to_string(), b, tenancy::events::view)),
+                None => resp,
+            });
+        }
+        let calls = nodes.iter().map(|n| {
+            let call = send(n.clone());
+            async move {
+                let resp = tokio::time::timeout(FAN_OUT_TIMEOUT, call)
+                    .await
+                    .map_err(|_| format!("did not answer within {}s", FAN_OUT_TIMEOUT.as_secs()))?
+                    .map_err(|e| e.to_string())?;
+                let status = resp.status();
+                let bytes = body::collect_limited(resp.into_body(), proxy::SMALL_ANSWER_LIMIT)
+                    .await
+                    .map_err(|e| format!("failed during its answer: {e}"))?;
+                Ok::<_, String>((status, bytes))
+            }
+        });
+        let results = futures_util::future::join_all(calls).await;
+        let mut answers: Vec<Bytes> = Vec::new();
+        let mut refusals: Vec<(StatusCode, Bytes)> = Vec::new();
+        let mut warnings = Vec::new();
+        for (node, r) in nodes.iter().zip(results) {
+            match r {
+                Ok((status, bytes)) if status.is_success() => answers.push(bytes),
+                Ok((status, bytes)) => refusals.push((status, bytes)),
+                Err(e) => warnings.push(format!("node {} left out: {e}", node.name())),
+            }
+        }
+        for node in &nodes {
+            if changes_holdings(req.endpoint, &req.parts.method) {
+                node.refresh_soon();
+            }
+        }
+        // Image removal and tagging succeed where the image is; elsewhere the engine's 404 is no failure.
+        let tolerant = matches!(req.endpoint, Endpoint::Image { .. });
+        if answers.is_empty() || (!tolerant && !refusals.is_empty()) {
+            if let Some((status, bytes)) = refusals.into_iter().next() {
+                let resp = plain(status, bytes);
+                return Ok(match req.tenant {
+                    Some(t) => tenant_view(t, &answer, resp.map(body::full)).await,
+                    None => resp.map(body::full),
+                });
+            }
+            return Err(ApiError::unavailable(format!("no node answered: {}", warnings.join("; "))));
+        }
+        let merged = merge::merge(req.endpoint, req.parts.uri.query(), answers).map_err(ApiError::bad_gateway)?;
+        let mut resp = plain(StatusCode::OK, merged).map(body::full);
+        if matches!(req.endpoint, Endpoint::Image { op: crate::api::ImageOp::Tag, .. }) {
+            *resp.status_mut() = StatusCode::CREATED;
+        }
+        add_warnings(&mut resp, &warnings);
+        Ok(match req.tenant {
+            Some(t) => tenant_view(t, &answer, resp).await,
+            None => resp,
+        })
+    }
+}
+
+/// Whether a probe finds the object on `node`: among the tenant's own objects, or any object for the admin.
+async fn probe_one(node: &Node, probe: &Probe, tenant: Option<&str>) -> Result<bool, ApiError> {
+    let found = |r: Result<(), ApiError>| match r {
+        Ok(()) => Ok(true),
+        Err(e) if e.status == StatusCode::NOT_FOUND => Ok(false),
+        Err(e) => Err(e),
+    };
+    if let Some(t) = tenant {
+        let r = Resolver { node, tenant: t };
+        return match probe {
+            Probe::Container(c) => found(r.container(c).await.map(|_| ())),
+            Probe::Exec(e) => found(r.exec(e).await),
+            Probe::Network(n) => found(r.network(n).await.map(|_| ())),
+            Probe::Volume(v) => found(r.volume(v).await.map(|_| ())),
+            Probe::Image(i) => exists(node, &format!("/images/{}/json", encode(i))).await,
+        };
+    }
+    let path = match probe {
+        Probe::Container(c) => format!("/containers/{}/json", encode(c.trim_start_matches('/'))),
+        Probe::Exec(e) => format!("/exec/{}/json", encode(e)),
+        Probe::Network(n) => format!("/networks/{}", encode(n)),
+        Probe::Volume(v) => format!("/volumes/{}", encode(v)),
+        Probe::Image(i) => format!("/images/{}/json", encode(i)),
+    };
+    exists(node, &path).await
+}
+
+async fn exists(node: &Node, path: &str) -> Result<bool, ApiError> {
+    match node.get_json(path).await {
+        Ok(_) => Ok(true),
+        Err(EngineError::Answer { status: StatusCode::NOT_FOUND, .. }) => Ok(false),
+        Err(EngineError::Answer { status, message, .. }) if status.is_client_error() => {
+            Err(ApiError::new(status, message))
+        }
+        Err(e) => Err(proxy::engine_error(e)),
+    }
+}
+
+/// A network a container joins by name that is not one of the engine's own.
+fn is_user_network(name: &str) -> bool {
+    !name.is_empty() && !["default", "bridge", "none", "host"].contains(&name) && !name.starts_with("container:")
+}
+
+/// A struct field as Go's decoder finds it.
+fn field<'a>(v: &'a Value, name: &str) -> Option<&'a Value> {
+    v.as_object()?.iter().find(|(k, _)| go_fold_eq(k, name)).map(|(_, v)| v).filter(|v| !v.is_null())
+}
+
+fn strings(v: &Value, name: &str) -> Vec<String> {
+    field(v, name)
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .filter_map(|s| s.as_str().map(str::to_string))
+        .collect()
+}
+
+fn plain(status: StatusCode, bytes: Bytes) -> Response<Bytes> {
+    let mut resp = Response::new(bytes);
+    *resp.status_mut() = status;
+    resp.headers_mut().insert(header::CONTENT_TYPE, header::HeaderValue::from_static("application/json"));
+    resp
+}
+
+/// `Warning: 199 mtswarm "node node2 left out: ..."`, one per node left out of a list.
+fn add_warnings(resp: &mut Response<Body>, warnings: &[String]) {
+    for w in warnings {
+        let text = w.replace(['"', '\\', '\r', '\n'], " ");
+        if let Ok(v) = header::HeaderValue::from_str(&format!("199 mtswarm \"{text}\"")) {
+            resp.headers_mut().append(header::WARNING, v);
+        }
+    }
+}
