@@ -315,14 +315,26 @@ image_tar() {
 	echo "$tar"
 }
 has_image() { e_api "$1" "/images/$2/json" >/dev/null 2>&1; }
-# Makes sure engine N has the test image under both names (importing it from tarball $2 if needed).
-# Sets IMPORTED=1 if it had to import it.
+# Makes sure engine N has the test image under both names. Node0 imports it from tarball $2; the others load
+# node0's (docker save | docker load), so the image has one id on every engine, as a pulled image would.
+# Sets IMPORTED=1 if it had to import it. A node whose image differs from node0's gets node0's.
 engine_image() {
-	local n=$1 h
+	local n=$1 h h0
 	h=unix://$(e_sock "$n")
+	h0=unix://$(e_sock 0)
+	if [ "$n" != 0 ] && has_image "$n" "$IMAGE" && has_image 0 "$IMAGE" &&
+		[ "$(docker -H "$h" image inspect -f '{{.Id}}' "$IMAGE")" != "$(docker -H "$h0" image inspect -f '{{.Id}}' "$IMAGE")" ]; then
+		log "node$n: its $IMAGE differs from node0's: replacing it"
+		docker -H "$h" rmi -f "$IMAGE" "$IMAGE_ALIAS" >/dev/null 2>&1 || true
+	fi
 	if ! has_image "$n" "$IMAGE"; then
-		log "node$n: importing $IMAGE"
-		docker -H "$h" import --change 'CMD ["/bin/sh"]' - "$IMAGE" <"$2" >/dev/null || die "node$n: docker import failed"
+		if [ "$n" != 0 ] && has_image 0 "$IMAGE"; then
+			log "node$n: loading $IMAGE from node0"
+			docker -H "$h0" save "$IMAGE" | docker -H "$h" load >/dev/null || die "node$n: docker load failed"
+		else
+			log "node$n: importing $IMAGE"
+			docker -H "$h" import --change 'CMD ["/bin/sh"]' - "$IMAGE" <"$2" >/dev/null || die "node$n: docker import failed"
+		fi
 		IMPORTED=1
 	fi
 	if ! has_image "$n" "$IMAGE_ALIAS"; then

@@ -64,7 +64,8 @@ pub struct RawManage {
     /// Address to listen on: tcp://ADDR:PORT or unix:///PATH; may be repeated [default: tcp://127.0.0.1:2376].
     #[arg(short = 'H', long = "host")]
     pub hosts: Vec<String>,
-    /// The engines: an engine URL (tcp://HOST:PORT, unix:///PATH) or nodes://HOST:PORT,HOST:PORT
+    /// The engines: an engine URL (tcp://HOST:PORT, unix:///PATH), nodes://HOST:PORT,HOST:PORT, file:///PATH
+    /// (one HOST:PORT a line, ranges as 10.0.0.[10:20]:2375) or etcd://HOST:PORT/PREFIX (nodes added by `mtswarm join`)
     /// [default: unix:///var/run/docker.sock].
     pub discovery: Option<String>,
     /// Seconds to wait for a connection to an engine before calling it unavailable [default: 3].
@@ -208,7 +209,7 @@ impl Config {
         let hosts = if raw.hosts.is_empty() { vec![ListenAddr::DEFAULT.to_string()] } else { raw.hosts.clone() };
         let listen = hosts.iter().map(|h| ListenAddr::parse(h)).collect::<Result<Vec<_>, _>>()?;
         let discovery = match &raw.discovery {
-            Some(d) => Discovery::parse(d)?,
+            Some(d) => Discovery::parse(d).map_err(|e| e.to_string())?,
             None => Discovery::default(),
         };
         let secs = raw.engine_connect_timeout_secs.unwrap_or(3.0);

@@ -47,6 +47,8 @@ enum Command {
         #[command(subcommand)]
         command: TokensCommand,
     },
+    /// Register an engine in etcd discovery and keep it registered until stopped.
+    Join(mtswarm::cluster::join::RawJoin),
 }
 
 #[derive(Subcommand)]
@@ -122,6 +124,15 @@ fn real_main(cli: Cli) -> anyhow::Result<()> {
             } else {
                 out.write_all(mtswarm::usage_cli::table(&answer).as_bytes())?;
             }
+            Ok(())
+        }
+        Command::Join(raw) => {
+            let config = mtswarm::cluster::join::JoinConfig::from_raw(&raw)?;
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .context("cannot start the runtime")?;
+            rt.block_on(mtswarm::cluster::join::run(config, shutdown_signal()))?;
             Ok(())
         }
         Command::Manage(raw) => {

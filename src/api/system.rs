@@ -118,7 +118,10 @@ pub async fn info(cluster: &Cluster, warnings: &[String], tenant: Option<TenantV
         let updated = facts
             .updated_at
             .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
-            .map(|d| format!("{}s since the epoch", d.as_secs()))
+            .and_then(|d| {
+                std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).ok().map(|n| n.saturating_sub(d))
+            })
+            .map(|ago| format!("{} seconds ago", ago.as_secs()))
             .unwrap_or_else(|| "never".into());
         status.push(pair("  └ UpdatedAt", &updated));
         status.push(pair("  └ ServerVersion", facts.server_version.as_deref().unwrap_or("")));

@@ -12,6 +12,8 @@
 
 pub mod connector;
 pub mod discovery;
+pub mod etcd;
+pub mod join;
 pub mod node;
 
 use std::collections::BTreeMap;
@@ -25,7 +27,7 @@ use crate::api::{ApiError, ApiVersion, Endpoint, ImageOp, NetworkOp};
 use crate::scheduler::{self, ContainerView, NoNode, NodeView, Placement, Strategy};
 use crate::tenancy::names;
 pub use connector::EngineAddr;
-pub use discovery::Discovery;
+pub use discovery::{Discovery, DiscoveryError};
 pub use node::{CachedContainer, EngineError, Node};
 
 /// The API version mtswarm speaks when no engine has told it its own yet.

@@ -230,6 +230,8 @@ impl Gateway {
         *upstream.uri_mut() = req.parts.uri.clone();
         *upstream.version_mut() = req.parts.version;
         *upstream.headers_mut() = headers;
+        // The connection's hijack slot and TLS peer travel in the extensions.
+        *upstream.extensions_mut() = req.parts.extensions.clone();
         if endpoint.may_hijack() {
             let resp = hijack::forward(node, upstream, pq).await?;
             return match req.tenant {

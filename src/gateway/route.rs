@@ -348,6 +348,16 @@ impl Gateway {
         Ok(out)
     }
 
+    /// One warning per unhealthy node, which lists leave out.
+    fn unavailable_warnings(&self) -> Vec<String> {
+        self.cluster
+            .nodes()
+            .iter()
+            .filter(|n| !n.healthy())
+            .map(|n| format!("node {} left out: it is unavailable", n.name()))
+            .collect()
+    }
+
     /// A list, a prune or a stream asked of every healthy node, the answers merged into one.
     pub(crate) async fn fan_out(&self, ctx: &mut RequestCtx, req: &Forward<'_>) -> Result<Response<Body>, ApiError> {
         let nodes = self.cluster.healthy_nodes();
@@ -379,7 +389,7 @@ impl Gateway {
         if matches!(req.endpoint, Endpoint::Events) {
             let opened = futures_util::future::join_all(nodes.iter().map(|n| send(n.clone()))).await;
             let mut bodies = Vec::new();
-            let mut warnings = Vec::new();
+            let mut warnings = self.unavailable_warnings();
             for (node, r) in nodes.iter().zip(opened) {
                 match r {
                     Ok(resp) if resp.status().is_success() => bodies.push(body::stream(resp.into_body())),
@@ -412,7 +422,7 @@ impl Gateway {
         let results = futures_util::future::join_all(calls).await;
         let mut answers: Vec<Bytes> = Vec::new();
         let mut refusals: Vec<(StatusCode, Bytes)> = Vec::new();
-        let mut warnings = Vec::new();
+        let mut warnings = self.unavailable_warnings();
         for (node, r) in nodes.iter().zip(results) {
             match r {
                 Ok((status, bytes)) if status.is_success() => answers.push(bytes),

@@ -55,10 +55,12 @@ pub struct Testbed {
     pub engines: Vec<String>,
     /// The test image, present on every engine.
     pub image: String,
+    /// The etcd's client URL (`http://HOST:PORT`).
+    pub etcd: String,
 }
 
 /// Reads the test bed's env file once (`MTSWARM_TESTBED_ENV`, default `/run/mtswarm-testbed/env`), falling back
-/// to the local engine and `busybox:latest`.
+/// to the local engine, `busybox:latest` and the test bed's etcd address.
 pub fn testbed() -> &'static Testbed {
     static TESTBED: OnceLock<Testbed> = OnceLock::new();
     TESTBED.get_or_init(|| {
@@ -82,6 +84,7 @@ pub fn testbed() -> &'static Testbed {
             engine0,
             engines,
             image: vars.get("MTSWARM_TEST_IMAGE").cloned().unwrap_or_else(|| "busybox:latest".to_string()),
+            etcd: vars.get("MTSWARM_ETCD").cloned().unwrap_or_else(|| "http://127.0.0.1:23790".to_string()),
         }
     })
 }
@@ -893,6 +896,19 @@ impl Spawned {
             }
         });
         Spawned { desc, child, stdin, lines, seen: Vec::new(), stderr }
+    }
+
+    /// Starts the real `mtswarm ARGS` in the background, for commands that run until stopped (`join`).
+    pub fn mtswarm(args: &[&str]) -> Spawned {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_mtswarm"));
+        cmd.args(args);
+        Spawned::start(&mut cmd, format!("mtswarm {}", args.join(" ")), false)
+    }
+
+    /// Sends SIGTERM to the command itself, as a service manager stopping it would.
+    pub fn terminate(&self) {
+        let status = Command::new("kill").args(["-TERM", &self.child.id().to_string()]).status();
+        assert!(status.as_ref().is_ok_and(|s| s.success()), "`{}`: kill -TERM: {status:?}", self.desc);
     }
 
     /// Writes to the command's stdin (see `Client::spawn_with_stdin`).
