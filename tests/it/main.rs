@@ -7,10 +7,12 @@
 
 mod support;
 mod support_auth;
+mod support_cluster;
 mod support_tls;
 
 mod apifilter;
 mod auth;
+mod cluster;
 mod compose;
 mod containers;
 mod discovery;

@@ -1439,3 +1439,9 @@ impl Http {
         }
     }
 }
+
+/// The docker CLI straight against the engine at `engine` (a URL), for the cluster tests, which look at where
+/// containers landed on each engine. `Err` only when the command had to be killed.
+pub fn engine_docker_at(engine: &str, args: &[&str]) -> Result<Output, String> {
+    engine_command(engine, args, None, &[], CLI_TIMEOUT)
+}

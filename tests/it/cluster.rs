@@ -1,0 +1,591 @@
+//! The cluster: mtswarm in front of the three engines of the test bed (node0, node1, node2), as Docker Swarm
+//! classic was, driven through the real docker CLI and raw HTTP.
+//!
+//! Where a container landed is asked of the engines themselves (`support_cluster::placement`), never of mtswarm.
+//! Every test holds `cluster_lock` (they share node1 and node2, and one stops node2) and counts only its own
+//! tenants' containers: the other tests run meanwhile and put theirs on node0. Containers that should spread or
+//! pack carry a memory reservation (`-m`) large enough to outweigh whatever the other tests leave on node0.
+//!
+//! All of this is mtswarm's own behaviour: in direct mode (`MTSWARM_IT_DIRECT=1`) every test returns at once.
+
+use std::collections::BTreeMap;
+use std::fs;
+use std::io::Write;
+
+use serde_json::json;
+
+use crate::support::*;
+use crate::support_cluster::*;
+
+/// `docker run -d EXTRA... busybox sleep 600` as `c`; returns the printed id.
+fn run(c: &Client, extra: &[&str]) -> String {
+    let out = try_run(c, extra);
+    assert!(out.success(), "expected success: {out}");
+    out.stdout.trim().to_string()
+}
+
+/// `docker run -d EXTRA... busybox sleep 600` as `c`, whatever it answers.
+fn try_run(c: &Client, extra: &[&str]) -> Output {
+    let mut args = vec!["run", "-d"];
+    args.extend_from_slice(extra);
+    args.extend_from_slice(&[image(), "sleep", "600"]);
+    c.docker(&args)
+}
+
+/// `docker run -d EXTRA... busybox sh -c SCRIPT` as `c`, whatever it answers.
+fn try_run_sh(c: &Client, extra: &[&str], script: &str) -> Output {
+    let mut args = vec!["run", "-d"];
+    args.extend_from_slice(extra);
+    args.extend_from_slice(&[image(), "sh", "-c", script]);
+    c.docker(&args)
+}
+
+/// The placement map for counts given in the engines' order (node0, node1, node2).
+fn counts(n: [usize; 3]) -> BTreeMap<String, usize> {
+    engines().iter().zip(n).map(|(e, n)| (e.name.clone(), n)).collect()
+}
+
+/// `-e constraint:node==NAME`'s value.
+fn on(node: &str) -> String {
+    format!("constraint:node=={node}")
+}
+
+/// A container's labels and env, as the tenant inspects them.
+fn labels_and_env(c: &Client, container: &str) -> (serde_json::Map<String, serde_json::Value>, Vec<String>) {
+    let out = c.ok(&["inspect", "--format", "{{json .Config.Labels}}\t{{json .Config.Env}}", container]);
+    let (labels, env) = out.split_once('\t').unwrap_or_else(|| panic!("unexpected inspect output {out:?}"));
+    let labels: serde_json::Value = serde_json::from_str(labels).expect("labels as JSON");
+    // The test image (an import of a rootfs) has no Env of its own: a container without any has `null`.
+    let env: Option<Vec<String>> = serde_json::from_str(env).expect("env as JSON");
+    (labels.as_object().cloned().unwrap_or_default(), env.unwrap_or_default())
+}
+
+/// The JSON array of strings in label `key`, as Swarm classic keeps scheduling expressions.
+fn label_list(labels: &serde_json::Map<String, serde_json::Value>, key: &str) -> Vec<String> {
+    let text = labels.get(key).and_then(|v| v.as_str()).unwrap_or_else(|| panic!("no label {key} in {labels:?}"));
+    serde_json::from_str(text).unwrap_or_else(|e| panic!("label {key}={text:?} is not a JSON array of strings: {e}"))
+}
+
+// ---------------------------------------------------------------------------------------------------------
+// Strategies
+// ---------------------------------------------------------------------------------------------------------
+
+#[test]
+fn spread_puts_six_containers_two_on_each_node() {
+    if skip_in_direct_mode("scheduling") {
+        return;
+    }
+    let _lock = cluster_lock();
+    let t = Test::new();
+    let gw = cluster_gateway(&t, &[]);
+    let alice = gw.tenant("alice");
+    for _ in 0..6 {
+        run(&alice, &["-m", "4g"]);
+    }
+    assert_eq!(placement(&alice.tenant_id), counts([2, 2, 2]), "spread is the default strategy\n{}", gw.stderr());
+}
+
+#[test]
+fn binpack_fills_one_node_before_the_next() {
+    if skip_in_direct_mode("scheduling") {
+        return;
+    }
+    let _lock = cluster_lock();
+    let t = Test::new();
+    let gw = cluster_gateway(&t, &["--strategy", "binpack"]);
+    let alice = gw.tenant("alice");
+    // 9 GiB each: two fit in a node's ~23.5 GiB, a third does not.
+    for i in 1..=4 {
+        run(&alice, &["-m", "9g"]);
+        let p = placement(&alice.tenant_id);
+        assert!(p.values().all(|&n| n <= 2), "a node holds more than 2 containers of 9 GiB: {p:?}");
+        if i == 2 {
+            assert_eq!(shape(&p), [2, 0, 0], "the first two were not packed on one node: {p:?}\n{}", gw.stderr());
+        }
+    }
+    let p = placement(&alice.tenant_id);
+    assert_eq!(shape(&p), [2, 2, 0], "four containers of 9 GiB: {p:?}\n{}", gw.stderr());
+}
+
+// ---------------------------------------------------------------------------------------------------------
+// Constraints and affinities
+// ---------------------------------------------------------------------------------------------------------
+
+#[test]
+fn constraints_choose_the_nodes() {
+    if skip_in_direct_mode("scheduling") {
+        return;
+    }
+    let _lock = cluster_lock();
+    let t = Test::new();
+    let gw = cluster_gateway(&t, &[]);
+    let alice = gw.tenant("alice");
+    // Each create reserves 1 GiB, so that spread alone would use every node, node0 included.
+    let table: &[(&[&str], &[&str])] = &[
+        (&["-e", "constraint:node==node2"], &["node2"]),
+        (&["-e", "constraint:zone==z1"], &["node1"]),
+        (&["-e", "constraint:node!=node0"], &["node1", "node2"]),
+        (&["-e", "constraint:node==/node[12]/"], &["node1", "node2"]),
+        (&["--label", r#"com.docker.swarm.constraints=["node==node1"]"#], &["node1"]),
+    ];
+    for (extra, allowed) in table {
+        for _ in 0..3 {
+            let mut args = vec!["-m", "1g"];
+            args.extend_from_slice(extra);
+            let id = run(&alice, &args);
+            let node = node_of(&alice.tenant_id, &id);
+            assert!(
+                allowed.contains(&node.as_str()),
+                "`docker run {args:?}` landed on {node}, not on one of {allowed:?}"
+            );
+        }
+    }
+
+    // The env entry is moved into Swarm classic's label; the container keeps its rule, not the variable.
+    let id = run(&alice, &["--name", "moved", "-e", "constraint:node==node2", "-e", "KEPT=1"]);
+    assert_eq!(node_of(&alice.tenant_id, &id), "node2");
+    let (labels, env) = labels_and_env(&alice, "moved");
+    assert_eq!(label_list(&labels, CONSTRAINTS_LABEL), ["node==node2"], "{labels:?}");
+    assert!(!env.iter().any(|e| e.starts_with("constraint:")), "the constraint is still in Env: {env:?}");
+    assert!(env.iter().any(|e| e == "KEPT=1"), "the other env entries must stay: {env:?}");
+}
+
+#[test]
+fn a_constraint_no_node_matches_fails_the_create() {
+    if skip_in_direct_mode("scheduling") {
+        return;
+    }
+    let _lock = cluster_lock();
+    let t = Test::new();
+    let gw = cluster_gateway(&t, &[]);
+    let alice = gw.tenant("alice");
+
+    let err = alice.fails(&["run", "-d", "-e", "constraint:node==node9", image(), "sleep", "600"]);
+    assert!(err.contains("node==node9") && err.contains("no node"), "{err}");
+
+    let r = alice.http().post_json(
+        "/containers/create",
+        &json!({"Image": image(), "Cmd": ["true"], "Env": ["constraint:node==node9"]}),
+    );
+    assert_eq!(r.status, 503, "{r}");
+    assert!(r.message().contains("node==node9"), "{r}");
+    assert!(containers_of(&alice.tenant_id).is_empty(), "a refused create left a container behind");
+}
+
+#[test]
+fn a_soft_constraint_no_node_matches_is_dropped() {
+    if skip_in_direct_mode("scheduling") {
+        return;
+    }
+    let _lock = cluster_lock();
+    let t = Test::new();
+    let gw = cluster_gateway(&t, &[]);
+    let alice = gw.tenant("alice");
+    let id = run(&alice, &["-e", "constraint:node==~node9"]);
+    let c = placed(&alice.tenant_id, &id);
+    assert_eq!(c.state, "running", "{c:?}");
+}
+
+#[test]
+fn affinities_follow_the_tenants_own_containers() {
+    if skip_in_direct_mode("scheduling") {
+        return;
+    }
+    let _lock = cluster_lock();
+    let t = Test::new();
+    let gw = cluster_gateway(&t, &[]);
+    let alice = gw.tenant("alice");
+    let bob = gw.tenant("bob");
+    let mut with_web = vec![];
+
+    run(&alice, &["--name", "web", "-e", &on("node1")]);
+    for _ in 0..3 {
+        let id = run(&alice, &["-m", "1g", "-e", "affinity:container==web"]);
+        assert_eq!(node_of(&alice.tenant_id, &id), "node1", "affinity:container==web");
+        with_web.push(id);
+    }
+    for _ in 0..3 {
+        let id = run(&alice, &["-m", "1g", "-e", "affinity:container!=web"]);
+        assert_ne!(node_of(&alice.tenant_id, &id), "node1", "affinity:container!=web");
+    }
+    let (labels, env) = labels_and_env(&alice, &with_web[0]);
+    assert_eq!(label_list(&labels, AFFINITIES_LABEL), ["container==web"], "{labels:?}");
+    assert!(!env.iter().any(|e| e.starts_with("affinity:")), "the affinity is still in Env: {env:?}");
+
+    // Another tenant's web is not there for bob: nothing matches...
+    let err = bob.fails(&["run", "-d", "-e", "affinity:container==web", image(), "sleep", "600"]);
+    assert!(err.contains("affinity"), "{err}");
+    assert!(containers_of(&bob.tenant_id).is_empty());
+    // ... until bob has a web of his own, which his containers follow.
+    run(&bob, &["--name", "web", "-e", &on("node2")]);
+    for _ in 0..2 {
+        let id = run(&bob, &["-m", "1g", "-e", "affinity:container==web"]);
+        assert_eq!(node_of(&bob.tenant_id, &id), "node2", "bob's affinity:container==web");
+    }
+}
+
+#[test]
+fn published_ports_never_share_a_node() {
+    if skip_in_direct_mode("scheduling") {
+        return;
+    }
+    let _lock = cluster_lock();
+    let t = Test::new();
+    let gw = cluster_gateway(&t, &[]);
+    let alice = gw.tenant("alice");
+    let bob = gw.tenant("bob");
+    run(&alice, &["-p", "18080:80"]);
+    run(&alice, &["-p", "18080:80"]);
+    run(&bob, &["-p", "18080:80"]);
+    assert_eq!(
+        placement_of(&[&alice.tenant_id, &bob.tenant_id]),
+        counts([1, 1, 1]),
+        "host port 18080 published twice on one node\n{}",
+        gw.stderr()
+    );
+    let err = alice.fails(&["run", "-d", "-p", "18080:80", image(), "sleep", "600"]);
+    assert!(err.contains("18080"), "{err}");
+    assert_eq!(containers_of(&alice.tenant_id).len(), 2, "the refused create left a container behind");
+}
+
+// ---------------------------------------------------------------------------------------------------------
+// Dependencies
+// ---------------------------------------------------------------------------------------------------------
+
+#[test]
+fn containers_follow_the_container_they_depend_on() {
+    if skip_in_direct_mode("scheduling") {
+        return;
+    }
+    let _lock = cluster_lock();
+    let t = Test::new();
+    let gw = cluster_gateway(&t, &[]);
+    let alice = gw.tenant("alice");
+    run(&alice, &["--name", "db", "-v", "/data", "-e", &on("node2")]);
+    // Each dependent reserves 1 GiB: spread alone would move them off node2.
+    let forms: &[&[&str]] = &[&["--volumes-from", "db"], &["--link", "db:db"], &["--network", "container:db"]];
+    for form in forms {
+        for _ in 0..2 {
+            let mut args = vec!["-m", "1g"];
+            args.extend_from_slice(form);
+            let id = run(&alice, &args);
+            assert_eq!(node_of(&alice.tenant_id, &id), "node2", "`docker run {args:?}` did not follow db");
+        }
+    }
+}
+
+#[test]
+fn containers_follow_their_volume_and_network() {
+    if skip_in_direct_mode("scheduling") {
+        return;
+    }
+    let _lock = cluster_lock();
+    let t = Test::new();
+    let gw = cluster_gateway(&t, &[]);
+    let alice = gw.tenant("alice");
+
+    // Not a one-letter name: the CLI reads `-v v:/data` as a Windows drive path, hence an anonymous volume.
+    assert_eq!(alice.ok(&["volume", "create", "data"]), "data");
+    let holding = nodes_holding("volume", &alice.tenant_id, "data");
+    assert_eq!(holding.len(), 1, "volume data is on {holding:?}, not on one node");
+    for _ in 0..3 {
+        let id = run(&alice, &["-m", "1g", "-v", "data:/data"]);
+        assert_eq!(node_of(&alice.tenant_id, &id), holding[0], "a container using volume data");
+    }
+
+    alice.ok(&["network", "create", "net"]);
+    let holding = nodes_holding("network", &alice.tenant_id, "net");
+    assert_eq!(holding.len(), 1, "network net is on {holding:?}, not on one node");
+    for _ in 0..3 {
+        let id = run(&alice, &["-m", "1g", "--network", "net"]);
+        assert_eq!(node_of(&alice.tenant_id, &id), holding[0], "a container on network net");
+    }
+}
+
+// ---------------------------------------------------------------------------------------------------------
+// Names and lists across the nodes
+// ---------------------------------------------------------------------------------------------------------
+
+#[test]
+fn names_are_unique_per_tenant_across_the_cluster() {
+    if skip_in_direct_mode("cluster-wide names") {
+        return;
+    }
+    let _lock = cluster_lock();
+    let t = Test::new();
+    let gw = cluster_gateway(&t, &[]);
+    let alice = gw.tenant("alice");
+    let bob = gw.tenant("bob");
+    let web = |c: &Client, node: &str, word: &str| -> Output {
+        try_run_sh(c, &["--name", "web", "-e", &on(node)], &format!("echo {word}; sleep 600"))
+    };
+
+    let out = web(&alice, "node1", "alice-web");
+    assert!(out.success(), "{out}");
+    let alice_id = out.stdout.trim().to_string();
+    let out = web(&alice, "node2", "alice-again");
+    assert!(!out.success(), "a second web of alice's was created on another node: {out}");
+    assert!(out.stderr.contains("is already in use"), "{out}");
+    assert_eq!(containers_of(&alice.tenant_id).len(), 1, "the refused create left a container behind");
+
+    let out = web(&bob, "node2", "bob-web");
+    assert!(out.success(), "bob may have a web too: {out}");
+    let bob_id = out.stdout.trim().to_string();
+
+    for (c, id, node, word) in [(&alice, &alice_id, "node1", "alice-web"), (&bob, &bob_id, "node2", "bob-web")] {
+        assert_eq!(node_of(&c.tenant_id, id), node);
+        assert_eq!(c.ok(&["ps", "-a", "--format", "{{.Names}}"]), "web");
+        assert_eq!(c.ok(&["inspect", "--format", "{{.Id}}", "web"]), placed(&c.tenant_id, id).id);
+        poll(&format!("{word} in the logs of web"), CHANGE_TIMEOUT, || {
+            c.ok(&["logs", "web"]).contains(word).then_some(())
+        });
+        // A container's hostname is its short id: the exec ran in this tenant's web.
+        assert_eq!(c.ok(&["exec", "web", "hostname"]), id[..12]);
+    }
+
+    alice.ok(&["stop", "-t", "1", "web"]);
+    assert_eq!(placed(&alice.tenant_id, &alice_id).state, "exited");
+    assert_eq!(placed(&bob.tenant_id, &bob_id).state, "running", "alice's stop reached bob's web");
+    alice.ok(&["rm", "web"]);
+    assert!(containers_of(&alice.tenant_id).is_empty());
+    assert_eq!(placed(&bob.tenant_id, &bob_id).state, "running", "alice's rm reached bob's web");
+    bob.ok(&["stop", "-t", "1", "web"]);
+    bob.ok(&["rm", "web"]);
+    assert!(containers_of(&bob.tenant_id).is_empty());
+}
+
+#[test]
+fn lists_fan_out_to_every_node() {
+    if skip_in_direct_mode("cluster lists") {
+        return;
+    }
+    let _lock = cluster_lock();
+    let t = Test::new();
+    let gw = cluster_gateway(&t, &[]);
+    let alice = gw.tenant("alice");
+    let bob = gw.tenant("bob");
+
+    // One container and one volume on each node.
+    for (i, e) in engines().iter().enumerate() {
+        run(&alice, &["--name", &format!("c{i}"), "-v", &format!("v{i}:/data"), "-e", &on(&e.name)]);
+        assert_eq!(nodes_holding("volume", &alice.tenant_id, &format!("v{i}")), [e.name.clone()]);
+    }
+    assert_eq!(placement(&alice.tenant_id), counts([1, 1, 1]));
+    for i in 0..3 {
+        alice.ok(&["network", "create", &format!("n{i}")]);
+    }
+
+    assert_eq!(sorted_lines(&alice.ok(&["ps", "-a", "--format", "{{.Names}}"])), ["c0", "c1", "c2"]);
+    assert_eq!(sorted_lines(&alice.ok(&["volume", "ls", "--format", "{{.Name}}"])), ["v0", "v1", "v2"]);
+    let networks = lines(&alice.ok(&["network", "ls", "--format", "{{.Name}}"]));
+    for n in ["n0", "n1", "n2"] {
+        assert_eq!(networks.iter().filter(|l| *l == n).count(), 1, "network {n} in {networks:?}");
+    }
+    // Every node has the image; it is listed once.
+    let images = lines(&alice.ok(&["images", "--format", "{{.Repository}}:{{.Tag}}"]));
+    assert_eq!(images.iter().filter(|l| *l == image()).count(), 1, "{} in {images:?}", image());
+
+    // Fanning out does not mix the tenants.
+    assert_eq!(bob.ok(&["ps", "-a", "--format", "{{.Names}}"]), "");
+    assert_eq!(bob.ok(&["volume", "ls", "--format", "{{.Name}}"]), "");
+}
+
+#[test]
+fn info_shows_the_cluster_to_the_admin_and_a_tenant_its_own_counts() {
+    if skip_in_direct_mode("cluster info") {
+        return;
+    }
+    let _lock = cluster_lock();
+    let t = Test::new();
+    let gw = cluster_gateway(&t, &["--refresh-interval", "1"]);
+    let alice = gw.tenant("alice");
+    let admin = gw.admin();
+
+    run(&alice, &["-e", &on("node1")]);
+    run(&alice, &["-e", &on("node2")]);
+    alice.ok(&["create", "-e", &on("node0"), image(), "true"]);
+
+    let text = admin.ok(&["info"]);
+    assert!(text.contains("Nodes: 3"), "{text}");
+    for e in engines() {
+        assert!(text.contains(&e.name), "{} is not in the admin's docker info:\n{text}", e.name);
+    }
+    // The admin sees the containers of every node. Other tests create and remove containers on node0 all the
+    // while: poll until mtswarm's count lies between the engines' sums read just before and just after it.
+    let engines_total = || -> i64 {
+        engines()
+            .iter()
+            .map(|e| {
+                let out = e.docker(&["info", "--format", "{{.Containers}}"]);
+                assert!(out.success(), "{out}");
+                out.stdout.trim().parse::<i64>().expect("a number of containers")
+            })
+            .sum()
+    };
+    let mut seen = vec![];
+    poll("the admin's Containers to be the engines' total", CHANGE_TIMEOUT, || {
+        let before = engines_total();
+        let total: i64 = admin.ok(&["info", "--format", "{{.Containers}}"]).parse().expect("a number");
+        let after = engines_total();
+        seen.push((before, total, after));
+        (before.min(after) <= total && total <= before.max(after)).then_some(())
+    });
+
+    // A tenant sees its own containers, on every node, and no node's address.
+    let text = alice.ok(&["info"]);
+    assert!(!text.contains("127.0.0.1:2375"), "a tenant's docker info shows node addresses:\n{text}");
+    let format = "{{.Containers}} {{.ContainersRunning}} {{.ContainersPaused}} {{.ContainersStopped}}";
+    assert_eq!(alice.ok(&["info", "--format", format]), "3 2 0 1");
+}
+
+// ---------------------------------------------------------------------------------------------------------
+// Discovery
+// ---------------------------------------------------------------------------------------------------------
+
+/// Polls until `docker run -d -e constraint:node==NODE` succeeds as `c`; returns the node it landed on.
+fn wait_until_schedulable(c: &Client, node: &str) -> String {
+    let id = poll(&format!("{node} to take containers"), CHANGE_TIMEOUT, || {
+        let out = try_run(c, &["-e", &on(node)]);
+        out.success().then(|| out.stdout.trim().to_string())
+    });
+    node_of(&c.tenant_id, &id)
+}
+
+/// Polls until `docker run -d -e constraint:node==NODE` fails as `c` (the node has left); returns stderr.
+fn wait_until_gone(c: &Client, node: &str) -> String {
+    poll(&format!("{node} to leave the cluster"), CHANGE_TIMEOUT, || {
+        let out = try_run(c, &["-e", &on(node)]);
+        (!out.success()).then_some(out.stderr)
+    })
+}
+
+#[test]
+fn file_discovery_follows_the_file() {
+    if skip_in_direct_mode("discovery") {
+        return;
+    }
+    let _lock = cluster_lock();
+    let t = Test::new();
+    let [n0, n1, n2] = [&engines()[0], &engines()[1], &engines()[2]];
+    // node0 and node1 as a range (they are neighbours on one host), with a comment.
+    let (host, p0) = n0.addr.rsplit_once(':').unwrap();
+    let (_, p1) = n1.addr.rsplit_once(':').unwrap();
+    let first = format!("# the test bed, without node2\n{host}:[{p0}:{p1}]\n");
+    let file = t.path("cluster.txt");
+    fs::write(&file, &first).unwrap();
+    let gw = discovery_gateway(&t, &format!("file://{}", file.display()), &[]);
+    let alice = gw.tenant("alice");
+    let admin = gw.admin();
+
+    assert!(admin.ok(&["info"]).contains("Nodes: 2"), "{}", admin.ok(&["info"]));
+    assert_eq!(wait_until_schedulable(&alice, "node1"), "node1");
+    let err = alice.fails(&["run", "-d", "-e", &on("node2"), image(), "sleep", "600"]);
+    assert!(err.contains("no node"), "node2 is not in the file yet: {err}");
+
+    let mut f = fs::OpenOptions::new().append(true).open(&file).unwrap();
+    f.write_all(format!("{}\n", n2.addr).as_bytes()).unwrap();
+    drop(f);
+    assert_eq!(wait_until_schedulable(&alice, "node2"), "node2", "{}", gw.stderr());
+
+    fs::write(&file, &first).unwrap();
+    let err = wait_until_gone(&alice, "node2");
+    assert!(err.contains("no node"), "{err}");
+    assert_eq!(wait_until_schedulable(&alice, "node0"), "node0", "node0 stays");
+}
+
+#[test]
+fn etcd_discovery_with_mtswarm_join() {
+    if skip_in_direct_mode("discovery") {
+        return;
+    }
+    let _lock = cluster_lock();
+    let t = Test::new();
+    let discovery = format!("etcd://{}/{}", etcd_addr(), t.tag);
+    let mut join1 = Join::start(&t, &engine("node1").addr, &discovery);
+    let mut join2 = Join::start(&t, &engine("node2").addr, &discovery);
+    let gw = discovery_gateway(&t, &discovery, &[]);
+    let alice = gw.tenant("alice");
+
+    assert_eq!(wait_until_schedulable(&alice, "node1"), "node1", "{}", join1.log());
+    assert_eq!(wait_until_schedulable(&alice, "node2"), "node2", "{}", join2.log());
+    let err = alice.fails(&["run", "-d", "-e", &on("node0"), image(), "sleep", "600"]);
+    assert!(err.contains("no node"), "node0 never joined: {err}");
+
+    // SIGTERM: the join deregisters and ends; node2 leaves at once (within the discovery interval).
+    join2.signal("TERM");
+    join2.wait(CHANGE_TIMEOUT);
+    wait_until_gone(&alice, "node2");
+    assert_eq!(wait_until_schedulable(&alice, "node1"), "node1", "node1 stays");
+
+    // SIGKILL: the registration is left to expire after its TTL (3 s).
+    join1.signal("KILL");
+    join1.wait(CHANGE_TIMEOUT);
+    wait_until_gone(&alice, "node1");
+}
+
+// ---------------------------------------------------------------------------------------------------------
+// Node failure
+// ---------------------------------------------------------------------------------------------------------
+
+#[test]
+fn a_failed_node_is_left_out_until_it_comes_back() {
+    if skip_in_direct_mode("node failure") {
+        return;
+    }
+    let _lock = cluster_lock();
+    let t = Test::new();
+    let gw = cluster_gateway(&t, &["--refresh-interval", "1"]);
+    let alice = gw.tenant("alice");
+    let sh = |name: &str, node: &str| {
+        let out = try_run_sh(&alice, &["--name", name, "-e", &on(node)], &format!("echo from-{name}; sleep 600"));
+        assert!(out.success(), "{out}");
+        out.stdout.trim().to_string()
+    };
+    let one = sh("one", "node1");
+    let two = sh("two", "node2");
+    assert_eq!(node_of(&alice.tenant_id, &one), "node1");
+    assert_eq!(node_of(&alice.tenant_id, &two), "node2");
+
+    // Declared after the gateway: it drops first, so node2 is up again before the cleanup.
+    let mut stopped = StoppedEngine::stop(2);
+
+    assert_eq!(alice.ok(&["ps", "-a", "--format", "{{.Names}}"]), "one", "ps without the failed node");
+    let r = alice.http().get("/containers/json?all=1");
+    assert_eq!(r.status, 200, "{r}");
+    let warning = r.header("warning").unwrap_or_else(|| panic!("no Warning header naming node2: {r}"));
+    assert!(warning.contains("node2"), "{r}");
+    let names: Vec<String> = r.json().as_array().unwrap().iter().map(|c| c["Names"][0].to_string()).collect();
+    assert_eq!(names, [r#""/one""#], "{r}");
+
+    let assert_unavailable = || {
+        let err = alice.fails(&["inspect", "two"]);
+        assert!(err.contains("node2") && err.contains("unavailable"), "{err}");
+    };
+    assert_unavailable();
+
+    // The first create may still have been sent to node2 before a refresh (every second) saw it fail; after
+    // that, every create goes to node0 or node1.
+    let first = poll("a create that avoids the failed node2", CHANGE_TIMEOUT, || {
+        let out = try_run(&alice, &["-m", "1g"]);
+        out.success().then(|| out.stdout.trim().to_string())
+    });
+    let mut new = vec![first];
+    for _ in 0..3 {
+        new.push(run(&alice, &["-m", "1g"]));
+    }
+    for id in &new {
+        let node = node_of(&alice.tenant_id, id);
+        assert!(node == "node0" || node == "node1", "a create landed on {node}");
+    }
+    assert_unavailable();
+    assert_eq!(alice.ok(&["exec", "one", "echo", "alive"]), "alive");
+    assert!(alice.ok(&["logs", "one"]).contains("from-one"));
+
+    stopped.start();
+    poll("node2's container to answer inspect again", CHANGE_TIMEOUT, || {
+        alice.docker(&["inspect", "--format", "{{.Id}}", "two"]).success().then_some(())
+    });
+    let ps = sorted_lines(&alice.ok(&["ps", "-a", "--format", "{{.Names}}"]));
+    assert!(ps.contains(&"one".to_string()) && ps.contains(&"two".to_string()), "{ps:?}");
+    assert_eq!(wait_until_schedulable(&alice, "node2"), "node2");
+}
