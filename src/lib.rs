@@ -106,6 +106,9 @@ impl Manager {
             cluster.refresh_all().await;
         };
         let _ = tokio::time::timeout(Duration::from_secs(5), first).await;
+        if cluster.is_multi_node() {
+            cluster.watch_all();
+        }
         let refresher = {
             let (cluster, every) = (cluster.clone(), self.config.refresh_interval);
             tokio::spawn(async move {

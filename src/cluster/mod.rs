@@ -14,6 +14,7 @@ pub mod connector;
 pub mod discovery;
 pub mod etcd;
 pub mod join;
+pub mod listing;
 pub mod node;
 
 use std::collections::BTreeMap;
@@ -96,6 +97,26 @@ impl Cluster {
         self.nodes.read().unwrap_or_else(|e| e.into_inner()).clone()
     }
 
+    /// The container list answered from the registry, when every node is healthy and follows its events;
+    /// `None` sends the request to the engines.
+    pub fn list_containers(&self, query: Option<&str>) -> Option<Vec<Value>> {
+        let q = listing::parse_query(query)?;
+        let nodes = self.nodes();
+        if nodes.is_empty() || !nodes.iter().all(|n| n.healthy() && n.synced()) {
+            return None;
+        }
+        let held: Vec<_> = nodes.iter().map(|n| n.holdings().containers).collect();
+        let inspects = held.iter().flat_map(|h| h.values()).filter_map(|c| c.inspect.as_deref());
+        listing::list(inspects, &q, std::time::SystemTime::now())
+    }
+
+    /// Follows every node's events (the registry of a cluster answers lists itself).
+    pub fn watch_all(&self) {
+        for n in self.nodes() {
+            n.watch();
+        }
+    }
+
     /// The nodes that answer.
     pub fn healthy_nodes(&self) -> Vec<Arc<Node>> {
         self.nodes().into_iter().filter(|n| n.healthy()).collect()
@@ -131,6 +152,7 @@ impl Cluster {
                 let keep = addrs.contains(&n.addr);
                 if !keep {
                     tracing::info!(node = %n.addr, "node left the cluster");
+                    n.stop_watching();
                 }
                 keep
             });
@@ -153,6 +175,9 @@ impl Cluster {
         }
         let refreshes = added.iter().map(|n| refresh_node(n));
         futures_util::future::join_all(refreshes).await;
+        for n in &added {
+            n.watch();
+        }
     }
 
     /// Refreshes every node's facts at once; failures are remembered on the node and logged.

@@ -65,6 +65,10 @@ pub struct CachedContainer {
     pub memory: i64,
     pub nano_cpus: i64,
     pub published: Vec<PublishedPort>,
+    /// The engine's inspect of it, from which lists are answered; `None` for a reservation.
+    pub inspect: Option<std::sync::Arc<serde_json::Value>>,
+    /// When it was last read ([`Node::generation`]): a refresh that began earlier does not remove it.
+    pub seen: u64,
 }
 
 /// What the node holds, as of its last refresh (plus what mtswarm placed there since).
@@ -73,6 +77,10 @@ pub struct Holdings {
     pub containers: BTreeMap<String, CachedContainer>,
     pub images: Vec<ImageView>,
 }
+
+/// Container events that change nothing the registry keeps.
+const IGNORED_ACTIONS: [&str; 10] =
+    ["exec_", "attach", "detach", "resize", "top", "export", "commit", "copy", "archive-path", "extract-to-dir"];
 
 /// How many refreshes in a row may fail (other than by a refused connection) before the node is unhealthy.
 const FAILURES_BEFORE_UNHEALTHY: u32 = 3;
@@ -86,6 +94,13 @@ pub struct Node {
     /// Containers placed here whose create has not been answered yet, by placement ticket.
     pending: Mutex<BTreeMap<u64, CachedContainer>>,
     refresh_queued: std::sync::atomic::AtomicBool,
+    /// Counts reads of containers, so a refresh knows which entries are newer than its list.
+    generation: std::sync::atomic::AtomicU64,
+    /// True while the node's event stream is open and its holdings were read after it opened: they then
+    /// follow the engine within the time an event takes to arrive.
+    synced: std::sync::atomic::AtomicBool,
+    /// The task that follows the node's events.
+    watcher: Mutex<Option<tokio::task::AbortHandle>>,
 }
 
 impl Node {
@@ -101,6 +116,9 @@ impl Node {
             holdings: RwLock::new(Holdings::default()),
             pending: Mutex::new(BTreeMap::new()),
             refresh_queued: Default::default(),
+            generation: Default::default(),
+            synced: Default::default(),
+            watcher: Mutex::new(None),
         }
     }
 
@@ -138,7 +156,9 @@ impl Node {
         let c = self.pending.lock().unwrap_or_else(|e| e.into_inner()).remove(&ticket);
         if let (Some(mut c), Some(id)) = (c, created) {
             c.id = id.to_string();
-            self.holdings.write().unwrap_or_else(|e| e.into_inner()).containers.insert(c.id.clone(), c);
+            c.seen = self.generation.fetch_add(1, std::sync::atomic::Ordering::AcqRel) + 1;
+            // The create event may have been read already: its inspect is worth more than the reservation.
+            self.holdings.write().unwrap_or_else(|e| e.into_inner()).containers.entry(c.id.clone()).or_insert(c);
         }
     }
 
@@ -162,38 +182,132 @@ impl Node {
         });
     }
 
-    /// Re-reads one container (after an update or a rename through mtswarm).
+    /// Re-reads one container (after an event about it); a container that is gone is forgotten.
     pub async fn reread(&self, id: &str) {
-        if let Ok(c) = self.get_json(&format!("/containers/{id}/json")).await {
-            let c = cached_container(&c);
-            self.holdings.write().unwrap_or_else(|e| e.into_inner()).containers.insert(c.id.clone(), c);
+        match self.get_json(&format!("/containers/{id}/json")).await {
+            Ok(c) => {
+                let mut c = cached_container(&c);
+                c.seen = self.generation.fetch_add(1, std::sync::atomic::Ordering::AcqRel) + 1;
+                self.holdings.write().unwrap_or_else(|e| e.into_inner()).containers.insert(c.id.clone(), c);
+            }
+            Err(EngineError::Answer { status: StatusCode::NOT_FOUND, .. }) => self.forget(id),
+            Err(e) => tracing::debug!(node = %self.addr, cause = %e, "engine: a container could not be read"),
         }
     }
 
-    /// Re-reads the node's containers and images. A container already known keeps what its inspect said;
-    /// new ones are inspected.
+    /// True while the node's holdings follow its event stream.
+    pub fn synced(&self) -> bool {
+        self.synced.load(std::sync::atomic::Ordering::Acquire)
+    }
+
+    /// Follows the node's container events until the task is aborted: each event re-reads its container, so
+    /// what the node holds is current within the time an event takes to arrive. The stream is opened before
+    /// the holdings are read, so no change falls between the two; a broken stream is opened again.
+    pub fn watch(self: &Arc<Self>) {
+        let mut slot = self.watcher.lock().unwrap_or_else(|e| e.into_inner());
+        if slot.is_some() {
+            return;
+        }
+        let node = self.clone();
+        let task = tokio::spawn(async move {
+            loop {
+                node.follow_events().await;
+                node.synced.store(false, std::sync::atomic::Ordering::Release);
+                tokio::time::sleep(Duration::from_secs(1)).await;
+            }
+        });
+        *slot = Some(task.abort_handle());
+    }
+
+    /// Stops following the node's events (the node left the cluster).
+    pub fn stop_watching(&self) {
+        if let Some(task) = self.watcher.lock().unwrap_or_else(|e| e.into_inner()).take() {
+            task.abort();
+        }
+        self.synced.store(false, std::sync::atomic::Ordering::Release);
+    }
+
+    async fn follow_events(&self) {
+        let filters = r#"{"type":{"container":true,"network":true}}"#;
+        let path =
+            format!("/events?filters={}", percent_encoding::utf8_percent_encode(filters, crate::tenancy::PATH_SEGMENT));
+        let Ok(req) = Request::get(path).body(body::empty()) else { return };
+        let resp = match self.send(req).await {
+            Ok(r) if r.status().is_success() => r,
+            _ => return,
+        };
+        if self.refresh_holdings().await.is_err() {
+            return;
+        }
+        self.synced.store(true, std::sync::atomic::Ordering::Release);
+        let mut incoming = resp.into_body();
+        let mut buf = bytes::BytesMut::new();
+        loop {
+            while let Some(i) = buf.iter().position(|b| *b == b'\n') {
+                let line = buf.split_to(i + 1);
+                if let Ok(e) = serde_json::from_slice::<serde_json::Value>(&line) {
+                    self.on_event(&e).await;
+                }
+            }
+            match incoming.frame().await {
+                Some(Ok(f)) => {
+                    if let Ok(d) = f.into_data() {
+                        buf.extend_from_slice(&d);
+                    }
+                }
+                _ => return,
+            }
+        }
+    }
+
+    async fn on_event(&self, e: &serde_json::Value) {
+        let s = |p: &str| e.pointer(p).and_then(serde_json::Value::as_str).unwrap_or_default();
+        let (kind, action) = (s("/Type"), s("/Action"));
+        match kind {
+            "container" => {
+                let id = s("/Actor/ID");
+                if action == "destroy" {
+                    self.forget(id);
+                } else if !IGNORED_ACTIONS.iter().any(|a| action.starts_with(a)) {
+                    self.reread(id).await;
+                }
+            }
+            "network" if action == "connect" || action == "disconnect" => {
+                let id = s("/Actor/Attributes/container");
+                if !id.is_empty() {
+                    self.reread(id).await;
+                }
+            }
+            _ => {}
+        }
+    }
+
+    /// Re-reads the node's containers and images, to catch what events did not say (the first time, and
+    /// after a stream broke). Containers already known keep what their last read said; new ones are
+    /// inspected; those the engine no longer lists are dropped unless read since this refresh began.
     pub async fn refresh_holdings(&self) -> Result<(), EngineError> {
+        let began = self.generation.fetch_add(1, std::sync::atomic::Ordering::AcqRel) + 1;
         let (list, images) =
             futures_util::future::join(self.get_json("/containers/json?all=1"), self.get_json("/images/json")).await;
         let list = list?;
         let images = images?;
-        let known = self.holdings.read().unwrap_or_else(|e| e.into_inner()).containers.clone();
-        let mut containers = BTreeMap::new();
-        let mut unknown = Vec::new();
-        for c in list.as_array().into_iter().flatten() {
-            let Some(id) = c.get("Id").and_then(serde_json::Value::as_str) else { continue };
-            match known.get(id) {
-                Some(k) => {
-                    containers.insert(id.to_string(), k.clone());
-                }
-                None => unknown.push(id.to_string()),
-            }
-        }
+        let present: std::collections::BTreeSet<String> = list
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|c| c.get("Id").and_then(serde_json::Value::as_str).map(str::to_string))
+            .collect();
+        let unknown: Vec<String> = {
+            let held = self.holdings.read().unwrap_or_else(|e| e.into_inner());
+            present.iter().filter(|id| !held.containers.contains_key(*id)).cloned().collect()
+        };
+        let mut found = Vec::new();
         for chunk in unknown.chunks(32) {
             let inspects = chunk.iter().map(|id| self.get_json_owned(format!("/containers/{id}/json")));
             for c in futures_util::future::join_all(inspects).await.into_iter().flatten() {
-                let c = cached_container(&c);
-                containers.insert(c.id.clone(), c);
+                let mut c = cached_container(&c);
+                c.seen = began;
+                found.push(c);
             }
         }
         let images = images
@@ -216,7 +330,12 @@ impl Node {
                 }
             })
             .collect();
-        *self.holdings.write().unwrap_or_else(|e| e.into_inner()) = Holdings { containers, images };
+        let mut held = self.holdings.write().unwrap_or_else(|e| e.into_inner());
+        held.containers.retain(|id, c| present.contains(id) || c.seen > began);
+        for c in found {
+            held.containers.entry(c.id.clone()).or_insert(c);
+        }
+        held.images = images;
         Ok(())
     }
 
@@ -360,6 +479,8 @@ pub fn cached_container(c: &serde_json::Value) -> CachedContainer {
         }
     }
     CachedContainer {
+        inspect: Some(std::sync::Arc::new(c.clone())),
+        seen: 0,
         id: s("/Id"),
         name: s("/Name").trim_start_matches('/').to_string(),
         tenant: labels.get(crate::tenancy::TENANT_LABEL).cloned(),

@@ -372,6 +372,17 @@ impl Gateway {
             (path, query, answer) = (plan.path, plan.query, plan.answer);
         }
         ctx.node = Some(format!("{} nodes", nodes.len()));
+        if matches!(req.endpoint, Endpoint::ContainerList) {
+            // Swarm classic's way: the registry follows every engine's events, so it answers for them.
+            if let Some(list) = self.cluster.list_containers(query.as_deref()) {
+                ctx.node = Some("registry".into());
+                let resp = plain(StatusCode::OK, Bytes::from(Value::Array(list).to_string())).map(body::full);
+                return Ok(match req.tenant {
+                    Some(t) => tenant_view(t, &answer, resp).await,
+                    None => resp,
+                });
+            }
+        }
         let pq = proxy::upstream_path(ctx.version.as_ref(), &self.cluster.max_api_version(), &path, query.as_deref());
         let headers = proxy::copy_headers(&req.parts.headers);
         let send = |node: Arc<Node>| {

@@ -368,7 +368,7 @@ fn lists_fan_out_to_every_node() {
     // One container and one volume on each node.
     for (i, e) in engines().iter().enumerate() {
         run(&alice, &["--name", &format!("c{i}"), "-v", &format!("v{i}:/data"), "-e", &on(&e.name)]);
-        assert_eq!(nodes_holding("volume", &alice.tenant_id, &format!("v{i}")), [e.name.clone()]);
+        assert_eq!(nodes_holding("volume", &alice.tenant_id, &format!("v{i}")), std::slice::from_ref(&e.name));
     }
     assert_eq!(placement(&alice.tenant_id), counts([1, 1, 1]));
     for i in 0..3 {
@@ -588,4 +588,95 @@ fn a_failed_node_is_left_out_until_it_comes_back() {
     let ps = sorted_lines(&alice.ok(&["ps", "-a", "--format", "{{.Names}}"]));
     assert!(ps.contains(&"one".to_string()) && ps.contains(&"two".to_string()), "{ps:?}");
     assert_eq!(wait_until_schedulable(&alice, "node2"), "node2");
+}
+
+/// The engines' own lists of a tenant's containers, by id, asked of each engine directly.
+fn engines_list(tenant_id: &str) -> BTreeMap<String, serde_json::Value> {
+    let filters = json!({"label": [format!("{TENANT_LABEL}={tenant_id}")]}).to_string();
+    let mut out = BTreeMap::new();
+    for e in engines() {
+        let http = crate::support::Http::with_headers(&e.url(), &[]);
+        let resp = http.get(&format!("/v1.41/containers/json?all=1&filters={}", url_encode(&filters)));
+        assert_eq!(resp.status, 200, "{resp}");
+        for c in resp.json().as_array().unwrap() {
+            out.insert(c["Id"].as_str().unwrap().to_string(), c.clone());
+        }
+    }
+    out
+}
+
+fn url_encode(s: &str) -> String {
+    s.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' => (b as char).to_string(),
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}
+
+#[test]
+fn the_registry_lists_containers_as_the_engines_do_and_follows_their_events() {
+    if skip_in_direct_mode("the cluster registry") {
+        return;
+    }
+    let _lock = cluster_lock();
+    let t = Test::new();
+    let gw = cluster_gateway(&t, &[]);
+    let alice = gw.tenant("alice");
+    let admin = gw.admin();
+    // Containers in every state, on every node: running with a port and a volume, created, exited with a code,
+    // paused, and one whose command has an argument with a space.
+    run(&alice, &["--name", "up", "-p", "18282:80", "-v", "data:/data", "-e", &on("node0")]);
+    alice.ok(&["create", "--name", "created", "-e", &on("node1"), image(), "true"]);
+    let out = alice.docker(&["run", "--name", "exited", "-e", &on("node2"), image(), "sh", "-c", "exit 3"]);
+    assert_eq!(out.code, Some(3), "{out}");
+    run(&alice, &["--name", "paused", "-e", &on("node1")]);
+    alice.ok(&["pause", "paused"]);
+
+    // The admin's list through mtswarm against the engines' own lists: the same entries, field by field;
+    // the status text is the same but for the seconds that pass between the two reads.
+    let filters = json!({"label": [format!("{TENANT_LABEL}={}", alice.tenant_id)]}).to_string();
+    let path = format!("/v1.41/containers/json?all=1&filters={}", url_encode(&filters));
+    let direct = engines_list(&alice.tenant_id);
+    let resp = admin.http().get(&path);
+    assert_eq!(resp.status, 200, "{resp}");
+    let listed = resp.json();
+    let listed = listed.as_array().unwrap();
+    assert_eq!(listed.len(), 4, "{listed:?}");
+    for c in listed {
+        let id = c["Id"].as_str().unwrap();
+        let want = direct.get(id).unwrap_or_else(|| panic!("{id} is on no engine"));
+        for (field, value) in want.as_object().unwrap() {
+            if field == "Status" {
+                let word = |v: &serde_json::Value| v.as_str().unwrap().split(' ').next().unwrap().to_string();
+                assert_eq!(word(&c[field]), word(value), "{id} Status: {} against {}", c[field], value);
+                continue;
+            }
+            assert_eq!(&c[field], value, "{id} {field}");
+        }
+        assert_eq!(c.as_object().unwrap().len(), want.as_object().unwrap().len(), "{c} against {want}");
+    }
+    let created: Vec<i64> = listed.iter().map(|c| c["Created"].as_i64().unwrap()).collect();
+    assert!(created.windows(2).all(|w| w[0] >= w[1]), "newest first: {created:?}");
+    assert!(gw.stderr().contains("node=\"registry\""), "the list came from the registry:\n{}", gw.stderr());
+    // The tenant's view of the same list: its names, its filters.
+    assert_eq!(
+        sorted_lines(&alice.ok(&["ps", "-a", "--format", "{{.Names}} {{.State}}"])),
+        ["created created", "exited exited", "paused paused", "up running"]
+    );
+    let exited = alice.ok(&["ps", "--filter", "status=exited", "--format", "{{.Names}} {{.Status}}"]);
+    assert!(exited.starts_with("exited Exited (3) ") && exited.ends_with(" ago"), "{exited}");
+
+    // Changes made behind mtswarm's back, directly on an engine, show within the time an event takes.
+    let up = alice.ok(&["inspect", "-f", "{{.Id}}", "up"]);
+    assert!(engine("node0").docker(&["rm", "-f", &up]).success());
+    poll("the removed container to leave the list", CHANGE_TIMEOUT, || {
+        (!alice.ok(&["ps", "-a", "--format", "{{.Names}}"]).lines().any(|l| l == "up")).then_some(())
+    });
+    let label = format!("{TENANT_LABEL}={}", alice.tenant_id);
+    let name = scoped(&alice.tenant_id, "direct");
+    assert!(engine("node2").docker(&["create", "--name", &name, "--label", &label, image(), "true"]).success());
+    poll("the container made on the engine to show", CHANGE_TIMEOUT, || {
+        alice.ok(&["ps", "-a", "--format", "{{.Names}}"]).lines().any(|l| l == "direct").then_some(())
+    });
 }

@@ -260,7 +260,7 @@ pub fn nodes_holding(kind: &str, tenant_id: &str, name: &str) -> Vec<String> {
     for e in engines() {
         let out = e.docker(&[kind, "ls", "--filter", &filter, "--format", "{{.Name}}"]);
         assert!(out.success(), "listing the {kind}s of {tenant_id} on {} failed: {out}", e.name);
-        if lines(&out.stdout).iter().any(|n| *n == want) {
+        if lines(&out.stdout).contains(&want) {
             holding.push(e.name.clone());
         }
     }
