@@ -54,6 +54,105 @@ pub fn parse_query(query: Option<&str>) -> Option<ListQuery> {
 /// The list answer over `containers` (inspects), newest first; `None` if a filter value is one the engine
 /// would refuse (its error is then the engine's to give).
 pub fn list<'a>(containers: impl Iterator<Item = &'a Value>, q: &ListQuery, now: SystemTime) -> Option<Vec<Value>> {
+    let compiled = compile(q)?;
+    let mut out: Vec<Value> = containers.filter(|c| selected(c, q, &compiled)).map(|c| entry(c, now)).collect();
+    out.sort_by_key(|e| std::cmp::Reverse(e.get("Created").and_then(Value::as_i64).unwrap_or(0)));
+    if let Some(l) = q.limit {
+        out.truncate(l);
+    }
+    Some(out)
+}
+
+/// A container's list entry serialized ahead of time, around its status text, which changes with time.
+#[derive(Debug)]
+pub struct Prepared {
+    pub created: i64,
+    head: String,
+    tail: String,
+}
+
+/// Stands for the status text in a prepared entry.
+const STATUS_MARK: &str = "\u{1}mtswarm-status\u{1}";
+
+impl Prepared {
+    pub fn new(inspect: &Value) -> Prepared {
+        let mut e = entry(inspect, SystemTime::now());
+        let created = e.get("Created").and_then(Value::as_i64).unwrap_or(0);
+        e["Status"] = Value::from(STATUS_MARK);
+        let text = e.to_string();
+        let mark = Value::from(STATUS_MARK).to_string();
+        match text.split_once(&mark) {
+            Some((head, tail)) => Prepared { created, head: head.to_string(), tail: tail.to_string() },
+            None => Prepared { created, head: text, tail: String::new() },
+        }
+    }
+
+    /// Appends the entry, with the status text of now.
+    pub fn write(&self, inspect: &Value, now: SystemTime, out: &mut String) {
+        out.push_str(&self.head);
+        if !self.tail.is_empty() || self.head.ends_with(':') {
+            out.push_str(&Value::from(status(inspect, now)).to_string());
+        }
+        out.push_str(&self.tail);
+    }
+}
+
+/// Whether a container passes the query's filters (and `all`).
+pub fn selected(c: &Value, q: &ListQuery, compiled: &Compiled) -> bool {
+    let state = c.pointer("/State/Status").and_then(Value::as_str).unwrap_or_default();
+    let running = c.pointer("/State/Running").and_then(Value::as_bool).unwrap_or(false);
+    if !q.all && !q.filters.contains_key("status") && !running {
+        return false;
+    }
+    let id = c.get("Id").and_then(Value::as_str).unwrap_or_default();
+    let name = c.get("Name").and_then(Value::as_str).unwrap_or_default();
+    if !compiled.ids.is_empty() && !compiled.ids.iter().any(|r| r.is_match(id)) {
+        return false;
+    }
+    if !compiled.names.is_empty() && !compiled.names.iter().any(|r| r.is_match(name)) {
+        return false;
+    }
+    if !labels_match(c.pointer("/Config/Labels"), q.filters.get("label")) {
+        return false;
+    }
+    if let Some(s) = q.filters.get("status") {
+        if !s.contains(state) {
+            return false;
+        }
+    }
+    if let Some(codes) = q.filters.get("exited") {
+        let code = c.pointer("/State/ExitCode").and_then(Value::as_i64).unwrap_or(0).to_string();
+        if state != "exited" || !codes.contains(&code) {
+            return false;
+        }
+    }
+    if let Some(h) = q.filters.get("health") {
+        let health = c.pointer("/State/Health/Status").and_then(Value::as_str).unwrap_or("none");
+        if !h.contains(health) {
+            return false;
+        }
+    }
+    if let Some(nets) = q.filters.get("network") {
+        let on = c.pointer("/NetworkSettings/Networks").and_then(Value::as_object);
+        let hit = on.into_iter().flatten().any(|(n, ep)| {
+            let nid = ep.get("NetworkID").and_then(Value::as_str).unwrap_or_default();
+            nets.iter().any(|want| want == n || (!want.is_empty() && nid.starts_with(want.as_str())))
+        });
+        if !hit {
+            return false;
+        }
+    }
+    true
+}
+
+/// The regular expressions of a query's `id` and `name` filters.
+pub struct Compiled {
+    ids: Vec<regex::Regex>,
+    names: Vec<regex::Regex>,
+}
+
+/// Compiles a query's expressions; `None` if the engine would refuse the query (its error is the engine's).
+pub fn compile(q: &ListQuery) -> Option<Compiled> {
     let status_values = ["created", "restarting", "running", "removing", "paused", "exited", "dead"];
     if q.filters.get("status").is_some_and(|s| s.iter().any(|v| !status_values.contains(&v.as_str()))) {
         return None;
@@ -61,61 +160,7 @@ pub fn list<'a>(containers: impl Iterator<Item = &'a Value>, q: &ListQuery, now:
     let regexes = |key: &str| -> Option<Vec<regex::Regex>> {
         q.filters.get(key).into_iter().flatten().map(|v| regex::Regex::new(v).ok()).collect()
     };
-    let (ids, names) = (regexes("id")?, regexes("name")?);
-    let mut out: Vec<(i64, Value)> = Vec::new();
-    for c in containers {
-        let state = c.pointer("/State/Status").and_then(Value::as_str).unwrap_or_default();
-        let running = c.pointer("/State/Running").and_then(Value::as_bool).unwrap_or(false);
-        if !q.all && !q.filters.contains_key("status") && !running {
-            continue;
-        }
-        let id = c.get("Id").and_then(Value::as_str).unwrap_or_default();
-        let name = c.get("Name").and_then(Value::as_str).unwrap_or_default();
-        if !ids.is_empty() && !ids.iter().any(|r| r.is_match(id)) {
-            continue;
-        }
-        if !names.is_empty() && !names.iter().any(|r| r.is_match(name)) {
-            continue;
-        }
-        if !labels_match(c.pointer("/Config/Labels"), q.filters.get("label")) {
-            continue;
-        }
-        if let Some(s) = q.filters.get("status") {
-            if !s.contains(state) {
-                continue;
-            }
-        }
-        if let Some(codes) = q.filters.get("exited") {
-            let code = c.pointer("/State/ExitCode").and_then(Value::as_i64).unwrap_or(0).to_string();
-            if state != "exited" || !codes.contains(&code) {
-                continue;
-            }
-        }
-        if let Some(h) = q.filters.get("health") {
-            let health = c.pointer("/State/Health/Status").and_then(Value::as_str).unwrap_or("none");
-            if !h.contains(health) {
-                continue;
-            }
-        }
-        if let Some(nets) = q.filters.get("network") {
-            let on = c.pointer("/NetworkSettings/Networks").and_then(Value::as_object);
-            let hit = on.into_iter().flatten().any(|(n, ep)| {
-                let nid = ep.get("NetworkID").and_then(Value::as_str).unwrap_or_default();
-                nets.iter().any(|want| want == n || (!want.is_empty() && nid.starts_with(want.as_str())))
-            });
-            if !hit {
-                continue;
-            }
-        }
-        let entry = entry(c, now);
-        out.push((entry.get("Created").and_then(Value::as_i64).unwrap_or(0), entry));
-    }
-    out.sort_by_key(|(created, _)| std::cmp::Reverse(*created));
-    let mut out: Vec<Value> = out.into_iter().map(|(_, e)| e).collect();
-    if let Some(l) = q.limit {
-        out.truncate(l);
-    }
-    Some(out)
+    Some(Compiled { ids: regexes("id")?, names: regexes("name")? })
 }
 
 /// `label=k` (the key is set) and `label=k=v`, all of them.
@@ -361,5 +406,11 @@ mod tests {
             json!([{"IP": "0.0.0.0", "PrivatePort": 80, "PublicPort": 8080, "Type": "tcp"}, {"PrivatePort": 81, "Type": "udp"}])
         );
         assert_eq!(entry(&cs[1], now)["Status"], "Exited (3) 2 hours ago");
+        // A prepared entry is the entry.
+        for c in &cs {
+            let mut out = String::new();
+            Prepared::new(c).write(c, now, &mut out);
+            assert_eq!(serde_json::from_str::<Value>(&out).unwrap(), entry(c, now));
+        }
     }
 }

@@ -99,15 +99,40 @@ impl Cluster {
 
     /// The container list answered from the registry, when every node is healthy and follows its events;
     /// `None` sends the request to the engines.
-    pub fn list_containers(&self, query: Option<&str>) -> Option<Vec<Value>> {
+    /// The answer is written straight from each container's prepared entry: no copy of the registry.
+    pub fn list_containers(&self, query: Option<&str>) -> Option<String> {
         let q = listing::parse_query(query)?;
+        let compiled = listing::compile(&q)?;
         let nodes = self.nodes();
         if nodes.is_empty() || !nodes.iter().all(|n| n.healthy() && n.synced()) {
             return None;
         }
-        let held: Vec<_> = nodes.iter().map(|n| n.holdings().containers).collect();
-        let inspects = held.iter().flat_map(|h| h.values()).filter_map(|c| c.inspect.as_deref());
-        listing::list(inspects, &q, std::time::SystemTime::now())
+        let mut chosen: Vec<(i64, Arc<Value>, Arc<listing::Prepared>)> = Vec::new();
+        for n in &nodes {
+            n.with_containers(|held| {
+                for c in held.values() {
+                    let (Some(inspect), Some(listed)) = (&c.inspect, &c.listed) else { continue };
+                    if listing::selected(inspect, &q, &compiled) {
+                        chosen.push((listed.created, inspect.clone(), listed.clone()));
+                    }
+                }
+            });
+        }
+        chosen.sort_by_key(|(created, _, _)| std::cmp::Reverse(*created));
+        if let Some(l) = q.limit {
+            chosen.truncate(l);
+        }
+        let now = std::time::SystemTime::now();
+        let mut out = String::with_capacity(chosen.len() * 700 + 2);
+        out.push('[');
+        for (i, (_, inspect, listed)) in chosen.iter().enumerate() {
+            if i > 0 {
+                out.push(',');
+            }
+            listed.write(inspect, now, &mut out);
+        }
+        out.push(']');
+        Some(out)
     }
 
     /// Follows every node's events (the registry of a cluster answers lists itself).

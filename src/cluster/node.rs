@@ -67,6 +67,8 @@ pub struct CachedContainer {
     pub published: Vec<PublishedPort>,
     /// The engine's inspect of it, from which lists are answered; `None` for a reservation.
     pub inspect: Option<std::sync::Arc<serde_json::Value>>,
+    /// Its list entry, serialized once per read of the inspect (all but the status text, which ages).
+    pub listed: Option<std::sync::Arc<super::listing::Prepared>>,
     /// When it was last read ([`Node::generation`]): a refresh that began earlier does not remove it.
     pub seen: u64,
 }
@@ -144,6 +146,11 @@ impl Node {
             h.containers.insert(format!("pending-{ticket}"), c.clone());
         }
         h
+    }
+
+    /// Reads the containers the node held at its last read, without copying them.
+    pub fn with_containers<T>(&self, f: impl FnOnce(&BTreeMap<String, CachedContainer>) -> T) -> T {
+        f(&self.holdings.read().unwrap_or_else(|e| e.into_inner()).containers)
     }
 
     /// Reserves room for a container about to be created here.
@@ -479,6 +486,7 @@ pub fn cached_container(c: &serde_json::Value) -> CachedContainer {
         }
     }
     CachedContainer {
+        listed: Some(std::sync::Arc::new(super::listing::Prepared::new(c))),
         inspect: Some(std::sync::Arc::new(c.clone())),
         seen: 0,
         id: s("/Id"),

@@ -376,7 +376,7 @@ impl Gateway {
             // Swarm classic's way: the registry follows every engine's events, so it answers for them.
             if let Some(list) = self.cluster.list_containers(query.as_deref()) {
                 ctx.node = Some("registry".into());
-                let resp = plain(StatusCode::OK, Bytes::from(Value::Array(list).to_string())).map(body::full);
+                let resp = plain(StatusCode::OK, Bytes::from(list)).map(body::full);
                 return Ok(match req.tenant {
                     Some(t) => tenant_view(t, &answer, resp).await,
                     None => resp,
