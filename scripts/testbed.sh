@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The real test bed of mtswarm: three Docker engines, a Keystone and an etcd, on loopback.
 #
-#   scripts/testbed.sh up     [engines|keystone|etcd]...  start (default: everything); idempotent
+#   scripts/testbed.sh up     [engines|keystone|etcd|overlay]...  start (default: everything); idempotent
 #   scripts/testbed.sh down   [engines|keystone|etcd]...  stop; leaves no process and no mount behind
 #   scripts/testbed.sh status [engines|keystone|etcd]...  one line each; non-zero if any is down
 #   scripts/testbed.sh engine-stop N | engine-start N      stop/start engine nodeN (node-failure tests)
@@ -47,7 +47,16 @@ KDIR=$DATA/keystone
 ETCD_PORT=23790
 ETCD_URL=http://127.0.0.1:$ETCD_PORT
 ETCD_PEER_URL=http://127.0.0.1:23800
-ALL_COMPONENTS=(engines keystone etcd)
+ALL_COMPONENTS=(engines keystone etcd overlay)
+# The overlay component: two more engines, ovnode1 and ovnode2, each in its own network namespace (ovns1, ovns2,
+# veth to the host bridge mtsov0, 10.99.0.1x), with a cluster store (the legacy multi-host networking that
+# dockerd 20.10 still has behind the deprecated --cluster-store/--cluster-advertise) on an etcd of their own
+# with the v2 API, on 10.99.0.1:23791. Their API is tcp://10.99.0.1x:2375; node0 and the host reach it.
+OV_BRIDGE=mtsov0
+OV_NET=10.99.0
+OV_NODES=(1 2)
+OV_ETCD_URL=http://$OV_NET.1:23791
+OV_ETCD_PEER_URL=http://127.0.0.1:23801
 KEYSTONE_STARTED=
 ETCD_STARTED=
 
@@ -164,6 +173,7 @@ packages_for() {
 	engines) echo docker.io busybox-static iproute2 util-linux docker-compose curl ;;
 	keystone) echo python3-keystone sqlite3 curl ;;
 	etcd) echo etcd-server curl ;;
+	overlay) echo docker.io etcd-server iproute2 iptables util-linux curl ;;
 	*) die "unknown component $1" ;;
 	esac
 }
@@ -543,6 +553,114 @@ etcd_down() {
 }
 
 # ---------------------------------------------------------------------------------------------------------
+# Overlay: engines in their own network namespaces, with a cluster store
+
+ov_dir() { echo "$DATA/ov$1"; }
+ov_addr() { echo "$OV_NET.1$1"; }
+ov_url() { echo "tcp://$(ov_addr "$1"):2375"; }
+ov_pid() { pid_from_file "$(ov_dir "$1")/dockerd.pid" dockerd; }
+ov_answers() { curl -sf -m 3 "http://$(ov_addr "$1"):2375/_ping" >/dev/null 2>&1; }
+ov_etcd_pid() { pid_from_file "$STATE/ov-etcd.pid" etcd; }
+ov_etcd_ok() { [[ $(curl -s -m 5 "$OV_ETCD_URL/health" 2>/dev/null) == *'"health":"true"'* ]]; }
+ov_ok() {
+	local n
+	[ -n "$(ov_etcd_pid)" ] && ov_etcd_ok || return 1
+	for n in "${OV_NODES[@]}"; do [ -n "$(ov_pid "$n")" ] && ov_answers "$n" || return 1; done
+}
+# The bridge, the namespaces and their veths; bridged traffic is let through the FORWARD chain, whose policy
+# node0's dockerd sets to DROP.
+ov_network() {
+	local n
+	if [ ! -e "/sys/class/net/$OV_BRIDGE" ]; then ip link add name "$OV_BRIDGE" type bridge; fi
+	ip addr replace "$OV_NET.1/24" dev "$OV_BRIDGE"
+	ip link set "$OV_BRIDGE" up
+	iptables -C FORWARD -i "$OV_BRIDGE" -o "$OV_BRIDGE" -j ACCEPT 2>/dev/null ||
+		iptables -I FORWARD -i "$OV_BRIDGE" -o "$OV_BRIDGE" -j ACCEPT
+	for n in "${OV_NODES[@]}"; do
+		[ -e "/run/netns/ovns$n" ] || ip netns add "ovns$n"
+		if [ ! -e "/sys/class/net/ovh$n" ]; then
+			ip link add "ovh$n" type veth peer name "ovc$n"
+			ip link set "ovc$n" netns "ovns$n"
+		fi
+		ip link set "ovh$n" master "$OV_BRIDGE" up
+		ip -n "ovns$n" addr replace "$(ov_addr "$n")/24" dev "ovc$n"
+		ip -n "ovns$n" link set "ovc$n" up
+		ip -n "ovns$n" link set lo up
+	done
+}
+overlay_up() {
+	local n pid pids=() tar
+	ov_ok && return 0
+	ov_network
+	if [ -z "$(ov_etcd_pid)" ]; then
+		mkdir -p "$DATA/ov-etcd"
+		chmod 700 "$DATA/ov-etcd"
+		log "overlay: starting its etcd (v2 API; log: $STATE/ov-etcd.log)"
+		pid=$(spawn "$STATE/ov-etcd.log" "etcd on $OV_ETCD_URL" etcd --name mtswarm-ov --data-dir "$DATA/ov-etcd" \
+			--enable-v2=true --listen-client-urls "$OV_ETCD_URL" --advertise-client-urls "$OV_ETCD_URL" \
+			--listen-peer-urls "$OV_ETCD_PEER_URL" --initial-advertise-peer-urls "$OV_ETCD_PEER_URL" \
+			--initial-cluster "mtswarm-ov=$OV_ETCD_PEER_URL" --initial-cluster-state new)
+		echo "$pid" >"$STATE/ov-etcd.pid"
+		wait_until "overlay etcd" "$STATE/ov-etcd.log" "$pid" ov_etcd_ok
+	fi
+	for n in "${OV_NODES[@]}"; do
+		[ -n "$(ov_pid "$n")" ] && continue
+		terminate_by_path "$(ov_dir "$n")/exec/containerd/"
+		mkdir -p "$(ov_dir "$n")/data" "$(ov_dir "$n")/exec" "$(ov_dir "$n")/keys"
+		chmod 700 "$(ov_dir "$n")/keys"
+		log "ovnode$n: starting dockerd in network namespace ovns$n (log: $STATE/ovnode$n.log)"
+		# nsenter, not `ip netns exec`, which mounts a new /sys without the cgroup hierarchy dockerd needs.
+		pids[n]=$(spawn "$STATE/ovnode$n.log" "ovnode$n dockerd" nsenter --net="/run/netns/ovns$n" \
+			unshare --uts --mount --propagation private sh -c "$NS_INIT" sh "$(ov_dir "$n")/keys" "ovnode$n" \
+			dockerd --data-root "$(ov_dir "$n")/data" --exec-root "$(ov_dir "$n")/exec" \
+			--pidfile "$(ov_dir "$n")/dockerd.pid" -H "unix://$STATE/ovnode$n.sock" -H "$(ov_url "$n")" \
+			--cluster-store "etcd://$OV_NET.1:23791" --cluster-advertise "$(ov_addr "$n"):2375" \
+			--bridge=none --iptables=false --label "zone=ov$n")
+	done
+	for n in "${OV_NODES[@]}"; do
+		[ -n "${pids[n]:-}" ] || continue
+		wait_until "ovnode$n dockerd" "$STATE/ovnode$n.log" "${pids[n]}" ov_answers "$n"
+	done
+	for n in "${OV_NODES[@]}"; do
+		if ! docker -H "$(ov_url "$n")" image inspect "$IMAGE" >/dev/null 2>&1; then
+			if engine_ok 0 && has_image 0 "$IMAGE"; then
+				docker -H "unix://$(e_sock 0)" save "$IMAGE" | docker -H "$(ov_url "$n")" load >/dev/null ||
+					die "ovnode$n: docker load failed"
+			else
+				tar=$(image_tar)
+				docker -H "$(ov_url "$n")" import --change 'CMD ["/bin/sh"]' - "$IMAGE" <"$tar" >/dev/null ||
+					die "ovnode$n: docker import failed"
+			fi
+		fi
+	done
+	log "overlay: up (ovnode1 $(ov_url 1), ovnode2 $(ov_url 2), cluster store $OV_ETCD_URL)"
+}
+overlay_down() {
+	local n pid
+	for n in "${OV_NODES[@]}"; do
+		pid=$(ov_pid "$n")
+		if [ -n "$pid" ]; then
+			log "stopping ovnode$n (dockerd pid $pid)"
+			terminate "ovnode$n dockerd" "$pid" 60
+		fi
+		terminate_by_path "$(ov_dir "$n")/exec/containerd/"
+		rm -f "$(ov_dir "$n")/dockerd.pid" "$STATE/ovnode$n.sock"
+		if [ -e "/run/netns/ovns$n" ]; then ip netns del "ovns$n" || true; fi
+		if [ -e "/sys/class/net/ovh$n" ]; then ip link del "ovh$n" || true; fi
+	done
+	pid=$(ov_etcd_pid)
+	if [ -n "$pid" ]; then
+		log "stopping the overlay etcd (pid $pid)"
+		terminate "overlay etcd" "$pid" 20
+	fi
+	rm -f "$STATE/ov-etcd.pid"
+	# The cluster store starts empty next time: no network from a run before.
+	rm -rf "$DATA/ov-etcd"
+	while iptables -D FORWARD -i "$OV_BRIDGE" -o "$OV_BRIDGE" -j ACCEPT 2>/dev/null; do :; done
+	if [ -e "/sys/class/net/$OV_BRIDGE" ]; then ip link del "$OV_BRIDGE" || true; fi
+}
+
+# ---------------------------------------------------------------------------------------------------------
 # Env file, status
 
 write_env() {
@@ -572,6 +690,7 @@ write_env() {
 			echo "MTSWARM_KEYSTONE_SERVICE_PROJECT=service"
 		fi
 		if etcd_ok; then echo "MTSWARM_ETCD=$ETCD_URL"; fi
+		if ov_ok; then echo "MTSWARM_OVERLAY_NODES=$(ov_addr 1):2375,$(ov_addr 2):2375"; fi
 	} >"$ENV_FILE.tmp"
 	if [ "$(wc -l <"$ENV_FILE.tmp")" -gt 1 ]; then mv "$ENV_FILE.tmp" "$ENV_FILE"; else rm -f "$ENV_FILE.tmp" "$ENV_FILE"; fi
 }
@@ -601,6 +720,12 @@ status_of() {
 			down=1
 		fi
 		;;
+	overlay)
+		if ov_ok; then echo "overlay: up $(ov_url 1) $(ov_url 2), cluster store $OV_ETCD_URL"; else
+			echo "overlay: down $(ov_url 1) $(ov_url 2)"
+			down=1
+		fi
+		;;
 	esac
 	return $down
 }
@@ -623,7 +748,7 @@ components() {
 	local c
 	if [ $# -eq 0 ]; then set -- "${ALL_COMPONENTS[@]}"; fi
 	for c in "$@"; do
-		case $c in engines | keystone | etcd) comps+=("$c") ;; *) die "unknown component '$c' (engines, keystone, etcd)" ;; esac
+		case $c in engines | keystone | etcd | overlay) comps+=("$c") ;; *) die "unknown component '$c' (engines, keystone, etcd, overlay)" ;; esac
 	done
 }
 lock() {
@@ -649,6 +774,7 @@ main() {
 			case $c in keystone) keystone_start ;; etcd) etcd_start ;; esac
 		done
 		if [[ " ${comps[*]} " == *" engines "* ]]; then engines_up "${ENGINES[@]}"; fi
+		if [[ " ${comps[*]} " == *" overlay "* ]]; then overlay_up; fi
 		for c in "${comps[@]}"; do
 			case $c in keystone) keystone_wait ;; etcd) etcd_wait ;; esac
 		done
@@ -666,9 +792,10 @@ main() {
 			engines) engines_down ;;
 			keystone) keystone_down ;;
 			etcd) etcd_down ;;
+			overlay) overlay_down ;;
 			esac
 		done
-		if [[ " ${comps[*]} " == *" engines "* ]]; then cleanup_mounts; fi
+		if [[ " ${comps[*]} " == *" engines "* || " ${comps[*]} " == *" overlay "* ]]; then cleanup_mounts; fi
 		trap - EXIT
 		write_env
 		log "down: ${comps[*]} in $((SECONDS - start))s"

@@ -38,9 +38,10 @@ pub fn merge(endpoint: &Endpoint, query: Option<&str>, answers: Vec<Bytes>) -> R
         }
         E::ImageList => Value::Array(unique_by_id(concat(docs))),
         E::NetworkList => {
-            // Each engine has its own bridge, host and none: one of each is shown, as on one engine.
+            // Each engine has its own bridge, host and none: one of each is shown, as on one engine; a
+            // multi-host (overlay) network is on every node under one id: shown once.
             let mut seen = HashSet::new();
-            let all = concat(docs)
+            let all = unique_by_id(concat(docs))
                 .into_iter()
                 .filter(|n| {
                     let name = n.get("Name").and_then(Value::as_str).unwrap_or_default();

@@ -86,6 +86,11 @@ impl Gateway {
     /// The node holding the object, among the healthy ones; `None` if no node has it. With one node, that node
     /// (it answers for itself).
     pub(crate) async fn find(&self, probe: &Probe, tenant: Option<&str>) -> Result<Option<Arc<Node>>, ApiError> {
+        Ok(self.find_all(probe, tenant).await?.into_iter().next())
+    }
+
+    /// Every healthy node that holds the object (a multi-host network is on all of them).
+    async fn find_all(&self, probe: &Probe, tenant: Option<&str>) -> Result<Vec<Arc<Node>>, ApiError> {
         let nodes = self.cluster.healthy_nodes();
         let answers = futures_util::future::join_all(nodes.iter().map(|n| probe_one(n, probe, tenant))).await;
         let mut found = Vec::new();
@@ -108,10 +113,9 @@ impl Gateway {
                 }
             }
         }
-        match (found.into_iter().next(), failure) {
-            (Some(n), _) => Ok(Some(n)),
-            (None, Some(e)) => Err(e),
-            (None, None) => Ok(None),
+        match (found.is_empty(), failure) {
+            (true, Some(e)) => Err(e),
+            _ => Ok(found),
         }
     }
 
@@ -339,6 +343,15 @@ impl Gateway {
                     Err(e) if e.status == StatusCode::NOT_FOUND => None,
                     Err(e) => return Err(e),
                 },
+                // A network every node has (an overlay network) places nothing.
+                Probe::Network(_) => {
+                    let on = self.find_all(&p, tenant).await?;
+                    if on.len() == 1 {
+                        on.into_iter().next()
+                    } else {
+                        None
+                    }
+                }
                 _ => self.find(&p, tenant).await?,
             };
             if let Some(n) = found {

@@ -680,3 +680,86 @@ fn the_registry_lists_containers_as_the_engines_do_and_follows_their_events() {
         alice.ok(&["ps", "-a", "--format", "{{.Names}}"]).lines().any(|l| l == "direct").then_some(())
     });
 }
+
+/// The overlay engines of the test bed (`scripts/testbed.sh up overlay`): ovnode1 and ovnode2, each in its own
+/// network namespace, sharing a cluster store.
+fn overlay_nodes() -> Vec<String> {
+    let env = std::fs::read_to_string("/run/mtswarm-testbed/env").unwrap_or_default();
+    let line = env.lines().find_map(|l| l.strip_prefix("MTSWARM_OVERLAY_NODES="));
+    let nodes =
+        line.unwrap_or_else(|| panic!("no MTSWARM_OVERLAY_NODES: the test needs `scripts/testbed.sh up overlay`"));
+    nodes.split(',').map(str::to_string).collect()
+}
+
+/// Removes what a tenant made on the overlay engines, whatever the test's outcome (the harness's cleanup knows
+/// only node0 to node2).
+struct OverlayCleanup(Vec<String>, String);
+
+impl Drop for OverlayCleanup {
+    fn drop(&mut self) {
+        let label = format!("label={TENANT_LABEL}={}", self.1);
+        for node in &self.0 {
+            let url = format!("tcp://{node}");
+            if let Ok(out) = engine_docker_at(&url, &["ps", "-aq", "--filter", &label]) {
+                for id in out.stdout.split_whitespace() {
+                    let _ = engine_docker_at(&url, &["rm", "-f", id]);
+                }
+            }
+            if let Ok(out) = engine_docker_at(&url, &["network", "ls", "-q", "--filter", &label]) {
+                for id in out.stdout.split_whitespace() {
+                    let _ = engine_docker_at(&url, &["network", "rm", id]);
+                }
+            }
+        }
+    }
+}
+
+#[test]
+fn an_overlay_network_spans_the_nodes_of_a_cluster_store() {
+    if skip_in_direct_mode("overlay networks across the cluster") {
+        return;
+    }
+    let nodes = overlay_nodes();
+    let t = Test::new();
+    let gw = discovery_gateway(&t, &format!("nodes://{}", nodes.join(",")), &[]);
+    let (alice, bob) = (gw.tenant("alice"), gw.tenant("bob"));
+    let _cleanup =
+        (OverlayCleanup(nodes.clone(), alice.tenant_id.clone()), OverlayCleanup(nodes, bob.tenant_id.clone()));
+    alice.ok(&["network", "create", "-d", "overlay", "mesh"]);
+    // One network, on every node: listed once, and it places nothing.
+    assert_eq!(lines(&alice.ok(&["network", "ls", "--filter", "driver=overlay", "--format", "{{.Name}}"])), ["mesh"]);
+    alice.ok(&[
+        "run",
+        "-d",
+        "--name",
+        "web",
+        "--network",
+        "mesh",
+        "-e",
+        "constraint:node==ovnode1",
+        image(),
+        "sleep",
+        "600",
+    ]);
+    let out = alice.docker(&[
+        "run",
+        "--rm",
+        "--network",
+        "mesh",
+        "-e",
+        "constraint:node==ovnode2",
+        image(),
+        "sh",
+        "-c",
+        "hostname; ping -c 2 -W 5 web",
+    ]);
+    assert!(out.success(), "a container on ovnode2 reaches web on ovnode1 by name: {out}");
+    assert!(out.stdout.contains("2 packets received"), "{out}");
+    let label = format!("label={TENANT_LABEL}={}", alice.tenant_id);
+    let on_first = engine_docker_at(&format!("tcp://{}", overlay_nodes()[0]), &["ps", "-q", "--filter", &label]);
+    assert_eq!(on_first.map(|o| o.stdout.trim().lines().count()).ok(), Some(1), "web runs on ovnode1");
+    // Another tenant neither sees nor joins it.
+    assert_eq!(bob.ok(&["network", "ls", "--filter", "driver=overlay", "--format", "{{.Name}}"]), "");
+    let err = bob.fails(&["run", "--rm", "--network", "mesh", image(), "true"]);
+    assert!(err.contains("not found"), "{err}");
+}
