@@ -242,7 +242,35 @@ impl Gateway {
             };
         }
         let relay = if endpoint.answers_small_json() { proxy::Relay::Whole } else { proxy::Relay::Stream };
-        let mut resp = proxy::forward(node, upstream, pq, relay).await?;
+        let is_prune = matches!(
+            endpoint,
+            Endpoint::ContainerPrune
+                | Endpoint::VolumePrune
+                | Endpoint::NetworkPrune
+                | Endpoint::ImagePrune
+                | Endpoint::BuildPrune
+        );
+        let mut resp = if is_prune {
+            // A prune has no body to replay: it waits its turn if the engine is pruning for someone else.
+            let (parts, _) = upstream.into_parts();
+            let waiting = route::PruneWait::new();
+            loop {
+                let mut again = Request::new(body::empty());
+                *again.method_mut() = parts.method.clone();
+                *again.headers_mut() = parts.headers.clone();
+                let resp = proxy::forward(node, again, pq.clone(), proxy::Relay::Whole).await?;
+                let (rparts, b) = resp.into_parts();
+                let bytes = body::collect_boxed(b, proxy::SMALL_ANSWER_LIMIT)
+                    .await
+                    .map_err(|e| ApiError::bad_gateway(format!("the engine's answer could not be read: {e}")))?;
+                if waiting.again(rparts.status, &bytes).await {
+                    continue;
+                }
+                break Response::from_parts(rparts, body::full(bytes));
+            }
+        } else {
+            proxy::forward(node, upstream, pq, relay).await?
+        };
         let mut created = None;
         if resp.status().is_success() && route::changes_holdings(endpoint, &req.parts.method) {
             if matches!(endpoint, Endpoint::ContainerCreate) {

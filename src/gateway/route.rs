@@ -429,10 +429,11 @@ impl Gateway {
                 None => resp,
             });
         }
-        let calls = nodes.iter().map(|n| {
-            let call = send(n.clone());
-            async move {
-                let resp = tokio::time::timeout(FAN_OUT_TIMEOUT, call)
+        let send = &send;
+        let calls = nodes.iter().map(|n| async move {
+            let waiting = PruneWait::new();
+            loop {
+                let resp = tokio::time::timeout(FAN_OUT_TIMEOUT, send(n.clone()))
                     .await
                     .map_err(|_| format!("did not answer within {}s", FAN_OUT_TIMEOUT.as_secs()))?
                     .map_err(|e| e.to_string())?;
@@ -440,7 +441,10 @@ impl Gateway {
                 let bytes = body::collect_limited(resp.into_body(), proxy::SMALL_ANSWER_LIMIT)
                     .await
                     .map_err(|e| format!("failed during its answer: {e}"))?;
-                Ok::<_, String>((status, bytes))
+                if waiting.again(status, &bytes).await {
+                    continue;
+                }
+                return Ok::<_, String>((status, bytes));
             }
         });
         let results = futures_util::future::join_all(calls).await;
@@ -481,6 +485,32 @@ impl Gateway {
             Some(t) => tenant_view(t, &answer, resp).await,
             None => resp,
         })
+    }
+}
+
+/// An engine runs one prune of a kind at a time and refuses the next with 409 "a prune operation is already
+/// running". On a shared engine that would make one tenant's prune fail because another tenant prunes: mtswarm
+/// waits its turn instead, for a while.
+pub(crate) struct PruneWait {
+    deadline: tokio::time::Instant,
+}
+
+impl PruneWait {
+    const PATIENCE: Duration = Duration::from_secs(30);
+
+    pub(crate) fn new() -> PruneWait {
+        PruneWait { deadline: tokio::time::Instant::now() + PruneWait::PATIENCE }
+    }
+
+    /// True (after a pause) if the answer says another prune is running and there is time to try again.
+    pub(crate) async fn again(&self, status: StatusCode, body: &[u8]) -> bool {
+        let busy = status == StatusCode::CONFLICT
+            && crate::cluster::node::engine_message(body).contains("a prune operation is already running");
+        if !busy || tokio::time::Instant::now() >= self.deadline {
+            return false;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        true
     }
 }
 

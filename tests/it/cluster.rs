@@ -763,3 +763,40 @@ fn an_overlay_network_spans_the_nodes_of_a_cluster_store() {
     let err = bob.fails(&["run", "--rm", "--network", "mesh", image(), "true"]);
     assert!(err.contains("not found"), "{err}");
 }
+
+#[test]
+fn quota_and_usage_count_every_node() {
+    if skip_in_direct_mode("quota across the cluster") {
+        return;
+    }
+    let _lock = cluster_lock();
+    let t = Test::new();
+    let quota = t.path("quota.json");
+    fs::write(&quota, r#"{"Containers": 2, "Memory": 300}"#).unwrap();
+    let gw = Gateway::start(
+        &t,
+        GatewayOpts {
+            engine: Some(nodes_discovery()),
+            env: vec![
+                ("SWARM_ENFORCE_QUOTA".into(), "true".into()),
+                ("SWARM_QUOTA_FILE".into(), quota.display().to_string()),
+            ],
+            ..GatewayOpts::default()
+        },
+    );
+    let alice = gw.tenant("alice");
+    run(&alice, &["--name", "a", "-m", "100m", "-e", &on("node1")]);
+    run(&alice, &["--name", "b", "-m", "100m", "-e", &on("node2")]);
+    assert_eq!(placement(&alice.tenant_id), counts([0, 1, 1]));
+    let err = try_run(&alice, &["--name", "c", "-m", "100m", "-e", &on("node0")]);
+    assert!(err.stderr.contains("quota exceeded: Containers: 2 in use, 1 requested, limit 2"), "{err}");
+    let usage = alice.http().get("/mtswarm/v1/usage").json();
+    assert_eq!(
+        (usage["Usage"]["Containers"].as_i64(), usage["Usage"]["Memory"].as_i64()),
+        (Some(2), Some(200)),
+        "{usage}"
+    );
+    alice.ok(&["rm", "-f", "b"]);
+    run(&alice, &["--name", "c", "-m", "100m", "-e", &on("node0")]);
+    assert_eq!(placement(&alice.tenant_id), counts([1, 1, 0]));
+}

@@ -184,3 +184,55 @@ fn version() {
     assert_eq!(alice.ok(&["version", "--format", "{{.Server.APIVersion}}"]), "1.41");
     assert_eq!(alice.ok(&["version", "--format", "{{.Client.APIVersion}}"]), "1.41");
 }
+
+#[test]
+fn tenants_pruning_at_once_each_get_their_prune() {
+    // An engine refuses a second prune while one runs ("a prune operation is already running"): on a shared
+    // engine one tenant's prune must not fail because another tenant prunes. mtswarm waits its turn. Each prune
+    // here has containers to remove (which takes the engine a while) and all start at once, round after round.
+    let t = Test::new();
+    let names = ["alice", "bob", "carol", "dave"];
+    let gw = Gateway::start(&t, GatewayOpts { tenants: names.to_vec(), ..GatewayOpts::default() });
+    let clients: Vec<_> = names.iter().map(|n| gw.tenant(n)).collect();
+    let filters = format!("{{\"label\":[\"{}\"]}}", t.label());
+    let path = format!(
+        "/v1.41/containers/prune?filters={}",
+        filters
+            .replace('"', "%22")
+            .replace('{', "%7B")
+            .replace('}', "%7D")
+            .replace('[', "%5B")
+            .replace(']', "%5D")
+            .replace(':', "%3A")
+            .replace('=', "%3D")
+    );
+    for round in 0..3 {
+        for c in &clients {
+            for _ in 0..4 {
+                c.ok(&["create", "--label", &t.label(), image(), "true"]);
+            }
+        }
+        let start = std::sync::Barrier::new(clients.len());
+        std::thread::scope(|s| {
+            let runs: Vec<_> = clients
+                .iter()
+                .map(|c| {
+                    let (start, path) = (&start, &path);
+                    s.spawn(move || {
+                        let http = c.http();
+                        start.wait();
+                        http.request("POST", path, &[], None)
+                    })
+                })
+                .collect();
+            for (c, r) in clients.iter().zip(runs) {
+                let resp = r.join().unwrap();
+                assert_eq!(resp.status, 200, "round {round}, {}: {resp}", c.tenant_id);
+                assert_eq!(resp.json()["ContainersDeleted"].as_array().map(Vec::len), Some(4), "{resp}");
+            }
+        });
+    }
+    for c in &clients {
+        assert_eq!(c.ok(&["ps", "-aq"]), "", "{}'s containers were pruned", c.tenant_id);
+    }
+}
