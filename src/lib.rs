@@ -60,8 +60,7 @@ impl Manager {
             discovery: config.discovery.clone(),
             connect_timeout: config.engine_connect_timeout,
             strategy: config.strategy,
-        })
-        .map_err(anyhow::Error::msg)?;
+        });
         let mut auth = authenticator(&config.auth)?;
         let tls = match &config.tls {
             Some(t) => Some(tls::server_config(t).map_err(anyhow::Error::msg)?),
@@ -106,7 +105,7 @@ impl Manager {
             cluster.refresh_all().await;
         };
         let _ = tokio::time::timeout(Duration::from_secs(5), first).await;
-        if cluster.is_multi_node() {
+        if cluster.is_cluster() {
             cluster.watch_all();
         }
         let refresher = {

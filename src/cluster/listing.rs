@@ -3,6 +3,7 @@
 //! Pure. A filter this module does not know makes [`list`] answer `None`: the caller then asks the engines.
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use serde_json::{json, Map, Value};
@@ -51,16 +52,23 @@ pub fn parse_query(query: Option<&str>) -> Option<ListQuery> {
     Some(q)
 }
 
-/// The list answer over `containers` (inspects), newest first; `None` if a filter value is one the engine
-/// would refuse (its error is then the engine's to give).
-pub fn list<'a>(containers: impl Iterator<Item = &'a Value>, q: &ListQuery, now: SystemTime) -> Option<Vec<Value>> {
-    let compiled = compile(q)?;
-    let mut out: Vec<Value> = containers.filter(|c| selected(c, q, &compiled)).map(|c| entry(c, now)).collect();
-    out.sort_by_key(|e| std::cmp::Reverse(e.get("Created").and_then(Value::as_i64).unwrap_or(0)));
+/// The list answer: the selected containers' prepared entries, newest first, `limit` applied, each with its
+/// status text of `now`.
+pub fn answer(mut chosen: Vec<(Arc<Value>, Arc<Prepared>)>, q: &ListQuery, now: SystemTime) -> String {
+    chosen.sort_by_key(|(_, p)| std::cmp::Reverse(p.created));
     if let Some(l) = q.limit {
-        out.truncate(l);
+        chosen.truncate(l);
     }
-    Some(out)
+    let mut out = String::with_capacity(chosen.len() * 700 + 2);
+    out.push('[');
+    for (i, (inspect, prepared)) in chosen.iter().enumerate() {
+        if i > 0 {
+            out.push(',');
+        }
+        prepared.write(inspect, now, &mut out);
+    }
+    out.push(']');
+    out
 }
 
 /// A container's list entry serialized ahead of time, around its status text, which changes with time.
@@ -384,8 +392,14 @@ mod tests {
         ];
         let check = |query: &str, expected: &[&str]| {
             let q = parse_query(Some(query)).unwrap();
-            let got: Vec<String> =
-                list(cs.iter(), &q, now).unwrap().iter().map(|e| e["Names"][0].as_str().unwrap().to_string()).collect();
+            let compiled = compile(&q).unwrap();
+            let chosen = cs
+                .iter()
+                .filter(|c| selected(c, &q, &compiled))
+                .map(|c| (Arc::new(c.clone()), Arc::new(Prepared::new(c))))
+                .collect();
+            let got: Value = serde_json::from_str(&answer(chosen, &q, now)).unwrap();
+            let got: Vec<&str> = got.as_array().unwrap().iter().map(|e| e["Names"][0].as_str().unwrap()).collect();
             assert_eq!(got, expected, "{query}");
         };
         check("", &["/a"]);

@@ -82,14 +82,14 @@ impl Ticket {
 }
 
 impl Cluster {
-    pub fn new(config: ClusterConfig) -> Result<Cluster, String> {
+    pub fn new(config: ClusterConfig) -> Cluster {
         let nodes = match config.discovery.static_engines() {
             Some(addrs) => {
                 addrs.into_iter().map(|a| Arc::new(Node::new(a, config.connect_timeout))).collect::<Vec<_>>()
             }
             None => Vec::new(),
         };
-        Ok(Cluster { config, nodes: RwLock::new(nodes), placing: Mutex::new(()), tickets: AtomicU64::new(1) })
+        Cluster { config, nodes: RwLock::new(nodes), placing: Mutex::new(()), tickets: AtomicU64::new(1) }
     }
 
     /// Every node, in discovery order.
@@ -107,32 +107,18 @@ impl Cluster {
         if nodes.is_empty() || !nodes.iter().all(|n| n.healthy() && n.synced()) {
             return None;
         }
-        let mut chosen: Vec<(i64, Arc<Value>, Arc<listing::Prepared>)> = Vec::new();
+        let mut chosen = Vec::new();
         for n in &nodes {
             n.with_containers(|held| {
                 for c in held.values() {
                     let (Some(inspect), Some(listed)) = (&c.inspect, &c.listed) else { continue };
                     if listing::selected(inspect, &q, &compiled) {
-                        chosen.push((listed.created, inspect.clone(), listed.clone()));
+                        chosen.push((inspect.clone(), listed.clone()));
                     }
                 }
             });
         }
-        chosen.sort_by_key(|(created, _, _)| std::cmp::Reverse(*created));
-        if let Some(l) = q.limit {
-            chosen.truncate(l);
-        }
-        let now = std::time::SystemTime::now();
-        let mut out = String::with_capacity(chosen.len() * 700 + 2);
-        out.push('[');
-        for (i, (_, inspect, listed)) in chosen.iter().enumerate() {
-            if i > 0 {
-                out.push(',');
-            }
-            listed.write(inspect, now, &mut out);
-        }
-        out.push(']');
-        Some(out)
+        Some(listing::answer(chosen, &q, std::time::SystemTime::now()))
     }
 
     /// Follows every node's events (the registry of a cluster answers lists itself).
@@ -149,7 +135,7 @@ impl Cluster {
 
     /// True unless the discovery is one engine URL: objects must then be looked for among the nodes and new
     /// containers placed by the scheduler, even while only one node is left.
-    pub fn is_multi_node(&self) -> bool {
+    pub fn is_cluster(&self) -> bool {
         !matches!(self.config.discovery, Discovery::Engine(_))
     }
 

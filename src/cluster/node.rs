@@ -95,7 +95,6 @@ pub struct Node {
     holdings: RwLock<Holdings>,
     /// Containers placed here whose create has not been answered yet, by placement ticket.
     pending: Mutex<BTreeMap<u64, CachedContainer>>,
-    refresh_queued: std::sync::atomic::AtomicBool,
     /// Counts reads of containers, so a refresh knows which entries are newer than its list.
     generation: std::sync::atomic::AtomicU64,
     /// True while the node's event stream is open and its holdings were read after it opened: they then
@@ -117,7 +116,6 @@ impl Node {
             facts: RwLock::new(NodeFacts::default()),
             holdings: RwLock::new(Holdings::default()),
             pending: Mutex::new(BTreeMap::new()),
-            refresh_queued: Default::default(),
             generation: Default::default(),
             synced: Default::default(),
             watcher: Mutex::new(None),
@@ -174,21 +172,6 @@ impl Node {
         self.holdings.write().unwrap_or_else(|e| e.into_inner()).containers.remove(id);
     }
 
-    /// Re-reads what the node holds soon, once for a burst of changes made through mtswarm.
-    pub fn refresh_soon(self: &Arc<Self>) {
-        if self.refresh_queued.swap(true, std::sync::atomic::Ordering::AcqRel) {
-            return;
-        }
-        let node = self.clone();
-        tokio::spawn(async move {
-            tokio::time::sleep(Duration::from_millis(50)).await;
-            node.refresh_queued.store(false, std::sync::atomic::Ordering::Release);
-            if let Err(e) = node.refresh_holdings().await {
-                tracing::debug!(node = %node.addr, cause = %e, "engine refresh of containers failed");
-            }
-        });
-    }
-
     /// Re-reads one container (after an event about it); a container that is gone is forgotten.
     pub async fn reread(&self, id: &str) {
         match self.get_json(&format!("/containers/{id}/json")).await {
@@ -235,9 +218,8 @@ impl Node {
     }
 
     async fn follow_events(&self) {
-        let filters = r#"{"type":{"container":true,"network":true}}"#;
-        let path =
-            format!("/events?filters={}", percent_encoding::utf8_percent_encode(filters, crate::tenancy::PATH_SEGMENT));
+        let filters = r#"{"type":{"container":true,"network":true,"image":true}}"#;
+        let path = format!("/events?filters={}", crate::tenancy::encode(filters));
         let Ok(req) = Request::get(path).body(body::empty()) else { return };
         let resp = match self.send(req).await {
             Ok(r) if r.status().is_success() => r,
@@ -279,6 +261,12 @@ impl Node {
                     self.reread(id).await;
                 }
             }
+            // A pull, load, tag or removal changes which images the node has (the scheduler's image filter).
+            "image" => {
+                if let Ok(images) = self.get_json("/images/json").await {
+                    self.holdings.write().unwrap_or_else(|e| e.into_inner()).images = image_views(&images);
+                }
+            }
             "network" if action == "connect" || action == "disconnect" => {
                 let id = s("/Actor/Attributes/container");
                 if !id.is_empty() {
@@ -317,26 +305,7 @@ impl Node {
                 found.push(c);
             }
         }
-        let images = images
-            .as_array()
-            .into_iter()
-            .flatten()
-            .map(|i| {
-                let strings = |k: &str| -> Vec<String> {
-                    i.get(k)
-                        .and_then(serde_json::Value::as_array)
-                        .into_iter()
-                        .flatten()
-                        .filter_map(|v| v.as_str().map(str::to_string))
-                        .collect()
-                };
-                ImageView {
-                    id: i.get("Id").and_then(serde_json::Value::as_str).unwrap_or_default().to_string(),
-                    repo_tags: strings("RepoTags"),
-                    repo_digests: strings("RepoDigests"),
-                }
-            })
-            .collect();
+        let images = image_views(&images);
         let mut held = self.holdings.write().unwrap_or_else(|e| e.into_inner());
         held.containers.retain(|id, c| present.contains(id) || c.seen > began);
         for c in found {
@@ -458,6 +427,27 @@ impl Node {
     fn broken(&self, e: impl std::error::Error) -> EngineError {
         EngineError::Broken { node: self.label(), cause: error_chain(&e) }
     }
+}
+
+/// The images of `GET /images/json`, as the scheduler sees them.
+fn image_views(list: &serde_json::Value) -> Vec<ImageView> {
+    let strings = |i: &serde_json::Value, k: &str| -> Vec<String> {
+        i.get(k)
+            .and_then(serde_json::Value::as_array)
+            .into_iter()
+            .flatten()
+            .filter_map(|v| v.as_str().map(str::to_string))
+            .collect()
+    };
+    list.as_array()
+        .into_iter()
+        .flatten()
+        .map(|i| ImageView {
+            id: i.get("Id").and_then(serde_json::Value::as_str).unwrap_or_default().to_string(),
+            repo_tags: strings(i, "RepoTags"),
+            repo_digests: strings(i, "RepoDigests"),
+        })
+        .collect()
 }
 
 /// A container as the scheduler sees it, from the engine's inspect.

@@ -149,7 +149,7 @@ impl Gateway {
             route = Route::Any;
         }
         let (parts, incoming) = req.into_parts();
-        let multi = self.cluster.is_multi_node();
+        let multi = self.cluster.is_cluster();
         let wants_doc = match &tenant {
             Some(_) => escape_check(&endpoint).is_some() || tenancy::needs_body(&endpoint),
             None => false,
@@ -180,6 +180,11 @@ impl Gateway {
                     Route::Object => self.locate_for(&req, doc.as_ref()).await?,
                     Route::NewObject => self.node_for_new_object(&req, doc.as_ref()).await?,
                     _ => self.cluster.any_node()?,
+                };
+                // A rename, like a create, takes a name that must be free on every node, not only on this one.
+                let _name_lock = match endpoint {
+                    Endpoint::Container { op: ContainerOp::Rename, .. } if multi => self.claim_name(&req).await?.1,
+                    _ => None,
                 };
                 let (resp, _) = self.send_to(ctx, &node, &req, doc, incoming).await?;
                 Ok(resp)
@@ -271,19 +276,17 @@ impl Gateway {
         } else {
             proxy::forward(node, upstream, pq, relay).await?
         };
+        // The new container's id, for the cluster's reservation (the node's events then keep its record).
         let mut created = None;
-        if resp.status().is_success() && route::changes_holdings(endpoint, &req.parts.method) {
-            if matches!(endpoint, Endpoint::ContainerCreate) {
-                let (parts, b) = resp.into_parts();
-                let bytes = body::collect_boxed(b, proxy::SMALL_ANSWER_LIMIT)
-                    .await
-                    .map_err(|e| ApiError::bad_gateway(format!("the engine's answer could not be read: {e}")))?;
-                created = serde_json::from_slice::<serde_json::Value>(&bytes)
-                    .ok()
-                    .and_then(|v| v.get("Id").and_then(|i| i.as_str()).map(str::to_string));
-                resp = Response::from_parts(parts, body::full(bytes));
-            }
-            node.refresh_soon();
+        if resp.status().is_success() && matches!(endpoint, Endpoint::ContainerCreate) && self.cluster.is_cluster() {
+            let (parts, b) = resp.into_parts();
+            let bytes = body::collect_boxed(b, proxy::SMALL_ANSWER_LIMIT)
+                .await
+                .map_err(|e| ApiError::bad_gateway(format!("the engine's answer could not be read: {e}")))?;
+            created = serde_json::from_slice::<serde_json::Value>(&bytes)
+                .ok()
+                .and_then(|v| v.get("Id").and_then(|i| i.as_str()).map(str::to_string));
+            resp = Response::from_parts(parts, body::full(bytes));
         }
         let tenant = req.tenant;
         if tenant.is_some() && matches!(answer, tenancy::Answer::Events | tenancy::Answer::Stats) {

@@ -9,17 +9,17 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
-use http::{header, Method, Request, Response, StatusCode};
+use http::{header, Request, Response, StatusCode};
 use serde_json::Value;
 
 use super::{merge, tenant_view, Forward, Gateway, RequestCtx};
-use crate::api::{ApiError, ContainerOp, Endpoint, NetworkOp};
+use crate::api::{ApiError, Endpoint, NetworkOp};
 use crate::body::{self, Body};
 use crate::cluster::{CachedContainer, EngineError, Node};
 use crate::policy::escape::go_fold_eq;
 use crate::proxy;
 use crate::scheduler;
-use crate::tenancy::{self, names, Resolver};
+use crate::tenancy::{self, encode, names, Resolver};
 
 /// How long a node may take to answer its part of a list before it is left out.
 const FAN_OUT_TIMEOUT: Duration = Duration::from_secs(10);
@@ -59,27 +59,12 @@ pub(crate) fn placement_reads_body(endpoint: &Endpoint) -> bool {
     )
 }
 
-/// True if a successful request changes what the scheduler counts on a node.
-pub(crate) fn changes_holdings(endpoint: &Endpoint, method: &Method) -> bool {
-    use Endpoint as E;
-    match endpoint {
-        E::ContainerCreate | E::ContainerPrune | E::ImageCreate | E::ImageLoad | E::ImagePrune | E::Build => true,
-        E::Container { op, .. } => matches!(op, ContainerOp::Delete | ContainerOp::Update | ContainerOp::Rename),
-        E::Image { .. } => method != Method::GET && method != Method::HEAD,
-        _ => false,
-    }
-}
-
 pub(crate) fn query_has(query: Option<&str>, key: &str) -> bool {
     url::form_urlencoded::parse(query.unwrap_or("").as_bytes()).any(|(k, v)| k == key && !v.is_empty())
 }
 
 fn query_get(query: Option<&str>, key: &str) -> Option<String> {
     url::form_urlencoded::parse(query.unwrap_or("").as_bytes()).find(|(k, _)| k == key).map(|(_, v)| v.into_owned())
-}
-
-fn encode(s: &str) -> String {
-    percent_encoding::utf8_percent_encode(s, tenancy::PATH_SEGMENT).to_string()
 }
 
 impl Gateway {
@@ -122,7 +107,7 @@ impl Gateway {
     /// The node holding the object, or the error a client gets: Docker's "no such" answer, or, for a container
     /// last seen on a node that is now unavailable, an error naming that node.
     pub(crate) async fn locate(&self, probe: &Probe, tenant: Option<&str>) -> Result<Arc<Node>, ApiError> {
-        if !self.cluster.is_multi_node() {
+        if !self.cluster.is_cluster() {
             return self.cluster.any_node();
         }
         if let Some(n) = self.find(probe, tenant).await? {
@@ -149,7 +134,7 @@ impl Gateway {
 
     /// The node an object request goes to.
     pub(crate) async fn locate_for(&self, req: &Forward<'_>, doc: Option<&Value>) -> Result<Arc<Node>, ApiError> {
-        if !self.cluster.is_multi_node() {
+        if !self.cluster.is_cluster() {
             return self.cluster.any_node();
         }
         let query = req.parts.uri.query();
@@ -186,7 +171,7 @@ impl Gateway {
         req: &Forward<'_>,
         doc: Option<&Value>,
     ) -> Result<Arc<Node>, ApiError> {
-        if !self.cluster.is_multi_node() {
+        if !self.cluster.is_cluster() {
             return self.cluster.any_node();
         }
         let name = doc.and_then(|d| field(d, "Name")).and_then(Value::as_str).filter(|n| !n.is_empty());
@@ -213,19 +198,7 @@ impl Gateway {
         let placement_err = |m: String| ApiError::bad_request(m);
         let mut placement = scheduler::placement_from_create(&mut doc).map_err(placement_err)?;
         placement.colocate = self.dependencies(&doc, req.tenant).await?;
-        let name = query_get(req.parts.uri.query(), "name").map(|n| n.trim_start_matches('/').to_string());
-        let engine_name = name.as_ref().map(|n| match req.tenant {
-            Some(t) => names::scope(t, n),
-            None => n.clone(),
-        });
-        // One create of a name at a time, so two nodes never both take it.
-        let _name_lock = match &engine_name {
-            Some(n) => Some(self.quota_locks.lock(&format!("\0name\0{n}")).await),
-            None => None,
-        };
-        if let (Some(n), Some(shown)) = (&engine_name, &name) {
-            self.check_name_is_free(n, shown).await?;
-        }
+        let (engine_name, _name_lock) = self.claim_name(req).await?;
         let reservation = CachedContainer {
             name: engine_name.clone().unwrap_or_default(),
             tenant: req.tenant.map(str::to_string),
@@ -260,6 +233,24 @@ impl Gateway {
             }
         }
         Err(last.unwrap_or_else(|| ApiError::unavailable("no node could take the container")))
+    }
+
+    /// The engine-side name a create or a rename gives a container (its `name` query), checked free on every node
+    /// and held until the engine has answered: one engine keeps names unique, the cluster does it across engines.
+    pub(crate) async fn claim_name(
+        &self,
+        req: &Forward<'_>,
+    ) -> Result<(Option<String>, Option<tokio::sync::OwnedMutexGuard<()>>), ApiError> {
+        let Some(name) = query_get(req.parts.uri.query(), "name").map(|n| n.trim_start_matches('/').to_string()) else {
+            return Ok((None, None));
+        };
+        let engine_name = match req.tenant {
+            Some(t) => names::scope(t, &name),
+            None => name.clone(),
+        };
+        let lock = self.quota_locks.lock(&format!("\0name\0{engine_name}")).await;
+        self.check_name_is_free(&engine_name, &name).await?;
+        Ok((Some(engine_name), Some(lock)))
     }
 
     /// Refuses a name a container already has on any node, as dockerd refuses it on one.
@@ -456,11 +447,6 @@ impl Gateway {
                 Ok((status, bytes)) if status.is_success() => answers.push(bytes),
                 Ok((status, bytes)) => refusals.push((status, bytes)),
                 Err(e) => warnings.push(format!("node {} left out: {e}", node.name())),
-            }
-        }
-        for node in &nodes {
-            if changes_holdings(req.endpoint, &req.parts.method) {
-                node.refresh_soon();
             }
         }
         // Image removal and tagging succeed where the image is; elsewhere the engine's 404 is no failure.

@@ -32,6 +32,11 @@ pub const TENANT_LABEL: &str = "mtswarm.tenant";
 pub const PATH_SEGMENT: &percent_encoding::AsciiSet =
     &percent_encoding::NON_ALPHANUMERIC.remove(b'-').remove(b'.').remove(b'_');
 
+/// A name or id made safe for a path segment (or a query value).
+pub fn encode(s: &str) -> String {
+    percent_encoding::utf8_percent_encode(s, PATH_SEGMENT).to_string()
+}
+
 /// Networks every tenant may use; they belong to no tenant.
 pub const SHARED_NETWORKS: [&str; 2] = ["bridge", "none"];
 
@@ -268,7 +273,7 @@ pub fn needs_body(endpoint: &Endpoint) -> bool {
 fn replace_segment(path: &str, index: usize, value: &str) -> String {
     let mut parts: Vec<String> = path.split('/').map(str::to_string).collect();
     if let Some(p) = parts.get_mut(index) {
-        *p = percent_encoding::utf8_percent_encode(value, crate::tenancy::PATH_SEGMENT).to_string();
+        *p = encode(value);
     }
     parts.join("/")
 }

@@ -4,7 +4,7 @@
 use http::StatusCode;
 use serde_json::Value;
 
-use super::{names, SHARED_NETWORKS, TENANT_LABEL};
+use super::{encode, names, SHARED_NETWORKS, TENANT_LABEL};
 use crate::api::ApiError;
 use crate::cluster::{EngineError, Node};
 use crate::proxy::engine_error;
@@ -176,8 +176,4 @@ fn label<'v>(obj: &'v Value, labels_at: &str) -> Option<&'v str> {
 
 fn is_hex(s: &str) -> bool {
     !s.is_empty() && s.bytes().all(|b| b.is_ascii_hexdigit() && !b.is_ascii_uppercase())
-}
-
-fn encode(s: &str) -> String {
-    percent_encoding::utf8_percent_encode(s, crate::tenancy::PATH_SEGMENT).to_string()
 }

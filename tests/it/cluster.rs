@@ -327,6 +327,12 @@ fn names_are_unique_per_tenant_across_the_cluster() {
     assert!(!out.success(), "a second web of alice's was created on another node: {out}");
     assert!(out.stderr.contains("is already in use"), "{out}");
     assert_eq!(containers_of(&alice.tenant_id).len(), 1, "the refused create left a container behind");
+    // A rename takes a name too: not one that alice's container on another node has.
+    let other = try_run(&alice, &["--name", "other", "-e", &on("node2")]);
+    assert!(other.success(), "{other}");
+    let err = alice.fails(&["rename", "other", "web"]);
+    assert!(err.contains("is already in use"), "{err}");
+    alice.ok(&["rm", "-f", "other"]);
 
     let out = web(&bob, "node2", "bob-web");
     assert!(out.success(), "bob may have a web too: {out}");
