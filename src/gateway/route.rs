@@ -75,25 +75,38 @@ impl Gateway {
     }
 
     /// Every healthy node that holds the object (a multi-host network is on all of them).
+    ///
+    /// Each node says how its object matched the reference, and the best match across the cluster wins, in
+    /// dockerd's order: a full id, then a name, then an id prefix. So `b` names the container called `b` even
+    /// where another node holds a container whose id starts with `b`, and a prefix that fits containers on two
+    /// nodes is as ambiguous as one that fits two on one engine.
     async fn find_all(&self, probe: &Probe, tenant: Option<&str>) -> Result<Vec<Arc<Node>>, ApiError> {
         let nodes = self.cluster.healthy_nodes();
         let answers = futures_util::future::join_all(nodes.iter().map(|n| probe_one(n, probe, tenant))).await;
-        let mut found = Vec::new();
+        let mut matches = Vec::new();
         let mut failure = None;
+        let mut ambiguous = None;
         for (node, answer) in nodes.iter().zip(answers) {
             match answer {
-                Ok(true) => found.push(node.clone()),
-                Ok(false) => {}
+                Ok(Some(m)) => matches.push((m, node.clone())),
+                Ok(None) => {}
                 Err(e) if e.status == StatusCode::SERVICE_UNAVAILABLE || e.status == StatusCode::BAD_GATEWAY => {
                     failure.get_or_insert(e);
+                }
+                Err(e) if is_ambiguous(&e) => {
+                    ambiguous.get_or_insert(e);
                 }
                 Err(e) => return Err(e),
             }
         }
-        if found.len() > 1 {
-            if let Probe::Container(r) = probe {
-                let is_prefix = r.len() < 64 && r.bytes().all(|b| b.is_ascii_hexdigit());
-                if is_prefix {
+        let best = matches.iter().map(|(m, _)| *m).min();
+        let found: Vec<Arc<Node>> = matches.into_iter().filter(|(m, _)| Some(*m) == best).map(|(_, n)| n).collect();
+        if best.is_none_or(|m| m == Match::Prefix) {
+            if let Some(e) = ambiguous {
+                return Err(e);
+            }
+            if found.len() > 1 {
+                if let Probe::Container(r) = probe {
                     return Err(ApiError::bad_request(format!("multiple IDs found with provided prefix: {r}")));
                 }
             }
@@ -500,37 +513,91 @@ impl PruneWait {
     }
 }
 
-/// Whether a probe finds the object on `node`: among the tenant's own objects, or any object for the admin.
-async fn probe_one(node: &Node, probe: &Probe, tenant: Option<&str>) -> Result<bool, ApiError> {
-    let found = |r: Result<(), ApiError>| match r {
-        Ok(()) => Ok(true),
-        Err(e) if e.status == StatusCode::NOT_FOUND => Ok(false),
+/// How an object matched the reference that names it, best first.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+enum Match {
+    Id,
+    Name,
+    Prefix,
+}
+
+impl Match {
+    /// How `reference` named the object with this id and (engine-side) name.
+    fn of(reference: &str, id: &str, name: &str) -> Match {
+        if id == reference {
+            Match::Id
+        } else if name.trim_start_matches('/') == reference {
+            Match::Name
+        } else {
+            Match::Prefix
+        }
+    }
+}
+
+/// dockerd's answer to an id prefix that fits several objects.
+fn is_ambiguous(e: &ApiError) -> bool {
+    e.status == StatusCode::BAD_REQUEST && e.message.starts_with("multiple IDs found")
+}
+
+/// Whether a probe finds the object on `node`, and how: among the tenant's own objects, or any object for the
+/// admin.
+async fn probe_one(node: &Node, probe: &Probe, tenant: Option<&str>) -> Result<Option<Match>, ApiError> {
+    let found = |r: Result<Match, ApiError>| match r {
+        Ok(m) => Ok(Some(m)),
+        Err(e) if e.status == StatusCode::NOT_FOUND => Ok(None),
         Err(e) => Err(e),
     };
     if let Some(t) = tenant {
         let r = Resolver { node, tenant: t };
         return match probe {
-            Probe::Container(c) => found(r.container(c).await.map(|_| ())),
-            Probe::Exec(e) => found(r.exec(e).await),
-            Probe::Network(n) => found(r.network(n).await.map(|_| ())),
-            Probe::Volume(v) => found(r.volume(v).await.map(|_| ())),
-            Probe::Image(i) => exists(node, &format!("/images/{}/json", encode(i))).await,
+            Probe::Container(c) => {
+                let c = c.trim_start_matches('/');
+                let scoped = names::scope(t, c);
+                found(
+                    r.container(c).await.map(|o| {
+                        Match::of(c, &o.id, if o.engine_name.trim_start_matches('/') == scoped { c } else { "" })
+                    }),
+                )
+            }
+            Probe::Exec(e) => found(r.exec(e).await.map(|_| Match::Id)),
+            Probe::Network(n) => found(r.network(n).await.map(|u| {
+                if u.name == names::scope(t, n) || (u.shared && u.name == *n) {
+                    Match::Name
+                } else {
+                    Match::of(n, &u.id, "")
+                }
+            })),
+            Probe::Volume(v) => found(r.volume(v).await.map(|_| Match::Name)),
+            Probe::Image(i) => inspect_match(node, &format!("/images/{}/json", encode(i)), i).await,
         };
     }
-    let path = match probe {
-        Probe::Container(c) => format!("/containers/{}/json", encode(c.trim_start_matches('/'))),
-        Probe::Exec(e) => format!("/exec/{}/json", encode(e)),
-        Probe::Network(n) => format!("/networks/{}", encode(n)),
-        Probe::Volume(v) => format!("/volumes/{}", encode(v)),
-        Probe::Image(i) => format!("/images/{}/json", encode(i)),
+    let (path, reference) = match probe {
+        Probe::Container(c) => {
+            let c = c.trim_start_matches('/');
+            (format!("/containers/{}/json", encode(c)), c)
+        }
+        Probe::Exec(e) => (format!("/exec/{}/json", encode(e)), e.as_str()),
+        Probe::Network(n) => (format!("/networks/{}", encode(n)), n.as_str()),
+        Probe::Volume(v) => (format!("/volumes/{}", encode(v)), v.as_str()),
+        Probe::Image(i) => (format!("/images/{}/json", encode(i)), i.as_str()),
     };
-    exists(node, &path).await
+    inspect_match(node, &path, reference).await
 }
 
-async fn exists(node: &Node, path: &str) -> Result<bool, ApiError> {
+/// Inspects an object on the node and says how the reference matched it.
+async fn inspect_match(node: &Node, path: &str, reference: &str) -> Result<Option<Match>, ApiError> {
     match node.get_json(path).await {
-        Ok(_) => Ok(true),
-        Err(EngineError::Answer { status: StatusCode::NOT_FOUND, .. }) => Ok(false),
+        Ok(v) => {
+            let text = |k: &str| v.get(k).and_then(Value::as_str).unwrap_or_default();
+            let id = text("Id").trim_start_matches("sha256:");
+            let name = if v.get("Name").is_some() { text("Name") } else { reference };
+            Ok(Some(if id == reference.trim_start_matches("sha256:") {
+                Match::Id
+            } else {
+                Match::of(reference, id, name)
+            }))
+        }
+        Err(EngineError::Answer { status: StatusCode::NOT_FOUND, .. }) => Ok(None),
         Err(EngineError::Answer { status, message, .. }) if status.is_client_error() => {
             Err(ApiError::new(status, message))
         }

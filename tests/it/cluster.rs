@@ -306,6 +306,54 @@ fn containers_follow_their_volume_and_network() {
 // Names and lists across the nodes
 // ---------------------------------------------------------------------------------------------------------
 
+/// A reference means what it means to dockerd, across the nodes: a name beats an id prefix that another node's
+/// container happens to start with, a prefix that fits containers on two nodes is ambiguous, and a longer one
+/// is not.
+#[test]
+fn references_resolve_across_the_nodes_in_dockers_order() {
+    if skip_in_direct_mode("cluster-wide references") {
+        return;
+    }
+    let _lock = cluster_lock();
+    let t = Test::new();
+    let gw = cluster_gateway(&t, &[]);
+    let alice = gw.tenant("alice");
+    let create = |name: &str, node: &str| alice.ok(&["create", "--name", name, "-e", &on(node), image(), "true"]);
+    let x = create("x", "node0");
+    let first = &x[..1];
+    // A container on node2 whose id starts as x's does (1 in 16 per try).
+    let mut y = None;
+    for i in 0..200 {
+        let id = create(&format!("y{i}"), "node2");
+        if id.starts_with(first) {
+            y = Some(id);
+            break;
+        }
+        alice.ok(&["rm", &id]);
+    }
+    let y = y.expect("a container on node2 with x's first id digit within 200 tries");
+    assert_eq!((node_of(&alice.tenant_id, &x), node_of(&alice.tenant_id, &y)), ("node0".into(), "node2".into()));
+
+    let err = alice.fails(&["inspect", first]);
+    assert!(err.contains(&format!("multiple IDs found with provided prefix: {first}")), "{err}");
+    let err = gw.admin().fails(&["inspect", "--type", "container", first]);
+    assert!(err.contains("multiple IDs found"), "the admin's prefix is as ambiguous: {err}");
+    assert_eq!(alice.ok(&["inspect", "--format", "{{.Name}}", &x[..12]]), "/x", "a longer prefix is unique");
+    assert_eq!(alice.ok(&["inspect", "--format", "{{.Name}}", &x]), "/x");
+
+    // Now a container on node1 is called what both ids start with: the name wins.
+    let named = create(first, "node1");
+    assert_eq!(alice.ok(&["inspect", "--format", "{{.Id}}", first]), named);
+    alice.ok(&["start", first]);
+    alice.ok(&["rm", "-f", first]);
+    let y_name = alice.ok(&["inspect", "--format", "{{.Name}}", &y]);
+    let mut left: Vec<String> = alice.ok(&["ps", "-a", "--format", "{{.Names}}"]).lines().map(String::from).collect();
+    left.sort();
+    let mut expected = vec!["x".to_string(), y_name.trim_start_matches('/').to_string()];
+    expected.sort();
+    assert_eq!(left, expected, "only the container named {first} went");
+}
+
 #[test]
 fn names_are_unique_per_tenant_across_the_cluster() {
     if skip_in_direct_mode("cluster-wide names") {
