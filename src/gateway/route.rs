@@ -19,7 +19,7 @@ use crate::cluster::{CachedContainer, EngineError, Node};
 use crate::policy::escape::go_fold_eq;
 use crate::proxy;
 use crate::scheduler;
-use crate::tenancy::{self, encode, names, Resolver};
+use crate::tenancy::{self, encode, names, resolve, Resolver};
 
 /// How long a node may take to answer its part of a list before it is left out.
 const FAN_OUT_TIMEOUT: Duration = Duration::from_secs(10);
@@ -93,7 +93,7 @@ impl Gateway {
                 Err(e) if e.status == StatusCode::SERVICE_UNAVAILABLE || e.status == StatusCode::BAD_GATEWAY => {
                     failure.get_or_insert(e);
                 }
-                Err(e) if is_ambiguous(&e) => {
+                Err(e) if resolve::is_ambiguous(&e) => {
                     ambiguous.get_or_insert(e);
                 }
                 Err(e) => return Err(e),
@@ -107,7 +107,7 @@ impl Gateway {
             }
             if found.len() > 1 {
                 if let Probe::Container(r) = probe {
-                    return Err(ApiError::bad_request(format!("multiple IDs found with provided prefix: {r}")));
+                    return Err(resolve::ambiguous(r));
                 }
             }
         }
@@ -532,11 +532,6 @@ impl Match {
             Match::Prefix
         }
     }
-}
-
-/// dockerd's answer to an id prefix that fits several objects.
-fn is_ambiguous(e: &ApiError) -> bool {
-    e.status == StatusCode::BAD_REQUEST && e.message.starts_with("multiple IDs found")
 }
 
 /// Whether a probe finds the object on `node`, and how: among the tenant's own objects, or any object for the

@@ -11,7 +11,7 @@
 
 pub mod events;
 pub mod names;
-mod resolve;
+pub mod resolve;
 mod rewrite;
 pub mod usage;
 

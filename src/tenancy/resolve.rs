@@ -57,7 +57,7 @@ impl Resolver<'_> {
                 .filter(|c| c.get("Id").and_then(Value::as_str).is_some_and(|id| id.starts_with(reference)));
             let first = matches.next();
             if matches.next().is_some() {
-                return Err(ApiError::bad_request(format!("multiple IDs found with provided prefix: {reference}")));
+                return Err(ambiguous(reference));
             }
             if let Some(c) = first {
                 let id = c.get("Id").and_then(Value::as_str).unwrap_or_default().to_string();
@@ -168,6 +168,16 @@ pub async fn own_containers(node: &Node, tenant: &str) -> Result<Vec<Value>, Api
         .finish();
     let v = node.get_json(&format!("/containers/json?{q}")).await.map_err(engine_error)?;
     Ok(v.as_array().cloned().unwrap_or_default())
+}
+
+/// dockerd's answer to an id prefix that fits several containers.
+pub fn ambiguous(prefix: &str) -> ApiError {
+    ApiError::bad_request(format!("Multiple IDs found with provided prefix: {prefix}"))
+}
+
+/// Whether an error is dockerd's (or [`ambiguous`]'s) answer to an id prefix that fits several containers.
+pub fn is_ambiguous(e: &ApiError) -> bool {
+    e.status == StatusCode::BAD_REQUEST && e.message.to_ascii_lowercase().starts_with("multiple ids found")
 }
 
 fn label<'v>(obj: &'v Value, labels_at: &str) -> Option<&'v str> {

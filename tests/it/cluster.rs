@@ -335,9 +335,12 @@ fn references_resolve_across_the_nodes_in_dockers_order() {
     assert_eq!((node_of(&alice.tenant_id, &x), node_of(&alice.tenant_id, &y)), ("node0".into(), "node2".into()));
 
     let err = alice.fails(&["inspect", first]);
-    assert!(err.contains(&format!("multiple IDs found with provided prefix: {first}")), "{err}");
+    assert!(err.contains(&format!("Multiple IDs found with provided prefix: {first}")), "{err}");
     let err = gw.admin().fails(&["inspect", "--type", "container", first]);
-    assert!(err.contains("multiple IDs found"), "the admin's prefix is as ambiguous: {err}");
+    assert!(
+        err.contains(&format!("Multiple IDs found with provided prefix: {first}")),
+        "the admin's prefix is as ambiguous: {err}"
+    );
     assert_eq!(alice.ok(&["inspect", "--format", "{{.Name}}", &x[..12]]), "/x", "a longer prefix is unique");
     assert_eq!(alice.ok(&["inspect", "--format", "{{.Name}}", &x]), "/x");
 
