@@ -52,100 +52,249 @@ pub fn parse_query(query: Option<&str>) -> Option<ListQuery> {
     Some(q)
 }
 
+/// Whose view a list answer is written in.
+#[derive(Debug, Clone, Copy)]
+pub enum View<'a> {
+    /// The engine's own names (the admin, or mtswarm without tenancy).
+    Engine,
+    /// The view of the tenant that owns the containers, its `name` filters matched on the names it knows.
+    Owner(&'a [regex::Regex]),
+}
+
 /// The list answer: the selected containers' prepared entries, newest first, `limit` applied, each with its
 /// status text of `now`.
-pub fn answer(mut chosen: Vec<(Arc<Value>, Arc<Prepared>)>, q: &ListQuery, now: SystemTime) -> String {
-    chosen.sort_by_key(|(_, p)| std::cmp::Reverse(p.created));
+pub fn answer(mut chosen: Vec<Arc<Prepared>>, q: &ListQuery, view: View<'_>, now: SystemTime) -> String {
+    if let View::Owner(names) = view {
+        chosen.retain(|p| {
+            names.is_empty() || p.owner.as_ref().is_some_and(|o| names.iter().any(|r| r.is_match(&o.name)))
+        });
+    }
+    chosen.sort_by_key(|p| std::cmp::Reverse(p.created));
     if let Some(l) = q.limit {
         chosen.truncate(l);
     }
-    let mut out = String::with_capacity(chosen.len() * 700 + 2);
+    let now = unix_nanos_of(now);
+    let mut out = String::with_capacity(chosen.iter().map(|p| p.engine.len() + 40).sum::<usize>() + 2);
     out.push('[');
-    for (i, (inspect, prepared)) in chosen.iter().enumerate() {
+    for (i, p) in chosen.iter().enumerate() {
         if i > 0 {
             out.push(',');
         }
-        prepared.write(inspect, now, &mut out);
+        let text = match view {
+            View::Owner(_) => p.owner.as_ref().map_or(&p.engine, |o| &o.text),
+            View::Engine => &p.engine,
+        };
+        text.write(&p.facts.status(now), &mut out);
     }
     out.push(']');
     out
 }
 
-/// A container's list entry serialized ahead of time, around its status text, which changes with time.
+/// A container's list entry serialized ahead of time, with what the filters and the status text read, all
+/// taken once from an inspect of it: a list then only selects and copies.
 #[derive(Debug)]
 pub struct Prepared {
     pub created: i64,
+    facts: Facts,
+    /// The entry as the engine would list it.
+    engine: Split,
+    /// The entry as the tenant that owns the container sees it.
+    owner: Option<OwnerEntry>,
+}
+
+#[derive(Debug)]
+struct OwnerEntry {
+    text: Split,
+    /// The container's name as its owner knows it (`/web`), for `name` filters.
+    name: String,
+}
+
+/// A serialized entry cut around its status text, which changes with time.
+#[derive(Debug)]
+struct Split {
     head: String,
     tail: String,
+}
+
+impl Split {
+    fn of(mut e: Value) -> Split {
+        e["Status"] = Value::from(STATUS_MARK);
+        let text = e.to_string();
+        let mark = Value::from(STATUS_MARK).to_string();
+        match text.split_once(&mark) {
+            Some((head, tail)) => Split { head: head.to_string(), tail: tail.to_string() },
+            None => Split { head: text, tail: String::new() },
+        }
+    }
+
+    fn len(&self) -> usize {
+        self.head.len() + self.tail.len()
+    }
+
+    fn write(&self, status: &str, out: &mut String) {
+        out.push_str(&self.head);
+        if !self.tail.is_empty() {
+            out.push('"');
+            push_json_str_body(status, out);
+            out.push('"');
+        }
+        out.push_str(&self.tail);
+    }
+}
+
+/// A status text inside JSON quotes; escaped in case a health status ever holds a quote or a backslash.
+fn push_json_str_body(s: &str, out: &mut String) {
+    if s.bytes().all(|b| b >= 0x20 && b != b'"' && b != b'\\') {
+        out.push_str(s);
+    } else {
+        let quoted = Value::from(s).to_string();
+        out.push_str(&quoted[1..quoted.len() - 1]);
+    }
 }
 
 /// Stands for the status text in a prepared entry.
 const STATUS_MARK: &str = "\u{1}mtswarm-status\u{1}";
 
 impl Prepared {
-    pub fn new(inspect: &Value) -> Prepared {
-        let mut e = entry(inspect, SystemTime::now());
+    /// Prepares the entry of a container from its inspect. `owner_view` turns an entry into the view of the
+    /// tenant that owns it, if one does.
+    pub fn new(inspect: &Value, owner_view: Option<&dyn Fn(&mut Value)>) -> Prepared {
+        let facts = Facts::of(inspect);
+        let e = entry(inspect, SystemTime::now());
         let created = e.get("Created").and_then(Value::as_i64).unwrap_or(0);
-        e["Status"] = Value::from(STATUS_MARK);
-        let text = e.to_string();
-        let mark = Value::from(STATUS_MARK).to_string();
-        match text.split_once(&mark) {
-            Some((head, tail)) => Prepared { created, head: head.to_string(), tail: tail.to_string() },
-            None => Prepared { created, head: text, tail: String::new() },
-        }
-    }
-
-    /// Appends the entry, with the status text of now.
-    pub fn write(&self, inspect: &Value, now: SystemTime, out: &mut String) {
-        out.push_str(&self.head);
-        if !self.tail.is_empty() || self.head.ends_with(':') {
-            out.push_str(&Value::from(status(inspect, now)).to_string());
-        }
-        out.push_str(&self.tail);
+        let owner = owner_view.map(|view| {
+            let mut mine = e.clone();
+            view(&mut mine);
+            let name = mine.pointer("/Names/0").and_then(Value::as_str).unwrap_or_default().to_string();
+            OwnerEntry { text: Split::of(mine), name }
+        });
+        Prepared { created, facts, engine: Split::of(e), owner }
     }
 }
 
+/// What the filters and the status text read of a container.
+#[derive(Debug, Default)]
+struct Facts {
+    id: String,
+    name: String,
+    labels: BTreeMap<String, String>,
+    state: String,
+    running: bool,
+    paused: bool,
+    restarting: bool,
+    dead: bool,
+    exit_code: i64,
+    health: Option<String>,
+    /// Nanoseconds since the epoch; `None` for Go's zero time.
+    started: Option<i128>,
+    finished: Option<i128>,
+    /// Each network's name and id.
+    networks: Vec<(String, String)>,
+}
+
+impl Facts {
+    fn of(c: &Value) -> Facts {
+        let text = |p: &str| c.pointer(p).and_then(Value::as_str).unwrap_or_default().to_string();
+        let flag = |p: &str| c.pointer(p).and_then(Value::as_bool).unwrap_or(false);
+        let time = |p: &str| c.pointer(p).and_then(Value::as_str).and_then(unix_nanos).filter(|t| *t > 0);
+        let labels = c.pointer("/Config/Labels").and_then(Value::as_object).into_iter().flatten();
+        let networks = c.pointer("/NetworkSettings/Networks").and_then(Value::as_object).into_iter().flatten();
+        Facts {
+            id: text("/Id"),
+            name: text("/Name"),
+            labels: labels.filter_map(|(k, v)| Some((k.clone(), v.as_str()?.to_string()))).collect(),
+            state: text("/State/Status"),
+            running: flag("/State/Running"),
+            paused: flag("/State/Paused"),
+            restarting: flag("/State/Restarting"),
+            dead: flag("/State/Dead"),
+            exit_code: c.pointer("/State/ExitCode").and_then(Value::as_i64).unwrap_or(0),
+            health: c.pointer("/State/Health/Status").and_then(Value::as_str).map(str::to_string),
+            started: time("/State/StartedAt"),
+            finished: time("/State/FinishedAt"),
+            networks: networks
+                .map(|(n, ep)| (n.clone(), ep.get("NetworkID").and_then(Value::as_str).unwrap_or_default().to_string()))
+                .collect(),
+        }
+    }
+
+    /// dockerd's `State.String()` at `now` (nanoseconds since the epoch): "Up 5 minutes", "Exited (0) 3
+    /// seconds ago", "Created", ...
+    fn status(&self, now: i128) -> String {
+        let since = |t: Option<i128>| t.map(|t| std::time::Duration::from_nanos((now - t).max(0) as u64));
+        let code = self.exit_code;
+        if self.running {
+            let up = human_duration(since(self.started).unwrap_or_default());
+            if self.paused {
+                return format!("Up {up} (Paused)");
+            }
+            if self.restarting {
+                return format!("Restarting ({code}) {} ago", human_duration(since(self.finished).unwrap_or_default()));
+            }
+            if let Some(h) = &self.health {
+                let h = if h == "starting" { "health: starting" } else { h };
+                return format!("Up {up} ({h})");
+            }
+            return format!("Up {up}");
+        }
+        if self.restarting {
+            return format!("Restarting ({code}) {} ago", human_duration(since(self.finished).unwrap_or_default()));
+        }
+        if self.state == "removing" {
+            return "Removal In Progress".into();
+        }
+        if self.dead {
+            return "Dead".into();
+        }
+        if self.started.is_none() {
+            return "Created".into();
+        }
+        match since(self.finished) {
+            None => String::new(),
+            Some(d) => format!("Exited ({code}) {} ago", human_duration(d)),
+        }
+    }
+}
+
+fn unix_nanos_of(t: SystemTime) -> i128 {
+    t.duration_since(UNIX_EPOCH).map(|d| d.as_nanos() as i128).unwrap_or(0)
+}
+
 /// Whether a container passes the query's filters (and `all`).
-pub fn selected(c: &Value, q: &ListQuery, compiled: &Compiled) -> bool {
-    let state = c.pointer("/State/Status").and_then(Value::as_str).unwrap_or_default();
-    let running = c.pointer("/State/Running").and_then(Value::as_bool).unwrap_or(false);
-    if !q.all && !q.filters.contains_key("status") && !running {
+pub fn selected(p: &Prepared, q: &ListQuery, compiled: &Compiled) -> bool {
+    let c = &p.facts;
+    if !q.all && !q.filters.contains_key("status") && !c.running {
         return false;
     }
-    let id = c.get("Id").and_then(Value::as_str).unwrap_or_default();
-    let name = c.get("Name").and_then(Value::as_str).unwrap_or_default();
-    if !compiled.ids.is_empty() && !compiled.ids.iter().any(|r| r.is_match(id)) {
+    if !compiled.ids.is_empty() && !compiled.ids.iter().any(|r| r.is_match(&c.id)) {
         return false;
     }
-    if !compiled.names.is_empty() && !compiled.names.iter().any(|r| r.is_match(name)) {
+    if !compiled.names.is_empty() && !compiled.names.iter().any(|r| r.is_match(&c.name)) {
         return false;
     }
-    if !labels_match(c.pointer("/Config/Labels"), q.filters.get("label")) {
+    if !labels_match(&c.labels, q.filters.get("label")) {
         return false;
     }
     if let Some(s) = q.filters.get("status") {
-        if !s.contains(state) {
+        if !s.contains(&c.state) {
             return false;
         }
     }
     if let Some(codes) = q.filters.get("exited") {
-        let code = c.pointer("/State/ExitCode").and_then(Value::as_i64).unwrap_or(0).to_string();
-        if state != "exited" || !codes.contains(&code) {
+        if c.state != "exited" || !codes.contains(&c.exit_code.to_string()) {
             return false;
         }
     }
     if let Some(h) = q.filters.get("health") {
-        let health = c.pointer("/State/Health/Status").and_then(Value::as_str).unwrap_or("none");
-        if !h.contains(health) {
+        if !h.contains(c.health.as_deref().unwrap_or("none")) {
             return false;
         }
     }
     if let Some(nets) = q.filters.get("network") {
-        let on = c.pointer("/NetworkSettings/Networks").and_then(Value::as_object);
-        let hit = on.into_iter().flatten().any(|(n, ep)| {
-            let nid = ep.get("NetworkID").and_then(Value::as_str).unwrap_or_default();
-            nets.iter().any(|want| want == n || (!want.is_empty() && nid.starts_with(want.as_str())))
-        });
+        let hit = c
+            .networks
+            .iter()
+            .any(|(n, nid)| nets.iter().any(|want| want == n || (!want.is_empty() && nid.starts_with(want.as_str()))));
         if !hit {
             return false;
         }
@@ -172,18 +321,11 @@ pub fn compile(q: &ListQuery) -> Option<Compiled> {
 }
 
 /// `label=k` (the key is set) and `label=k=v`, all of them.
-fn labels_match(labels: Option<&Value>, want: Option<&BTreeSet<String>>) -> bool {
+fn labels_match(labels: &BTreeMap<String, String>, want: Option<&BTreeSet<String>>) -> bool {
     let Some(want) = want else { return true };
-    let labels = labels.and_then(Value::as_object);
-    want.iter().all(|w| {
-        let (k, v) = match w.split_once('=') {
-            Some((k, v)) => (k, Some(v)),
-            None => (w.as_str(), None),
-        };
-        match labels.and_then(|l| l.get(k)) {
-            None => false,
-            Some(have) => v.is_none_or(|v| have.as_str() == Some(v)),
-        }
+    want.iter().all(|w| match w.split_once('=') {
+        Some((k, v)) => labels.get(k).is_some_and(|have| have == v),
+        None => labels.contains_key(w.as_str()),
     })
 }
 
@@ -237,53 +379,11 @@ pub fn entry(c: &Value, now: SystemTime) -> Value {
         "Ports": ports,
         "Labels": labels,
         "State": s("/State/Status"),
-        "Status": status(c, now),
+        "Status": Facts::of(c).status(unix_nanos_of(now)),
         "HostConfig": {"NetworkMode": s("/HostConfig/NetworkMode")},
         "NetworkSettings": {"Networks": networks},
         "Mounts": mounts,
     })
-}
-
-/// dockerd's `State.String()`: "Up 5 minutes", "Exited (0) 3 seconds ago", "Created", ...
-fn status(c: &Value, now: SystemTime) -> String {
-    let st = |k: &str| c.pointer(&format!("/State/{k}"));
-    let flag = |k: &str| st(k).and_then(Value::as_bool).unwrap_or(false);
-    let since = |k: &str| {
-        let t = st(k).and_then(Value::as_str).and_then(unix_nanos).filter(|t| *t > 0)?;
-        let now = now.duration_since(UNIX_EPOCH).ok()?.as_nanos() as i128;
-        Some(std::time::Duration::from_nanos((now - t).max(0) as u64))
-    };
-    let code = st("ExitCode").and_then(Value::as_i64).unwrap_or(0);
-    if flag("Running") {
-        let up = human_duration(since("StartedAt").unwrap_or_default());
-        if flag("Paused") {
-            return format!("Up {up} (Paused)");
-        }
-        if flag("Restarting") {
-            return format!("Restarting ({code}) {} ago", human_duration(since("FinishedAt").unwrap_or_default()));
-        }
-        if let Some(h) = st("Health").and_then(|h| h.get("Status")).and_then(Value::as_str) {
-            let h = if h == "starting" { "health: starting" } else { h };
-            return format!("Up {up} ({h})");
-        }
-        return format!("Up {up}");
-    }
-    if flag("Restarting") {
-        return format!("Restarting ({code}) {} ago", human_duration(since("FinishedAt").unwrap_or_default()));
-    }
-    if st("Status").and_then(Value::as_str) == Some("removing") {
-        return "Removal In Progress".into();
-    }
-    if flag("Dead") {
-        return "Dead".into();
-    }
-    if since("StartedAt").is_none() {
-        return "Created".into();
-    }
-    match since("FinishedAt") {
-        None => String::new(),
-        Some(d) => format!("Exited ({code}) {} ago", human_duration(d)),
-    }
 }
 
 /// Docker's `units.HumanDuration`.
@@ -383,6 +483,12 @@ mod tests {
         })
     }
 
+    /// A stand-in for a tenant's view: names lose a `t-` prefix.
+    fn unprefixed(e: &mut Value) {
+        let name = e["Names"][0].as_str().unwrap().replacen("/t-", "/", 1);
+        e["Names"] = json!([name]);
+    }
+
     #[test]
     fn builds_entries_and_filters_as_the_engine() {
         let now = UNIX_EPOCH + Duration::from_secs(1_795_626_000 + 3600 * 2);
@@ -390,15 +496,12 @@ mod tests {
             container("a", true, "2026-11-25T16:00:00Z", json!({"team": "x"})),
             container("b", false, "2026-11-25T16:10:00Z", json!({"team": "y"})),
         ];
+        let prepared: Vec<Arc<Prepared>> = cs.iter().map(|c| Arc::new(Prepared::new(c, None))).collect();
         let check = |query: &str, expected: &[&str]| {
             let q = parse_query(Some(query)).unwrap();
             let compiled = compile(&q).unwrap();
-            let chosen = cs
-                .iter()
-                .filter(|c| selected(c, &q, &compiled))
-                .map(|c| (Arc::new(c.clone()), Arc::new(Prepared::new(c))))
-                .collect();
-            let got: Value = serde_json::from_str(&answer(chosen, &q, now)).unwrap();
+            let chosen = prepared.iter().filter(|p| selected(p, &q, &compiled)).cloned().collect();
+            let got: Value = serde_json::from_str(&answer(chosen, &q, View::Engine, now)).unwrap();
             let got: Vec<&str> = got.as_array().unwrap().iter().map(|e| e["Names"][0].as_str().unwrap()).collect();
             assert_eq!(got, expected, "{query}");
         };
@@ -406,10 +509,16 @@ mod tests {
         check("all=1", &["/b", "/a"]);
         check("all=1&limit=1", &["/b"]);
         check("filters=%7B%22label%22%3A%7B%22team%3Dy%22%3Atrue%7D%7D&all=1", &["/b"]);
+        check("filters=%7B%22label%22%3A%7B%22team%22%3Atrue%7D%7D&all=1", &["/b", "/a"]);
+        check("filters=%7B%22label%22%3A%7B%22team%3Dz%22%3Atrue%7D%7D&all=1", &[]);
         check("filters=%7B%22status%22%3A%5B%22exited%22%5D%7D", &["/b"]);
         check("filters=%7B%22name%22%3A%5B%22%5E%2Fa%24%22%5D%7D&all=1", &["/a"]);
         check("filters=%7B%22exited%22%3A%5B%223%22%5D%7D&all=1", &["/b"]);
+        check("filters=%7B%22exited%22%3A%5B%220%22%5D%7D&all=1", &[]);
         check("filters=%7B%22network%22%3A%5B%22bridge%22%5D%7D&all=1", &["/b", "/a"]);
+        check("filters=%7B%22network%22%3A%5B%22ab%22%5D%7D&all=1", &["/b", "/a"]);
+        check("filters=%7B%22health%22%3A%5B%22none%22%5D%7D&all=1", &["/b", "/a"]);
+        check("filters=%7B%22id%22%3A%5B%22%5Eb-%22%5D%7D&all=1", &["/b"]);
         assert!(parse_query(Some("size=1")).is_none());
         assert!(parse_query(Some("filters=%7B%22before%22%3A%5B%22a%22%5D%7D")).is_none());
         let e = entry(&cs[0], now);
@@ -420,11 +529,36 @@ mod tests {
             json!([{"IP": "0.0.0.0", "PrivatePort": 80, "PublicPort": 8080, "Type": "tcp"}, {"PrivatePort": 81, "Type": "udp"}])
         );
         assert_eq!(entry(&cs[1], now)["Status"], "Exited (3) 2 hours ago");
-        // A prepared entry is the entry.
-        for c in &cs {
-            let mut out = String::new();
-            Prepared::new(c).write(c, now, &mut out);
-            assert_eq!(serde_json::from_str::<Value>(&out).unwrap(), entry(c, now));
+        // A prepared entry is the entry, status text included.
+        let all = parse_query(Some("all=1")).unwrap();
+        for (c, p) in cs.iter().zip(&prepared) {
+            let out = answer(vec![p.clone()], &all, View::Engine, now);
+            assert_eq!(serde_json::from_str::<Value>(&out).unwrap(), json!([entry(c, now)]));
         }
+    }
+
+    #[test]
+    fn the_owners_view_is_prepared_and_its_names_filtered() {
+        let now = UNIX_EPOCH + Duration::from_secs(1_795_626_000 + 3600 * 2);
+        let cs = [
+            container("t-web", true, "2026-11-25T16:00:00Z", json!({})),
+            container("t-db", true, "2026-11-25T16:10:00Z", json!({})),
+        ];
+        let view: &dyn Fn(&mut Value) = &unprefixed;
+        let chosen: Vec<Arc<Prepared>> = cs.iter().map(|c| Arc::new(Prepared::new(c, Some(view)))).collect();
+        let q = parse_query(Some("all=1")).unwrap();
+        let names = |view| -> Vec<String> {
+            let got: Value = serde_json::from_str(&answer(chosen.clone(), &q, view, now)).unwrap();
+            got.as_array().unwrap().iter().map(|e| e["Names"][0].as_str().unwrap().to_string()).collect()
+        };
+        assert_eq!(names(View::Engine), ["/t-db", "/t-web"]);
+        assert_eq!(names(View::Owner(&[])), ["/db", "/web"]);
+        // The owner's name filter matches the names it knows, not the engine's.
+        let (web, engine_web) = ([regex::Regex::new("^/web$").unwrap()], [regex::Regex::new("^/t-web$").unwrap()]);
+        assert_eq!(names(View::Owner(&web)), ["/web"]);
+        assert_eq!(names(View::Owner(&engine_web)), Vec::<String>::new());
+        // The owner's entry keeps its live status text.
+        let got: Value = serde_json::from_str(&answer(chosen.clone(), &q, View::Owner(&[]), now)).unwrap();
+        assert_eq!(got[0]["Status"], "Up 2 hours");
     }
 }

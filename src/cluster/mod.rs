@@ -97,10 +97,10 @@ impl Cluster {
         self.nodes.read().unwrap_or_else(|e| e.into_inner()).clone()
     }
 
-    /// The container list answered from the registry, when every node is healthy and follows its events;
-    /// `None` sends the request to the engines.
+    /// The container list answered from the registry, in `view`, when every node is healthy and follows its
+    /// events; `None` sends the request to the engines.
     /// The answer is written straight from each container's prepared entry: no copy of the registry.
-    pub fn list_containers(&self, query: Option<&str>) -> Option<String> {
+    pub fn list_containers(&self, query: Option<&str>, view: listing::View<'_>) -> Option<String> {
         let q = listing::parse_query(query)?;
         let compiled = listing::compile(&q)?;
         let nodes = self.nodes();
@@ -111,14 +111,14 @@ impl Cluster {
         for n in &nodes {
             n.with_containers(|held| {
                 for c in held.values() {
-                    let (Some(inspect), Some(listed)) = (&c.inspect, &c.listed) else { continue };
-                    if listing::selected(inspect, &q, &compiled) {
-                        chosen.push((inspect.clone(), listed.clone()));
+                    let Some(listed) = &c.listed else { continue };
+                    if listing::selected(listed, &q, &compiled) {
+                        chosen.push(listed.clone());
                     }
                 }
             });
         }
-        Some(listing::answer(chosen, &q, std::time::SystemTime::now()))
+        Some(listing::answer(chosen, &q, view, std::time::SystemTime::now()))
     }
 
     /// Follows every node's events (the registry of a cluster answers lists itself).

@@ -65,9 +65,8 @@ pub struct CachedContainer {
     pub memory: i64,
     pub nano_cpus: i64,
     pub published: Vec<PublishedPort>,
-    /// The engine's inspect of it, from which lists are answered; `None` for a reservation.
-    pub inspect: Option<std::sync::Arc<serde_json::Value>>,
-    /// Its list entry, serialized once per read of the inspect (all but the status text, which ages).
+    /// Its list entry, prepared once per read of its inspect (all but the status text, which ages), in the
+    /// engine's view and its owner's; `None` for a reservation.
     pub listed: Option<std::sync::Arc<super::listing::Prepared>>,
     /// When it was last read ([`Node::generation`]): a refresh that began earlier does not remove it.
     pub seen: u64,
@@ -462,6 +461,9 @@ pub fn cached_container(c: &serde_json::Value) -> CachedContainer {
         .flatten()
         .filter_map(|(k, v)| Some((k.clone(), v.as_str()?.to_string())))
         .collect();
+    let owner = labels.get(crate::tenancy::TENANT_LABEL);
+    let view = |e: &mut Value| crate::tenancy::container_view(owner.map(String::as_str).unwrap_or_default(), e);
+    let owner_view: Option<&dyn Fn(&mut Value)> = if owner.is_some() { Some(&view) } else { None };
     let mut published = Vec::new();
     for at in ["/HostConfig", "/NetworkSettings"] {
         let key = if at == "/HostConfig" { "PortBindings" } else { "Ports" };
@@ -476,8 +478,7 @@ pub fn cached_container(c: &serde_json::Value) -> CachedContainer {
         }
     }
     CachedContainer {
-        listed: Some(std::sync::Arc::new(super::listing::Prepared::new(c))),
-        inspect: Some(std::sync::Arc::new(c.clone())),
+        listed: Some(std::sync::Arc::new(super::listing::Prepared::new(c, owner_view))),
         seen: 0,
         id: s("/Id"),
         name: s("/Name").trim_start_matches('/').to_string(),

@@ -15,7 +15,7 @@ use serde_json::Value;
 use super::{merge, tenant_view, Forward, Gateway, RequestCtx};
 use crate::api::{ApiError, Endpoint, NetworkOp};
 use crate::body::{self, Body};
-use crate::cluster::{CachedContainer, EngineError, Node};
+use crate::cluster::{listing, CachedContainer, EngineError, Node};
 use crate::policy::escape::go_fold_eq;
 use crate::proxy;
 use crate::scheduler;
@@ -390,14 +390,21 @@ impl Gateway {
         }
         ctx.node = Some(format!("{} nodes", nodes.len()));
         if matches!(req.endpoint, Endpoint::ContainerList) {
-            // Swarm classic's way: the registry follows every engine's events, so it answers for them.
-            if let Some(list) = self.cluster.list_containers(query.as_deref()) {
+            // Swarm classic's way: the registry follows every engine's events, so it answers for them. A tenant's
+            // query selects its own containers (tenancy added the label filter), so the owner's view is theirs.
+            let names: Vec<regex::Regex> = match &answer {
+                tenancy::Answer::ContainerList { names } => {
+                    names.iter().filter_map(|n| regex::Regex::new(n).ok()).collect()
+                }
+                _ => Vec::new(),
+            };
+            let view = match req.tenant {
+                Some(_) => listing::View::Owner(&names),
+                None => listing::View::Engine,
+            };
+            if let Some(list) = self.cluster.list_containers(query.as_deref(), view) {
                 ctx.node = Some("registry".into());
-                let resp = plain(StatusCode::OK, Bytes::from(list)).map(body::full);
-                return Ok(match req.tenant {
-                    Some(t) => tenant_view(t, &answer, resp).await,
-                    None => resp,
-                });
+                return Ok(plain(StatusCode::OK, Bytes::from(list)).map(body::full));
             }
         }
         let pq = proxy::upstream_path(ctx.version.as_ref(), &self.cluster.max_api_version(), &path, query.as_deref());

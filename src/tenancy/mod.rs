@@ -23,7 +23,7 @@ use serde_json::Value;
 use crate::api::{ApiError, ContainerOp, Endpoint, ExecOp, NetworkOp, VolumeOp};
 use crate::cluster::Node;
 pub use resolve::{own_containers, Resolver};
-pub use rewrite::{named_volumes, rewrite_answer};
+pub use rewrite::{named_volumes, rewrite_answer, rewrite_container as container_view};
 
 /// The label that says which tenant owns an object.
 pub const TENANT_LABEL: &str = "mtswarm.tenant";

@@ -370,7 +370,7 @@ fn unscope_keys(tenant: &str, v: Option<&mut Value>) {
 }
 
 /// The names a container shows: its own, its links, its networks and its volumes.
-fn rewrite_container(tenant: &str, c: &mut Value) {
+pub fn rewrite_container(tenant: &str, c: &mut Value) {
     if let Some(n) = c.get_mut("Name") {
         unscope_value(tenant, n);
     }
