@@ -6,13 +6,16 @@
 #   bench/cluster.sh --quick   smoke run: 20 containers a node, wrk -d 1s, one round, 10 creates a round
 #
 # mtswarm runs as a plain cluster manager (SWARM_MULTI_TENANT=false: no authentication, no tenancy), so what is
-# measured is the cluster's own cost: fanning a list out to three engines and merging the answers, and placing
-# creates. It measures:
-#   1. requests/s of GET /v1.41/containers/json?all=1 (wrk, same threads/connections/duration on both sides,
+# measured is the cluster's own cost: answering a list for three engines, and placing creates; and, beside it,
+# as a multi-tenant endpoint for the list. It measures:
+#   1. requests/s of GET /v1.41/containers/json?all=1 (wrk, same threads/connections/duration on every side,
 #      the sides alternated round by round) with $BENCH_PER_NODE containers created (not started) directly on
 #      EACH engine: through mtswarm, which lists the three engines' containers (3 x $BENCH_PER_NODE and whatever
 #      else the engines hold), against node1 listing its own directly. Ratio mtswarm/direct (median of the
 #      per-round ratios, each mtswarm round against the direct round just before it).
+#      A third side is a tenant: a second mtswarm over the same nodes with multi-tenancy on (token file, tenant
+#      "bench", warm token cache). The run's containers belong to "bench" (its label and its names), so the
+#      tenant lists the same 3 x $BENCH_PER_NODE containers, in its own view (its names, filtered to its own).
 #   2. wall time of $BENCH_CREATES parallel POST /v1.41/containers/create (one curl --parallel, raw HTTP): through
 #      mtswarm, which places them over the three nodes, against node1 directly. Ratio mtswarm/direct of the
 #      median wall times (above 1: mtswarm is slower).
@@ -95,7 +98,7 @@ die() {
 # work dir.
 
 WORK=$(mktemp -d /tmp/mtswarm-bench-cluster.XXXXXX)
-GW_PID=
+GW_PID= TENANT_PID=
 engine_docker() { # ENGINE ARGS...
 	local engine=$1
 	shift
@@ -117,11 +120,13 @@ remove_run_containers() {
 cleanup() {
 	local rc=$?
 	trap - EXIT INT TERM
-	if [ -n "$GW_PID" ] && kill -0 "$GW_PID" 2>/dev/null; then
-		kill -TERM "$GW_PID" 2>/dev/null || true
-		for _ in $(seq 50); do kill -0 "$GW_PID" 2>/dev/null || break; sleep 0.1; done
-		kill -KILL "$GW_PID" 2>/dev/null || true
-	fi
+	local pid
+	for pid in $GW_PID $TENANT_PID; do
+		kill -0 "$pid" 2>/dev/null || continue
+		kill -TERM "$pid" 2>/dev/null || true
+		for _ in $(seq 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+		kill -KILL "$pid" 2>/dev/null || true
+	done
 	remove_run_containers
 	rm -f "$WORK/mtswarm"
 	if ((rc != 0)); then
@@ -173,19 +178,35 @@ fi
 # ---------------------------------------------------------------------------------------------------------
 # The gateway: multi-tenancy off, the three engines.
 
-log "starting mtswarm (target/release/mtswarm, built $BIN_BUILT) over nodes://$NODES"
-(cd "$WORK" && exec env SWARM_MULTI_TENANT=false "$BIN" manage -H tcp://127.0.0.1:0 "nodes://$NODES") \
-	</dev/null >"$WORK/mtswarm.out" 2>"$WORK/mtswarm.log" &
-GW_PID=$!
-deadline=$((SECONDS + 30))
-until GW=$(sed -n 's|^mtswarm: listening on tcp://||p' "$WORK/mtswarm.out" | head -n1) && [ -n "$GW" ]; do
-	if ! kill -0 "$GW_PID" 2>/dev/null; then
-		tail -n 20 "$WORK/mtswarm.log" >&2 || true
-		die "mtswarm exited during start-up; log: $WORK/mtswarm.log"
-	fi
-	((SECONDS < deadline)) || die "mtswarm did not say 'listening on' within 30s; log: $WORK/mtswarm.log"
-	sleep 0.05
-done
+# start_gateway NAME ENV...: starts mtswarm over the nodes with ENV (in a work dir of its own, so that no policy
+# file is picked up), writes its pid to $WORK/NAME.pid and prints its address.
+start_gateway() {
+	local name=$1 pid addr deadline
+	shift
+	mkdir -p "$WORK/dir-$name"
+	(cd "$WORK/dir-$name" && exec env "$@" "$BIN" manage -H tcp://127.0.0.1:0 "nodes://$NODES") \
+		</dev/null >"$WORK/$name.out" 2>"$WORK/$name.log" &
+	pid=$!
+	echo "$pid" >"$WORK/$name.pid"
+	deadline=$((SECONDS + 30))
+	until addr=$(sed -n 's|^mtswarm: listening on tcp://||p' "$WORK/$name.out" | head -n1) && [ -n "$addr" ]; do
+		if ! kill -0 "$pid" 2>/dev/null; then
+			tail -n 20 "$WORK/$name.log" >&2 || true
+			die "mtswarm ($name) exited during start-up; log: $WORK/$name.log"
+		fi
+		((SECONDS < deadline)) || die "mtswarm ($name) did not say 'listening on' within 30s; log: $WORK/$name.log"
+		sleep 0.05
+	done
+	echo "$addr"
+}
+log "starting mtswarm (target/release/mtswarm, built $BIN_BUILT) over nodes://$NODES: plain, and multi-tenant"
+GW=$(start_gateway mtswarm SWARM_MULTI_TENANT=false)
+GW_PID=$(cat "$WORK/mtswarm.pid")
+TOKEN=$("$BIN" tokens add --tenant bench --file "$WORK/tokens.json" 2>"$WORK/tokens.err") ||
+	die "mtswarm tokens add failed: $(cat "$WORK/tokens.err")"
+GW_TENANT=$(start_gateway tenant SWARM_TOKENS_FILE="$WORK/tokens.json")
+TENANT_PID=$(cat "$WORK/tenant.pid")
+AUTH=(-H "X-Auth-Token: $TOKEN" -H "X-Auth-TenantId: bench")
 
 # ---------------------------------------------------------------------------------------------------------
 # The containers listed: $PER_NODE on each engine, created directly (not through mtswarm, for speed), never
@@ -194,9 +215,11 @@ done
 log "creating $PER_NODE containers on each of ${#ENGINES[@]} engines (labelled mtswarm-bench.run=$RUN_ID)"
 t0=$(date +%s.%N)
 pids=()
-for engine in "${ENGINES[@]}"; do
-	seq "$PER_NODE" | xargs -P 6 -I{} "$DOCKER" --config "$WORK/cfg-engine" -H "tcp://$engine" \
-		create -q "${LABELS[@]}" "$IMAGE" true >"$WORK/created-$engine" 2>"$WORK/create-$engine.err" &
+for i in "${!ENGINES[@]}"; do
+	# The tenant "bench" owns them: its label, and names in its scope (mtswarm's t<length>-<tenant>- prefix).
+	seq "$PER_NODE" | xargs -P 6 -I{} "$DOCKER" --config "$WORK/cfg-engine" -H "tcp://${ENGINES[$i]}" \
+		create -q "${LABELS[@]}" --label mtswarm.tenant=bench --name "t5-bench-$RUN_ID-$i-{}" "$IMAGE" true \
+		>"$WORK/created-${ENGINES[$i]}" 2>"$WORK/create-${ENGINES[$i]}.err" &
 	pids+=($!)
 done
 for i in "${!pids[@]}"; do
@@ -211,9 +234,10 @@ for engine in "${ENGINES[@]}"; do
 done
 
 # GET PATH on ADDR: must answer 200 and a JSON array; prints its length and size in bytes.
-list_check() {
+list_check() { # ADDR PATH [CURL ARGS...]
 	local addr=$1 path=$2 out=$WORK/answer.json code
-	code=$(curl -sS -o "$out" -w '%{http_code}' "http://$addr$path") || die "curl to $addr$path failed"
+	shift 2
+	code=$(curl -sS "$@" -o "$out" -w '%{http_code}' "http://$addr$path") || die "curl to $addr$path failed"
 	[ "$code" = 200 ] || die "GET $addr$path answered $code: $(head -c 300 "$out")"
 	python3 -c 'import json, os, sys; a = json.load(open(sys.argv[1])); assert isinstance(a, list); print(len(a), os.path.getsize(sys.argv[1]))' "$out" ||
 		die "GET $addr$path did not answer a JSON array: $(head -c 300 "$out")"
@@ -226,10 +250,18 @@ until seen=$(list_check "$GW" "$API/containers/json?all=1&filters=$FILTER") && [
 	((SECONDS < deadline)) || die "mtswarm lists ${seen%% *} of the run's $want containers after 30s; log: $WORK/mtswarm.log"
 	sleep 0.2
 done
+until seen=$(list_check "$GW_TENANT" "$API/containers/json?all=1&filters=$FILTER" "${AUTH[@]}") && [ "${seen%% *}" = "$want" ]; do
+	((SECONDS < deadline)) || die "the tenant lists ${seen%% *} of the run's $want containers after 30s; log: $WORK/tenant.log"
+	sleep 0.2
+done
 LIST="$API/containers/json?all=1"
 read -r DIRECT_ITEMS DIRECT_BYTES < <(list_check "$DIRECT" "$LIST")
 read -r GW_ITEMS GW_BYTES < <(list_check "$GW" "$LIST")
 ((GW_ITEMS >= want)) || die "mtswarm lists $GW_ITEMS containers, fewer than the run's $want"
+read -r TENANT_ITEMS TENANT_BYTES < <(list_check "$GW_TENANT" "$LIST" "${AUTH[@]}")
+((TENANT_ITEMS == want)) || die "the tenant lists $TENANT_ITEMS containers, not its $want"
+python3 -c 'import json, sys; names = [c["Names"][0] for c in json.load(open(sys.argv[1]))]; bad = [n for n in names if n.startswith("/t5-bench-")]; sys.exit(f"the tenant sees engine-side names: {bad[:3]}" if bad else 0)' "$WORK/answer.json" ||
+	die "the tenant's list is not in its own view"
 
 # ---------------------------------------------------------------------------------------------------------
 # 1. The list: wrk, the sides alternated round by round; one line "req/s latency_ms" a round in
@@ -240,11 +272,16 @@ URL[direct]="http://$DIRECT$LIST"
 LABEL[direct]="direct: ${NAME[$DIRECT]} ($DIRECT)"
 URL[mtswarm]="http://$GW$LIST"
 LABEL[mtswarm]="mtswarm: ${#ENGINES[@]} nodes"
+URL[tenant]="http://$GW_TENANT$LIST"
+LABEL[tenant]="mtswarm as a tenant: ${#ENGINES[@]} nodes"
+SIDES=(direct mtswarm tenant)
 WRK_BAD=0 WRK_N=0
 run_wrk() { # side duration [warmup]
 	local side=$1 dur=$2 warm=${3:-} out non2xx errs
 	out=$WORK/wrk-$side-$((++WRK_N))${warm:+-warmup}.txt
-	wrk -t "$THREADS" -c "$CONNECTIONS" -d "$dur" --timeout "$TIMEOUT" "${URL[$side]}" >"$out" 2>&1 ||
+	local headers=()
+	[ "$side" != tenant ] || headers=("${AUTH[@]}")
+	wrk -t "$THREADS" -c "$CONNECTIONS" -d "$dur" --timeout "$TIMEOUT" "${headers[@]}" "${URL[$side]}" >"$out" 2>&1 ||
 		die "wrk against ${LABEL[$side]} failed: $(tail -n3 "$out")"
 	non2xx=$(awk '/Non-2xx or 3xx responses:/ {print $NF}' "$out")
 	errs=$(awk '/Socket errors:/ {sub(/.*Socket errors: /, ""); print}' "$out")
@@ -262,9 +299,9 @@ run_wrk() { # side duration [warmup]
 		die "no Requests/sec in wrk output: $out"
 }
 log "list: warm-up (1s a side), then $ROUNDS round(s) of $DURATION a side, wrk -t $THREADS -c $CONNECTIONS"
-for side in direct mtswarm; do run_wrk "$side" 1s warmup; done
+for side in "${SIDES[@]}"; do run_wrk "$side" 1s warmup; done
 for ((round = 1; round <= ROUNDS; round++)); do
-	for side in direct mtswarm; do
+	for side in "${SIDES[@]}"; do
 		run_wrk "$side" "$DURATION"
 		log "  round $round ${LABEL[$side]}: $(tail -n1 "$WORK/res-$side" | cut -d' ' -f1) req/s, $(tail -n1 "$WORK/res-$side" | cut -d' ' -f2) ms"
 	done
@@ -330,9 +367,13 @@ col() { cut -d' ' -f"$2" "$1" | median; }
 rounds() { cut -d' ' -f"$2" "$1" | paste -sd' '; }
 fmt() { awk -v v="$1" 'BEGIN {if (v == "") print "–"; else if (v >= 100) printf "%.0f\n", v; else if (v >= 10) printf "%.1f\n", v; else printf "%.2f\n", v}'; }
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN {if (a == "" || b == "" || b == 0) print "–"; else printf "%.2f\n", a / b}'; }
-per_round() { paste -d' ' <(cut -d' ' -f1 "$WORK/res-mtswarm") <(cut -d' ' -f1 "$WORK/res-direct") | awk '$2 > 0 {printf "%.2f\n", $1 / $2}'; }
+per_round() { # SIDE: each of its rounds against the direct round just before it
+	paste -d' ' <(cut -d' ' -f1 "$WORK/res-$1") <(cut -d' ' -f1 "$WORK/res-direct") | awk '$2 > 0 {printf "%.2f\n", $1 / $2}'
+}
 
-LIST_RATIO=$(per_round | median | awk '{printf "%.2f", $1}')
+LIST_RATIO=$(per_round mtswarm | median | awk '{printf "%.2f", $1}')
+TENANT_RATIO=$(per_round tenant | median | awk '{printf "%.2f", $1}')
+TENANT_RATIO_MEDIANS=$(ratio "$(col "$WORK/res-tenant" 1)" "$(col "$WORK/res-direct" 1)")
 LIST_RATIO_MEDIANS=$(ratio "$(col "$WORK/res-mtswarm" 1)" "$(col "$WORK/res-direct" 1)")
 CREATE_RATIO=$(ratio "$(median <"$WORK/create-mtswarm")" "$(median <"$WORK/create-direct")")
 placed_list=$(for engine in "${ENGINES[@]}"; do printf '%s %s, ' "${NAME[$engine]}" "${PLACED[$engine]}"; done)
@@ -344,6 +385,9 @@ TABLE=$(
 	echo "| GET $LIST, req/s | $(fmt "$(col "$WORK/res-direct" 1)") | $(fmt "$(col "$WORK/res-mtswarm" 1)") | **$LIST_RATIO** (ratio of the medians $LIST_RATIO_MEDIANS) |"
 	echo "| GET $LIST, mean latency (ms) | $(fmt "$(col "$WORK/res-direct" 2)") | $(fmt "$(col "$WORK/res-mtswarm" 2)") | $(ratio "$(col "$WORK/res-mtswarm" 2)" "$(col "$WORK/res-direct" 2)") |"
 	echo "| containers in one answer | $DIRECT_ITEMS | $GW_ITEMS | $(ratio "$GW_ITEMS" "$DIRECT_ITEMS") |"
+	echo "| the same list as tenant bench, req/s | $(fmt "$(col "$WORK/res-direct" 1)") | $(fmt "$(col "$WORK/res-tenant" 1)") | **$TENANT_RATIO** (ratio of the medians $TENANT_RATIO_MEDIANS) |"
+	echo "| the same list as tenant bench, mean latency (ms) | $(fmt "$(col "$WORK/res-direct" 2)") | $(fmt "$(col "$WORK/res-tenant" 2)") | $(ratio "$(col "$WORK/res-tenant" 2)" "$(col "$WORK/res-direct" 2)") |"
+	echo "| containers in the tenant's answer | $DIRECT_ITEMS | $TENANT_ITEMS | $(ratio "$TENANT_ITEMS" "$DIRECT_ITEMS") |"
 	echo "| $CREATES parallel creates, wall time (s) | $(fmt "$(median <"$WORK/create-direct")") | $(fmt "$(median <"$WORK/create-mtswarm")") | **$CREATE_RATIO** |"
 	echo "| mtswarm VmRSS after the list benchmark (MB) | – | $RSS_MB | – |"
 )
@@ -359,18 +403,20 @@ holds=$(for engine in "${ENGINES[@]}"; do printf '%s %s, ' "${NAME[$engine]}" "$
 		"wrk, mtswarm and the three dockerds share them. Load average before the run: $LOAD_BEFORE; after: $LOAD_AFTER."
 	echo "- Engines: Docker $ENGINE_VERSION, nodes://$NODES; the direct side is ${NAME[$DIRECT]} at tcp://$DIRECT." \
 		"mtswarm $(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo '?')$(git -C "$ROOT" diff --quiet HEAD -- src 2>/dev/null || echo ' (+ uncommitted src changes)')," \
-		"binary built $BIN_BUILT, SWARM_MULTI_TENANT=false, default strategy (spread) and log level."
+		"binary built $BIN_BUILT, default strategy (spread) and log level; one with SWARM_MULTI_TENANT=false, and one" \
+		"multi-tenant (token file) for the tenant's list."
 	echo "- Containers: $PER_NODE created (not started) directly on each engine in ${FILL_S}s, labelled" \
-		"mtswarm-bench.run=$RUN_ID; the engines then held ${holds%, } ($TOTAL in all, other sessions' containers included)."
+		"mtswarm-bench.run=$RUN_ID and owned by tenant bench (its label and names); the engines then held ${holds%, } ($TOTAL in all, other sessions' containers included)."
 	echo "- List: \`GET $LIST\` with wrk -t $THREADS -c $CONNECTIONS -d $DURATION --timeout $TIMEOUT, $ROUNDS round(s) a side" \
 		"after a 1s warm-up, the sides alternated; direct answered $DIRECT_ITEMS containers ($DIRECT_BYTES bytes), mtswarm" \
-		"$GW_ITEMS ($GW_BYTES bytes), i.e. every engine's. Rates and latencies are the medians of the rounds; the ratio is the" \
+		"$GW_ITEMS ($GW_BYTES bytes), i.e. every engine's, the tenant $TENANT_ITEMS ($TENANT_BYTES bytes), its own. Rates and latencies are the medians of the rounds; the ratio is the" \
 		"median of the per-round ratios (each mtswarm round against the direct round just before it)."
 	echo "- Creates: $CREATE_ROUNDS round(s) a side of $CREATES \`POST $API/containers/create\` at once (one curl --parallel," \
 		"raw HTTP, busybox \`true\`), wall time of the whole round, median of the rounds; mtswarm placed its creates on:" \
 		"$placed_list."
 	echo
-	echo "**Ratios mtswarm/direct: list req/s $LIST_RATIO (mtswarm answers ${#ENGINES[@]}x the containers), create wall time $CREATE_RATIO; mtswarm's RSS $RSS_MB MB.**"
+	echo "**Ratios mtswarm/direct: list req/s $LIST_RATIO (mtswarm answers ${#ENGINES[@]}x the containers), as a tenant $TENANT_RATIO; create wall time $CREATE_RATIO; mtswarm's RSS $RSS_MB MB.**" \
+		"The peer: Swarm classic answers a list of 100 containers from its cache at about 20x the engine's rate, in about 25 MB."
 	echo
 	echo "$TABLE"
 	echo
@@ -378,7 +424,9 @@ holds=$(for engine in "${ENGINES[@]}"; do printf '%s %s, ' "${NAME[$engine]}" "$
 	echo
 	echo "- list, direct: req/s per round $(rounds "$WORK/res-direct" 1); mean latency (ms) $(rounds "$WORK/res-direct" 2)"
 	echo "- list, mtswarm: req/s per round $(rounds "$WORK/res-mtswarm" 1); mean latency (ms) $(rounds "$WORK/res-mtswarm" 2)"
-	echo "- list, mtswarm/direct round by round: $(per_round | paste -sd' ')"
+	echo "- list, mtswarm as a tenant: req/s per round $(rounds "$WORK/res-tenant" 1); mean latency (ms) $(rounds "$WORK/res-tenant" 2)"
+	echo "- list, mtswarm/direct round by round: $(per_round mtswarm | paste -sd' ')"
+	echo "- list, tenant/direct round by round: $(per_round tenant | paste -sd' ')"
 	echo "- creates, direct: seconds per round $(paste -sd' ' "$WORK/create-direct")"
 	echo "- creates, mtswarm: seconds per round $(paste -sd' ' "$WORK/create-mtswarm")"
 	if ((WRK_BAD)); then
@@ -391,5 +439,5 @@ mv "$RESULTS.tmp" "$RESULTS"
 echo
 echo "$TABLE" | sed '2d; s/^| //; s/ |$//; s/ | /\t/g; s/\*\*//g' | column -t -s $'\t' | sed '1{p; s/./-/g}'
 echo
-log "ratios mtswarm/direct: list $LIST_RATIO, create $CREATE_RATIO; RSS $RSS_MB MB; results written to ${RESULTS#"$ROOT"/}"
+log "ratios mtswarm/direct: list $LIST_RATIO, as a tenant $TENANT_RATIO, create $CREATE_RATIO; RSS $RSS_MB MB; results written to ${RESULTS#"$ROOT"/}"
 ((WRK_BAD == 0)) || die "some wrk runs had errors or non-2xx responses (see $RESULTS)"
