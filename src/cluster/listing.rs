@@ -61,15 +61,59 @@ pub enum View<'a> {
     Owner(&'a [regex::Regex]),
 }
 
-/// The list answer: the selected containers' prepared entries, newest first, `limit` applied, each with its
-/// status text of `now`.
-pub fn answer(mut chosen: Vec<Arc<Prepared>>, q: &ListQuery, view: View<'_>, now: SystemTime) -> String {
+/// The containers a list's `before` and `since` filters name, each as its creation time (nanoseconds since the
+/// epoch) and id: the list keeps the containers created before the one and after the other, as dockerd walks its
+/// containers newest first and starts or stops at the one named. In a cluster they are resolved among all the
+/// nodes, so they bound the whole list.
+#[derive(Debug, Clone, Default)]
+pub struct Bounds {
+    pub before: Option<(i128, String)>,
+    pub since: Option<(i128, String)>,
+}
+
+impl Bounds {
+    pub fn is_empty(&self) -> bool {
+        self.before.is_none() && self.since.is_none()
+    }
+
+    /// Whether a container created at `created` (ns) with this id is within the bounds.
+    pub fn keeps(&self, created: i128, id: &str) -> bool {
+        let key = (created, id);
+        self.before.as_ref().is_none_or(|(c, i)| key < (*c, i.as_str()))
+            && self.since.as_ref().is_none_or(|(c, i)| key > (*c, i.as_str()))
+    }
+
+    /// The same for a list entry, whose `Created` is in whole seconds: the bounds are taken to the second too.
+    pub fn keeps_entry(&self, created_secs: i64, id: &str) -> bool {
+        let secs = |(c, i): &(i128, String)| (c.div_euclid(1_000_000_000), i.clone());
+        let whole = Bounds { before: self.before.as_ref().map(secs), since: self.since.as_ref().map(secs) };
+        whole.keeps(created_secs as i128, id)
+    }
+}
+
+/// When a container was created, in nanoseconds since the epoch, from its inspect.
+pub fn created_nanos(inspect: &Value) -> Option<i128> {
+    inspect.get("Created").and_then(Value::as_str).and_then(unix_nanos)
+}
+
+/// The list answer: the selected containers' prepared entries within `bounds`, newest first, `limit` applied,
+/// each with its status text of `now`.
+pub fn answer(
+    mut chosen: Vec<Arc<Prepared>>,
+    q: &ListQuery,
+    bounds: &Bounds,
+    view: View<'_>,
+    now: SystemTime,
+) -> String {
     if let View::Owner(names) = view {
         chosen.retain(|p| {
             names.is_empty() || p.owner.as_ref().is_some_and(|o| names.iter().any(|r| r.is_match(&o.name)))
         });
     }
-    chosen.sort_by_key(|p| std::cmp::Reverse(p.created));
+    if !bounds.is_empty() {
+        chosen.retain(|p| bounds.keeps(p.facts.created, &p.facts.id));
+    }
+    chosen.sort_by(|a, b| (b.facts.created, &b.facts.id).cmp(&(a.facts.created, &a.facts.id)));
     if let Some(l) = q.limit {
         chosen.truncate(l);
     }
@@ -94,7 +138,6 @@ pub fn answer(mut chosen: Vec<Arc<Prepared>>, q: &ListQuery, view: View<'_>, now
 /// taken once from an inspect of it: a list then only selects and copies.
 #[derive(Debug)]
 pub struct Prepared {
-    pub created: i64,
     facts: Facts,
     /// The entry as the engine would list it.
     engine: Split,
@@ -161,14 +204,13 @@ impl Prepared {
     pub fn new(inspect: &Value, owner_view: Option<&dyn Fn(&mut Value)>) -> Prepared {
         let facts = Facts::of(inspect);
         let e = entry(inspect, SystemTime::now());
-        let created = e.get("Created").and_then(Value::as_i64).unwrap_or(0);
         let owner = owner_view.map(|view| {
             let mut mine = e.clone();
             view(&mut mine);
             let name = mine.pointer("/Names/0").and_then(Value::as_str).unwrap_or_default().to_string();
             OwnerEntry { text: Split::of(mine), name }
         });
-        Prepared { created, facts, engine: Split::of(e), owner }
+        Prepared { facts, engine: Split::of(e), owner }
     }
 }
 
@@ -176,6 +218,8 @@ impl Prepared {
 #[derive(Debug, Default)]
 struct Facts {
     id: String,
+    /// Nanoseconds since the epoch.
+    created: i128,
     name: String,
     labels: BTreeMap<String, String>,
     state: String,
@@ -201,6 +245,7 @@ impl Facts {
         let networks = c.pointer("/NetworkSettings/Networks").and_then(Value::as_object).into_iter().flatten();
         Facts {
             id: text("/Id"),
+            created: created_nanos(c).unwrap_or(0),
             name: text("/Name"),
             labels: labels.filter_map(|(k, v)| Some((k.clone(), v.as_str()?.to_string()))).collect(),
             state: text("/State/Status"),
@@ -263,7 +308,8 @@ fn unix_nanos_of(t: SystemTime) -> i128 {
 /// Whether a container passes the query's filters (and `all`).
 pub fn selected(p: &Prepared, q: &ListQuery, compiled: &Compiled) -> bool {
     let c = &p.facts;
-    if !q.all && !q.filters.contains_key("status") && !c.running {
+    // dockerd lists stopped containers too when asked for all, for a status, or for the last N.
+    if !q.all && q.limit.is_none() && !q.filters.contains_key("status") && !c.running {
         return false;
     }
     if !compiled.ids.is_empty() && !compiled.ids.iter().any(|r| r.is_match(&c.id)) {
@@ -501,13 +547,15 @@ mod tests {
             let q = parse_query(Some(query)).unwrap();
             let compiled = compile(&q).unwrap();
             let chosen = prepared.iter().filter(|p| selected(p, &q, &compiled)).cloned().collect();
-            let got: Value = serde_json::from_str(&answer(chosen, &q, View::Engine, now)).unwrap();
+            let got: Value = serde_json::from_str(&answer(chosen, &q, &Bounds::default(), View::Engine, now)).unwrap();
             let got: Vec<&str> = got.as_array().unwrap().iter().map(|e| e["Names"][0].as_str().unwrap()).collect();
             assert_eq!(got, expected, "{query}");
         };
         check("", &["/a"]);
         check("all=1", &["/b", "/a"]);
         check("all=1&limit=1", &["/b"]);
+        check("limit=1", &["/b"]); // the last one, stopped or not, as `docker ps -l`
+        check("limit=5", &["/b", "/a"]);
         check("filters=%7B%22label%22%3A%7B%22team%3Dy%22%3Atrue%7D%7D&all=1", &["/b"]);
         check("filters=%7B%22label%22%3A%7B%22team%22%3Atrue%7D%7D&all=1", &["/b", "/a"]);
         check("filters=%7B%22label%22%3A%7B%22team%3Dz%22%3Atrue%7D%7D&all=1", &[]);
@@ -519,6 +567,17 @@ mod tests {
         check("filters=%7B%22network%22%3A%5B%22ab%22%5D%7D&all=1", &["/b", "/a"]);
         check("filters=%7B%22health%22%3A%5B%22none%22%5D%7D&all=1", &["/b", "/a"]);
         check("filters=%7B%22id%22%3A%5B%22%5Eb-%22%5D%7D&all=1", &["/b"]);
+        // before and since, resolved by the caller, bound the list.
+        let bounded = |b: &Bounds| -> Vec<String> {
+            let q = parse_query(Some("all=1")).unwrap();
+            let got: Value = serde_json::from_str(&answer(prepared.clone(), &q, b, View::Engine, now)).unwrap();
+            got.as_array().unwrap().iter().map(|e| e["Names"][0].as_str().unwrap().to_string()).collect()
+        };
+        let (a, b) = (&prepared[0].facts, &prepared[1].facts);
+        assert_eq!(bounded(&Bounds { before: Some((b.created, b.id.clone())), since: None }), ["/a"]);
+        assert_eq!(bounded(&Bounds { before: None, since: Some((a.created, a.id.clone())) }), ["/b"]);
+        assert!(bounded(&Bounds { before: Some((b.created, b.id.clone())), since: Some((a.created, a.id.clone())) })
+            .is_empty());
         assert!(parse_query(Some("size=1")).is_none());
         assert!(parse_query(Some("filters=%7B%22before%22%3A%5B%22a%22%5D%7D")).is_none());
         let e = entry(&cs[0], now);
@@ -532,7 +591,7 @@ mod tests {
         // A prepared entry is the entry, status text included.
         let all = parse_query(Some("all=1")).unwrap();
         for (c, p) in cs.iter().zip(&prepared) {
-            let out = answer(vec![p.clone()], &all, View::Engine, now);
+            let out = answer(vec![p.clone()], &all, &Bounds::default(), View::Engine, now);
             assert_eq!(serde_json::from_str::<Value>(&out).unwrap(), json!([entry(c, now)]));
         }
     }
@@ -548,7 +607,7 @@ mod tests {
         let chosen: Vec<Arc<Prepared>> = cs.iter().map(|c| Arc::new(Prepared::new(c, Some(view)))).collect();
         let q = parse_query(Some("all=1")).unwrap();
         let names = |view| -> Vec<String> {
-            let got: Value = serde_json::from_str(&answer(chosen.clone(), &q, view, now)).unwrap();
+            let got: Value = serde_json::from_str(&answer(chosen.clone(), &q, &Bounds::default(), view, now)).unwrap();
             got.as_array().unwrap().iter().map(|e| e["Names"][0].as_str().unwrap().to_string()).collect()
         };
         assert_eq!(names(View::Engine), ["/t-db", "/t-web"]);
@@ -558,7 +617,8 @@ mod tests {
         assert_eq!(names(View::Owner(&web)), ["/web"]);
         assert_eq!(names(View::Owner(&engine_web)), Vec::<String>::new());
         // The owner's entry keeps its live status text.
-        let got: Value = serde_json::from_str(&answer(chosen.clone(), &q, View::Owner(&[]), now)).unwrap();
+        let got: Value =
+            serde_json::from_str(&answer(chosen.clone(), &q, &Bounds::default(), View::Owner(&[]), now)).unwrap();
         assert_eq!(got[0]["Status"], "Up 2 hours");
     }
 }

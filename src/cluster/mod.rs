@@ -97,10 +97,15 @@ impl Cluster {
         self.nodes.read().unwrap_or_else(|e| e.into_inner()).clone()
     }
 
-    /// The container list answered from the registry, in `view`, when every node is healthy and follows its
+    /// The container list answered from the registry, within `bounds` and in `view`, when every node is healthy and follows its
     /// events; `None` sends the request to the engines.
     /// The answer is written straight from each container's prepared entry: no copy of the registry.
-    pub fn list_containers(&self, query: Option<&str>, view: listing::View<'_>) -> Option<String> {
+    pub fn list_containers(
+        &self,
+        query: Option<&str>,
+        bounds: &listing::Bounds,
+        view: listing::View<'_>,
+    ) -> Option<String> {
         let q = listing::parse_query(query)?;
         let compiled = listing::compile(&q)?;
         let nodes = self.nodes();
@@ -118,7 +123,7 @@ impl Cluster {
                 }
             });
         }
-        Some(listing::answer(chosen, &q, view, std::time::SystemTime::now()))
+        Some(listing::answer(chosen, &q, bounds, view, std::time::SystemTime::now()))
     }
 
     /// Follows every node's events (the registry of a cluster answers lists itself).

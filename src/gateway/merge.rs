@@ -6,9 +6,12 @@ use bytes::Bytes;
 use serde_json::{Map, Value};
 
 use crate::api::{Endpoint, ImageOp};
+use crate::cluster::listing::Bounds;
 
 /// Merges the nodes' successful answers to `endpoint` (in node order).
-pub fn merge(endpoint: &Endpoint, query: Option<&str>, answers: Vec<Bytes>) -> Result<Bytes, String> {
+/// `bounds` are a container list's `before` and `since`, resolved across the cluster (the engines were not asked
+/// them: each knows only its own containers).
+pub fn merge(endpoint: &Endpoint, query: Option<&str>, bounds: &Bounds, answers: Vec<Bytes>) -> Result<Bytes, String> {
     use Endpoint as E;
     if matches!(endpoint, E::ImageCreate) {
         // Pull progress: each node's lines, one node after the other.
@@ -24,9 +27,12 @@ pub fn merge(endpoint: &Endpoint, query: Option<&str>, answers: Vec<Bytes>) -> R
         .collect::<Result<Vec<_>, _>>()?;
     let merged = match endpoint {
         E::ContainerList => {
+            let created = |c: &Value| c.get("Created").and_then(Value::as_i64).unwrap_or(0);
+            let id = |c: &Value| c.get("Id").and_then(Value::as_str).unwrap_or_default().to_string();
             let mut all = concat(docs);
+            all.retain(|c| bounds.keeps_entry(created(c), &id(c)));
             // Newest first, as one engine lists them; `limit` applies to the whole cluster.
-            all.sort_by_key(|c| std::cmp::Reverse(c.get("Created").and_then(Value::as_i64).unwrap_or(0)));
+            all.sort_by_key(|c| std::cmp::Reverse((created(c), id(c))));
             let limit = url::form_urlencoded::parse(query.unwrap_or("").as_bytes())
                 .find(|(k, _)| k == "limit")
                 .and_then(|(_, v)| v.parse::<usize>().ok())
@@ -127,10 +133,33 @@ mod tests {
     use serde_json::json;
 
     fn check(method: &str, path: &str, query: Option<&str>, answers: Vec<Value>, expected: Value) {
+        check_within(method, path, query, &Bounds::default(), answers, expected);
+    }
+
+    fn check_within(method: &str, path: &str, query: Option<&str>, b: &Bounds, answers: Vec<Value>, expected: Value) {
         let ep = Endpoint::classify(&method.parse::<Method>().unwrap(), path).unwrap();
         let answers = answers.into_iter().map(|a| Bytes::from(a.to_string())).collect();
-        let got: Value = serde_json::from_slice(&merge(&ep, query, answers).unwrap()).unwrap();
+        let got: Value = serde_json::from_slice(&merge(&ep, query, b, answers).unwrap()).unwrap();
         assert_eq!(got, expected, "{method} {path}");
+    }
+
+    #[test]
+    fn container_lists_are_bounded_across_the_nodes() {
+        let lists = || {
+            vec![
+                json!([{"Id": "a", "Created": 1}, {"Id": "b", "Created": 5}]),
+                json!([{"Id": "c", "Created": 3}, {"Id": "d", "Created": 3}]),
+            ]
+        };
+        let at = |secs: i128, id: &str| Some((secs * 1_000_000_000 + 7, id.to_string()));
+        let before_c = Bounds { before: at(3, "c"), since: None };
+        check_within("GET", "/containers/json", None, &before_c, lists(), json!([{"Id": "a", "Created": 1}]));
+        let since_c = Bounds { before: None, since: at(3, "c") };
+        let newer = json!([{"Id": "b", "Created": 5}, {"Id": "d", "Created": 3}]);
+        check_within("GET", "/containers/json", None, &since_c, lists(), newer);
+        // limit counts what is left within the bounds.
+        let since_a = Bounds { before: None, since: at(1, "a") };
+        check_within("GET", "/containers/json", Some("limit=1"), &since_a, lists(), json!([{"Id": "b", "Created": 5}]));
     }
 
     #[test]

@@ -366,6 +366,44 @@ impl Gateway {
     }
 
     /// One warning per unhealthy node, which lists leave out.
+    /// Takes a container list's `before` and `since` filters out of its query and resolves the containers they
+    /// name across the cluster, among the tenant's own: each engine knows only its own containers.
+    async fn list_bounds(
+        &self,
+        query: Option<String>,
+        tenant: Option<&str>,
+    ) -> Result<(Option<String>, listing::Bounds), ApiError> {
+        let mut q = tenancy::Query::parse(query.as_deref());
+        let mut f = q.filters()?;
+        let (before, since) = (f.remove("before"), f.remove("since"));
+        if before.is_none() && since.is_none() {
+            return Ok((query, listing::Bounds::default()));
+        }
+        q.set_filters(&f);
+        let mut bounds = listing::Bounds::default();
+        for (values, slot) in [(before, &mut bounds.before), (since, &mut bounds.since)] {
+            if let Some(reference) = values.and_then(|v| v.into_iter().next()) {
+                *slot = Some(self.creation_of(&reference, tenant).await?);
+            }
+        }
+        Ok((q.encode(), bounds))
+    }
+
+    /// When the container a reference names was created (ns since the epoch), and its id.
+    async fn creation_of(&self, reference: &str, tenant: Option<&str>) -> Result<(i128, String), ApiError> {
+        let node = self.locate(&Probe::Container(reference.to_string()), tenant).await?;
+        let id = match tenant {
+            Some(t) => Resolver { node: &node, tenant: t }.container(reference).await?.id,
+            None => reference.trim_start_matches('/').to_string(),
+        };
+        let inspect = node.get_json(&format!("/containers/{}/json", encode(&id))).await.map_err(proxy::engine_error)?;
+        let created = listing::created_nanos(&inspect).ok_or_else(|| {
+            ApiError::bad_gateway(format!("node {} gave no creation time for {reference}", node.name()))
+        })?;
+        let id = inspect.get("Id").and_then(Value::as_str).unwrap_or_default().to_string();
+        Ok((created, id))
+    }
+
     fn unavailable_warnings(&self) -> Vec<String> {
         self.cluster
             .nodes()
@@ -384,6 +422,10 @@ impl Gateway {
         let mut path = req.path.to_string();
         let mut query = req.parts.uri.query().map(str::to_string);
         let mut answer = tenancy::Answer::Pass;
+        let mut bounds = listing::Bounds::default();
+        if matches!(req.endpoint, Endpoint::ContainerList) {
+            (query, bounds) = self.list_bounds(query, req.tenant).await?;
+        }
         if let Some(t) = req.tenant {
             let plan = tenancy::prepare(&first, t, req.endpoint, &path, query.as_deref(), None).await?;
             (path, query, answer) = (plan.path, plan.query, plan.answer);
@@ -402,10 +444,15 @@ impl Gateway {
                 Some(_) => listing::View::Owner(&names),
                 None => listing::View::Engine,
             };
-            if let Some(list) = self.cluster.list_containers(query.as_deref(), view) {
+            if let Some(list) = self.cluster.list_containers(query.as_deref(), &bounds, view) {
                 ctx.node = Some("registry".into());
                 return Ok(plain(StatusCode::OK, Bytes::from(list)).map(body::full));
             }
+        }
+        if !bounds.is_empty() {
+            // The engines list all that `limit` would (stopped containers too); the bounds and the limit are
+            // applied to the merged list.
+            query = without_limit(query);
         }
         let pq = proxy::upstream_path(ctx.version.as_ref(), &self.cluster.max_api_version(), &path, query.as_deref());
         let headers = proxy::copy_headers(&req.parts.headers);
@@ -481,7 +528,8 @@ impl Gateway {
             }
             return Err(ApiError::unavailable(format!("no node answered: {}", warnings.join("; "))));
         }
-        let merged = merge::merge(req.endpoint, req.parts.uri.query(), answers).map_err(ApiError::bad_gateway)?;
+        let merged =
+            merge::merge(req.endpoint, req.parts.uri.query(), &bounds, answers).map_err(ApiError::bad_gateway)?;
         let mut resp = plain(StatusCode::OK, merged).map(body::full);
         if matches!(req.endpoint, Endpoint::Image { op: crate::api::ImageOp::Tag, .. }) {
             *resp.status_mut() = StatusCode::CREATED;
@@ -605,6 +653,21 @@ async fn inspect_match(node: &Node, path: &str, reference: &str) -> Result<Optio
         }
         Err(e) => Err(proxy::engine_error(e)),
     }
+}
+
+/// A list query without its `limit`, which then asks for every container (dockerd's `limit` lists stopped ones too).
+fn without_limit(query: Option<String>) -> Option<String> {
+    let mut pairs: Vec<(String, String)> = url::form_urlencoded::parse(query.as_deref().unwrap_or("").as_bytes())
+        .map(|(k, v)| (k.into_owned(), v.into_owned()))
+        .collect();
+    let limited = pairs.iter().any(|(k, v)| k == "limit" && v.parse::<i64>().is_ok_and(|l| l > 0));
+    pairs.retain(|(k, _)| k != "limit" && !(limited && k == "all"));
+    if limited {
+        pairs.push(("all".into(), "1".into()));
+    }
+    let mut s = url::form_urlencoded::Serializer::new(String::new());
+    s.extend_pairs(pairs);
+    Some(s.finish())
 }
 
 /// A network a container joins by name that is not one of the engine's own.

@@ -279,13 +279,13 @@ fn replace_segment(path: &str, index: usize, value: &str) -> String {
 }
 
 /// A query string as ordered pairs, so that what is not rewritten is passed on as it came.
-struct Query(Vec<(String, String)>);
+pub(crate) struct Query(Vec<(String, String)>);
 
 /// Docker's list filters: `{"key": {"value": true}}` (or the older `{"key": ["value"]}`).
-type Filters = BTreeMap<String, BTreeSet<String>>;
+pub(crate) type Filters = BTreeMap<String, BTreeSet<String>>;
 
 impl Query {
-    fn parse(q: Option<&str>) -> Query {
+    pub(crate) fn parse(q: Option<&str>) -> Query {
         Query(
             url::form_urlencoded::parse(q.unwrap_or("").as_bytes())
                 .map(|(k, v)| (k.into_owned(), v.into_owned()))
@@ -302,7 +302,7 @@ impl Query {
         self.0.push((key.to_string(), value.to_string()));
     }
 
-    fn filters(&self) -> Result<Filters, ApiError> {
+    pub(crate) fn filters(&self) -> Result<Filters, ApiError> {
         let Some(raw) = self.get("filters").filter(|f| !f.is_empty()) else {
             return Ok(Filters::new());
         };
@@ -321,7 +321,7 @@ impl Query {
         Ok(out)
     }
 
-    fn set_filters(&mut self, f: &Filters) {
+    pub(crate) fn set_filters(&mut self, f: &Filters) {
         let v: serde_json::Map<String, Value> = f
             .iter()
             .map(|(k, vals)| (k.clone(), Value::Object(vals.iter().map(|v| (v.clone(), Value::Bool(true))).collect())))
@@ -329,7 +329,7 @@ impl Query {
         self.set("filters", &Value::Object(v).to_string());
     }
 
-    fn encode(&self) -> Option<String> {
+    pub(crate) fn encode(&self) -> Option<String> {
         if self.0.is_empty() {
             return None;
         }

@@ -447,6 +447,62 @@ fn lists_fan_out_to_every_node() {
     assert_eq!(bob.ok(&["volume", "ls", "--format", "{{.Name}}"]), "");
 }
 
+/// `docker ps --filter before=/since=` and `docker ps -l` over the whole cluster, as one engine answers them
+/// for its own containers: the container named may be on any node, and bounds every node's list. The registry
+/// answers one form; a filter only the engines know (`ancestor`) sends the other to them.
+#[test]
+fn before_since_and_the_last_container_span_the_nodes() {
+    if skip_in_direct_mode("cluster lists") {
+        return;
+    }
+    let _lock = cluster_lock();
+    let t = Test::new();
+    let gw = cluster_gateway(&t, &[]);
+    let alice = gw.tenant("alice");
+    let bob = gw.tenant("bob");
+    // p0 on node0, p1 on node1, p2 on node2, a second apart (engine lists have whole seconds), only created.
+    for (i, e) in engines().iter().enumerate() {
+        if i > 0 {
+            std::thread::sleep(std::time::Duration::from_millis(1100));
+        }
+        alice.ok(&["create", "--name", &format!("p{i}"), "-e", &on(&e.name), image(), "true"]);
+    }
+    assert_eq!(placement(&alice.tenant_id), counts([1, 1, 1]));
+    bob.ok(&["create", "--name", "p1", "-e", &on("node0"), image(), "true"]);
+
+    let ps = |extra: &[&str]| {
+        let mut args = vec!["ps", "--format", "{{.Names}}"];
+        args.extend_from_slice(extra);
+        lines(&alice.ok(&args))
+    };
+    let ancestor = format!("ancestor={}", image());
+    for engines_answer in [false, true] {
+        let with = |extra: &[&str]| {
+            let mut a = extra.to_vec();
+            if engines_answer {
+                a.extend_from_slice(&["--filter", &ancestor]);
+            }
+            ps(&a)
+        };
+        let how = if engines_answer { "from the engines" } else { "from the registry" };
+        assert_eq!(with(&["-a", "--filter", "before=p2"]), ["p1", "p0"], "{how}");
+        assert_eq!(with(&["-a", "--filter", "since=p0"]), ["p2", "p1"], "{how}");
+        assert_eq!(with(&["-a", "--filter", "since=p0", "--filter", "before=p2"]), ["p1"], "{how}");
+        assert_eq!(with(&["-a", "-n", "1", "--filter", "before=p2"]), ["p1"], "{how}");
+        assert_eq!(with(&["-l"]), ["p2"], "the last one, though it never ran ({how})");
+        assert_eq!(with(&["-n", "2"]), ["p2", "p1"], "{how}");
+        // Without -a, only running containers are listed, as by dockerd.
+        assert_eq!(with(&["--filter", "since=p0"]), Vec::<String>::new(), "{how}");
+    }
+    // The container named is one of the tenant's own: bob's p1 bounds bob's list, and names none of alice's.
+    assert_eq!(lines(&bob.ok(&["ps", "-a", "--format", "{{.Names}}", "--filter", "before=p1"])), Vec::<String>::new());
+    let p0_id = alice.ok(&["inspect", "--format", "{{.Id}}", "p0"]);
+    let err = bob.fails(&["ps", "-a", "--filter", &format!("since={p0_id}")]);
+    assert!(err.contains("No such container"), "alice's container bounds bob's list: {err}");
+    let err = alice.fails(&["ps", "-a", "--filter", "before=nosuch"]);
+    assert!(err.contains("No such container: nosuch"), "{err}");
+}
+
 #[test]
 fn info_shows_the_cluster_to_the_admin_and_a_tenant_its_own_counts() {
     if skip_in_direct_mode("cluster info") {
