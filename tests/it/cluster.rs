@@ -854,6 +854,8 @@ fn an_overlay_network_spans_the_nodes_of_a_cluster_store() {
         "sleep",
         "600",
     ]);
+    // The engines learn each other's containers on the network by gossip, within moments: a name unknown at first
+    // is asked again, for up to 30 s.
     let out = alice.docker(&[
         "run",
         "--rm",
@@ -864,7 +866,7 @@ fn an_overlay_network_spans_the_nodes_of_a_cluster_store() {
         image(),
         "sh",
         "-c",
-        "hostname; ping -c 2 -W 5 web",
+        "hostname; i=0; until ping -c 2 -W 5 web; do i=$((i + 1)); [ $i -lt 30 ] || exit 1; sleep 1; done",
     ]);
     assert!(out.success(), "a container on ovnode2 reaches web on ovnode1 by name: {out}");
     assert!(out.stdout.contains("2 packets received"), "{out}");
