@@ -365,7 +365,6 @@ impl Gateway {
         Ok(out)
     }
 
-    /// One warning per unhealthy node, which lists leave out.
     /// Takes a container list's `before` and `since` filters out of its query and resolves the containers they
     /// name across the cluster, among the tenant's own: each engine knows only its own containers.
     async fn list_bounds(
@@ -404,6 +403,7 @@ impl Gateway {
         Ok((created, id))
     }
 
+    /// One warning per unhealthy node, which lists leave out.
     fn unavailable_warnings(&self) -> Vec<String> {
         self.cluster
             .nodes()
