@@ -144,10 +144,12 @@ where
 }
 
 /// Several streams of JSON lines (`/events` of every node) merged into one, whole lines interleaved as they
-/// come; it ends when every stream has ended.
-pub fn merge_lines(bodies: Vec<Body>) -> Body {
+/// come. Streams that open later (a node that joins the cluster) come through `later` and join the merge. It ends
+/// when every stream has ended and `later` is closed (or there is none).
+pub fn merge_lines(bodies: Vec<Body>, later: Option<tokio::sync::mpsc::Receiver<Body>>) -> Body {
     use futures_util::StreamExt;
-    let lines = bodies.into_iter().map(|b| {
+    type Lines = futures_util::stream::BoxStream<'static, Result<Bytes, BoxError>>;
+    fn lines(b: Body) -> Lines {
         let state = (b, bytes::BytesMut::new(), false);
         futures_util::stream::unfold(state, |(mut b, mut buf, mut ended)| async move {
             loop {
@@ -174,9 +176,43 @@ pub fn merge_lines(bodies: Vec<Body>) -> Body {
             }
         })
         .boxed()
+    }
+    let all = futures_util::stream::select_all(bodies.into_iter().map(lines));
+    let merged = futures_util::stream::unfold((all, later), |(mut all, mut later)| async move {
+        loop {
+            let next = match later.as_mut() {
+                None => return all.next().await.map(|item| (item, (all, later))),
+                Some(rx) if all.is_empty() => {
+                    // Nothing open: wait for a stream to join, or for the end.
+                    match rx.recv().await {
+                        Some(b) => {
+                            all.push(lines(b));
+                            continue;
+                        }
+                        None => return None,
+                    }
+                }
+                Some(rx) => {
+                    tokio::select! {
+                        joined = rx.recv() => {
+                            match joined {
+                                Some(b) => all.push(lines(b)),
+                                None => later = None,
+                            }
+                            continue;
+                        }
+                        item = all.next() => item,
+                    }
+                }
+            };
+            match next {
+                Some(item) => return Some((item, (all, later))),
+                // Every stream open so far has ended; more may still join.
+                None => continue,
+            }
+        }
     });
-    let merged = futures_util::stream::select_all(lines).map(|r| r.map(http_body::Frame::data));
-    http_body_util::StreamBody::new(merged).boxed_unsync()
+    http_body_util::StreamBody::new(merged.map(|r| r.map(http_body::Frame::data))).boxed_unsync()
 }
 
 #[cfg(test)]
@@ -184,6 +220,7 @@ mod tests {
     use super::*;
     use http_body_util::StreamBody;
     use hyper::body::Frame;
+    use std::time::Duration;
 
     #[tokio::test]
     async fn joins_ready_frames_and_keeps_the_error() {
@@ -216,5 +253,39 @@ mod tests {
         };
         let all = body.collect().await.unwrap().to_bytes();
         assert_eq!(all.len(), COALESCE_LIMIT + 1);
+    }
+
+    /// A body of these frames, as an engine's stream cut anywhere.
+    fn chunks(parts: &[&'static str]) -> Body {
+        let frames: Vec<Result<Frame<Bytes>, BoxError>> =
+            parts.iter().map(|p| Ok(Frame::data(Bytes::from_static(p.as_bytes())))).collect();
+        StreamBody::new(futures_util::stream::iter(frames)).boxed_unsync()
+    }
+
+    fn sorted_lines(all: &[u8]) -> Vec<String> {
+        let mut lines: Vec<String> = String::from_utf8_lossy(all).lines().map(str::to_string).collect();
+        lines.sort();
+        lines
+    }
+
+    #[tokio::test]
+    async fn merges_whole_lines_and_takes_streams_that_join_later() {
+        let (tx, rx) = tokio::sync::mpsc::channel(1);
+        let merged = merge_lines(vec![chunks(&["{\"a\":", "1}\n{\"a\":2}\n"]), chunks(&["{\"b\":1}\n"])], Some(rx));
+        let joining = tokio::spawn(async move {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+            tx.send(chunks(&["{\"c\"", ":1}\n"])).await.unwrap();
+            // The channel closes here: the merge ends once every stream has.
+        });
+        let all = tokio::time::timeout(Duration::from_secs(5), merged.collect()).await.unwrap().unwrap().to_bytes();
+        joining.await.unwrap();
+        assert_eq!(sorted_lines(&all), [r#"{"a":1}"#, r#"{"a":2}"#, r#"{"b":1}"#, r#"{"c":1}"#]);
+    }
+
+    #[tokio::test]
+    async fn a_merge_without_later_streams_ends_with_its_own() {
+        let merged = merge_lines(vec![chunks(&["x\n"]), chunks(&["y"])], None);
+        let all = tokio::time::timeout(Duration::from_secs(5), merged.collect()).await.unwrap().unwrap().to_bytes();
+        assert_eq!(sorted_lines(&all), ["x", "y"]);
     }
 }

@@ -21,6 +21,9 @@ use crate::proxy;
 use crate::scheduler;
 use crate::tenancy::{self, encode, names, resolve, Resolver};
 
+/// How often an open event stream looks for nodes that joined the cluster after it was opened.
+const FOLLOW_INTERVAL: Duration = Duration::from_secs(1);
+
 /// How long a node may take to answer its part of a list before it is left out.
 const FAN_OUT_TIMEOUT: Duration = Duration::from_secs(10);
 
@@ -403,6 +406,50 @@ impl Gateway {
         Ok((created, id))
     }
 
+    /// The event streams of the nodes that are not in `following` when they become available, opened with the
+    /// same path and headers, as long as the client listens; a node is followed once.
+    fn follow_new_nodes(
+        &self,
+        mut following: BTreeSet<String>,
+        path_and_query: String,
+        headers: http::HeaderMap,
+    ) -> tokio::sync::mpsc::Receiver<Body> {
+        let (tx, rx) = tokio::sync::mpsc::channel(4);
+        let cluster = self.cluster.clone();
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(FOLLOW_INTERVAL);
+            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            loop {
+                tokio::select! {
+                    _ = tx.closed() => return,
+                    _ = tick.tick() => {}
+                }
+                for node in cluster.healthy_nodes() {
+                    if following.contains(&node.name()) {
+                        continue;
+                    }
+                    let mut up = Request::new(body::empty());
+                    *up.headers_mut() = headers.clone();
+                    up.headers_mut().remove(header::CONTENT_LENGTH);
+                    let Ok(uri) = path_and_query.parse() else { return };
+                    *up.uri_mut() = uri;
+                    match node.send(up).await {
+                        Ok(resp) if resp.status().is_success() => {
+                            following.insert(node.name());
+                            tracing::info!(node = %node.name(), "an open event stream follows a node that joined");
+                            if tx.send(body::stream(resp.into_body())).await.is_err() {
+                                return;
+                            }
+                        }
+                        Ok(resp) => tracing::debug!(node = %node.name(), status = %resp.status(), "events refused"),
+                        Err(e) => tracing::debug!(node = %node.name(), cause = %e, "events not opened"),
+                    }
+                }
+            }
+        });
+        rx
+    }
+
     /// One warning per unhealthy node, which lists leave out.
     fn unavailable_warnings(&self) -> Vec<String> {
         self.cluster
@@ -471,15 +518,22 @@ impl Gateway {
         if matches!(req.endpoint, Endpoint::Events) {
             let opened = futures_util::future::join_all(nodes.iter().map(|n| send(n.clone()))).await;
             let mut bodies = Vec::new();
+            let mut following = BTreeSet::new();
             let mut warnings = self.unavailable_warnings();
             for (node, r) in nodes.iter().zip(opened) {
                 match r {
-                    Ok(resp) if resp.status().is_success() => bodies.push(body::stream(resp.into_body())),
+                    Ok(resp) if resp.status().is_success() => {
+                        bodies.push(body::stream(resp.into_body()));
+                        following.insert(node.name());
+                    }
                     Ok(resp) => return Ok(proxy::relay_response(resp)),
                     Err(e) => warnings.push(format!("node {} left out: {e}", node.name())),
                 }
             }
-            let mut resp = Response::new(body::merge_lines(bodies));
+            // A stream that runs on (no `until`) also takes the nodes that join the cluster, or come back, later.
+            let later = (!query_has(query.as_deref(), "until"))
+                .then(|| self.follow_new_nodes(following, pq.clone(), headers.clone()));
+            let mut resp = Response::new(body::merge_lines(bodies, later));
             resp.headers_mut().insert(header::CONTENT_TYPE, header::HeaderValue::from_static("application/json"));
             add_warnings(&mut resp, &warnings);
             return Ok(match req.tenant {

@@ -11,6 +11,7 @@
 use std::collections::BTreeMap;
 use std::fs;
 use std::io::Write;
+use std::time::Duration;
 
 use serde_json::json;
 
@@ -463,7 +464,7 @@ fn before_since_and_the_last_container_span_the_nodes() {
     // p0 on node0, p1 on node1, p2 on node2, a second apart (engine lists have whole seconds), only created.
     for (i, e) in engines().iter().enumerate() {
         if i > 0 {
-            std::thread::sleep(std::time::Duration::from_millis(1100));
+            std::thread::sleep(Duration::from_millis(1100));
         }
         alice.ok(&["create", "--name", &format!("p{i}"), "-e", &on(&e.name), image(), "true"]);
     }
@@ -589,6 +590,16 @@ fn file_discovery_follows_the_file() {
     let gw = discovery_gateway(&t, &format!("file://{}", file.display()), &[]);
     let alice = gw.tenant("alice");
     let admin = gw.admin();
+    // An event stream opened now also follows the node that joins later.
+    let mut events = alice.spawn(&[
+        "events",
+        "--filter",
+        "type=container",
+        "--filter",
+        "event=create",
+        "--format",
+        "{{.Actor.Attributes.name}}",
+    ]);
 
     assert!(admin.ok(&["info"]).contains("Nodes: 2"), "{}", admin.ok(&["info"]));
     assert_eq!(wait_until_schedulable(&alice, "node1"), "node1");
@@ -599,6 +610,13 @@ fn file_discovery_follows_the_file() {
     f.write_all(format!("{}\n", n2.addr).as_bytes()).unwrap();
     drop(f);
     assert_eq!(wait_until_schedulable(&alice, "node2"), "node2", "{}", gw.stderr());
+    run(&alice, &["--name", "late", "-e", &on("node2")]);
+    events.expect_line(
+        "the create of `late` on node2, which joined after the stream opened",
+        Duration::from_secs(15),
+        |l| l == "late",
+    );
+    events.kill();
 
     fs::write(&file, &first).unwrap();
     let err = wait_until_gone(&alice, "node2");
