@@ -391,6 +391,32 @@ impl Gateway {
         Ok((q.encode(), bounds))
     }
 
+    /// A tenant's `container` filters of an event stream name its containers on any node. Tenancy resolved them
+    /// on one node, and left a reference it did not find there as an engine-side name, which fits a name but no
+    /// id or id prefix: the id of the container it names elsewhere is added.
+    async fn event_containers(&self, query: Option<String>, tenant: &str) -> Result<Option<String>, ApiError> {
+        let mut q = tenancy::Query::parse(query.as_deref());
+        let mut f = q.filters()?;
+        let Some(values) = f.get_mut("container") else { return Ok(query) };
+        let mut ids = Vec::new();
+        for v in values.iter() {
+            let Some(reference) = names::unscope(tenant, v) else { continue };
+            // As on an engine, a reference that names nothing filters everything out: it is no error.
+            let Ok(Some(node)) = self.find(&Probe::Container(reference.to_string()), Some(tenant)).await else {
+                continue;
+            };
+            if let Ok(c) = (Resolver { node: &node, tenant }).container(&reference).await {
+                ids.push(c.id);
+            }
+        }
+        if ids.is_empty() {
+            return Ok(query);
+        }
+        values.extend(ids);
+        q.set_filters(&f);
+        Ok(q.encode())
+    }
+
     /// When the container a reference names was created (ns since the epoch), and its id.
     async fn creation_of(&self, reference: &str, tenant: Option<&str>) -> Result<(i128, String), ApiError> {
         let node = self.locate(&Probe::Container(reference.to_string()), tenant).await?;
@@ -476,6 +502,9 @@ impl Gateway {
         if let Some(t) = req.tenant {
             let plan = tenancy::prepare(&first, t, req.endpoint, &path, query.as_deref(), None).await?;
             (path, query, answer) = (plan.path, plan.query, plan.answer);
+            if matches!(req.endpoint, Endpoint::Events) {
+                query = self.event_containers(query, t).await?;
+            }
         }
         ctx.node = Some(format!("{} nodes", nodes.len()));
         if matches!(req.endpoint, Endpoint::ContainerList) {

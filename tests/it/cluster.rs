@@ -504,6 +504,30 @@ fn before_since_and_the_last_container_span_the_nodes() {
     assert!(err.contains("No such container: nosuch"), "{err}");
 }
 
+/// `docker events --filter container=X` finds X on whichever node holds it, by name, id or id prefix.
+#[test]
+fn an_event_filter_names_a_container_on_any_node() {
+    if skip_in_direct_mode("cluster events") {
+        return;
+    }
+    let _lock = cluster_lock();
+    let t = Test::new();
+    let gw = cluster_gateway(&t, &[]);
+    let alice = gw.tenant("alice");
+    let since = timestamp(Duration::from_secs(1), false);
+    // On node2: the tenancy layer looks on the first node (node0) and does not find it there.
+    let id = alice.ok(&["create", "--name", "w", "-e", &on("node2"), image(), "true"]);
+    assert_eq!(node_of(&alice.tenant_id, &id), "node2");
+    alice.ok(&["start", "-a", "w"]);
+    let until = timestamp(Duration::from_secs(1), true);
+    for reference in [id.as_str(), &id[..12], "w"] {
+        let filter = format!("container={reference}");
+        let out =
+            alice.ok(&["events", "--since", &since, "--until", &until, "--filter", &filter, "--format", "{{.Action}}"]);
+        assert_subsequence(&lines(&out), &["create", "start", "die"]);
+    }
+}
+
 #[test]
 fn info_shows_the_cluster_to_the_admin_and_a_tenant_its_own_counts() {
     if skip_in_direct_mode("cluster info") {
