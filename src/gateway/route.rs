@@ -686,11 +686,15 @@ async fn probe_one(node: &Node, probe: &Probe, tenant: Option<&str>) -> Result<O
             Probe::Container(c) => {
                 let c = c.trim_start_matches('/');
                 let scoped = names::scope(t, c);
-                found(
-                    r.container(c).await.map(|o| {
-                        Match::of(c, &o.id, if o.engine_name.trim_start_matches('/') == scoped { c } else { "" })
-                    }),
-                )
+                found(r.container(c).await.map(|o| {
+                    if o.id == c {
+                        Match::Id
+                    } else if o.engine_name.trim_start_matches('/') == scoped {
+                        Match::Name
+                    } else {
+                        Match::Prefix
+                    }
+                }))
             }
             Probe::Exec(e) => found(r.exec(e).await.map(|_| Match::Id)),
             Probe::Network(n) => found(r.network(n).await.map(|u| {
@@ -740,17 +744,11 @@ async fn inspect_match(node: &Node, path: &str, reference: &str) -> Result<Optio
 
 /// A list query without its `limit`, which then asks for every container (dockerd's `limit` lists stopped ones too).
 fn without_limit(query: Option<String>) -> Option<String> {
-    let mut pairs: Vec<(String, String)> = url::form_urlencoded::parse(query.as_deref().unwrap_or("").as_bytes())
-        .map(|(k, v)| (k.into_owned(), v.into_owned()))
-        .collect();
-    let limited = pairs.iter().any(|(k, v)| k == "limit" && v.parse::<i64>().is_ok_and(|l| l > 0));
-    pairs.retain(|(k, _)| k != "limit" && !(limited && k == "all"));
-    if limited {
-        pairs.push(("all".into(), "1".into()));
+    let mut q = tenancy::Query::parse(query.as_deref());
+    if q.remove("limit").is_some_and(|l| l.parse::<i64>().is_ok_and(|l| l > 0)) {
+        q.set("all", "1");
     }
-    let mut s = url::form_urlencoded::Serializer::new(String::new());
-    s.extend_pairs(pairs);
-    Some(s.finish())
+    q.encode()
 }
 
 /// A network a container joins by name that is not one of the engine's own.

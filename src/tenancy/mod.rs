@@ -297,7 +297,14 @@ impl Query {
         self.0.iter().find(|(k, _)| k == key).map(|(_, v)| v.clone())
     }
 
-    fn set(&mut self, key: &str, value: &str) {
+    /// Removes a key; returns its (first) value.
+    pub(crate) fn remove(&mut self, key: &str) -> Option<String> {
+        let value = self.get(key);
+        self.0.retain(|(k, _)| k != key);
+        value
+    }
+
+    pub(crate) fn set(&mut self, key: &str, value: &str) {
         self.0.retain(|(k, _)| k != key);
         self.0.push((key.to_string(), value.to_string()));
     }
