@@ -119,6 +119,10 @@ pub struct RawManage {
     /// false turns off the network checks for tenants [env: SWARM_NETWORK_AUTHORIZATION, default: true].
     #[arg(long)]
     pub network_authorization: Option<String>,
+    /// The pools tenants' networks may take subnets from, CIDR[,CIDR...]; without it a tenant names no subnet and
+    /// the engine chooses [env: SWARM_TENANT_SUBNETS].
+    #[arg(long)]
+    pub tenant_subnets: Option<String>,
     /// The API filter, {"disableapi": [...]} [env: SWARM_APIFILTER_FILE, default: apifilter.json if present].
     #[arg(long)]
     pub apifilter_file: Option<String>,
@@ -196,6 +200,8 @@ pub struct Config {
     pub tls_cn_tenants: Option<PathBuf>,
     /// The seed's SWARM_NETWORK_AUTHORIZATION: tenants' network settings are checked unless it is false.
     pub network_authorization: bool,
+    /// SWARM_TENANT_SUBNETS: where tenants' network subnets may lie.
+    pub tenant_subnets: Vec<crate::policy::networks::Cidr>,
     /// The commands turned off for tenants.
     pub apifilter: crate::policy::apifilter::ApiFilter,
     /// The flavors, when enforced.
@@ -234,6 +240,18 @@ impl Config {
             tls: tls_config(raw, env),
             tls_cn_tenants: raw.tls_cn_tenants.as_ref().map(PathBuf::from),
             network_authorization: on_unless_false(&raw.network_authorization, env, "SWARM_NETWORK_AUTHORIZATION")?,
+            tenant_subnets: match pick(&raw.tenant_subnets, env, "SWARM_TENANT_SUBNETS") {
+                None => Vec::new(),
+                Some(list) => list
+                    .split(',')
+                    .map(str::trim)
+                    .filter(|c| !c.is_empty())
+                    .map(|c| {
+                        crate::policy::networks::Cidr::parse(c)
+                            .ok_or_else(|| format!("--tenant-subnets: {c:?} is not a CIDR such as 10.213.0.0/16"))
+                    })
+                    .collect::<Result<_, _>>()?,
+            },
             apifilter: match pick(&raw.apifilter_file, env, "SWARM_APIFILTER_FILE") {
                 Some(path) => crate::policy::apifilter::ApiFilter::load(std::path::Path::new(path), true)?,
                 None => crate::policy::apifilter::ApiFilter::load(std::path::Path::new("apifilter.json"), false)?,

@@ -78,6 +78,7 @@ impl Manager {
             apifilter: config.apifilter.clone(),
             flavors: config.flavors.clone(),
             quota: config.quota.clone(),
+            tenant_subnets: config.tenant_subnets.clone(),
         };
         if auth.is_none() && (!rules.apifilter.is_empty() || rules.flavors.is_some() || rules.quota.is_some()) {
             tracing::warn!(

@@ -31,7 +31,6 @@
 //! - a malformed expression, regular expression or label is a client error at create time; Swarm classic ignored an
 //!   unreadable label, failed late on a bad key, and took an invalid regular expression for no match.
 
-use crate::policy::escape::go_fold_eq;
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::fmt;
 use std::net::IpAddr;
@@ -838,8 +837,7 @@ pub fn placement_from_create(doc: &mut Value) -> Result<Placement, String> {
         top.insert(key, Value::Array(kept_env));
     }
     // The key the client spelled, even holding null, so the body never carries two spellings of one field.
-    let labels_key = top.keys().find(|key| go_fold_eq(key, "Labels")).map_or("Labels", String::as_str).to_string();
-    let labels = top.entry(labels_key).or_insert_with(|| Value::Object(Map::new()));
+    let labels = top.entry("Labels").or_insert_with(|| Value::Object(Map::new()));
     if labels.is_null() {
         *labels = Value::Object(Map::new());
     }
@@ -854,16 +852,10 @@ pub fn placement_from_create(doc: &mut Value) -> Result<Placement, String> {
     Ok(placement)
 }
 
-/// The value of struct field `name`, and the key it was found under, as Go's decoder finds it: keys match without
-/// regard to case (with the two non-ASCII letters Unicode folds onto ASCII ones); null reads as absent. Two keys
-/// naming one field are refused, since Go would merge them and no single reading is safe.
+/// The value of struct field `name` in the canonical document ([`crate::api::decode`]), and its key; null reads as
+/// absent.
 fn field<'a>(obj: &'a Map<String, Value>, name: &str) -> Result<Option<(&'a str, &'a Value)>, String> {
-    let mut found = obj.iter().filter(|(key, _)| go_fold_eq(key, name));
-    let first = found.next();
-    if found.next().is_some() {
-        return Err(format!("{name} is given more than once, in keys that differ only in case"));
-    }
-    Ok(first.filter(|(_, value)| !value.is_null()).map(|(key, value)| (key.as_str(), value)))
+    Ok(obj.get_key_value(name).filter(|(_, value)| !value.is_null()).map(|(key, value)| (key.as_str(), value)))
 }
 
 /// An int64 field (0 when absent); the engine refuses negative limits, so they are refused here too.
@@ -1481,12 +1473,17 @@ mod tests {
                 json!({"Image": "busybox", "Labels": {"com.docker.swarm.affinities": "[\"image==busybox\"]"}}),
                 Ok(("image=busybox memory=0 nano_cpus=0 constraints=[] affinities=[image==busybox] ports=[]", None)),
             );
-            // Field names match as the engine's decoder matches them; the client's spelling is kept.
+            // The body is the decoder's canonical document: any spelling of a field arrives as Docker's.
+            let decoded = crate::api::decode::decode(
+                crate::api::decode::BodyKind::ContainerConfig,
+                br#"{"image": "busybox", "env": ["affinity:image==busybox"], "labels": null}"#,
+            )
+            .unwrap();
             check(
-                json!({"image": "busybox", "env": ["affinity:image==busybox"], "labels": null}),
+                decoded,
                 Ok((
                     "image=busybox memory=0 nano_cpus=0 constraints=[] affinities=[image==busybox] ports=[]",
-                    Some(json!({"image": "busybox", "env": [], "labels": {
+                    Some(json!({"Image": "busybox", "Env": [], "Labels": {
                         "com.docker.swarm.affinities": "[\"image==busybox\"]"
                     }})),
                 )),
@@ -1539,7 +1536,6 @@ mod tests {
                      the rule soft)",
                 ),
                 (json!({"Env": "constraint:node==node1"}), "Env must be a list of strings"),
-                (json!({"Env": [], "env": []}), "Env is given more than once, in keys that differ only in case"),
                 (json!([]), "the request body must be a JSON object"),
             ];
             for (body, error) in table {

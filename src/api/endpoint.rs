@@ -81,6 +81,19 @@ pub enum Endpoint {
     Volume { name: String, op: VolumeOp },
 }
 
+/// What an endpoint's request body is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RequestBody {
+    /// A JSON document of this Docker type, decoded by [`super::decode`].
+    Json(super::decode::BodyKind),
+    /// Bytes the engine reads as they are (a tar archive, a build context).
+    Stream,
+    /// No body: dockerd reads none.
+    None,
+    /// No body, and a non-empty one is refused, as dockerd refuses it (a start since API 1.24).
+    MustBeEmpty,
+}
+
 /// What is done to one container.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ContainerOp {
@@ -241,6 +254,52 @@ impl Endpoint {
             _ => return None,
         };
         Some(ep)
+    }
+
+    /// What the request's body is, for a tenant's request: decoded JSON, a stream passed through (a tar), or
+    /// nothing (the client's bytes, if any, are not forwarded: dockerd would read a form body as query values).
+    pub fn request_body(&self) -> RequestBody {
+        use super::decode::BodyKind as K;
+        use Endpoint as E;
+        match self {
+            E::ContainerCreate | E::Commit => RequestBody::Json(K::ContainerConfig),
+            E::Auth => RequestBody::Json(K::Auth),
+            E::NetworkCreate => RequestBody::Json(K::NetworkCreate),
+            E::Network { op: NetworkOp::Connect, .. } => RequestBody::Json(K::NetworkConnect),
+            E::Network { op: NetworkOp::Disconnect, .. } => RequestBody::Json(K::NetworkDisconnect),
+            E::VolumeCreate => RequestBody::Json(K::VolumeCreate),
+            E::Container { op: ContainerOp::Update, .. } => RequestBody::Json(K::ContainerUpdate),
+            E::Container { op: ContainerOp::ExecCreate, .. } => RequestBody::Json(K::ExecConfig),
+            E::Exec { op: ExecOp::Start, .. } => RequestBody::Json(K::ExecStart),
+            E::Container { op: ContainerOp::ArchivePut, .. } | E::Build | E::ImageLoad | E::ImageCreate => {
+                RequestBody::Stream
+            }
+            E::Container { op: ContainerOp::Start, .. } => RequestBody::MustBeEmpty,
+            E::Ping
+            | E::Version
+            | E::Info
+            | E::Events
+            | E::SystemDf
+            | E::Usage
+            | E::ContainerList
+            | E::ContainerPrune
+            | E::Container { .. }
+            | E::Exec { .. }
+            | E::ImageList
+            | E::ImageSearch
+            | E::ImagePrune
+            | E::ImagesSave
+            | E::Image { .. }
+            | E::DistributionInspect { .. }
+            | E::BuildPrune
+            | E::BuildCancel
+            | E::NetworkList
+            | E::NetworkPrune
+            | E::Network { .. }
+            | E::VolumeList
+            | E::VolumePrune
+            | E::Volume { .. } => RequestBody::None,
+        }
     }
 
     /// True for endpoints whose connection is hijacked into a raw bidirectional stream.

@@ -8,8 +8,9 @@ use std::fmt;
 pub struct ApiVersion(String);
 
 impl ApiVersion {
-    /// The lowest version dockerd 20.10 accepts; mtswarm accepts the same.
-    pub const MIN: &'static str = "1.12";
+    /// The lowest version mtswarm accepts, as dockerd 25 and later: dockerd 20.10 still takes 1.12, and below 1.24
+    /// a start body replaces the container's HostConfig and `/containers/{id}/copy` reads files, unchecked.
+    pub const MIN: &'static str = "1.24";
 
     /// Parses `1.41`; `None` unless it is dot-separated numbers.
     pub fn parse(s: &str) -> Option<ApiVersion> {

@@ -335,6 +335,16 @@ impl Node {
         self.read_facts().clone()
     }
 
+    /// Whether the engine has a cluster store (its `/info` names one), so its overlay networks span engines.
+    pub fn has_cluster_store(&self) -> bool {
+        let f = self.read_facts();
+        f.info
+            .as_ref()
+            .and_then(|i| i.get("ClusterStore"))
+            .and_then(serde_json::Value::as_str)
+            .is_some_and(|s| !s.is_empty())
+    }
+
     /// The engine's API versions, without copying the rest of the facts.
     pub fn api_versions(&self) -> (Option<ApiVersion>, Option<ApiVersion>) {
         let f = self.read_facts();

@@ -32,6 +32,8 @@ pub struct PolicyRules {
     pub flavors: Option<Flavors>,
     /// SWARM_ENFORCE_QUOTA: each tenant's limits.
     pub quota: Option<Quota>,
+    /// SWARM_TENANT_SUBNETS: where tenants' networks may take subnets.
+    pub tenant_subnets: Vec<policy::networks::Cidr>,
 }
 use crate::cluster::{Cluster, Node, Route};
 use crate::proxy::{self, hijack};
@@ -61,6 +63,7 @@ pub struct Gateway {
     apifilter: ApiFilter,
     flavors: Option<Flavors>,
     quota: Option<Quota>,
+    tenant_subnets: Vec<policy::networks::Cidr>,
     /// Serialises each tenant's requests that take resources, while a quota is enforced.
     quota_locks: tenancy::usage::TenantLocks,
     next_id: AtomicU64,
@@ -89,7 +92,7 @@ pub struct RequestCtx {
 
 impl Gateway {
     pub fn new(cluster: Arc<Cluster>, auth: Option<Authenticator>, rules: PolicyRules) -> Gateway {
-        let PolicyRules { escape: escape_rules, apifilter, flavors, quota } = rules;
+        let PolicyRules { escape: escape_rules, apifilter, flavors, quota, tenant_subnets } = rules;
         let mut warnings = Vec::new();
         match &auth {
             None => warnings.push("WARNING: SWARM_MULTI_TENANT=false: no authentication and no tenancy".to_string()),
@@ -105,6 +108,7 @@ impl Gateway {
             apifilter,
             flavors,
             quota,
+            tenant_subnets,
             quota_locks: Default::default(),
             next_id: AtomicU64::new(1),
         }
@@ -134,6 +138,9 @@ impl Gateway {
         let endpoint = classify(&ctx.method, &path)?;
         ctx.endpoint = Some(endpoint.clone());
         ctx.identity = self.authenticate(&endpoint, &req).await?;
+        if req.uri().query().is_some() {
+            api::query::check(&endpoint, &api::query::pairs(req.uri().query()))?;
+        }
         // A tenant other than the admin is limited by policy and scoped by tenancy.
         let tenant = ctx.identity.as_ref().filter(|i| !i.admin).map(|i| i.tenant.clone());
         if tenant.is_some() {
@@ -150,14 +157,7 @@ impl Gateway {
         }
         let (parts, incoming) = req.into_parts();
         let multi = self.cluster.is_cluster();
-        let wants_doc = match &tenant {
-            Some(_) => escape_check(&endpoint).is_some() || tenancy::needs_body(&endpoint),
-            None => false,
-        } || (multi && route::placement_reads_body(&endpoint));
-        let (mut doc, incoming) = match wants_doc {
-            true => (Some(read_json(incoming).await?), None),
-            false => (None, Some(incoming)),
-        };
+        let (mut doc, body) = self.body_phase(&endpoint, tenant.is_some(), multi, incoming).await?;
 
         // The tenant's quota lock, held until the engine has answered (this function returns): the tenant's
         // next request that takes resources is checked against the result.
@@ -168,13 +168,26 @@ impl Gateway {
             if let (Some(check), Some(doc)) = (escape_check(&endpoint), doc.as_ref()) {
                 check(doc, &self.escape_rules, &|_: &str| true).map_err(forbidden)?;
             }
+            if let (Endpoint::ContainerCreate, Some(doc)) = (&endpoint, doc.as_mut()) {
+                let below = ctx.version.as_ref().is_some_and(|v| *v < ApiVersion::parse("1.41").expect("a version"));
+                escape::pin_version_defaults(doc, below);
+            }
+            if let (Endpoint::NetworkCreate, Some(doc)) = (&endpoint, doc.as_ref()) {
+                let rules = policy::networks::NetworkRules {
+                    tenant_subnets: self.tenant_subnets.clone(),
+                    overlay: self.cluster.healthy_nodes().iter().any(|n| n.has_cluster_store()),
+                };
+                policy::networks::check_create(doc, &rules).map_err(forbidden)?;
+            }
             _quota_lock = self.resources_phase(t, &endpoint, doc.as_mut()).await?;
         }
         let req = Forward { endpoint: &endpoint, tenant: tenant.as_deref(), parts: &parts, path: &path };
         match route {
             Route::Local => unreachable!("answered above"),
             Route::FanOut if multi => self.fan_out(ctx, &req).await,
-            Route::Create if multi => self.create_in_cluster(ctx, &req, doc.unwrap_or_default()).await,
+            Route::Create if multi => {
+                self.create_in_cluster(ctx, &req, doc.unwrap_or_else(|| serde_json::json!({})), body).await
+            }
             _ => {
                 let node = match route {
                     Route::Object => self.locate_for(&req, doc.as_ref()).await?,
@@ -186,9 +199,47 @@ impl Gateway {
                     Endpoint::Container { op: ContainerOp::Rename, .. } if multi => self.claim_name(&req).await?.1,
                     _ => None,
                 };
-                let (resp, _) = self.send_to(ctx, &node, &req, doc, incoming).await?;
+                let upstream = match (doc, tenant.is_some()) {
+                    (Some(doc), true) => Upstream::Doc(doc),
+                    _ => body,
+                };
+                let (resp, _) = self.send_to(ctx, &node, &req, upstream).await?;
                 Ok(resp)
             }
+        }
+    }
+
+    /// The body phase: a tenant's JSON body is decoded once, as dockerd decodes it ([`api::decode`]), into the
+    /// document every later phase reads and the engine gets; a tenant's request whose endpoint reads no body sends
+    /// none. The operator's body goes to the engine as it came; in a cluster, a create's is also decoded for the
+    /// scheduler (a body that does not decode is placed without its facts, and the engine judges it).
+    async fn body_phase(
+        &self,
+        endpoint: &Endpoint,
+        tenant: bool,
+        multi: bool,
+        incoming: Incoming,
+    ) -> Result<(Option<serde_json::Value>, Upstream), ApiError> {
+        use api::decode::decode;
+        match (endpoint.request_body(), tenant) {
+            (api::RequestBody::Json(kind), true) => {
+                let bytes = read_body(incoming).await?;
+                Ok((Some(decode(kind, &bytes)?), Upstream::Empty))
+            }
+            (api::RequestBody::Json(kind), false) if multi && route::placement_reads_body(endpoint) => {
+                let bytes = read_body(incoming).await?;
+                Ok((decode(kind, &bytes).ok(), Upstream::Bytes(bytes)))
+            }
+            (api::RequestBody::MustBeEmpty, true) => {
+                let bytes = read_body(incoming).await?;
+                let text = String::from_utf8_lossy(&bytes);
+                if !matches!(text.trim(), "" | "{}" | "null") {
+                    return Err(ApiError::bad_request(START_BODY));
+                }
+                Ok((None, Upstream::Empty))
+            }
+            (api::RequestBody::None, true) => Ok((None, Upstream::Empty)),
+            _ => Ok((None, Upstream::Stream(incoming))),
         }
     }
 
@@ -199,9 +250,12 @@ impl Gateway {
         ctx: &mut RequestCtx,
         node: &Arc<Node>,
         req: &Forward<'_>,
-        mut doc: Option<serde_json::Value>,
-        incoming: Option<Incoming>,
+        upstream: Upstream,
     ) -> Result<(Response<Body>, Option<String>), ApiError> {
+        let (mut doc, pass) = match upstream {
+            Upstream::Doc(doc) => (Some(doc), Upstream::Empty),
+            other => (None, other),
+        };
         let endpoint = req.endpoint;
         ctx.node = Some(node.name());
         let mut query = req.parts.uri.query().map(str::to_string);
@@ -217,17 +271,32 @@ impl Gateway {
             (path, query, answer) = (plan.path, plan.query, plan.answer);
         }
         let mut headers = req.parts.headers.clone();
-        let body = match (doc, incoming) {
+        let whole = |headers: &mut http::HeaderMap, bytes: Vec<u8>| {
+            headers.insert(header::CONTENT_LENGTH, header::HeaderValue::from(bytes.len()));
+            headers.remove(header::TRANSFER_ENCODING);
+            body::full(bytes)
+        };
+        let body = match (doc, pass) {
             // The checked and rewritten document is what the engine gets, never the client's bytes.
             (Some(doc), _) => {
                 let bytes = serde_json::to_vec(&doc).map_err(|e| ApiError::bad_request(e.to_string()))?;
-                headers.insert(header::CONTENT_LENGTH, header::HeaderValue::from(bytes.len()));
                 headers.insert(header::CONTENT_TYPE, header::HeaderValue::from_static("application/json"));
-                headers.remove(header::TRANSFER_ENCODING);
-                body::full(bytes)
+                whole(&mut headers, bytes)
             }
-            (None, Some(incoming)) => body::stream(incoming),
-            (None, None) => body::empty(),
+            (None, Upstream::Bytes(bytes)) => whole(&mut headers, bytes.to_vec()),
+            (None, Upstream::Stream(incoming)) => {
+                // dockerd reads a form-encoded POST body as query values: a tenant's stream is a tar to the engine.
+                if req.tenant.is_some() {
+                    headers.insert(header::CONTENT_TYPE, header::HeaderValue::from_static("application/x-tar"));
+                }
+                body::stream(incoming)
+            }
+            (None, Upstream::Doc(_) | Upstream::Empty) => {
+                for h in [header::CONTENT_LENGTH, header::TRANSFER_ENCODING, header::CONTENT_TYPE] {
+                    headers.remove(h);
+                }
+                body::empty()
+            }
         };
         let pq = proxy::upstream_path(ctx.version.as_ref(), &self.cluster.max_api_version(), &path, query.as_deref());
         let mut upstream = Request::new(body);
@@ -580,16 +649,28 @@ fn escape_check(endpoint: &Endpoint) -> Option<EscapeCheck> {
     }
 }
 
-/// Reads a JSON request body whole; an empty body is an empty object, as dockerd reads it.
-async fn read_json(incoming: Incoming) -> Result<serde_json::Value, ApiError> {
-    let bytes = body::collect_limited(incoming, JSON_BODY_LIMIT)
-        .await
-        .map_err(|e| ApiError::bad_request(format!("the request body could not be read: {e}")))?;
-    if bytes.iter().all(u8::is_ascii_whitespace) {
-        return Ok(serde_json::Value::Object(Default::default()));
-    }
-    serde_json::from_slice(&bytes).map_err(|e| ApiError::bad_request(format!("invalid JSON in the request body: {e}")))
+/// What a request sends to the engine as its body.
+pub(crate) enum Upstream {
+    /// A tenant's decoded (and then checked and rewritten) document, written anew.
+    Doc(serde_json::Value),
+    /// The client's bytes as they came, read whole (the operator's body, read for placement).
+    Bytes(bytes::Bytes),
+    /// The client's body, streamed.
+    Stream(Incoming),
+    /// Nothing.
+    Empty,
 }
+
+/// Reads a request body whole, up to what a JSON body may be.
+async fn read_body(incoming: Incoming) -> Result<bytes::Bytes, ApiError> {
+    body::collect_limited(incoming, JSON_BODY_LIMIT)
+        .await
+        .map_err(|e| ApiError::bad_request(format!("the request body could not be read: {e}")))
+}
+
+/// dockerd's refusal of a start body since API 1.24 (below it, the body replaced the container's HostConfig).
+const START_BODY: &str =
+    "starting container with non-empty request body was deprecated since API v1.22 and removed in v1.24";
 
 /// The engine's answer as the tenant sees it: read whole (it is small JSON or an error) and rewritten.
 async fn tenant_view(tenant: &str, answer: &tenancy::Answer, resp: Response<Body>) -> Response<Body> {

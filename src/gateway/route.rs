@@ -12,11 +12,10 @@ use bytes::Bytes;
 use http::{header, Request, Response, StatusCode};
 use serde_json::Value;
 
-use super::{merge, tenant_view, Forward, Gateway, RequestCtx};
+use super::{merge, tenant_view, Forward, Gateway, RequestCtx, Upstream};
 use crate::api::{ApiError, Endpoint, NetworkOp};
 use crate::body::{self, Body};
 use crate::cluster::{listing, CachedContainer, EngineError, Node};
-use crate::policy::escape::go_fold_eq;
 use crate::proxy;
 use crate::scheduler;
 use crate::tenancy::{self, encode, names, resolve, Resolver};
@@ -210,9 +209,16 @@ impl Gateway {
         ctx: &mut RequestCtx,
         req: &Forward<'_>,
         mut doc: Value,
+        body: Upstream,
     ) -> Result<Response<Body>, ApiError> {
         let placement_err = |m: String| ApiError::bad_request(m);
+        let before = req.tenant.is_none().then(|| doc.clone());
         let mut placement = scheduler::placement_from_create(&mut doc).map_err(placement_err)?;
+        // The operator's body goes as it came, unless the scheduler moved `-e constraint:` entries into labels.
+        let body = match (before, body) {
+            (Some(before), Upstream::Bytes(bytes)) if before == doc => Some(bytes),
+            _ => None,
+        };
         placement.colocate = self.dependencies(&doc, req.tenant).await?;
         let (engine_name, _name_lock) = self.claim_name(req).await?;
         let reservation = CachedContainer {
@@ -232,7 +238,11 @@ impl Gateway {
                 .place(req.tenant, &placement, reservation.clone())
                 .map_err(|e| ApiError::unavailable(e.message))?;
             let node = ticket.node.clone();
-            match self.send_to(ctx, &node, req, Some(doc.clone()), None).await {
+            let upstream = match &body {
+                Some(bytes) => Upstream::Bytes(bytes.clone()),
+                None => Upstream::Doc(doc.clone()),
+            };
+            match self.send_to(ctx, &node, req, upstream).await {
                 Ok((resp, created)) => {
                     ticket.settle(created.as_deref());
                     return Ok(resp);
@@ -312,9 +322,8 @@ impl Gateway {
     /// namespaces with, the networks it joins and the named volumes it mounts.
     async fn dependencies(&self, doc: &Value, tenant: Option<&str>) -> Result<BTreeSet<String>, ApiError> {
         let mut probes = Vec::new();
-        let top = doc.as_object();
-        let inner = doc.as_object().and_then(|o| o.iter().find(|(k, _)| go_fold_eq(k, "HostConfig"))).map(|(_, v)| v);
-        for hc in top.map(|_| doc).into_iter().chain(inner) {
+        // The canonical document holds one HostConfig.
+        if let Some(hc) = field(doc, "HostConfig") {
             for v in strings(hc, "VolumesFrom") {
                 probes.push(Probe::Container(v.split(':').next().unwrap_or_default().to_string()));
             }
@@ -756,9 +765,9 @@ fn is_user_network(name: &str) -> bool {
     !name.is_empty() && !["default", "bridge", "none", "host"].contains(&name) && !name.starts_with("container:")
 }
 
-/// A struct field as Go's decoder finds it.
+/// A field of a canonical document ([`crate::api::decode`]).
 fn field<'a>(v: &'a Value, name: &str) -> Option<&'a Value> {
-    v.as_object()?.iter().find(|(k, _)| go_fold_eq(k, name)).map(|(_, v)| v).filter(|v| !v.is_null())
+    v.get(name).filter(|v| !v.is_null())
 }
 
 fn strings(v: &Value, name: &str) -> Vec<String> {

@@ -7,20 +7,17 @@
 //! service of the host (log drivers, network file systems, loopback ports) reachable by a setting. What runs inside
 //! the container is the tenant's business: root inside it (`--user 0`) stays allowed.
 //!
-//! The checks read the JSON body exactly as Docker's Go decoder will, because that is what runs:
-//! - struct fields match case-insensitively, with Go's Unicode folding (`ſ` is `s`, the Kelvin sign is `k`), so
-//!   `{"hostconfig": {"privileged": true}}` is privileged; a body naming one field twice in different cases is
-//!   refused, since Go would merge the two objects and no single reading is safe;
+//! The checks read the canonical document of [`crate::api::decode`]: the body as dockerd's Go decoder reads it
+//! (folded key spellings, the pre-1.2x layout, repeated fields and wrong types already settled there), and the
+//! engine receives that document, never the client's bytes. Here:
 //! - map keys (Sysctls, DriverOpts, ...) and enumerated values (`host`, `bind`, ...) are case-sensitive;
-//! - a value of an unexpected type is refused here (Docker would refuse it too), never skipped.
+//! - a value of an unexpected type is refused here too (the decoder refuses it first), never skipped.
 //!
 //! Rules are allow-lists wherever Docker's set of values is closed, so an option this module has never heard of is
 //! refused with the option named, not let through.
 //!
 //! What the body cannot show is the caller's: whether `container:X` names one of the tenant's own containers
-//! ([`OwnContainers`]), which network a name means, and, since `serde_json` keeps only the last of two identical
-//! keys while Go merges repeated objects, that the engine receives the re-serialization of the checked value and
-//! never the client's original bytes.
+//! ([`OwnContainers`]) and which network a name means.
 
 use std::fmt;
 use std::net::IpAddr;
@@ -97,10 +94,7 @@ pub fn check_create(body: &Value, rules: &EscapeRules, own: &dyn OwnContainers) 
     if let Some(host_config) = top.object("HostConfig")? {
         check_host_config(&host_config, rules, own)?;
     }
-    // Docker 20.10 still decodes HostConfig fields written at the top level of the body (the pre-1.2x layout):
-    // it uses them whole when "HostConfig" is absent, and merges some of them (VolumeDriver among them) into it
-    // when present. So the top level is checked as a HostConfig too.
-    check_host_config(&top, rules, own)?;
+    // The pre-1.2x layout (HostConfig fields at the top level) is already folded into HostConfig by the decoder.
     check_working_dir(&top)?;
     if rules.network_authorization {
         if let Some(networking) = top.object("NetworkingConfig")? {
@@ -137,6 +131,25 @@ pub fn check_volume_create(body: &Value) -> Result<(), Deny> {
     match volume.map("DriverOpts")? {
         Some(opts) => check_local_volume_options(opts, &volume.name("DriverOpts")),
         None => Ok(()),
+    }
+}
+
+/// What dockerd adds to a create body below API 1.41, where the body says nothing: on a cgroup v1 host it gives
+/// the container the host's cgroup namespace (`CgroupnsMode: host`, for older clients). A tenant's container
+/// gets a private one at every version.
+pub fn pin_version_defaults(doc: &mut Value, below_1_41: bool) {
+    if !below_1_41 {
+        return;
+    }
+    let Some(top) = doc.as_object_mut() else { return };
+    let hc = top.entry("HostConfig").or_insert_with(|| Value::Object(Map::new()));
+    if hc.is_null() {
+        *hc = Value::Object(Map::new());
+    }
+    if let Some(hc) = hc.as_object_mut() {
+        if hc.get("CgroupnsMode").and_then(Value::as_str).is_none_or(str::is_empty) {
+            hc.insert("CgroupnsMode".into(), Value::from("private"));
+        }
     }
 }
 
@@ -196,12 +209,10 @@ fn check_host_config(hc: &Obj, rules: &EscapeRules, own: &dyn OwnContainers) -> 
     if hc.flag("Privileged")? {
         return Err(hc.deny("Privileged", "privileged containers are not allowed on this service"));
     }
-    // "Capabilities" replaced the whole set in API 1.40 (engines 19.03); 20.10 ignores it, an older engine would not.
-    for field in ["CapAdd", "Capabilities"] {
-        for cap in hc.str_slice(field)? {
-            if !is_default_capability(cap) {
-                return Err(hc.deny(field, capability_reason(cap)));
-            }
+    // ("Capabilities", API 1.40's replacement of the whole set, is not in 20.10's model: the decoder drops it.)
+    for cap in hc.str_slice("CapAdd")? {
+        if !is_default_capability(cap) {
+            return Err(hc.deny("CapAdd", capability_reason(cap)));
         }
     }
     check_resources(hc)?;
@@ -238,10 +249,7 @@ fn check_host_config(hc: &Obj, rules: &EscapeRules, own: &dyn OwnContainers) -> 
         ));
     }
     check_port_bindings(hc)?;
-    // Annotations (API 1.43) go to the runtime, and runtimes act on some of them; 20.10 ignores the field.
-    if hc.map("Annotations")?.is_some_and(|annotations| !annotations.is_empty()) {
-        return Err(hc.deny("Annotations", "runtime annotations are not allowed on this service"));
-    }
+    // Annotations (API 1.43) would go to the runtime; they are not in 20.10's model, so the decoder drops them.
     Ok(())
 }
 
@@ -618,15 +626,10 @@ impl<'a> Obj<'a> {
         Deny::new(self.name(field), reason)
     }
 
-    /// The value of struct field `field`, matched the way Go's encoding/json does; null reads as absent, as it does
-    /// for Go.
+    /// The value of struct field `field` in the canonical document ([`crate::api::decode`]), which holds each
+    /// field once, under Docker's spelling; null reads as absent.
     fn get(&self, field: &str) -> Result<Option<&'a Value>, Deny> {
-        let mut found = self.map.iter().filter(|(key, _)| go_fold_eq(key, field)).map(|(_, value)| value);
-        let first = found.next();
-        if found.next().is_some() {
-            return Err(self.deny(field, "given more than once, in keys that differ only in case"));
-        }
-        Ok(first.filter(|value| !value.is_null()))
+        Ok(self.map.get(field).filter(|value| !value.is_null()))
     }
 
     fn flag(&self, field: &str) -> Result<bool, Deny> {
@@ -694,24 +697,6 @@ impl<'a> Obj<'a> {
     }
 }
 
-/// Whether a JSON key names the struct field `field` (ASCII) for Go's encoding/json: case-insensitive, with the
-/// two non-ASCII letters that Unicode simple folding maps onto ASCII ones, the long s and the Kelvin sign.
-pub(crate) fn go_fold_eq(key: &str, field: &str) -> bool {
-    let mut key = key.chars();
-    for f in field.chars() {
-        let Some(k) = key.next() else {
-            return false;
-        };
-        let same = k.eq_ignore_ascii_case(&f)
-            || (k == '\u{17F}' && f.eq_ignore_ascii_case(&'s'))
-            || (k == '\u{212A}' && f.eq_ignore_ascii_case(&'k'));
-        if !same {
-            return false;
-        }
-    }
-    key.next().is_none()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -719,9 +704,26 @@ mod tests {
 
     /// Runs `body` through the check for `endpoint` ("create", "create-nonet" with network authorization off,
     /// "update", "exec", "volume") and compares the refused field, if any. The tenant owns the container "mine".
+    /// The body goes through the decoder first, as in the gateway: the checks see its canonical document, and a
+    /// body the decoder refuses is refused at the field it names.
     fn check(endpoint: &str, body: Value, expected: Result<(), &str>) {
+        use crate::api::decode::{decode, BodyKind};
         let rules = EscapeRules { network_authorization: endpoint != "create-nonet" };
         let own = |reference: &str| reference == "mine";
+        let kind = match endpoint {
+            "create" | "create-nonet" => BodyKind::ContainerConfig,
+            "update" => BodyKind::ContainerUpdate,
+            "exec" => BodyKind::ExecConfig,
+            "volume" => BodyKind::VolumeCreate,
+            _ => panic!("unknown endpoint {endpoint}"),
+        };
+        let body = match decode(kind, body.to_string().as_bytes()) {
+            Ok(doc) => doc,
+            Err(e) => {
+                assert_eq!(Err(e.field.as_str()), expected, "{endpoint} {body}: {e}");
+                return;
+            }
+        };
         let got = match endpoint {
             "create" | "create-nonet" => check_create(&body, &rules, &own),
             "update" => check_update(&body, &rules),
@@ -776,10 +778,16 @@ mod tests {
         // Two spellings of one field: Go merges both objects; refused whatever they hold.
         check("create", json!({"HostConfig": {"Privileged": true}, "hostConfig": {}}), Err("HostConfig"));
         check("create", hc(json!({"Privileged": false, "privileged": true})), Err("HostConfig.Privileged"));
-        // The pre-1.2x layout: HostConfig fields at the top level, which Docker 20.10 still reads.
-        check("create", json!({"Image": "busybox", "Privileged": true}), Err("Privileged"));
-        check("create", json!({"Image": "busybox", "HostConfig": {}, "Binds": ["/:/host"]}), Err("Binds"));
-        check("create", json!({"Image": "busybox", "VolumeDriver": "evil"}), Err("VolumeDriver"));
+        // The pre-1.2x layout: HostConfig fields at the top level, which Docker 20.10 still reads; the decoder makes
+        // them the HostConfig, or merges the five fields dockerd merges, and drops the rest as dockerd ignores them.
+        check("create", json!({"Image": "busybox", "Privileged": true}), Err("HostConfig.Privileged"));
+        check("create", json!({"Image": "busybox", "Binds": ["/:/host"]}), Err("HostConfig.Binds"));
+        check("create", json!({"Image": "busybox", "HostConfig": {}, "Binds": ["/:/host"]}), Ok(()));
+        check(
+            "create",
+            json!({"Image": "busybox", "HostConfig": {}, "VolumeDriver": "evil"}),
+            Err("HostConfig.VolumeDriver"),
+        );
     }
 
     #[test]
@@ -797,8 +805,8 @@ mod tests {
         check("create", hc(json!({"CapAdd": ["NET_BIND_SERVICE", "cap_chown", "Cap_Kill", "audit_write"]})), Ok(()));
         check("create", hc(json!({"CapAdd": "NET_RAW"})), Ok(()));
         check("create", hc(json!({"CapDrop": ["ALL"], "CapAdd": ["CHOWN"]})), Ok(()));
-        check("create", hc(json!({"Capabilities": ["CAP_SYS_ADMIN"]})), Err("HostConfig.Capabilities"));
-        check("create", hc(json!({"Capabilities": ["CAP_CHOWN"]})), Ok(()));
+        // API 1.40's Capabilities is not read by 20.10, so the decoder drops it and it never reaches the engine.
+        check("create", hc(json!({"Capabilities": ["CAP_SYS_ADMIN"]})), Ok(()));
     }
 
     #[test]
@@ -1109,12 +1117,8 @@ mod tests {
         check("create", hc(json!({"PortBindings": {"80/tcp": null}, "PublishAllPorts": true})), Ok(()));
         check("create", hc(json!({"StorageOpt": {"size": "10G"}})), Ok(()));
         check("create", hc(json!({"StorageOpt": {"dm.basesize": "100G"}})), Err("HostConfig.StorageOpt"));
-        check(
-            "create",
-            hc(json!({"Annotations": {"io.kubernetes.cri.untrusted-workload": "true"}})),
-            Err("HostConfig.Annotations"),
-        );
-        check("create", hc(json!({"Annotations": {}})), Ok(()));
+        // Annotations (API 1.43) are dropped by the decoder, as dockerd 20.10 ignores them.
+        check("create", hc(json!({"Annotations": {"io.kubernetes.cri.untrusted-workload": "true"}})), Ok(()));
         check("create", json!({"Image": "busybox", "WorkingDir": "/proc/self/fd/8"}), Err("WorkingDir"));
         check("create", json!({"Image": "busybox", "WorkingDir": "/app/../proc/1/cwd"}), Err("WorkingDir"));
         check("create", json!({"Image": "busybox", "WorkingDir": "//proc"}), Err("WorkingDir"));

@@ -8,5 +8,6 @@ pub mod apifilter;
 pub mod escape;
 pub mod flavors;
 pub mod images;
+pub mod networks;
 pub mod quota;
 pub mod resources;

@@ -1,15 +1,12 @@
-//! The resource fields of a container create or update body, read and written the way Docker's decoder reads
-//! them, so that flavors and quotas decide on what the engine will apply and nothing else.
+//! The resource fields of a container create or update body, read and written in the canonical document of
+//! [`crate::api::decode`], so that flavors and quotas decide on what the engine will apply and nothing else.
 //!
-//! A create body holds them in `HostConfig`, or at the top level in the pre-1.2x layout: dockerd 20.10 takes
-//! the top level as the whole HostConfig when `HostConfig` is absent, and otherwise still merges the top-level
-//! `Memory` and `MemorySwap` into it when the inner value is zero. An update body (`UpdateConfig`) holds them
-//! flat at the top level. Keys match as Go matches struct fields ([`go_fold_eq`]); a write removes every key
-//! that Go would read as the same field, so the engine sees exactly the decided value.
+//! A create body holds them in `HostConfig` (the decoder has folded the pre-1.2x top-level layout into it); an
+//! update body (`UpdateConfig`) holds them flat at the top level.
 
 use serde_json::{Map, Value};
 
-use super::escape::{go_fold_eq, Deny};
+use super::escape::Deny;
 
 /// What a body asks for; zero means "not given" (for an update: "unchanged"), as for Docker.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -57,33 +54,21 @@ impl Resources {
 
 /// Reads a `POST /containers/create` body.
 pub fn read_create(doc: &Value) -> Result<Resources, Deny> {
-    let top = object(doc, "")?;
-    let Some(inner) = inner_host_config(top)? else { return read(top, "") };
-    let mut r = read(inner, "HostConfig")?;
-    // The fields dockerd merges from the top level when the inner value is zero.
-    if r.memory == 0 {
-        r.memory = number(top, MEMORY, "")?;
+    match field(object(doc, "")?, "HostConfig", "")? {
+        None => Ok(Resources::default()),
+        Some(Value::Object(hc)) => read(hc, "HostConfig"),
+        Some(_) => Err(Deny { field: "HostConfig".into(), reason: "must be an object".into() }),
     }
-    if r.memory_swap == 0 {
-        r.memory_swap = number(top, MEMORY_SWAP, "")?;
-    }
-    Ok(r)
 }
 
-/// Writes the decided resources into a create body read by [`read_create`].
+/// Writes the decided resources into a create body's `HostConfig`.
 pub fn write_create(doc: &mut Value, r: &Resources) -> Result<(), Deny> {
     let top = doc.as_object_mut().ok_or_else(not_an_object)?;
-    let inner_key = top.keys().find(|k| go_fold_eq(k, "HostConfig")).cloned();
-    match inner_key.filter(|k| top.get(k).is_some_and(Value::is_object)) {
-        Some(k) => {
-            // The merged top-level copies go: the inner value is the only reading left.
-            remove_field(top, MEMORY);
-            remove_field(top, MEMORY_SWAP);
-            let inner = top.get_mut(&k).and_then(Value::as_object_mut).ok_or_else(not_an_object)?;
-            write(inner, r);
-        }
-        None => write(top, r),
+    let hc = top.entry("HostConfig").or_insert_with(|| Value::Object(Map::new()));
+    if hc.is_null() {
+        *hc = Value::Object(Map::new());
     }
+    write(hc.as_object_mut().ok_or_else(not_an_object)?, r);
     Ok(())
 }
 
@@ -129,21 +114,7 @@ fn write(obj: &mut Map<String, Value>, r: &Resources) {
         (CPU_PERIOD, r.cpu_period),
     ];
     for (field, value) in fields {
-        remove_field(obj, field);
         obj.insert(field.to_string(), Value::from(value));
-    }
-}
-
-fn remove_field(obj: &mut Map<String, Value>, field: &str) {
-    obj.retain(|k, _| !go_fold_eq(k, field));
-}
-
-/// The inner `HostConfig`, if the body has one that is an object.
-fn inner_host_config(top: &Map<String, Value>) -> Result<Option<&Map<String, Value>>, Deny> {
-    match field(top, "HostConfig", "")? {
-        None => Ok(None),
-        Some(Value::Object(m)) => Ok(Some(m)),
-        Some(_) => Err(Deny { field: "HostConfig".into(), reason: "must be an object".into() }),
     }
 }
 
@@ -155,17 +126,9 @@ fn not_an_object() -> Deny {
     Deny { field: String::new(), reason: "the request body must be a JSON object".into() }
 }
 
-/// A field as Go reads it: null is absent; two spellings of one field are refused.
-fn field<'a>(obj: &'a Map<String, Value>, name: &str, path: &str) -> Result<Option<&'a Value>, Deny> {
-    let mut found = obj.iter().filter(|(k, _)| go_fold_eq(k, name)).map(|(_, v)| v);
-    let first = found.next();
-    if found.next().is_some() {
-        return Err(Deny {
-            field: join(path, name),
-            reason: "given more than once, in keys that differ only in case".into(),
-        });
-    }
-    Ok(first.filter(|v| !v.is_null()))
+/// A field of the canonical document; null is absent.
+fn field<'a>(obj: &'a Map<String, Value>, name: &str, _path: &str) -> Result<Option<&'a Value>, Deny> {
+    Ok(obj.get(name).filter(|v| !v.is_null()))
 }
 
 fn number(obj: &Map<String, Value>, name: &str, path: &str) -> Result<i64, Deny> {
@@ -197,39 +160,40 @@ mod tests {
     }
 
     #[test]
-    fn reads_create_bodies_as_dockerd_does() {
+    fn reads_the_canonical_document() {
         check(json!({}), Ok(Resources::default()));
         check(
             json!({"HostConfig": {"Memory": 5, "NanoCpus": 7}}),
             Ok(Resources { memory: 5, nano_cpus: 7, ..mem(0, 0) }),
         );
-        // The pre-1.2x layout, whole and merged.
-        check(json!({"Memory": 5, "NanoCpus": 7}), Ok(Resources { memory: 5, nano_cpus: 7, ..mem(0, 0) }));
-        check(json!({"Memory": 5, "MemorySwap": 9, "NanoCpus": 7, "HostConfig": {}}), Ok(mem(5, 9)));
-        check(json!({"Memory": 5, "HostConfig": {"Memory": 6}}), Ok(mem(6, 0)));
-        // Go's folding: the long s is an s.
-        check(json!({"hostconfig": {"memory": 5, "memory\u{17F}wap": -1}}), Ok(mem(5, -1)));
-        check(
-            json!({"HostConfig": {"Memory": 5, "memory": 6}}),
-            Err("HostConfig.Memory: given more than once, in keys that differ only in case"),
-        );
+        check(json!({"HostConfig": {"Memory": 5, "MemorySwap": -1}}), Ok(mem(5, -1)));
         check(json!({"HostConfig": {"Memory": "64m"}}), Err("HostConfig.Memory: must be a whole number"));
         check(json!({"HostConfig": {"Memory": null}}), Ok(mem(0, 0)));
     }
 
     #[test]
+    fn reads_what_the_decoder_made_of_any_spelling() {
+        use crate::api::decode::{decode, BodyKind};
+        let read = |body: &str| read_create(&decode(BodyKind::ContainerConfig, body.as_bytes()).unwrap()).unwrap();
+        // The pre-1.2x layout, whole and merged; Go's folding (the long s is an s).
+        assert_eq!(read(r#"{"Memory": 5, "NanoCpus": 7}"#), Resources { memory: 5, nano_cpus: 7, ..mem(0, 0) });
+        assert_eq!(read(r#"{"Memory": 5, "MemorySwap": 9, "NanoCpus": 7, "HostConfig": {}}"#), mem(5, 9));
+        assert_eq!(read(r#"{"Memory": 5, "HostConfig": {"Memory": 6}}"#), mem(6, 0));
+        assert_eq!(read("{\"hostconfig\": {\"memory\": 5, \"memory\u{17F}wap\": -1}}"), mem(5, -1));
+    }
+
+    #[test]
     fn writes_leave_one_reading() {
-        let mut doc =
-            json!({"Memory": 1, "memoryswap": 2, "HostConfig": {"memory\u{17F}wap": -1, "Memory": 3, "Binds": []}});
+        let mut doc = json!({"HostConfig": {"MemorySwap": -1, "Memory": 3, "Binds": []}});
         write_create(&mut doc, &mem(64 * MB, 64 * MB)).unwrap();
         assert_eq!(
             doc,
             json!({"HostConfig": {"Binds": [], "Memory": 64 * MB, "MemorySwap": 64 * MB, "NanoCpus": 0, "CpuQuota": 0, "CpuPeriod": 0}})
         );
         assert_eq!(read_create(&doc).unwrap(), mem(64 * MB, 64 * MB));
-        let mut doc = json!({"Memory": 1, "Image": "x"});
+        let mut doc = json!({"Image": "x"});
         write_create(&mut doc, &mem(2, 2)).unwrap();
-        assert_eq!(doc["Memory"], 2);
+        assert_eq!(doc["HostConfig"]["Memory"], 2);
         assert_eq!(doc["Image"], "x");
         let mut doc = json!({"Memory": 0, "RestartPolicy": {"Name": ""}});
         write_update(&mut doc, &mem(3, 3)).unwrap();

@@ -15,7 +15,7 @@ pub mod resolve;
 mod rewrite;
 pub mod usage;
 
-use std::collections::{BTreeMap, BTreeSet, HashSet};
+use std::collections::{BTreeSet, HashSet};
 
 use http::StatusCode;
 use serde_json::Value;
@@ -73,7 +73,7 @@ pub struct Plan {
 }
 
 /// Rewrites a tenant's request. `doc` is the request's JSON body, read by the gateway for the endpoints
-/// whose body names objects (see [`needs_body`]).
+/// whose body names objects (the decoder's canonical document, [`crate::api::decode`]).
 pub async fn prepare(
     node: &Node,
     tenant: &str,
@@ -139,6 +139,12 @@ pub async fn prepare(
             }
             f.entry("label".into()).or_default().insert(format!("{TENANT_LABEL}={tenant}"));
             q.set_filters(&f);
+            // dockerd 20.10 still reads the pre-filter `before` and `since` parameters: they name containers too.
+            for key in ["before", "since"] {
+                if let Some(v) = q.get(key).filter(|v| !v.is_empty()) {
+                    q.set(key, &r.container(&v).await?.id);
+                }
+            }
             plan.answer = Answer::ContainerList { names };
         }
         E::ContainerCreate => {
@@ -224,7 +230,7 @@ pub async fn prepare(
                 NetworkOp::Inspect => plan.answer = Answer::NetworkInspect,
                 NetworkOp::Connect | NetworkOp::Disconnect => {
                     if let Some(doc) = doc {
-                        rewrite::network_attach(&r, doc, matches!(op, NetworkOp::Connect) && !n.shared).await?;
+                        rewrite::network_attach(&r, &n, doc, matches!(op, NetworkOp::Connect) && !n.shared).await?;
                     }
                 }
                 NetworkOp::Delete => {}
@@ -258,17 +264,6 @@ fn no_randomness(e: std::io::Error) -> ApiError {
     ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, format!("mtswarm could not make up a name: {e}"))
 }
 
-/// True for the endpoints whose request body names objects and is rewritten for a tenant.
-pub fn needs_body(endpoint: &Endpoint) -> bool {
-    matches!(
-        endpoint,
-        Endpoint::ContainerCreate
-            | Endpoint::NetworkCreate
-            | Endpoint::VolumeCreate
-            | Endpoint::Network { op: NetworkOp::Connect | NetworkOp::Disconnect, .. }
-    )
-}
-
 /// Replaces the `index`th segment of `/a/b/c` (1-based) with a percent-encoded value.
 fn replace_segment(path: &str, index: usize, value: &str) -> String {
     let mut parts: Vec<String> = path.split('/').map(str::to_string).collect();
@@ -281,16 +276,11 @@ fn replace_segment(path: &str, index: usize, value: &str) -> String {
 /// A query string as ordered pairs, so that what is not rewritten is passed on as it came.
 pub(crate) struct Query(Vec<(String, String)>);
 
-/// Docker's list filters: `{"key": {"value": true}}` (or the older `{"key": ["value"]}`).
-pub(crate) type Filters = BTreeMap<String, BTreeSet<String>>;
+pub(crate) use crate::api::query::Filters;
 
 impl Query {
     pub(crate) fn parse(q: Option<&str>) -> Query {
-        Query(
-            url::form_urlencoded::parse(q.unwrap_or("").as_bytes())
-                .map(|(k, v)| (k.into_owned(), v.into_owned()))
-                .collect(),
-        )
+        Query(crate::api::query::pairs(q))
     }
 
     fn get(&self, key: &str) -> Option<String> {
@@ -310,22 +300,7 @@ impl Query {
     }
 
     pub(crate) fn filters(&self) -> Result<Filters, ApiError> {
-        let Some(raw) = self.get("filters").filter(|f| !f.is_empty()) else {
-            return Ok(Filters::new());
-        };
-        let v: Value = serde_json::from_str(&raw).map_err(|e| ApiError::bad_request(format!("invalid filter: {e}")))?;
-        let mut out = Filters::new();
-        for (k, vals) in v.as_object().ok_or_else(|| ApiError::bad_request("invalid filter: not an object"))? {
-            let set = out.entry(k.clone()).or_default();
-            match vals {
-                Value::Object(m) => {
-                    set.extend(m.iter().filter(|(_, on)| on.as_bool() != Some(false)).map(|(v, _)| v.clone()))
-                }
-                Value::Array(a) => set.extend(a.iter().filter_map(Value::as_str).map(str::to_string)),
-                _ => return Err(ApiError::bad_request(format!("invalid filter '{k}'"))),
-            }
-        }
-        Ok(out)
+        crate::api::query::parse_filters(&self.get("filters").unwrap_or_default())
     }
 
     pub(crate) fn set_filters(&mut self, f: &Filters) {

@@ -11,14 +11,13 @@ use super::{names, Answer, SHARED_NETWORKS, TENANT_LABEL};
 use crate::api::ApiError;
 use crate::body::{self, Body};
 
-/// Go's JSON decoder matches keys without regard to case, so a body's fields are found the same way.
+/// The key of a field in a canonical document ([`crate::api::decode`]): Docker's spelling, present at most once.
 fn key_of(obj: &Map<String, Value>, key: &str) -> Option<String> {
-    obj.keys().find(|k| k.eq_ignore_ascii_case(key)).cloned()
+    obj.contains_key(key).then(|| key.to_string())
 }
 
 fn field_mut<'a>(obj: &'a mut Map<String, Value>, key: &str) -> Option<&'a mut Value> {
-    let k = key_of(obj, key)?;
-    obj.get_mut(&k)
+    obj.get_mut(key)
 }
 
 fn forbidden(msg: impl Into<String>) -> ApiError {
@@ -33,10 +32,16 @@ fn label_for(tenant: &str, obj: &mut Map<String, Value>) -> Result<(), ApiError>
         *labels = Value::Object(Map::new());
     }
     let labels = labels.as_object_mut().ok_or_else(|| ApiError::bad_request("Labels must be an object"))?;
+    refuse_tenant_label(labels)?;
+    labels.insert(TENANT_LABEL.to_string(), Value::from(tenant));
+    Ok(())
+}
+
+/// Only mtswarm sets the ownership label (in any case, so no look-alike of it can be made either).
+fn refuse_tenant_label(labels: &Map<String, Value>) -> Result<(), ApiError> {
     if labels.keys().any(|k| k.eq_ignore_ascii_case(TENANT_LABEL)) {
         return Err(forbidden(format!("the label {TENANT_LABEL} is set by mtswarm and may not be given")));
     }
-    labels.insert(TENANT_LABEL.to_string(), Value::from(tenant));
     Ok(())
 }
 
@@ -55,8 +60,7 @@ pub async fn container_create(
 ) -> Result<(), ApiError> {
     let obj = object(doc)?;
     label_for(r.tenant, obj)?;
-    // dockerd 20.10 reads HostConfig fields at the top level of the body too: rewrite both places.
-    rewrite_host_config(r, obj, own).await?;
+    // The decoder has folded the pre-1.2x top-level layout into the one HostConfig.
     let mut mode_network = None;
     if let Some(hc) = field_mut(obj, "HostConfig").and_then(Value::as_object_mut) {
         rewrite_host_config(r, hc, own).await?;
@@ -77,11 +81,7 @@ pub async fn container_create(
     let old = std::mem::take(eps);
     for (net, mut settings) in old {
         let resolved = network_mode_target(r, &net).await?;
-        if let Some(s) = settings.as_object_mut() {
-            if let Some(links) = field_mut(s, "Links") {
-                rewrite_links(r, links).await?;
-            }
-        }
+        endpoint_settings(r, &net, &resolved, &mut settings, "NetworkingConfig.EndpointsConfig.").await?;
         eps.insert(resolved, settings);
     }
     // The network the container starts on, when only NetworkMode names it.
@@ -117,6 +117,53 @@ fn add_alias(settings: &mut Value, alias: &str) -> Result<(), ApiError> {
     Ok(())
 }
 
+/// The settings of one endpoint, on the network `key` (as the tenant named it) that resolved to the engine-side
+/// `resolved`. dockerd attaches to the network `NetworkID` names instead of the key's, for a user-defined
+/// network: it must be the tenant's too, and is sent as its engine id. The endpoint id is the engine's to set,
+/// and driver options reach the network driver: neither is the tenant's.
+async fn endpoint_settings(
+    r: &Resolver<'_>,
+    key: &str,
+    resolved: &str,
+    settings: &mut Value,
+    at: &str,
+) -> Result<(), ApiError> {
+    let Some(s) = settings.as_object_mut() else { return Ok(()) };
+    if let Some(links) = field_mut(s, "Links") {
+        rewrite_links(r, links).await?;
+    }
+    s.remove("EndpointID");
+    if s.get("DriverOpts").and_then(Value::as_object).is_some_and(|o| !o.is_empty()) {
+        return Err(forbidden(format!("{at}{key}.DriverOpts: endpoint driver options are not available to tenants")));
+    }
+    s.remove("DriverOpts");
+    let Some(id) = s.remove("NetworkID") else { return Ok(()) };
+    let id = id.as_str().unwrap_or_default();
+    let user_defined = !(resolved.is_empty()
+        || resolved == "default"
+        || resolved == "host"
+        || SHARED_NETWORKS.contains(&resolved)
+        || resolved.starts_with("container:"));
+    if id.is_empty() || !user_defined {
+        // dockerd reads NetworkID only for a user-defined network.
+        return Ok(());
+    }
+    let n = r.network(id).await.map_err(|e| {
+        if e.status == StatusCode::NOT_FOUND {
+            ApiError::bad_request(format!("{at}{key}.NetworkID: network {id} not found"))
+        } else {
+            e
+        }
+    })?;
+    if n.shared {
+        return Err(ApiError::bad_request(format!(
+            "{at}{key}.NetworkID: {id} is a pre-defined network; name it as the key instead"
+        )));
+    }
+    s.insert("NetworkID".into(), Value::from(n.id));
+    Ok(())
+}
+
 /// A container named in a create body. dockerd answers a missing one with 400 (404 would make the docker
 /// CLI think the image is missing and try to pull it).
 async fn referenced(
@@ -148,17 +195,13 @@ fn mount_volume(m: &Map<String, Value>) -> Option<&str> {
     field("Source").filter(|s| names::valid_name(s))
 }
 
-/// The named volumes a create body uses, as the tenant names them (both HostConfig layouts).
+/// The named volumes a create body uses, as the tenant names them.
 pub fn named_volumes(doc: &Value) -> BTreeSet<String> {
     let mut out = BTreeSet::new();
-    let Some(top) = doc.as_object() else { return out };
-    let inner = key_of(top, "HostConfig").and_then(|k| top.get(&k)).and_then(Value::as_object);
-    for hc in std::iter::once(top).chain(inner) {
-        let list =
-            |k: &str| key_of(hc, k).and_then(|k| hc.get(&k)).and_then(Value::as_array).cloned().unwrap_or_default();
-        out.extend(list("Binds").iter().filter_map(Value::as_str).filter_map(bind_volume).map(str::to_string));
-        out.extend(list("Mounts").iter().filter_map(Value::as_object).filter_map(mount_volume).map(str::to_string));
-    }
+    let Some(hc) = doc.get("HostConfig").and_then(Value::as_object) else { return out };
+    let list = |k: &str| hc.get(k).and_then(Value::as_array).cloned().unwrap_or_default();
+    out.extend(list("Binds").iter().filter_map(Value::as_str).filter_map(bind_volume).map(str::to_string));
+    out.extend(list("Mounts").iter().filter_map(Value::as_object).filter_map(mount_volume).map(str::to_string));
     out
 }
 
@@ -182,6 +225,9 @@ async fn rewrite_host_config(
     if let Some(Value::Array(mounts)) = field_mut(hc, "Mounts") {
         for m in mounts.iter_mut() {
             let Some(m) = m.as_object_mut() else { continue };
+            if let Some(labels) = m.get("VolumeOptions").and_then(|o| o.get("Labels")).and_then(Value::as_object) {
+                refuse_tenant_label(labels)?;
+            }
             let Some(name) = mount_volume(m).map(str::to_string) else { continue };
             if let Some(src) = field_mut(m, "Source") {
                 *src = Value::from(r.ensure_volume(&name).await?);
@@ -271,24 +317,7 @@ pub fn network_create(tenant: &str, doc: &mut Value) -> Result<(), ApiError> {
     }
     let k = key_of(obj, "Name").unwrap_or_else(|| "Name".into());
     obj.insert(k, Value::from(names::scope(tenant, &name)));
-    if let Some(driver) = field_mut(obj, "Driver").and_then(|d| d.as_str()) {
-        if !matches!(driver, "" | "bridge" | "overlay") {
-            return Err(forbidden(format!("Driver: network driver {driver} is not available to tenants")));
-        }
-    }
-    if field_mut(obj, "ConfigFrom").is_some_and(|c| !c.is_null())
-        || field_mut(obj, "Ingress").is_some_and(|i| i.as_bool() == Some(true))
-    {
-        return Err(forbidden("ConfigFrom and Ingress networks are not available to tenants"));
-    }
-    if let Some(opts) = field_mut(obj, "Options").and_then(|o| o.as_object()) {
-        // The bridge's host-side interface name and host binding address are the host's business.
-        if let Some(k) =
-            opts.keys().find(|k| k.starts_with("com.docker.network.bridge.name") || k.contains("host_binding"))
-        {
-            return Err(forbidden(format!("Options: {k} is not available to tenants")));
-        }
-    }
+    // Drivers, options and subnets are policy's (`policy::networks`), checked before this.
     label_for(tenant, obj)
 }
 
@@ -316,8 +345,25 @@ pub fn volume_create(tenant: &str, doc: &mut Value) -> Result<(), ApiError> {
 
 /// `POST /networks/{id}/connect|disconnect`: the container is the tenant's. Connecting to one of the tenant's
 /// networks adds the container's name as the tenant knows it as a DNS alias.
-pub async fn network_attach(r: &Resolver<'_>, doc: &mut Value, alias: bool) -> Result<(), ApiError> {
+pub async fn network_attach(
+    r: &Resolver<'_>,
+    network: &super::resolve::UsableNetwork,
+    doc: &mut Value,
+    alias: bool,
+) -> Result<(), ApiError> {
     let obj = object(doc)?;
+    if let Some(settings) = obj.get_mut("EndpointConfig") {
+        endpoint_settings(r, &network.name, &network.name, settings, "").await?;
+        // dockerd's NetworkID must name the network of the path: attaching elsewhere is another request.
+        if let Some(id) = settings.get("NetworkID").and_then(Value::as_str) {
+            if id != network.id {
+                return Err(ApiError::bad_request(format!(
+                    "EndpointConfig.NetworkID: {id} is not the network {} of the request",
+                    names::unscope(r.tenant, &network.name).unwrap_or(network.name.as_str().into())
+                )));
+            }
+        }
+    }
     let Some(c) = field_mut(obj, "Container") else { return Ok(()) };
     let reference = c.as_str().unwrap_or_default().to_string();
     let own = r.container(&reference).await?;
@@ -561,14 +607,12 @@ mod tests {
 
     #[test]
     fn a_client_cannot_set_the_tenant_label() {
-        let mut doc = json!({"Name": "back", "labels": {"MTSWARM.TENANT": "bob"}});
+        let mut doc = json!({"Name": "back", "Labels": {"MTSWARM.TENANT": "bob"}});
         assert_eq!(network_create("alice", &mut doc).unwrap_err().status, StatusCode::FORBIDDEN);
         let mut doc = json!({"Name": "back"});
         network_create("alice", &mut doc).unwrap();
         assert_eq!(doc, json!({"Name": "t5-alice-back", "Labels": {"mtswarm.tenant": "alice"}}));
         let mut doc = json!({"Name": "host"});
-        assert!(network_create("alice", &mut doc).is_err());
-        let mut doc = json!({"Name": "m", "Driver": "macvlan"});
         assert!(network_create("alice", &mut doc).is_err());
         let mut doc = json!({});
         volume_create("alice", &mut doc).unwrap();
