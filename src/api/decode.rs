@@ -838,6 +838,89 @@ mod tests {
         check(ContainerConfig, r#"{"Cpuset":"0-1","CpusetCpus":"1"}"#, Ok(json!({"HostConfig": {"CpusetCpus": "1"}})));
     }
 
+    /// Every spelling Go folds onto `name`: lower case, upper case, and each `s` as `ſ` and each `k` as `K`.
+    fn spellings(name: &str) -> Vec<String> {
+        let mut out = vec![name.to_string(), name.to_lowercase(), name.to_uppercase()];
+        for (i, c) in name.char_indices() {
+            let other = match c.to_ascii_lowercase() {
+                's' => '\u{17F}',
+                'k' => '\u{212A}',
+                _ => continue,
+            };
+            out.push(format!("{}{other}{}", &name[..i], &name[i + 1..]));
+        }
+        out
+    }
+
+    /// Each field that names an object or a host resource, at its place in the document, reads the same under
+    /// every spelling of every key on its path; and the canonical document holds it under Docker's spelling.
+    #[test]
+    fn every_spelling_of_every_field_that_names_an_object_or_the_host() {
+        let table: &[(BodyKind, &[&str], Value)] = &[
+            (ContainerConfig, &["HostConfig", "Binds"], json!(["v:/d"])),
+            (ContainerConfig, &["HostConfig", "Mounts"], json!([{"Type": "bind", "Source": "/", "Target": "/h"}])),
+            (ContainerConfig, &["HostConfig", "VolumesFrom"], json!(["c"])),
+            (ContainerConfig, &["HostConfig", "Links"], json!(["c:a"])),
+            (ContainerConfig, &["HostConfig", "VolumeDriver"], json!("d")),
+            (ContainerConfig, &["HostConfig", "NetworkMode"], json!("container:c")),
+            (ContainerConfig, &["HostConfig", "PidMode"], json!("host")),
+            (ContainerConfig, &["HostConfig", "IpcMode"], json!("host")),
+            (ContainerConfig, &["HostConfig", "UTSMode"], json!("host")),
+            (ContainerConfig, &["HostConfig", "UsernsMode"], json!("host")),
+            (ContainerConfig, &["HostConfig", "CgroupnsMode"], json!("host")),
+            (ContainerConfig, &["HostConfig", "Cgroup"], json!("container:c")),
+            (ContainerConfig, &["HostConfig", "Privileged"], json!(true)),
+            (ContainerConfig, &["HostConfig", "CapAdd"], json!(["SYS_ADMIN"])),
+            (ContainerConfig, &["HostConfig", "Devices"], json!([{"PathOnHost": "/dev/sda"}])),
+            (ContainerConfig, &["HostConfig", "DeviceCgroupRules"], json!(["a *:* rwm"])),
+            (ContainerConfig, &["HostConfig", "SecurityOpt"], json!(["seccomp=unconfined"])),
+            (ContainerConfig, &["HostConfig", "Sysctls"], json!({"kernel.x": "1"})),
+            (ContainerConfig, &["HostConfig", "CgroupParent"], json!("/")),
+            (ContainerConfig, &["HostConfig", "Runtime"], json!("other")),
+            (ContainerConfig, &["HostConfig", "LogConfig"], json!({"Type": "syslog"})),
+            (ContainerConfig, &["HostConfig", "MaskedPaths"], json!([])),
+            (ContainerConfig, &["HostConfig", "Tmpfs"], json!({"/t": "bind"})),
+            (ContainerConfig, &["Labels"], json!({"mtswarm.tenant": "x"})),
+            (ContainerConfig, &["NetworkingConfig", "EndpointsConfig"], json!({"n": {"NetworkID": "x"}})),
+            (NetworkCreate, &["Name"], json!("n")),
+            (NetworkCreate, &["Driver"], json!("macvlan")),
+            (NetworkCreate, &["Options"], json!({"parent": "eth0"})),
+            (NetworkCreate, &["Labels"], json!({"mtswarm.tenant": "x"})),
+            (NetworkCreate, &["IPAM"], json!({"Config": [{"Subnet": "10.0.0.0/8"}]})),
+            (NetworkCreate, &["ConfigFrom"], json!({"Network": "x"})),
+            (NetworkConnect, &["Container"], json!("c")),
+            (NetworkConnect, &["EndpointConfig", "NetworkID"], json!("x")),
+            (NetworkDisconnect, &["Container"], json!("c")),
+            (VolumeCreate, &["Name"], json!("v")),
+            (VolumeCreate, &["Driver"], json!("d")),
+            (VolumeCreate, &["DriverOpts"], json!({"o": "bind"})),
+            (VolumeCreate, &["Labels"], json!({"mtswarm.tenant": "x"})),
+            (ContainerUpdate, &["CgroupParent"], json!("/")),
+            (ContainerUpdate, &["Devices"], json!([{"PathOnHost": "/dev/sda"}])),
+            (ExecConfig, &["Privileged"], json!(true)),
+            (ExecConfig, &["WorkingDir"], json!("/proc/1/cwd")),
+        ];
+        for (kind, path, value) in table {
+            let canonical = path.iter().rev().fold(value.clone(), |inner, key| json!({ *key: inner }));
+            for (depth, key) in path.iter().enumerate() {
+                for spelled in spellings(key) {
+                    let body = path.iter().enumerate().rev().fold(
+                        value.clone(),
+                        |inner, (i, k)| json!({ (if i == depth { spelled.clone() } else { k.to_string() }): inner }),
+                    );
+                    let got = decode(*kind, body.to_string().as_bytes()).unwrap_or_else(|e| panic!("{body}: {e}"));
+                    assert_eq!(got, canonical, "{kind:?} {body}");
+                }
+            }
+        }
+        // The old layout holds a HostConfig field at the top: it lands in HostConfig, under every spelling.
+        for spelled in spellings("Binds") {
+            let body = json!({ spelled: ["v:/d"] });
+            let got = decode(ContainerConfig, body.to_string().as_bytes()).unwrap();
+            assert_eq!(got, json!({"HostConfig": {"Binds": ["v:/d"]}}), "{body}");
+        }
+    }
+
     #[test]
     fn folding() {
         assert!(go_fold_eq("bindſ", "Binds"));
