@@ -15,6 +15,7 @@ mod auth;
 mod cluster;
 mod compose;
 mod containers;
+mod decoding;
 mod discovery;
 mod escape;
 mod failures;
