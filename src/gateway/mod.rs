@@ -169,8 +169,7 @@ impl Gateway {
                 check(doc, &self.escape_rules, &|_: &str| true).map_err(forbidden)?;
             }
             if let (Endpoint::ContainerCreate, Some(doc)) = (&endpoint, doc.as_mut()) {
-                let below = ctx.version.as_ref().is_some_and(|v| *v < ApiVersion::parse("1.41").expect("a version"));
-                escape::pin_version_defaults(doc, below);
+                escape::pin_private_cgroupns(doc);
             }
             if let (Endpoint::NetworkCreate, Some(doc)) = (&endpoint, doc.as_ref()) {
                 let rules = policy::networks::NetworkRules {

@@ -134,13 +134,10 @@ pub fn check_volume_create(body: &Value) -> Result<(), Deny> {
     }
 }
 
-/// What dockerd adds to a create body below API 1.41, where the body says nothing: on a cgroup v1 host it gives
-/// the container the host's cgroup namespace (`CgroupnsMode: host`, for older clients). A tenant's container
-/// gets a private one at every version.
-pub fn pin_version_defaults(doc: &mut Value, below_1_41: bool) {
-    if !below_1_41 {
-        return;
-    }
+/// A tenant's container gets a private cgroup namespace when its body names none: dockerd's default on a cgroup v1
+/// host is the host's (`--default-cgroupns-mode`), and below API 1.41 dockerd 20.10 sets the host's explicitly
+/// for older clients.
+pub fn pin_private_cgroupns(doc: &mut Value) {
     let Some(top) = doc.as_object_mut() else { return };
     let hc = top.entry("HostConfig").or_insert_with(|| Value::Object(Map::new()));
     if hc.is_null() {

@@ -590,10 +590,12 @@ fn wait_until_schedulable(c: &Client, node: &str) -> String {
 }
 
 /// Polls until `docker run -d -e constraint:node==NODE` fails as `c` (the node has left); returns stderr.
+/// Waits until a create for `node` is refused. A create that raced the node's leaving may have been placed there
+/// and then lost it (its wait answers "No such container"): that is the node leaving too, so it is asked again.
 fn wait_until_gone(c: &Client, node: &str) -> String {
     poll(&format!("{node} to leave the cluster"), CHANGE_TIMEOUT, || {
         let out = try_run(c, &["-e", &on(node)]);
-        (!out.success()).then_some(out.stderr)
+        (!out.success() && !out.stderr.contains("No such container")).then_some(out.stderr)
     })
 }
 

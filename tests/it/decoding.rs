@@ -867,6 +867,13 @@ fn network_options_that_reach_the_host_are_refused() {
         assert_eq!(made, "", "{body}: a refused network create reached the engine: {r}");
         assert_refused(&r, *status, needles, body);
     }
+    // Every com.docker.network.bridge.* option is the host's business (issue 10), even one that only narrows.
+    let r = post_raw(
+        &http,
+        "/networks/create",
+        &body(19, r#","Options":{"com.docker.network.bridge.enable_icc":"false"}"#),
+    );
+    assert_refused(&r, 403, &["com.docker.network.bridge.enable_icc"], "bridge option enable_icc");
     // `lo` itself, now that a bridge name is shown refused in this spelling.
     let r = post_raw(&http, "/networks/create", &body(20, &format!(r#","Options":{{"{BRIDGE_NAME}":"lo"}}"#)));
     assert_refused(&r, 403, &[BRIDGE_NAME], "bridge name lo");
@@ -882,7 +889,7 @@ fn network_options_that_reach_the_host_are_refused() {
         r#","Internal":true"#,
         r#","Attachable":true"#,
         r#","Labels":{"a":"b"}"#,
-        r#","Driver":"bridge","Options":{"com.docker.network.bridge.enable_icc":"false"}"#,
+        r#","Driver":"bridge","Options":{"com.docker.network.driver.mtu":"1400"}"#,
     ]
     .iter()
     .enumerate()
