@@ -146,6 +146,10 @@ impl Gateway {
         if tenant.is_some() {
             self.apifilter.check(&endpoint).map_err(forbidden)?;
             policy::images::check_endpoint(&endpoint, req.uri().query()).map_err(forbidden)?;
+            if let Endpoint::Container { op: ContainerOp::Top, .. } = &endpoint {
+                let pairs = api::query::pairs(req.uri().query());
+                escape::check_top_args(api::query::first(&pairs, "ps_args").unwrap_or_default()).map_err(forbidden)?;
+            }
         }
         let mut route = self.cluster.route(&endpoint);
         if route == Route::Local {

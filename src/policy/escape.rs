@@ -550,9 +550,10 @@ fn check_sysctls(hc: &Obj, rules: &EscapeRules, own: &dyn OwnContainers) -> Resu
     Ok(())
 }
 
-/// A published port's host address must be an address. Loopback stays allowed: `-p 127.0.0.1::80` is the
-/// everyday way to keep a port off the network, and squatting a port a host service has not bound yet is
-/// equally possible on 0.0.0.0; that needs an operator's published-port range, not a rule on addresses.
+/// A published port's host address must be an address of the engine host's network, not its loopback or
+/// link-local one. A port published on `::1` binds beside a host service that listens on `127.0.0.1` only (and
+/// the other way round), so the host's own clients of `localhost` would reach the tenant's container; and a
+/// tenant, a remote client, has no use for the engine host's loopback.
 fn check_port_bindings(hc: &Obj) -> Result<(), Deny> {
     let Some(ports) = hc.map("PortBindings")? else {
         return Ok(());
@@ -568,12 +569,71 @@ fn check_port_bindings(hc: &Obj) -> Result<(), Deny> {
             if ip.is_empty() {
                 continue;
             }
-            if ip.parse::<IpAddr>().is_err() {
+            let Ok(addr) = ip.parse::<IpAddr>() else {
                 return Err(hc.deny("PortBindings", format!("HostIp {ip:?} is not an IP address")));
+            };
+            if is_host_private(&addr) {
+                return Err(hc.deny(
+                    "PortBindings",
+                    format!(
+                        "HostIp {ip}: ports may not be published on the engine host's loopback or link-local addresses"
+                    ),
+                ));
             }
         }
     }
     Ok(())
+}
+
+/// Loopback and link-local addresses, IPv4, IPv6 and IPv4 in IPv6.
+fn is_host_private(addr: &IpAddr) -> bool {
+    match addr {
+        IpAddr::V4(a) => a.is_loopback() || a.is_link_local(),
+        IpAddr::V6(a) => {
+            a.is_loopback()
+                || (a.segments()[0] & 0xffc0) == 0xfe80
+                || a.to_ipv4_mapped().is_some_and(|v4| v4.is_loopback() || v4.is_link_local())
+        }
+    }
+}
+
+/// `docker top`'s `ps_args` go to the host's `ps`, which sees every process of the host; dockerd keeps the rows
+/// whose PID column is one of the container's, and quotes a PID it cannot parse in its error. A format that
+/// renames a column to PID (`-ocgroup=PID`), or puts a column with spaces before it (`-oargs,pid`), makes that
+/// error show another tenant's or the host's processes. So a tenant may use the usual forms, or a format list
+/// that starts with `pid`.
+pub fn check_top_args(ps_args: &str) -> Result<(), Deny> {
+    const USUAL: [&str; 14] =
+        ["", "-ef", "-eF", "-ely", "-el", "-e", "-f", "-F", "-A", "aux", "-aux", "auxw", "auxww", "-efww"];
+    let args = ps_args.trim();
+    if USUAL.contains(&args) {
+        return Ok(());
+    }
+    let mut tokens: Vec<&str> = args.split_whitespace().collect();
+    if matches!(tokens.first(), Some(&"-e") | Some(&"-A")) {
+        tokens.remove(0);
+    }
+    let list = match tokens.as_slice() {
+        ["-o" | "-eo" | "-Ao", list] => Some(*list),
+        [one] => one.strip_prefix("-o").or_else(|| one.strip_prefix("-eo")).or_else(|| one.strip_prefix("-Ao")),
+        _ => None,
+    };
+    let format_ok = list.is_some_and(|l| {
+        let fields: Vec<&str> = l.split(',').collect();
+        fields.first() == Some(&"pid")
+            && fields
+                .iter()
+                .all(|f| !f.is_empty() && f.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '%')))
+    });
+    if format_ok {
+        return Ok(());
+    }
+    Err(Deny::new(
+        "ps_args",
+        format!(
+            "{args:?} is not allowed on this service; use -ef, aux, or a format that starts with pid (-o pid,comm)"
+        ),
+    ))
 }
 
 /// A working directory in /proc (e.g. /proc/self/fd/N) is how CVE-2024-21626 leaked a host directory into the
@@ -1108,8 +1168,11 @@ mod tests {
         check("create", hc(json!({"OomScoreAdj": 0})), Ok(()));
         let publish = |ip: &str| hc(json!({"PortBindings": {"80/tcp": [{"HostIp": ip, "HostPort": "8080"}]}}));
         check("create", publish("localhost"), Err("HostConfig.PortBindings"));
-        for allowed in ["", "0.0.0.0", "::", "192.0.2.10", "127.0.0.1", "::1"] {
+        for allowed in ["", "0.0.0.0", "::", "192.0.2.10", "2001:db8::1"] {
             check("create", publish(allowed), Ok(()));
+        }
+        for host_private in ["127.0.0.1", "127.1.2.3", "::1", "::ffff:127.0.0.1", "169.254.1.1", "fe80::1"] {
+            check("create", publish(host_private), Err("HostConfig.PortBindings"));
         }
         check("create", hc(json!({"PortBindings": {"80/tcp": null}, "PublishAllPorts": true})), Ok(()));
         check("create", hc(json!({"StorageOpt": {"size": "10G"}})), Ok(()));
@@ -1131,5 +1194,25 @@ mod tests {
         );
         let whole = Deny::new("", "the request body must be a JSON object");
         assert_eq!(whole.to_string(), "the request body must be a JSON object");
+    }
+
+    #[test]
+    fn top_args() {
+        for ok in ["", "-ef", "aux", " -ef ", "-o pid,comm", "-opid,comm,args", "-eo pid,user,%cpu", "-e -o pid,args"] {
+            assert_eq!(check_top_args(ok), Ok(()), "{ok:?}");
+        }
+        for refused in [
+            "-ocgroup=PID -p14052 --sort=pid",
+            "-oargs=PID -p1",
+            "-o args,pid",
+            "-o pid=X,comm",
+            "-ef -p 1",
+            "--sort=pid",
+            "-o pid,comm -p1",
+            "-o pid:9",
+            "-o ,pid",
+        ] {
+            assert_eq!(check_top_args(refused).map_err(|d| d.field), Err("ps_args".to_string()), "{refused:?}");
+        }
     }
 }

@@ -1081,3 +1081,67 @@ fn creates_at_old_api_versions_get_a_private_cgroup_namespace() {
     let id = created_id(&post_raw(&http, &format!("/v1.40/containers/create?name={name}"), &body), "explicit");
     assert_eq!(inspect(&id, "{{.HostConfig.CgroupnsMode}}"), "private");
 }
+
+// ---------------------------------------------------------------------------------------------------------
+// 11: query parameters that reach the host (found by the red team of this change)
+// ---------------------------------------------------------------------------------------------------------
+
+/// `docker top`'s `ps_args` go to the host's `ps`: a format that renames a column to PID made dockerd's error
+/// quote a field of any host process, e.g. the cgroup path that holds another tenant's container id.
+#[test]
+fn top_arguments_cannot_read_the_hosts_or_another_tenants_processes() {
+    if skip_in_direct_mode("the ps_args rule") {
+        return;
+    }
+    let t = Test::new();
+    let gw = t.gateway();
+    let (alice, bob) = (gw.tenant("alice"), gw.tenant("bob"));
+    let mine = alice.ok(&["run", "-d", "--name", &t.name("top"), image(), "sleep", "301"]);
+    let bobs = bob.ok(&["run", "-d", "--name", &t.name("secret"), image(), "sleep", "302"]);
+    let pid = inspect(&bobs, "{{.State.Pid}}");
+    let http = alice.http();
+    for args in [
+        format!("-ocgroup=PID -p{pid} --sort=pid"),
+        "-oargs=PID -p1 --sort=pid".to_string(),
+        "-eo args,pid".to_string(),
+        format!("-ef -p {pid}"),
+    ] {
+        let r = http.get(&format!("/containers/{mine}/top?ps_args={}", urlencode(&args)));
+        assert_refused(&r, 403, &["ps_args"], &args);
+        assert!(!r.text().contains(&bobs), "{args}: bob's container id in the answer: {r}");
+    }
+    // The usual forms work and show alice's process only.
+    for args in ["", "-ef", "aux", "-o pid,comm,args"] {
+        let r = http.get(&format!("/containers/{mine}/top?ps_args={}", urlencode(args)));
+        assert_eq!(r.status, 200, "{args:?}: {r}");
+        let text = r.text();
+        assert!(text.contains("sleep"), "{args:?}: {text}");
+        assert!(!text.contains("sleep 302"), "{args:?}: bob's process shown: {text}");
+    }
+}
+
+/// A port published on the engine host's `::1` bound beside a host service listening on `127.0.0.1` only, so the
+/// host's own clients of `localhost` could reach the tenant's container.
+#[test]
+fn ports_are_not_published_on_the_hosts_loopback() {
+    if skip_in_direct_mode("the published-port rule") {
+        return;
+    }
+    let t = Test::new();
+    let gw = t.gateway();
+    let alice = gw.tenant("alice");
+    let http = alice.http();
+    for (i, ip) in ["::1", "127.0.0.1", "::ffff:127.0.0.1", "169.254.10.10"].iter().enumerate() {
+        let name = t.name(&format!("squat{i}"));
+        let body = json!({"Image": image(), "Cmd": ["sleep", "300"], "ExposedPorts": {"80/tcp": {}},
+                          "HostConfig": {"PortBindings": {"80/tcp": [{"HostIp": ip, "HostPort": ""}]}}});
+        let r = create(&http, &name, &body.to_string());
+        assert_refused(&r, 403, &["PortBindings"], ip);
+        assert!(!exists("container", &scoped(&alice, &name)), "{ip}: the container was created");
+    }
+    // The host's network addresses stay allowed.
+    let name = t.name("published");
+    let body = json!({"Image": image(), "Cmd": ["sleep", "300"], "ExposedPorts": {"80/tcp": {}},
+                      "HostConfig": {"PortBindings": {"80/tcp": [{"HostIp": "0.0.0.0", "HostPort": ""}]}}});
+    created_id(&create(&http, &name, &body.to_string()), "a port on 0.0.0.0");
+}
