@@ -536,9 +536,11 @@ fn container_op(method: &str, rest: &[&str]) -> Option<ContainerOp> {
 }
 
 /// Percent-decodes one path segment; a segment that is not UTF-8 names nothing.
+/// A path segment (or an image name's segments) percent-decoded. A `.` or `..` segment names no object: the
+/// engine's router would clean it away and redirect to another path, so it does not classify.
 fn decode(seg: &str) -> Option<String> {
     let s = percent_encoding::percent_decode_str(seg).decode_utf8().ok()?;
-    if s.is_empty() {
+    if s.is_empty() || s.split('/').any(|part| part == "." || part == "..") {
         return None;
     }
     Some(s.into_owned())
@@ -552,6 +554,16 @@ mod tests {
         let m: Method = method.parse().unwrap();
         let got = Endpoint::classify(&m, path).map(|e| format!("{e:?}"));
         assert_eq!(got.as_deref(), expected, "{method} {path}");
+    }
+
+    #[test]
+    fn dot_segments_name_nothing() {
+        check("GET", "/images/x/../../containers/abc/json", None);
+        check("GET", "/images/%2e%2e/containers/abc/history", None);
+        check("GET", "/containers/../json", None);
+        check("GET", "/containers/%2E/json", None);
+        check("DELETE", "/volumes/..", None);
+        check("GET", "/images/a.b/json", Some("Image { name: \"a.b\", op: Inspect }"));
     }
 
     #[test]
