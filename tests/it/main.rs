@@ -18,6 +18,7 @@ mod containers;
 mod discovery;
 mod escape;
 mod failures;
+mod hardening;
 mod images;
 mod isolation;
 mod keystone;
