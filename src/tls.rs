@@ -78,7 +78,7 @@ pub fn load_cn_tenants(path: &Path) -> Result<HashMap<String, String>, String> {
 }
 
 /// `--node-tlscacert/--node-tlscert/--node-tlskey`: how mtswarm proves itself to the engines and checks them.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct NodeTlsConfig {
     /// The CA that signed the engines' certificates.
     pub ca: PathBuf,
