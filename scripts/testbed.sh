@@ -1,9 +1,9 @@
 #!/usr/bin/env bash
 # The real test bed of mtswarm: three Docker engines, a Keystone and an etcd, on loopback.
 #
-#   scripts/testbed.sh up     [engines|keystone|etcd|overlay]...  start (default: everything); idempotent
-#   scripts/testbed.sh down   [engines|keystone|etcd]...  stop; leaves no process and no mount behind
-#   scripts/testbed.sh status [engines|keystone|etcd]...  one line each; non-zero if any is down
+#   scripts/testbed.sh up     [engines|keystone|etcd|overlay|tls]...  start (default: everything); idempotent
+#   scripts/testbed.sh down   [engines|keystone|etcd|overlay|tls]...  stop; leaves no process and no mount behind
+#   scripts/testbed.sh status [engines|keystone|etcd|overlay|tls]...  one line each; non-zero if any is down
 #   scripts/testbed.sh engine-stop N | engine-start N      stop/start engine nodeN (node-failure tests)
 #   scripts/testbed.sh keystone-stop | keystone-start
 #   scripts/testbed.sh install [DEBIAN-PACKAGE]...         install what the test bed needs, plus extras
@@ -22,6 +22,10 @@
 # removeDefaultBridgeInterface), which broke node0's networking each time node1 or node2 started. node0's
 # bridge has its own name, created by this script; dockerd still manages its address, NAT and rules.
 # Keystone 22 (SQLite, fernet) on http://127.0.0.1:35357/v3; etcd on http://127.0.0.1:23790.
+# The tls component: engine tlsnode, `dockerd --tlsverify` on tcp://127.0.0.1:23753 (and plain on
+# unix://$STATE/tlsnode.sock for this script), --bridge=none, own namespaces like node1; its CA, server
+# certificate (SAN IP:127.0.0.1) and a client certificate for mtswarm (CN mtswarm) are made once by openssl
+# in $DATA/tls.
 #
 # After `up` (and `down`), $STATE/env holds KEY=VALUE lines for the components that are up (MTSWARM_ENGINE0,
 # MTSWARM_KEYSTONE_URL, ...). engine-stop/engine-start and keystone-stop/keystone-start leave it alone.
@@ -47,7 +51,9 @@ KDIR=$DATA/keystone
 ETCD_PORT=23790
 ETCD_URL=http://127.0.0.1:$ETCD_PORT
 ETCD_PEER_URL=http://127.0.0.1:23800
-ALL_COMPONENTS=(engines keystone etcd overlay)
+ALL_COMPONENTS=(engines keystone etcd overlay tls)
+TLS_PORT=23753
+TLS_DIR=$DATA/tls
 # The overlay component: two more engines, ovnode1 and ovnode2, each in its own network namespace (ovns1, ovns2,
 # veth to the host bridge mtsov0, 10.99.0.1x), with a cluster store (the legacy multi-host networking that
 # dockerd 20.10 still has behind the deprecated --cluster-store/--cluster-advertise) on an etcd of their own
@@ -174,6 +180,7 @@ packages_for() {
 	keystone) echo python3-keystone sqlite3 curl ;;
 	etcd) echo etcd-server curl ;;
 	overlay) echo docker.io etcd-server iproute2 iptables util-linux curl ;;
+	tls) echo docker.io busybox-static openssl util-linux curl ;;
 	*) die "unknown component $1" ;;
 	esac
 }
@@ -661,6 +668,83 @@ overlay_down() {
 }
 
 # ---------------------------------------------------------------------------------------------------------
+# TLS: an engine that speaks only mutual TLS on TCP
+
+tls_sock() { echo "$STATE/tlsnode.sock"; }
+tls_pid() { pid_from_file "$STATE/tlsnode.pid" dockerd; }
+tls_answers() {
+	[ "$(curl -sf -m 5 --unix-socket "$(tls_sock)" http://localhost/_ping 2>/dev/null)" = OK ] &&
+		[ "$(curl -sf -m 5 --cacert "$TLS_DIR/ca.pem" --cert "$TLS_DIR/client-cert.pem" --key "$TLS_DIR/client-key.pem" \
+			"https://127.0.0.1:$TLS_PORT/_ping" 2>/dev/null)" = OK ]
+}
+tls_ok() { [ -n "$(tls_pid)" ] && tls_answers; }
+# The CA, the engine's certificate (for the address mtswarm dials) and mtswarm's client certificate; once.
+tls_certs() {
+	local d=$TLS_DIR
+	[ -s "$d/client-cert.pem" ] && return 0
+	mkdir -p "$d"
+	chmod 700 "$d"
+	log "tls: making a CA, a server and a client certificate in $d"
+	{
+		openssl req -x509 -newkey rsa:2048 -nodes -days 3650 -subj /CN=mtswarm-testbed-ca -keyout "$d/ca-key.pem" \
+			-out "$d/ca.pem" -addext basicConstraints=critical,CA:TRUE -addext keyUsage=critical,keyCertSign,cRLSign &&
+			openssl req -newkey rsa:2048 -nodes -subj /CN=tlsnode -keyout "$d/server-key.pem" -out "$d/server.csr" &&
+			printf 'subjectAltName=IP:127.0.0.1,DNS:localhost\nextendedKeyUsage=serverAuth\n' >"$d/server.ext" &&
+			openssl x509 -req -days 3650 -in "$d/server.csr" -CA "$d/ca.pem" -CAkey "$d/ca-key.pem" -CAcreateserial \
+				-extfile "$d/server.ext" -out "$d/server-cert.pem" &&
+			openssl req -newkey rsa:2048 -nodes -subj /CN=mtswarm -keyout "$d/client-key.pem" -out "$d/client.csr" &&
+			printf 'extendedKeyUsage=clientAuth\n' >"$d/client.ext" &&
+			openssl x509 -req -days 3650 -in "$d/client.csr" -CA "$d/ca.pem" -CAkey "$d/ca-key.pem" -CAcreateserial \
+				-extfile "$d/client.ext" -out "$d/client-cert.pem.tmp"
+	} >>"$STATE/tls-certs.log" 2>&1 || {
+		tail_log "$STATE/tls-certs.log"
+		die "tls: openssl failed"
+	}
+	mv "$d/client-cert.pem.tmp" "$d/client-cert.pem"
+}
+tls_up() {
+	local pid tar h
+	tls_ok && return 0
+	tls_certs
+	pid=$(tls_pid)
+	if [ -z "$pid" ]; then
+		terminate_by_path "$STATE/tlsnode/exec/containerd/"
+		mkdir -p "$STATE/tlsnode/exec" "$DATA/tlsnode/docker" "$DATA/tlsnode/etc-docker" /etc/docker
+		chmod 700 "$DATA/tlsnode/etc-docker"
+		rm -f "$STATE/tlsnode.pid"
+		log "tlsnode: starting dockerd --tlsverify (log: $STATE/tlsnode.log)"
+		pid=$(spawn "$STATE/tlsnode.log" "tlsnode dockerd" unshare --uts --mount --propagation private sh -c "$NS_INIT" sh \
+			"$DATA/tlsnode/etc-docker" tlsnode dockerd --data-root "$DATA/tlsnode/docker" \
+			--exec-root "$STATE/tlsnode/exec" --pidfile "$STATE/tlsnode.pid" -H "unix://$(tls_sock)" \
+			-H "tcp://127.0.0.1:$TLS_PORT" --tlsverify --tlscacert "$TLS_DIR/ca.pem" --tlscert "$TLS_DIR/server-cert.pem" \
+			--tlskey "$TLS_DIR/server-key.pem" --bridge=none --iptables=false --ip-masq=false --label zone=tls \
+			--default-address-pool base=10.209.0.0/16,size=24)
+	fi
+	wait_until "tlsnode dockerd" "$STATE/tlsnode.log" "$pid" tls_answers
+	h=unix://$(tls_sock)
+	if ! docker -H "$h" image inspect "$IMAGE" >/dev/null 2>&1; then
+		if engine_ok 0 && has_image 0 "$IMAGE"; then
+			docker -H "unix://$(e_sock 0)" save "$IMAGE" | docker -H "$h" load >/dev/null || die "tlsnode: docker load failed"
+		else
+			tar=$(image_tar)
+			docker -H "$h" import --change 'CMD ["/bin/sh"]' - "$IMAGE" <"$tar" >/dev/null || die "tlsnode: docker import failed"
+		fi
+	fi
+	docker -H "$h" image inspect "$IMAGE_ALIAS" >/dev/null 2>&1 || docker -H "$h" tag "$IMAGE" "$IMAGE_ALIAS"
+	log "tlsnode: up (tcp://127.0.0.1:$TLS_PORT with --tlsverify, $h)"
+}
+tls_down() {
+	local pid
+	pid=$(tls_pid)
+	if [ -n "$pid" ]; then
+		log "stopping tlsnode (dockerd pid $pid)"
+		terminate "tlsnode dockerd" "$pid" 60
+	fi
+	terminate_by_path "$STATE/tlsnode/exec/containerd/"
+	rm -f "$STATE/tlsnode.pid" "$(tls_sock)"
+}
+
+# ---------------------------------------------------------------------------------------------------------
 # Env file, status
 
 write_env() {
@@ -691,6 +775,13 @@ write_env() {
 		fi
 		if etcd_ok; then echo "MTSWARM_ETCD=$ETCD_URL"; fi
 		if ov_ok; then echo "MTSWARM_OVERLAY_NODES=$(ov_addr 1):2375,$(ov_addr 2):2375"; fi
+		if tls_ok; then
+			echo "MTSWARM_TLS_ENGINE=tcp://127.0.0.1:$TLS_PORT"
+			echo "MTSWARM_TLS_ENGINE_SOCK=unix://$(tls_sock)"
+			echo "MTSWARM_TLS_CA=$TLS_DIR/ca.pem"
+			echo "MTSWARM_TLS_CERT=$TLS_DIR/client-cert.pem"
+			echo "MTSWARM_TLS_KEY=$TLS_DIR/client-key.pem"
+		fi
 	} >"$ENV_FILE.tmp"
 	if [ "$(wc -l <"$ENV_FILE.tmp")" -gt 1 ]; then mv "$ENV_FILE.tmp" "$ENV_FILE"; else rm -f "$ENV_FILE.tmp" "$ENV_FILE"; fi
 }
@@ -726,6 +817,12 @@ status_of() {
 			down=1
 		fi
 		;;
+	tls)
+		if tls_ok; then echo "tls: up tcp://127.0.0.1:$TLS_PORT --tlsverify (pid $(tls_pid))"; else
+			echo "tls: down tcp://127.0.0.1:$TLS_PORT"
+			down=1
+		fi
+		;;
 	esac
 	return $down
 }
@@ -748,7 +845,7 @@ components() {
 	local c
 	if [ $# -eq 0 ]; then set -- "${ALL_COMPONENTS[@]}"; fi
 	for c in "$@"; do
-		case $c in engines | keystone | etcd | overlay) comps+=("$c") ;; *) die "unknown component '$c' (engines, keystone, etcd, overlay)" ;; esac
+		case $c in engines | keystone | etcd | overlay | tls) comps+=("$c") ;; *) die "unknown component '$c' (engines, keystone, etcd, overlay, tls)" ;; esac
 	done
 }
 lock() {
@@ -775,6 +872,7 @@ main() {
 		done
 		if [[ " ${comps[*]} " == *" engines "* ]]; then engines_up "${ENGINES[@]}"; fi
 		if [[ " ${comps[*]} " == *" overlay "* ]]; then overlay_up; fi
+		if [[ " ${comps[*]} " == *" tls "* ]]; then tls_up; fi
 		for c in "${comps[@]}"; do
 			case $c in keystone) keystone_wait ;; etcd) etcd_wait ;; esac
 		done
@@ -793,9 +891,10 @@ main() {
 			keystone) keystone_down ;;
 			etcd) etcd_down ;;
 			overlay) overlay_down ;;
+			tls) tls_down ;;
 			esac
 		done
-		if [[ " ${comps[*]} " == *" engines "* || " ${comps[*]} " == *" overlay "* ]]; then cleanup_mounts; fi
+		if [[ " ${comps[*]} " == *" engines "* || " ${comps[*]} " == *" overlay "* || " ${comps[*]} " == *" tls "* ]]; then cleanup_mounts; fi
 		trap - EXIT
 		write_env
 		log "down: ${comps[*]} in $((SECONDS - start))s"

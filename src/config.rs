@@ -156,6 +156,61 @@ pub struct RawManage {
     /// JSON file mapping client certificate common names to tenant ids (needs --tlsverify).
     #[arg(long)]
     pub tls_cn_tenants: Option<String>,
+    /// CA that signs the engines' certificates; with --node-tlscert and --node-tlskey, every connection to an
+    /// engine over TCP is mutual TLS [env: SWARM_NODE_TLSCACERT].
+    #[arg(long = "node-tlscacert")]
+    pub node_tlscacert: Option<String>,
+    /// mtswarm's client certificate for the engines [env: SWARM_NODE_TLSCERT].
+    #[arg(long = "node-tlscert")]
+    pub node_tlscert: Option<String>,
+    /// Its key [env: SWARM_NODE_TLSKEY].
+    #[arg(long = "node-tlskey")]
+    pub node_tlskey: Option<String>,
+    /// Requests one tenant may have in flight at once [env: SWARM_TENANT_MAX_REQUESTS, default: 256].
+    #[arg(long = "tenant-max-requests")]
+    pub tenant_max_requests: Option<String>,
+    /// Streams (events, logs -f, stats, wait) and hijacked sessions (attach, exec) one tenant may have open at
+    /// once [env: SWARM_TENANT_MAX_STREAMS, default: 64].
+    #[arg(long = "tenant-max-streams")]
+    pub tenant_max_streams: Option<String>,
+    /// Seconds a request body read whole (JSON) may take to arrive; a streamed upload may pause this long
+    /// [env: SWARM_BODY_TIMEOUT, default: 30].
+    #[arg(long = "body-timeout")]
+    pub body_timeout: Option<String>,
+    /// Seconds an engine may take to answer a call that is not a stream [env: SWARM_ENGINE_TIMEOUT, default: 60].
+    #[arg(long = "engine-timeout")]
+    pub engine_timeout: Option<String>,
+    /// MiB of an engine's answer that mtswarm reads whole to parse it; a larger answer is streamed when
+    /// mtswarm need not read it, else refused [env: SWARM_ENGINE_ANSWER_LIMIT, default: 8].
+    #[arg(long = "engine-answer-limit")]
+    pub engine_answer_limit: Option<String>,
+}
+
+/// How much one tenant may ask of mtswarm at once, and how long a request may take.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Limits {
+    /// Requests of one tenant in flight at once.
+    pub tenant_max_requests: usize,
+    /// Streams and hijacked sessions of one tenant open at once.
+    pub tenant_max_streams: usize,
+    /// How long a request body may take to arrive (between frames, for a streamed one).
+    pub body_timeout: Duration,
+    /// How long an engine may take to answer a call that is not a stream.
+    pub engine_timeout: Duration,
+    /// The most of an engine's answer read whole.
+    pub engine_answer_limit: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Limits {
+        Limits {
+            tenant_max_requests: 256,
+            tenant_max_streams: 64,
+            body_timeout: Duration::from_secs(30),
+            engine_timeout: Duration::from_secs(60),
+            engine_answer_limit: crate::proxy::DEFAULT_ANSWER_LIMIT,
+        }
+    }
 }
 
 /// How identities are proven.
@@ -208,6 +263,9 @@ pub struct Config {
     pub flavors: Option<crate::policy::flavors::Flavors>,
     /// The quota, when enforced.
     pub quota: Option<crate::policy::quota::Quota>,
+    /// Mutual TLS to the engines, when configured.
+    pub node_tls: Option<crate::tls::NodeTlsConfig>,
+    pub limits: Limits,
 }
 
 impl Config {
@@ -270,8 +328,64 @@ impl Config {
                     Some(crate::policy::quota::Quota::load(std::path::Path::new(path))?)
                 }
             },
+            node_tls: node_tls_config(raw, env)?,
+            limits: limits(raw, env)?,
         })
     }
+}
+
+/// The three node TLS files go together: one without the others is a mistake, not a choice.
+fn node_tls_config(raw: &RawManage, env: &Env) -> Result<Option<crate::tls::NodeTlsConfig>, String> {
+    let ca = pick(&raw.node_tlscacert, env, "SWARM_NODE_TLSCACERT");
+    let cert = pick(&raw.node_tlscert, env, "SWARM_NODE_TLSCERT");
+    let key = pick(&raw.node_tlskey, env, "SWARM_NODE_TLSKEY");
+    match (ca, cert, key) {
+        (None, None, None) => Ok(None),
+        (Some(ca), Some(cert), Some(key)) => Ok(Some(crate::tls::NodeTlsConfig {
+            ca: PathBuf::from(ca),
+            cert: PathBuf::from(cert),
+            key: PathBuf::from(key),
+        })),
+        _ => Err("--node-tlscacert, --node-tlscert and --node-tlskey (SWARM_NODE_TLSCACERT, SWARM_NODE_TLSCERT, \
+                  SWARM_NODE_TLSKEY) are given together: engines are reached over mutual TLS"
+            .to_string()),
+    }
+}
+
+fn limits(raw: &RawManage, env: &Env) -> Result<Limits, String> {
+    let d = Limits::default();
+    let count = |flag: &Option<String>, name: &str, var: &str, default: usize| match pick(flag, env, var) {
+        None => Ok(default),
+        Some(v) => match v.parse::<usize>() {
+            Ok(n) if n > 0 => Ok(n),
+            _ => Err(format!("--{name} {v:?} ({var}): expected a whole number above 0")),
+        },
+    };
+    let secs = |flag: &Option<String>, name: &str, var: &str, default: Duration| match pick(flag, env, var) {
+        None => Ok(default),
+        Some(v) => match v.parse::<f64>() {
+            Ok(s) if s > 0.0 && s <= 86400.0 => Ok(Duration::from_secs_f64(s)),
+            _ => Err(format!("--{name} {v:?} ({var}): expected seconds between 0 and 86400")),
+        },
+    };
+    let mib = count(&raw.engine_answer_limit, "engine-answer-limit", "SWARM_ENGINE_ANSWER_LIMIT", 0)?;
+    Ok(Limits {
+        tenant_max_requests: count(
+            &raw.tenant_max_requests,
+            "tenant-max-requests",
+            "SWARM_TENANT_MAX_REQUESTS",
+            d.tenant_max_requests,
+        )?,
+        tenant_max_streams: count(
+            &raw.tenant_max_streams,
+            "tenant-max-streams",
+            "SWARM_TENANT_MAX_STREAMS",
+            d.tenant_max_streams,
+        )?,
+        body_timeout: secs(&raw.body_timeout, "body-timeout", "SWARM_BODY_TIMEOUT", d.body_timeout)?,
+        engine_timeout: secs(&raw.engine_timeout, "engine-timeout", "SWARM_ENGINE_TIMEOUT", d.engine_timeout)?,
+        engine_answer_limit: if mib == 0 { d.engine_answer_limit } else { mib.min(4096) * 1024 * 1024 },
+    })
 }
 
 /// dockerd's rules: `--tlsverify` implies `--tls`; files default to `$DOCKER_CERT_PATH` or `~/.docker`.
@@ -427,6 +541,20 @@ mod tests {
         assert!(auth(&[("SWARM_MEMBERS_TENANT_ID", "m")]).contains("only valid with SWARM_AUTH_BACKEND=Keystone"));
         assert!(auth(&[("SWARM_MULTI_TENANT", "maybe")]).contains("expected true or false"));
         assert!(auth(&[("SWARM_AUTH_CACHE_TTL", "x")]).contains("SWARM_AUTH_CACHE_TTL"));
+    }
+
+    #[test]
+    fn reads_limits_and_node_tls() {
+        let cfg = |env: &[(&str, &str)]| Config::from_raw(&RawManage::default(), &Env::from_pairs(env.iter().copied()));
+        let l = cfg(&[]).map(|c| c.limits);
+        assert_eq!(l, Ok(Limits::default()));
+        let l = cfg(&[("SWARM_TENANT_MAX_STREAMS", "8"), ("SWARM_ENGINE_ANSWER_LIMIT", "2")]).map(|c| c.limits);
+        assert_eq!(l.as_ref().map(|l| (l.tenant_max_streams, l.engine_answer_limit)), Ok((8, 2 << 20)));
+        assert!(cfg(&[("SWARM_TENANT_MAX_REQUESTS", "0")]).is_err_and(|e| e.contains("--tenant-max-requests")));
+        assert!(cfg(&[("SWARM_BODY_TIMEOUT", "x")]).is_err_and(|e| e.contains("--body-timeout")));
+        assert!(cfg(&[("SWARM_NODE_TLSCACERT", "/ca.pem")]).is_err_and(|e| e.contains("given together")));
+        let t = cfg(&[("SWARM_NODE_TLSCACERT", "/a"), ("SWARM_NODE_TLSCERT", "/b"), ("SWARM_NODE_TLSKEY", "/c")]);
+        assert!(t.is_ok_and(|c| c.node_tls.is_some_and(|t| t.key == std::path::Path::new("/c"))));
     }
 
     #[test]

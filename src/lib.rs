@@ -56,9 +56,20 @@ pub struct Manager {
 
 impl Manager {
     pub fn new(config: Config) -> anyhow::Result<Manager> {
+        let node_tls = match &config.node_tls {
+            Some(t) => Some(tls::client_config(t).map_err(anyhow::Error::msg)?),
+            None => None,
+        };
+        proxy::set_answer_limit(config.limits.engine_answer_limit);
         let cluster = cluster::Cluster::new(cluster::ClusterConfig {
             discovery: config.discovery.clone(),
-            connect_timeout: config.engine_connect_timeout,
+            engine: cluster::EngineOptions {
+                connect_timeout: config.engine_connect_timeout,
+                tls: node_tls,
+                call_timeout: config.limits.engine_timeout,
+                // mtswarm's own reads (whole engines' lists for the registry) may be larger than a tenant's answer.
+                answer_limit: config.limits.engine_answer_limit.saturating_mul(4),
+            },
             strategy: config.strategy,
         });
         let mut auth = authenticator(&config.auth)?;
@@ -92,7 +103,8 @@ impl Manager {
         if rules.quota.is_some() {
             tracing::info!("quota enforced");
         }
-        let gateway = Arc::new(gateway::Gateway::new(Arc::new(cluster), auth, rules));
+        let gateway =
+            Arc::new(gateway::Gateway::new(Arc::new(cluster), auth, rules).with_limits(config.limits.clone()));
         Ok(Manager { config, gateway, tls })
     }
 

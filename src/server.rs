@@ -180,7 +180,10 @@ where
         let parts = conn.into_parts();
         if let Some(engine) = slot.take() {
             let client = Prefixed { prefix: parts.read_buf, io: parts.io.into_inner() };
+            // What the session holds (the tenant's stream permit) is given back when it ends.
+            let held = slot.take_held();
             crate::proxy::hijack::pump(client, engine).await;
+            drop(held);
         } else {
             linger(parts.io.into_inner()).await;
         }
@@ -217,15 +220,32 @@ async fn linger<I: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin>(mut io:
 
 /// The engine's side of a hijacked stream, waiting for the client's side.
 #[derive(Clone, Default)]
-pub struct HijackSlot(Arc<std::sync::Mutex<Option<crate::proxy::hijack::EngineStream>>>);
+pub struct HijackSlot(Arc<std::sync::Mutex<Option<crate::proxy::hijack::EngineStream>>>, HeldSlot);
+
+/// What a hijacked session holds while it lasts (a tenant's stream permit).
+type HeldSlot = Arc<std::sync::Mutex<Option<Box<dyn Send>>>>;
 
 impl HijackSlot {
     pub fn put(&self, engine: crate::proxy::hijack::EngineStream) {
         *self.0.lock().unwrap_or_else(|e| e.into_inner()) = Some(engine);
     }
 
+    /// True once a hijack left the engine's stream here.
+    pub fn holds_engine(&self) -> bool {
+        self.0.lock().unwrap_or_else(|e| e.into_inner()).is_some()
+    }
+
+    /// Keeps `held` until the hijacked session ends.
+    pub fn hold(&self, held: impl Send + 'static) {
+        *self.1.lock().unwrap_or_else(|e| e.into_inner()) = Some(Box::new(held));
+    }
+
     fn take(&self) -> Option<crate::proxy::hijack::EngineStream> {
         self.0.lock().unwrap_or_else(|e| e.into_inner()).take()
+    }
+
+    fn take_held(&self) -> Option<Box<dyn Send>> {
+        self.1.lock().unwrap_or_else(|e| e.into_inner()).take()
     }
 }
 

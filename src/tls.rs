@@ -76,3 +76,43 @@ pub fn load_cn_tenants(path: &Path) -> Result<HashMap<String, String>, String> {
     }
     Ok(map)
 }
+
+/// `--node-tlscacert/--node-tlscert/--node-tlskey`: how mtswarm proves itself to the engines and checks them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NodeTlsConfig {
+    /// The CA that signed the engines' certificates.
+    pub ca: PathBuf,
+    /// mtswarm's client certificate and key, which engines run with `--tlsverify` require.
+    pub cert: PathBuf,
+    pub key: PathBuf,
+}
+
+/// The rustls client configuration for connections to engines.
+pub fn client_config(cfg: &NodeTlsConfig) -> Result<Arc<rustls::ClientConfig>, String> {
+    let mut roots = RootCertStore::empty();
+    let ca = &cfg.ca;
+    for c in CertificateDer::pem_file_iter(ca).map_err(|e| format!("--node-tlscacert {}: {e}", ca.display()))? {
+        let c = c.map_err(|e| format!("--node-tlscacert {}: {e}", ca.display()))?;
+        roots.add(c).map_err(|e| format!("--node-tlscacert {}: {e}", ca.display()))?;
+    }
+    if roots.is_empty() {
+        return Err(format!("--node-tlscacert {}: no certificate in the file", ca.display()));
+    }
+    let certs = CertificateDer::pem_file_iter(&cfg.cert)
+        .and_then(|it| it.collect::<Result<Vec<_>, _>>())
+        .map_err(|e| format!("--node-tlscert {}: {e}", cfg.cert.display()))?;
+    if certs.is_empty() {
+        return Err(format!("--node-tlscert {}: no certificate in the file", cfg.cert.display()));
+    }
+    let key =
+        PrivateKeyDer::from_pem_file(&cfg.key).map_err(|e| format!("--node-tlskey {}: {e}", cfg.key.display()))?;
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let mut config = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .map_err(|e| e.to_string())?
+        .with_root_certificates(roots)
+        .with_client_auth_cert(certs, key)
+        .map_err(|e| format!("--node-tlscert/--node-tlskey do not make a pair: {e}"))?;
+    config.alpn_protocols = vec![b"http/1.1".to_vec()];
+    Ok(Arc::new(config))
+}

@@ -13,7 +13,7 @@ use crate::cluster::{EngineAddr, Node};
 /// Asks mtswarm at `host` (tcp://HOST:PORT or unix:///PATH) with the headers of `config_dir/config.json`.
 pub async fn fetch(host: &str, config_dir: &Path) -> anyhow::Result<Value> {
     let addr = EngineAddr::parse(host).map_err(anyhow::Error::msg)?;
-    let node = Node::new(addr, std::time::Duration::from_secs(5));
+    let node = Node::new(addr, &crate::cluster::EngineOptions::plain(std::time::Duration::from_secs(5)));
     let mut req = Request::get("/mtswarm/v1/usage");
     let config_file = config_dir.join("config.json");
     match std::fs::read_to_string(&config_file) {

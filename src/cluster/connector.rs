@@ -1,4 +1,7 @@
 //! How mtswarm reaches one engine: a TCP or unix-socket connection, pooled by hyper-util's client.
+//! With `--node-tlscacert/--node-tlscert/--node-tlskey`, every TCP connection is mutual TLS: mtswarm shows
+//! its client certificate and checks the engine's against the CA, with the address it dials as the name
+//! (as the docker CLI does with `--tlsverify`). Unix sockets are local and stay plain, as with dockerd.
 
 use std::future::Future;
 use std::io;
@@ -67,16 +70,32 @@ impl std::fmt::Display for EngineAddr {
     }
 }
 
+impl EngineAddr {
+    /// True for an address only this host can reach: a unix socket, a loopback IP or `localhost`. An
+    /// engine anywhere else that is reached without TLS has an API that its own containers can reach too.
+    pub fn is_local(&self) -> bool {
+        match self {
+            EngineAddr::Unix(_) => true,
+            EngineAddr::Tcp { host, .. } => {
+                host.eq_ignore_ascii_case("localhost")
+                    || host.parse::<std::net::IpAddr>().is_ok_and(|ip| ip.is_loopback())
+            }
+        }
+    }
+}
+
 /// Connects to one engine whatever URI the client asks for: each node has its own pool.
 #[derive(Clone)]
 pub struct EngineConnector {
     addr: Arc<EngineAddr>,
     connect_timeout: Duration,
+    /// Mutual TLS on TCP connections, when configured.
+    tls: Option<tokio_rustls::TlsConnector>,
 }
 
 impl EngineConnector {
-    pub fn new(addr: EngineAddr, connect_timeout: Duration) -> EngineConnector {
-        EngineConnector { addr: Arc::new(addr), connect_timeout }
+    pub fn new(addr: EngineAddr, connect_timeout: Duration, tls: Option<Arc<rustls::ClientConfig>>) -> EngineConnector {
+        EngineConnector { addr: Arc::new(addr), connect_timeout, tls: tls.map(tokio_rustls::TlsConnector::from) }
     }
 }
 
@@ -92,13 +111,21 @@ impl tower_service::Service<Uri> for EngineConnector {
     fn call(&mut self, _uri: Uri) -> Self::Future {
         let addr = self.addr.clone();
         let timeout = self.connect_timeout;
+        let tls = self.tls.clone();
         Box::pin(async move {
             let connect = async {
                 match &*addr {
                     EngineAddr::Tcp { host, port } => {
                         let s = TcpStream::connect((host.as_str(), *port)).await?;
                         s.set_nodelay(true)?;
-                        Ok(EngineStream::Tcp(s))
+                        let Some(tls) = tls else { return Ok(EngineStream::Tcp(s)) };
+                        // The engine's certificate must name the address mtswarm dials (an IP SAN for an IP).
+                        let name = rustls::pki_types::ServerName::try_from(host.clone())
+                            .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, format!("{host}: {e}")))?;
+                        let s = tls.connect(name, s).await.map_err(|e| {
+                            io::Error::new(e.kind(), format!("TLS with engine {}: {e}", addr.authority()))
+                        })?;
+                        Ok(EngineStream::Tls(Box::new(s)))
                     }
                     EngineAddr::Unix(path) => UnixStream::connect(path).await.map(EngineStream::Unix),
                 }
@@ -116,9 +143,11 @@ impl tower_service::Service<Uri> for EngineConnector {
 
 /// A connection to an engine. Both kinds shut down their write half on `poll_shutdown`, which is how a
 /// client's half-close reaches the engine on hijacked streams.
+/// Over TLS, a write shutdown sends close_notify and then shuts the TCP write half.
 pub enum EngineStream {
     Tcp(TcpStream),
     Unix(UnixStream),
+    Tls(Box<tokio_rustls::client::TlsStream<TcpStream>>),
 }
 
 impl Connection for EngineStream {
@@ -132,6 +161,7 @@ impl AsyncRead for EngineStream {
         match self.get_mut() {
             EngineStream::Tcp(s) => Pin::new(s).poll_read(cx, buf),
             EngineStream::Unix(s) => Pin::new(s).poll_read(cx, buf),
+            EngineStream::Tls(s) => Pin::new(s.as_mut()).poll_read(cx, buf),
         }
     }
 }
@@ -141,6 +171,7 @@ impl AsyncWrite for EngineStream {
         match self.get_mut() {
             EngineStream::Tcp(s) => Pin::new(s).poll_write(cx, buf),
             EngineStream::Unix(s) => Pin::new(s).poll_write(cx, buf),
+            EngineStream::Tls(s) => Pin::new(s.as_mut()).poll_write(cx, buf),
         }
     }
 
@@ -148,6 +179,7 @@ impl AsyncWrite for EngineStream {
         match self.get_mut() {
             EngineStream::Tcp(s) => Pin::new(s).poll_flush(cx),
             EngineStream::Unix(s) => Pin::new(s).poll_flush(cx),
+            EngineStream::Tls(s) => Pin::new(s.as_mut()).poll_flush(cx),
         }
     }
 
@@ -155,6 +187,7 @@ impl AsyncWrite for EngineStream {
         match self.get_mut() {
             EngineStream::Tcp(s) => Pin::new(s).poll_shutdown(cx),
             EngineStream::Unix(s) => Pin::new(s).poll_shutdown(cx),
+            EngineStream::Tls(s) => Pin::new(s.as_mut()).poll_shutdown(cx),
         }
     }
 
@@ -166,6 +199,7 @@ impl AsyncWrite for EngineStream {
         match self.get_mut() {
             EngineStream::Tcp(s) => Pin::new(s).poll_write_vectored(cx, bufs),
             EngineStream::Unix(s) => Pin::new(s).poll_write_vectored(cx, bufs),
+            EngineStream::Tls(s) => Pin::new(s.as_mut()).poll_write_vectored(cx, bufs),
         }
     }
 
@@ -173,6 +207,7 @@ impl AsyncWrite for EngineStream {
         match self {
             EngineStream::Tcp(s) => s.is_write_vectored(),
             EngineStream::Unix(s) => s.is_write_vectored(),
+            EngineStream::Tls(s) => s.is_write_vectored(),
         }
     }
 }
@@ -199,5 +234,21 @@ mod tests {
         check("unix://relative.sock", Err("absolute path"));
         check("tcp://host", Err("tcp://HOST:PORT"));
         check("tcp://host:99999", Err("not a port"));
+    }
+
+    #[test]
+    fn knows_local_addresses() {
+        for (a, local) in [
+            ("unix:///var/run/docker.sock", true),
+            ("tcp://127.0.0.1:2375", true),
+            ("tcp://127.9.9.9:2375", true),
+            ("tcp://localhost:2375", true),
+            ("tcp://[::1]:2375", true),
+            ("tcp://10.0.0.5:2375", false),
+            ("tcp://0.0.0.0:2375", false),
+            ("node1:2375", false),
+        ] {
+            assert_eq!(EngineAddr::parse(a).map(|a| a.is_local()), Ok(local), "{a}");
+        }
     }
 }

@@ -34,6 +34,13 @@ pub struct RawJoin {
     /// Where to register: etcd://HOST:PORT[,HOST:PORT]/PREFIX.
     #[arg(value_name = "DISCOVERY")]
     pub discovery: String,
+    /// With --node-tlscert and --node-tlskey: the engine is checked over mutual TLS, as managers reach it.
+    #[arg(long = "node-tlscacert", env = "SWARM_NODE_TLSCACERT")]
+    pub node_tlscacert: Option<String>,
+    #[arg(long = "node-tlscert", env = "SWARM_NODE_TLSCERT")]
+    pub node_tlscert: Option<String>,
+    #[arg(long = "node-tlskey", env = "SWARM_NODE_TLSKEY")]
+    pub node_tlskey: Option<String>,
 }
 
 /// The checked configuration of `join`.
@@ -47,6 +54,8 @@ pub struct JoinConfig {
     pub prefix: String,
     pub heartbeat: Duration,
     pub ttl: Duration,
+    /// How the engine is checked before it is registered: over mutual TLS when given.
+    pub node_tls: Option<crate::tls::NodeTlsConfig>,
 }
 
 /// Why `join` cannot start, or did not leave cleanly.
@@ -96,7 +105,19 @@ impl JoinConfig {
                 raw.ttl, raw.heartbeat
             )));
         }
+        let node_tls = match (&raw.node_tlscacert, &raw.node_tlscert, &raw.node_tlskey) {
+            (None, None, None) => None,
+            (Some(ca), Some(cert), Some(key)) => {
+                Some(crate::tls::NodeTlsConfig { ca: ca.into(), cert: cert.into(), key: key.into() })
+            }
+            _ => {
+                return Err(JoinError::Timing(
+                    "--node-tlscacert, --node-tlscert and --node-tlskey are given together".to_string(),
+                ))
+            }
+        };
         Ok(JoinConfig {
+            node_tls,
             advertise,
             endpoints,
             prefix,
@@ -127,6 +148,7 @@ pub async fn run(config: JoinConfig, shutdown: impl Future<Output = ()>) -> Resu
         ttl = config.ttl.as_secs(),
         "joining"
     );
+    check_engine(&config).await;
     let mut registration = Registration { etcd: &etcd, config: &config, key: &key, lease: None };
     let mut ticks = tokio::time::interval(config.heartbeat);
     // After a stall (a suspended host), renew once and keep the rhythm, rather than renew in a burst.
@@ -150,6 +172,28 @@ pub async fn run(config: JoinConfig, shutdown: impl Future<Output = ()>) -> Resu
             Ok(())
         }
         Err(cause) => Err(JoinError::Leave { key, ttl: config.ttl, cause }),
+    }
+}
+
+/// Asks the engine who it is, as managers will reach it (over mutual TLS with `--node-tls*`), and says
+/// what it found; an engine that does not answer yet is registered all the same, as managers retry it.
+async fn check_engine(config: &JoinConfig) {
+    let tls = match config.node_tls.as_ref().map(crate::tls::client_config) {
+        None => None,
+        Some(Ok(c)) => Some(c),
+        Some(Err(e)) => return tracing::warn!(cause = %e, "cannot check the engine"),
+    };
+    let Ok(addr) = EngineAddr::parse(&config.advertise) else { return };
+    let opts = crate::cluster::EngineOptions { tls, ..crate::cluster::EngineOptions::plain(Duration::from_secs(5)) };
+    let node = crate::cluster::Node::new(addr, &opts);
+    match node.get_json("/version").await {
+        Ok(v) => tracing::info!(
+            engine = %config.advertise,
+            version = v.get("Version").and_then(|v| v.as_str()).unwrap_or("?"),
+            tls = config.node_tls.is_some(),
+            "the engine answers"
+        ),
+        Err(e) => tracing::warn!(engine = %config.advertise, cause = %e, "the engine does not answer (yet)"),
     }
 }
 
@@ -208,7 +252,15 @@ mod tests {
     /// error.
     fn check(args: (&str, u64, u64, &str), expected: &str) {
         let (advertise, heartbeat, ttl, discovery) = args;
-        let raw = RawJoin { advertise: advertise.into(), heartbeat, ttl, discovery: discovery.into() };
+        let raw = RawJoin {
+            advertise: advertise.into(),
+            heartbeat,
+            ttl,
+            discovery: discovery.into(),
+            node_tlscacert: None,
+            node_tlscert: None,
+            node_tlskey: None,
+        };
         let got = match JoinConfig::from_raw(&raw) {
             Ok(c) => format!(
                 "{} = {} every {} s, ttl {} s, via {:?}",

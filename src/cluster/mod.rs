@@ -20,7 +20,6 @@ pub mod node;
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
-use std::time::Duration;
 
 use serde_json::Value;
 
@@ -29,7 +28,7 @@ use crate::scheduler::{self, ContainerView, NoNode, NodeView, Placement, Strateg
 use crate::tenancy::names;
 pub use connector::EngineAddr;
 pub use discovery::{Discovery, DiscoveryError};
-pub use node::{CachedContainer, EngineError, Node};
+pub use node::{CachedContainer, EngineError, EngineOptions, Node};
 
 /// The API version mtswarm speaks when no engine has told it its own yet.
 pub const DEFAULT_API_VERSION: &str = "1.41";
@@ -55,7 +54,8 @@ pub enum Route {
 #[derive(Debug, Clone)]
 pub struct ClusterConfig {
     pub discovery: Discovery,
-    pub connect_timeout: Duration,
+    /// How every node is reached.
+    pub engine: EngineOptions,
     pub strategy: Strategy,
 }
 
@@ -84,9 +84,7 @@ impl Ticket {
 impl Cluster {
     pub fn new(config: ClusterConfig) -> Cluster {
         let nodes = match config.discovery.static_engines() {
-            Some(addrs) => {
-                addrs.into_iter().map(|a| Arc::new(Node::new(a, config.connect_timeout))).collect::<Vec<_>>()
-            }
+            Some(addrs) => addrs.into_iter().map(|a| Arc::new(Node::new(a, &config.engine))).collect::<Vec<_>>(),
             None => Vec::new(),
         };
         Cluster { config, nodes: RwLock::new(nodes), placing: Mutex::new(()), tickets: AtomicU64::new(1) }
@@ -178,7 +176,7 @@ impl Cluster {
                 match nodes.iter().find(|n| &n.addr == a) {
                     Some(n) => next.push(n.clone()),
                     None => {
-                        let n = Arc::new(Node::new(a.clone(), self.config.connect_timeout));
+                        let n = Arc::new(Node::new(a.clone(), &self.config.engine));
                         tracing::info!(node = %a, "node joined the cluster");
                         added.push(n.clone());
                         next.push(n);

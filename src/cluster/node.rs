@@ -86,10 +86,49 @@ const IGNORED_ACTIONS: [&str; 10] =
 /// How many refreshes in a row may fail (other than by a refused connection) before the node is unhealthy.
 const FAILURES_BEFORE_UNHEALTHY: u32 = 3;
 
+/// How mtswarm talks to every engine.
+#[derive(Clone)]
+pub struct EngineOptions {
+    /// How long to wait for a connection (and its TLS handshake) before calling the engine unavailable.
+    pub connect_timeout: Duration,
+    /// Mutual TLS on every TCP connection, when configured.
+    pub tls: Option<Arc<rustls::ClientConfig>>,
+    /// The longest a control-plane call ([`Node::get_json`]) may take: an engine that hangs must not hold a
+    /// request (or a tenant's quota lock) forever.
+    pub call_timeout: Duration,
+    /// The most of an answer mtswarm reads whole to parse it.
+    pub answer_limit: usize,
+}
+
+impl EngineOptions {
+    /// Plain connections and the defaults of `manage`, for tools and tests.
+    pub fn plain(connect_timeout: Duration) -> EngineOptions {
+        EngineOptions {
+            connect_timeout,
+            tls: None,
+            call_timeout: Duration::from_secs(60),
+            answer_limit: crate::proxy::DEFAULT_ANSWER_LIMIT,
+        }
+    }
+}
+
+impl std::fmt::Debug for EngineOptions {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("EngineOptions")
+            .field("connect_timeout", &self.connect_timeout)
+            .field("tls", &self.tls.is_some())
+            .field("call_timeout", &self.call_timeout)
+            .field("answer_limit", &self.answer_limit)
+            .finish()
+    }
+}
+
 /// One engine. Requests to it share a keep-alive connection pool.
 pub struct Node {
     pub addr: EngineAddr,
     client: Client<EngineConnector, Body>,
+    call_timeout: Duration,
+    answer_limit: usize,
     facts: RwLock<NodeFacts>,
     holdings: RwLock<Holdings>,
     /// Containers placed here whose create has not been answered yet, by placement ticket.
@@ -104,14 +143,24 @@ pub struct Node {
 }
 
 impl Node {
-    pub fn new(addr: EngineAddr, connect_timeout: Duration) -> Node {
+    pub fn new(addr: EngineAddr, opts: &EngineOptions) -> Node {
+        if opts.tls.is_none() && !addr.is_local() {
+            tracing::warn!(
+                node = %addr,
+                "engine reached over plain TCP on a non-loopback address: anyone who reaches it, its own \
+                 containers included, owns the host; run it with --tlsverify and give mtswarm --node-tlscacert, \
+                 --node-tlscert and --node-tlskey"
+            );
+        }
         let client = Client::builder(TokioExecutor::new())
             .pool_idle_timeout(Duration::from_secs(90))
             .pool_max_idle_per_host(256)
-            .build(EngineConnector::new(addr.clone(), connect_timeout));
+            .build(EngineConnector::new(addr.clone(), opts.connect_timeout, opts.tls.clone()));
         Node {
             addr,
             client,
+            call_timeout: opts.call_timeout,
+            answer_limit: opts.answer_limit,
             facts: RwLock::new(NodeFacts::default()),
             holdings: RwLock::new(Holdings::default()),
             pending: Mutex::new(BTreeMap::new()),
@@ -380,11 +429,25 @@ impl Node {
     }
 
     /// A control-plane GET answered with JSON (for `/version`, `/info` and the like).
+    /// It takes at most the call timeout, and reads at most the answer limit.
     pub async fn get_json(&self, path: &str) -> Result<serde_json::Value, EngineError> {
-        let req = Request::get(path).body(body::empty()).map_err(|e| self.broken(e))?;
-        let resp = self.send(req).await?;
-        let status = resp.status();
-        let bytes: Bytes = resp.into_body().collect().await.map_err(|e| self.broken(e))?.to_bytes();
+        let call = async {
+            let req = Request::get(path).body(body::empty()).map_err(|e| self.broken(e))?;
+            let resp = self.send(req).await?;
+            let status = resp.status();
+            let limited = http_body_util::Limited::new(resp.into_body(), self.answer_limit);
+            let bytes: Bytes = limited.collect().await.map_err(|e| self.broken_by(&*e))?.to_bytes();
+            Ok::<_, EngineError>((status, bytes))
+        };
+        let (status, bytes) = match tokio::time::timeout(self.call_timeout, call).await {
+            Ok(r) => r?,
+            Err(_) => {
+                return Err(EngineError::Broken {
+                    node: self.label(),
+                    cause: format!("no answer to GET {path} within {} s", self.call_timeout.as_secs_f32()),
+                })
+            }
+        };
         if !status.is_success() {
             return Err(EngineError::Answer { node: self.name(), status, message: engine_message(&bytes) });
         }
@@ -435,6 +498,10 @@ impl Node {
 
     fn broken(&self, e: impl std::error::Error) -> EngineError {
         EngineError::Broken { node: self.label(), cause: error_chain(&e) }
+    }
+
+    fn broken_by(&self, e: &(dyn std::error::Error + Send + Sync)) -> EngineError {
+        EngineError::Broken { node: self.label(), cause: error_chain(e) }
     }
 }
 

@@ -39,6 +39,7 @@ use crate::cluster::{Cluster, Node, Route};
 use crate::proxy::{self, hijack};
 use crate::tenancy;
 
+mod limits;
 mod merge;
 mod route;
 
@@ -66,6 +67,12 @@ pub struct Gateway {
     tenant_subnets: Vec<policy::networks::Cidr>,
     /// Serialises each tenant's requests that take resources, while a quota is enforced.
     quota_locks: tenancy::usage::TenantLocks,
+    /// Each tenant's requests in flight and open streams, against `--tenant-max-requests/-streams`.
+    tenant_limits: limits::TenantLimits,
+    /// How long a request body read whole may take, and a streamed one may pause.
+    body_timeout: std::time::Duration,
+    /// How long an engine may take over a call that is not a stream.
+    engine_timeout: std::time::Duration,
     next_id: AtomicU64,
 }
 
@@ -88,6 +95,10 @@ pub struct RequestCtx {
     /// The node that served it, for the log line.
     pub node: Option<String>,
     pub started: Instant,
+    /// The tenant's request permit, held until the answer's head is out.
+    pub request_permit: Option<limits::Permit>,
+    /// The tenant's stream permit, handed to the answer's body or the hijacked session.
+    pub stream_permit: Option<limits::Permit>,
 }
 
 impl Gateway {
@@ -110,8 +121,22 @@ impl Gateway {
             quota,
             tenant_subnets,
             quota_locks: Default::default(),
+            tenant_limits: limits::TenantLimits::new(
+                crate::config::Limits::default().tenant_max_requests,
+                crate::config::Limits::default().tenant_max_streams,
+            ),
+            body_timeout: crate::config::Limits::default().body_timeout,
+            engine_timeout: crate::config::Limits::default().engine_timeout,
             next_id: AtomicU64::new(1),
         }
+    }
+
+    /// The limits of `--tenant-max-requests`, `--tenant-max-streams`, `--body-timeout` and `--engine-timeout`.
+    pub fn with_limits(mut self, l: crate::config::Limits) -> Gateway {
+        self.tenant_limits = limits::TenantLimits::new(l.tenant_max_requests, l.tenant_max_streams);
+        self.body_timeout = l.body_timeout;
+        self.engine_timeout = l.engine_timeout;
+        self
     }
 
     /// Serves one request; never fails, errors become Docker-style responses.
@@ -125,11 +150,21 @@ impl Gateway {
             identity: None,
             node: None,
             started: Instant::now(),
+            request_permit: None,
+            stream_permit: None,
         };
-        let resp = match self.pipeline(&mut ctx, req).await {
+        let slot = req.extensions().get::<crate::server::HijackSlot>().cloned();
+        let mut resp = match self.pipeline(&mut ctx, req).await {
             Ok(resp) => resp,
             Err(e) => e.into_response(),
         };
+        // A stream's permit lasts as long as the stream: the hijacked session, or the answer's body.
+        if let Some(permit) = ctx.stream_permit.take() {
+            match slot.filter(|s| s.holds_engine()) {
+                Some(slot) => slot.hold(permit),
+                None => resp = resp.map(|b| limits::HeldBody::wrap(b, permit)),
+            }
+        }
         self.finish(&ctx, resp)
     }
 
@@ -138,6 +173,12 @@ impl Gateway {
         let endpoint = classify(&ctx.method, &path)?;
         ctx.endpoint = Some(endpoint.clone());
         ctx.identity = self.authenticate(&endpoint, &req).await?;
+        if let Some(id) = &ctx.identity {
+            ctx.request_permit = Some(self.tenant_limits.request(&id.tenant)?);
+            if limits::opens_stream(&endpoint, req.uri().query()) {
+                ctx.stream_permit = Some(self.tenant_limits.stream(&id.tenant)?);
+            }
+        }
         if req.uri().query().is_some() {
             api::query::check(&endpoint, &api::query::pairs(req.uri().query()))?;
         }
@@ -149,6 +190,11 @@ impl Gateway {
             if let Endpoint::Container { op: ContainerOp::Top, .. } = &endpoint {
                 let pairs = api::query::pairs(req.uri().query());
                 escape::check_top_args(api::query::first(&pairs, "ps_args").unwrap_or_default()).map_err(forbidden)?;
+            }
+            if matches!(endpoint, Endpoint::ImageCreate) {
+                if let Some(pull) = policy::images::pull_of(req.uri().query()).map_err(forbidden)? {
+                    self.pull_phase(&pull).await?;
+                }
             }
         }
         let mut route = self.cluster.route(&endpoint);
@@ -212,6 +258,48 @@ impl Gateway {
         }
     }
 
+    /// A tenant's pull: its registry must not resolve to the engine host's own addresses, and it may not
+    /// change a tag that exists on any node (the catalogue is shared).
+    async fn pull_phase(&self, pull: &policy::images::Pull) -> Result<(), ApiError> {
+        if let Some(host) = pull.registry_host().filter(|h| h.parse::<std::net::IpAddr>().is_err()) {
+            let lookup = tokio::net::lookup_host((host.to_string(), 443));
+            if let Ok(Ok(addrs)) = tokio::time::timeout(std::time::Duration::from_secs(5), lookup).await {
+                if let Some(a) = addrs.map(|a| a.ip()).find(policy::images::forbidden_registry_address) {
+                    return Err(forbidden(Deny {
+                        field: "fromImage".to_string(),
+                        reason: format!(
+                            "pulling from {host} is refused: it resolves to {a}, a loopback, link-local or \
+                             unspecified address (the engine host's own)"
+                        ),
+                    }));
+                }
+            }
+        }
+        let (path, what) = match (&pull.tag, pull.all_tags) {
+            (Some(tag), _) => {
+                let r = format!("{}:{tag}", pull.name);
+                (format!("/images/{r}/json"), format!("the tag {r}"))
+            }
+            (None, true) => {
+                let filters = serde_json::json!({ "reference": [&pull.name] }).to_string();
+                (format!("/images/json?filters={}", tenancy::encode(&filters)), format!("every tag of {}", pull.name))
+            }
+            // A pull by digest writes no tag.
+            (None, false) => return Ok(()),
+        };
+        let nodes = self.cluster.healthy_nodes();
+        let answers = futures_util::future::join_all(nodes.iter().map(|n| n.get_json(&path))).await;
+        for answer in answers {
+            match answer {
+                Ok(v) if v.as_array().is_some_and(|a| a.is_empty()) => {}
+                Ok(_) => return Err(forbidden(policy::images::existing_tag(&what))),
+                Err(crate::cluster::EngineError::Answer { status: http::StatusCode::NOT_FOUND, .. }) => {}
+                Err(e) => return Err(proxy::engine_error(e)),
+            }
+        }
+        Ok(())
+    }
+
     /// The body phase: a tenant's JSON body is decoded once, as dockerd decodes it ([`api::decode`]), into the
     /// document every later phase reads and the engine gets; a tenant's request whose endpoint reads no body sends
     /// none. The operator's body goes to the engine as it came; in a cluster, a create's is also decoded for the
@@ -226,15 +314,15 @@ impl Gateway {
         use api::decode::decode;
         match (endpoint.request_body(), tenant) {
             (api::RequestBody::Json(kind), true) => {
-                let bytes = read_body(incoming).await?;
+                let bytes = read_body(incoming, self.body_timeout).await?;
                 Ok((Some(decode(kind, &bytes)?), Upstream::Empty))
             }
             (api::RequestBody::Json(kind), false) if multi && route::placement_reads_body(endpoint) => {
-                let bytes = read_body(incoming).await?;
+                let bytes = read_body(incoming, self.body_timeout).await?;
                 Ok((decode(kind, &bytes).ok(), Upstream::Bytes(bytes)))
             }
             (api::RequestBody::MustBeEmpty, true) => {
-                let bytes = read_body(incoming).await?;
+                let bytes = read_body(incoming, self.body_timeout).await?;
                 let text = String::from_utf8_lossy(&bytes);
                 if !matches!(text.trim(), "" | "{}" | "null") {
                     return Err(ApiError::bad_request(START_BODY));
@@ -337,7 +425,7 @@ impl Gateway {
                 *again.headers_mut() = parts.headers.clone();
                 let resp = proxy::forward(node, again, pq.clone(), proxy::Relay::Whole).await?;
                 let (rparts, b) = resp.into_parts();
-                let bytes = body::collect_boxed(b, proxy::SMALL_ANSWER_LIMIT)
+                let bytes = body::collect_boxed(b, proxy::answer_limit())
                     .await
                     .map_err(|e| ApiError::bad_gateway(format!("the engine's answer could not be read: {e}")))?;
                 if waiting.again(rparts.status, &bytes).await {
@@ -346,13 +434,40 @@ impl Gateway {
                 break Response::from_parts(rparts, body::full(bytes));
             }
         } else {
-            proxy::forward(node, upstream, pq, relay).await?
+            match limits::engine_deadline(endpoint, req.parts.uri.query(), self.engine_timeout) {
+                // The whole answer within the deadline, so that a hung engine releases the request (and the
+                // tenant's quota lock) with a 504.
+                Some(deadline) => {
+                    let call = async {
+                        let resp = proxy::forward(node, upstream, pq, relay).await?;
+                        let (parts, b) = resp.into_parts();
+                        if relay == proxy::Relay::Whole {
+                            return Ok::<_, ApiError>(Response::from_parts(parts, b));
+                        }
+                        let bytes = body::collect_boxed(b, proxy::answer_limit()).await.map_err(|e| {
+                            ApiError::bad_gateway(format!("the engine's answer could not be read: {e}"))
+                        })?;
+                        Ok(Response::from_parts(parts, body::full(bytes)))
+                    };
+                    tokio::time::timeout(deadline, call).await.map_err(|_| {
+                        ApiError::new(
+                            http::StatusCode::GATEWAY_TIMEOUT,
+                            format!(
+                                "engine {} did not answer within {} s (--engine-timeout)",
+                                node.name(),
+                                deadline.as_secs()
+                            ),
+                        )
+                    })??
+                }
+                None => proxy::forward(node, upstream, pq, relay).await?,
+            }
         };
         // The new container's id, for the cluster's reservation (the node's events then keep its record).
         let mut created = None;
         if resp.status().is_success() && matches!(endpoint, Endpoint::ContainerCreate) && self.cluster.is_cluster() {
             let (parts, b) = resp.into_parts();
-            let bytes = body::collect_boxed(b, proxy::SMALL_ANSWER_LIMIT)
+            let bytes = body::collect_boxed(b, proxy::answer_limit())
                 .await
                 .map_err(|e| ApiError::bad_gateway(format!("the engine's answer could not be read: {e}")))?;
             created = serde_json::from_slice::<serde_json::Value>(&bytes)
@@ -664,11 +779,16 @@ pub(crate) enum Upstream {
     Empty,
 }
 
-/// Reads a request body whole, up to what a JSON body may be.
-async fn read_body(incoming: Incoming) -> Result<bytes::Bytes, ApiError> {
-    body::collect_limited(incoming, JSON_BODY_LIMIT)
-        .await
-        .map_err(|e| ApiError::bad_request(format!("the request body could not be read: {e}")))
+/// Reads a request body whole, up to what a JSON body may be, within `--body-timeout`: a client that
+/// sends its body slowly must not hold a request (and the tenant's share of mtswarm) forever.
+async fn read_body(incoming: Incoming, timeout: std::time::Duration) -> Result<bytes::Bytes, ApiError> {
+    match tokio::time::timeout(timeout, body::collect_limited(incoming, JSON_BODY_LIMIT)).await {
+        Ok(r) => r.map_err(|e| ApiError::bad_request(format!("the request body could not be read: {e}"))),
+        Err(_) => Err(ApiError::new(
+            http::StatusCode::REQUEST_TIMEOUT,
+            format!("the request body did not arrive within {} s (--body-timeout)", timeout.as_secs_f32()),
+        )),
+    }
 }
 
 /// dockerd's refusal of a start body since API 1.24 (below it, the body replaced the container's HostConfig).
@@ -678,7 +798,7 @@ const START_BODY: &str =
 /// The engine's answer as the tenant sees it: read whole (it is small JSON or an error) and rewritten.
 async fn tenant_view(tenant: &str, answer: &tenancy::Answer, resp: Response<Body>) -> Response<Body> {
     let (parts, b) = resp.into_parts();
-    match body::collect_boxed(b, proxy::SMALL_ANSWER_LIMIT).await {
+    match body::collect_boxed(b, proxy::answer_limit()).await {
         Ok(bytes) => tenancy::rewrite_answer(tenant, answer, Response::from_parts(parts, bytes)),
         Err(e) => ApiError::bad_gateway(format!("the engine's answer could not be read: {e}")).into_response(),
     }

@@ -588,7 +588,7 @@ impl Gateway {
                     .map_err(|_| format!("did not answer within {}s", FAN_OUT_TIMEOUT.as_secs()))?
                     .map_err(|e| e.to_string())?;
                 let status = resp.status();
-                let bytes = body::collect_limited(resp.into_body(), proxy::SMALL_ANSWER_LIMIT)
+                let bytes = body::collect_limited(resp.into_body(), proxy::answer_limit())
                     .await
                     .map_err(|e| format!("failed during its answer: {e}"))?;
                 if waiting.again(status, &bytes).await {

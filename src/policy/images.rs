@@ -25,6 +25,116 @@ pub fn check_endpoint(endpoint: &Endpoint, query: Option<&str>) -> Result<(), De
     })
 }
 
+/// What a tenant's `POST /images/create?fromImage=...` asks for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Pull {
+    /// The repository, in Docker's familiar form (`busybox`, `team/app`, `reg:5000/x`).
+    pub name: String,
+    /// The tag the pull writes; `None` for a pull by digest (which writes no tag) or of every tag.
+    pub tag: Option<String>,
+    /// True for `docker pull -a`: every tag of the repository.
+    pub all_tags: bool,
+    /// The registry's host (and port) when the name gives one.
+    pub registry: Option<String>,
+}
+
+impl Pull {
+    /// The registry's host without its port, unbracketed.
+    pub fn registry_host(&self) -> Option<&str> {
+        let r = self.registry.as_deref()?;
+        if let Some(rest) = r.strip_prefix('[') {
+            return rest.split_once(']').map(|(h, _)| h);
+        }
+        Some(r.rsplit_once(':').map_or(r, |(h, _)| h))
+    }
+}
+
+/// Reads a pull's query as dockerd does (`fromImage`, then `tag`, which may be a digest), and refuses one
+/// that names a registry on a loopback, link-local or unspecified address: the engine host would fetch from
+/// its own services. `None` for a request that pulls nothing (an import, or no `fromImage`).
+pub fn pull_of(query: Option<&str>) -> Result<Option<Pull>, Deny> {
+    if imports(query) {
+        return Ok(None);
+    }
+    let pairs = crate::api::query::pairs(query);
+    let Some(image) = crate::api::query::first(&pairs, "fromImage").filter(|v| !v.is_empty()) else {
+        return Ok(None);
+    };
+    let tag = crate::api::query::first(&pairs, "tag").filter(|v| !v.is_empty());
+    let deny = |reason: String| Deny { field: "fromImage".to_string(), reason };
+    if !image.bytes().all(|b| b.is_ascii_alphanumeric() || b"._-/:@[]".contains(&b)) {
+        return Err(deny(format!("{image:?} is not an image reference")));
+    }
+    let (mut name, mut digest) = match image.split_once('@') {
+        Some((n, _)) => (n.to_string(), true),
+        None => (image.to_string(), false),
+    };
+    let mut in_name_tag = None;
+    let last = name.rfind('/').map_or(0, |i| i + 1);
+    if let Some(i) = name[last..].rfind(':') {
+        in_name_tag = Some(name[last + i + 1..].to_string());
+        name.truncate(last + i);
+    }
+    let tag = match tag {
+        Some(t) if t.contains(':') => {
+            digest = true;
+            None
+        }
+        Some(t) => Some(t.to_string()),
+        None => in_name_tag,
+    };
+    let first = name.split('/').next().unwrap_or_default();
+    let registry = (name.contains('/')
+        && (first.contains('.') || first.contains(':') || first == "localhost")
+        && !matches!(first, "docker.io" | "index.docker.io"))
+    .then(|| first.to_string());
+    let familiar = {
+        let n = name.strip_prefix("docker.io/").or_else(|| name.strip_prefix("index.docker.io/")).unwrap_or(&name);
+        n.strip_prefix("library/").filter(|r| !r.contains('/')).unwrap_or(n).to_string()
+    };
+    let pull =
+        Pull { name: familiar, all_tags: tag.is_none() && !digest, tag: if digest { None } else { tag }, registry };
+    if let Some(host) = pull.registry_host() {
+        let local_name = host.eq_ignore_ascii_case("localhost") || host.to_ascii_lowercase().ends_with(".localhost");
+        if local_name || host.parse::<std::net::IpAddr>().is_ok_and(|ip| forbidden_registry_address(&ip)) {
+            return Err(deny(format!(
+                "pulling from {} is refused: a registry on a loopback, link-local or unspecified address is the \
+                 engine host's own",
+                pull.registry.as_deref().unwrap_or(host)
+            )));
+        }
+    }
+    Ok(Some(pull))
+}
+
+/// An address no tenant's pull may make an engine fetch from: loopback, link-local, unspecified (also as
+/// IPv4-mapped IPv6).
+pub fn forbidden_registry_address(ip: &std::net::IpAddr) -> bool {
+    use std::net::IpAddr;
+    let v4 = |a: &std::net::Ipv4Addr| a.is_loopback() || a.is_link_local() || a.is_unspecified() || a.octets()[0] == 0;
+    match ip {
+        IpAddr::V4(a) => v4(a),
+        IpAddr::V6(a) => {
+            a.is_loopback()
+                || a.is_unspecified()
+                || (a.segments()[0] & 0xffc0) == 0xfe80
+                || a.to_ipv4_mapped().is_some_and(|m| v4(&m))
+        }
+    }
+}
+
+/// The refusal of a tenant's pull that would change an existing tag (or, with `-a`, any tag of a repository
+/// that has one here).
+pub fn existing_tag(what: &str) -> Deny {
+    Deny {
+        field: "fromImage".to_string(),
+        reason: format!(
+            "pulling {what} is refused: it exists on this service already, and a tenant's pull may not change what \
+             an existing tag points to for every tenant (the admin may); pull a tag that does not exist yet"
+        ),
+    }
+}
+
 fn imports(query: Option<&str>) -> bool {
     url::form_urlencoded::parse(query.unwrap_or("").as_bytes()).any(|(k, v)| k == "fromSrc" && !v.is_empty())
 }
@@ -54,5 +164,41 @@ mod tests {
         check("POST", "/images/load", None, true);
         check("POST", "/build", None, true);
         check("POST", "/commit", Some("container=x"), true);
+    }
+
+    fn pull(query: &str) -> String {
+        match pull_of(Some(query)) {
+            Ok(Some(p)) => format!("{} {:?} all={} reg={:?}", p.name, p.tag, p.all_tags, p.registry),
+            Ok(None) => "none".to_string(),
+            Err(d) => format!("denied: {}", d.reason),
+        }
+    }
+
+    #[test]
+    fn reads_pulls_and_refuses_local_registries() {
+        assert_eq!(pull("fromImage=busybox&tag=latest"), r#"busybox Some("latest") all=false reg=None"#);
+        assert_eq!(pull("fromImage=docker.io/library/busybox:1"), r#"busybox Some("1") all=false reg=None"#);
+        assert_eq!(pull("fromImage=team/app"), "team/app None all=true reg=None");
+        assert_eq!(pull("fromImage=busybox&tag=sha256:abc"), "busybox None all=false reg=None");
+        assert_eq!(pull("fromImage=busybox@sha256:abc"), "busybox None all=false reg=None");
+        assert_eq!(
+            pull("fromImage=reg.example:5000/x/y&tag=2"),
+            r#"reg.example:5000/x/y Some("2") all=false reg=Some("reg.example:5000")"#
+        );
+        assert_eq!(pull("fromSrc=-&repo=x"), "none");
+        for refused in [
+            "fromImage=127.0.0.1:5999/x&tag=1",
+            "fromImage=127.9.0.1/x",
+            "fromImage=localhost:5000/x",
+            "fromImage=[::1]:5000/x",
+            "fromImage=[::ffff:127.0.0.1]:5000/x",
+            "fromImage=169.254.169.254/x",
+            "fromImage=0.0.0.0:5000/x",
+            "fromImage=[fe80::1]:5000/x",
+            "fromImage=x%3Fa",
+        ] {
+            assert!(pull(refused).starts_with("denied:"), "{refused}: {}", pull(refused));
+        }
+        assert!(pull("fromImage=10.0.0.1:5000/x").starts_with("10.0.0.1:5000/x"));
     }
 }

@@ -74,8 +74,24 @@ pub fn engine_error(e: EngineError) -> ApiError {
 }
 
 /// The most a small JSON answer may be before it is refused rather than held (a list of thousands of
-/// containers is a few megabytes).
-pub const SMALL_ANSWER_LIMIT: usize = 64 * 1024 * 1024;
+/// containers is a few megabytes). Set once at start-up from `--engine-answer-limit`
+/// ([`set_answer_limit`]); read wherever an answer is read whole, so that answers mtswarm parses cannot
+/// run it out of memory (a container with a huge `changes` list, asked for in parallel).
+pub static SMALL_ANSWER_LIMIT: std::sync::atomic::AtomicUsize =
+    std::sync::atomic::AtomicUsize::new(DEFAULT_ANSWER_LIMIT);
+
+/// `--engine-answer-limit`'s default: 8 MiB.
+pub const DEFAULT_ANSWER_LIMIT: usize = 8 * 1024 * 1024;
+
+/// Sets the most of an answer that is read whole (once, at start-up).
+pub fn set_answer_limit(bytes: usize) {
+    SMALL_ANSWER_LIMIT.store(bytes, std::sync::atomic::Ordering::Relaxed);
+}
+
+/// The most of an answer that is read whole.
+pub fn answer_limit() -> usize {
+    SMALL_ANSWER_LIMIT.load(std::sync::atomic::Ordering::Relaxed)
+}
 
 /// How an answer comes back.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -104,10 +120,8 @@ pub async fn forward(
         Relay::Stream => Ok(relay_response(resp)),
         Relay::Whole => {
             let (parts, incoming) = resp.into_parts();
-            let bytes = body::collect_limited(incoming, SMALL_ANSWER_LIMIT)
-                .await
-                .map_err(|e| ApiError::bad_gateway(format!("engine {} failed during the answer: {e}", node.label())))?;
-            let mut out = Response::new(body::full(bytes));
+            let body = read_whole_or_stream(node, incoming, answer_limit()).await?;
+            let mut out = Response::new(body);
             *out.status_mut() = parts.status;
             *out.headers_mut() = copy_headers(&parts.headers);
             out.headers_mut().remove(header::SERVER);
@@ -115,6 +129,28 @@ pub async fn forward(
             Ok(out)
         }
     }
+}
+
+/// Reads an answer whole when it fits in `limit` (one write with its length); a larger one is streamed on,
+/// its first part from memory, so that no answer is held whole past the limit. Whoever must parse it
+/// (a tenant's view) refuses it then, with a message.
+async fn read_whole_or_stream(node: &Node, mut incoming: Incoming, limit: usize) -> Result<Body, ApiError> {
+    use futures_util::StreamExt;
+    use http_body_util::BodyExt;
+    let mut buf = bytes::BytesMut::new();
+    let failed =
+        |e: hyper::Error| ApiError::bad_gateway(format!("engine {} failed during the answer: {e}", node.label()));
+    while let Some(frame) = incoming.frame().await {
+        let Ok(data) = frame.map_err(failed)?.into_data() else { continue };
+        if buf.len() + data.len() > limit {
+            let head = [buf.freeze(), data].map(|b| Ok::<_, body::BoxError>(hyper::body::Frame::data(b)));
+            let rest = http_body_util::BodyStream::new(incoming).map(|r| r.map_err(body::BoxError::from));
+            let stream = futures_util::stream::iter(head).chain(rest);
+            return Ok(http_body_util::StreamBody::new(stream).boxed_unsync());
+        }
+        buf.extend_from_slice(&data);
+    }
+    Ok(body::full(buf.freeze()))
 }
 
 /// Turns an engine's response into mtswarm's, streaming the body.

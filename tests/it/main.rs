@@ -19,6 +19,7 @@ mod decoding;
 mod discovery;
 mod escape;
 mod failures;
+mod hardening;
 mod images;
 mod isolation;
 mod keystone;
