@@ -156,6 +156,14 @@ pub struct RawManage {
     /// JSON file mapping client certificate common names to tenant ids (needs --tlsverify).
     #[arg(long)]
     pub tls_cn_tenants: Option<String>,
+    /// Serve Prometheus metrics (/metrics) and health (/healthz) on HOST:PORT; unauthenticated, so keep it
+    /// where only the operator reaches it [env: SWARM_METRICS_ADDR; default: none].
+    #[arg(long)]
+    pub metrics_addr: Option<String>,
+    /// Write an audit record (a JSON line) for every change and every denial to PATH, or - for stderr
+    /// [env: SWARM_AUDIT_LOG; default: none].
+    #[arg(long)]
+    pub audit_log: Option<String>,
 }
 
 /// How identities are proven.
@@ -208,6 +216,10 @@ pub struct Config {
     pub flavors: Option<crate::policy::flavors::Flavors>,
     /// The quota, when enforced.
     pub quota: Option<crate::policy::quota::Quota>,
+    /// `--metrics-addr`: where metrics and health are served.
+    pub metrics_addr: Option<String>,
+    /// `--audit-log`: where audit records go.
+    pub audit_log: Option<crate::ops::audit::AuditTarget>,
 }
 
 impl Config {
@@ -226,7 +238,20 @@ impl Config {
             s if s > 0.0 && s <= 3600.0 => Ok(Duration::from_secs_f64(s)),
             s => Err(format!("{flag} {s}: give seconds between 0 and 3600")),
         };
+        let metrics_addr = match pick(&raw.metrics_addr, env, "SWARM_METRICS_ADDR") {
+            None => None,
+            Some(a) => match ListenAddr::parse(a)? {
+                ListenAddr::Tcp(hp) if !a.contains("://") || a.starts_with("tcp://") => Some(hp),
+                _ => return Err(format!("--metrics-addr {a}: expected HOST:PORT")),
+            },
+        };
+        let audit_log = pick(&raw.audit_log, env, "SWARM_AUDIT_LOG").map(|p| match p {
+            "-" => crate::ops::audit::AuditTarget::Stderr,
+            p => crate::ops::audit::AuditTarget::File(PathBuf::from(p)),
+        });
         Ok(Config {
+            metrics_addr,
+            audit_log,
             listen,
             discovery,
             engine_connect_timeout: Duration::from_secs_f64(secs),

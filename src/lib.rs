@@ -7,6 +7,7 @@ pub mod body;
 pub mod cluster;
 pub mod config;
 pub mod gateway;
+pub mod ops;
 pub mod policy;
 pub mod proxy;
 pub mod random;
@@ -52,6 +53,8 @@ pub struct Manager {
     config: Config,
     gateway: Arc<gateway::Gateway>,
     tls: Option<Arc<rustls::ServerConfig>>,
+    /// The `--metrics-addr` listener, bound by the caller.
+    ops: Option<tokio::net::TcpListener>,
 }
 
 impl Manager {
@@ -93,11 +96,18 @@ impl Manager {
             tracing::info!("quota enforced");
         }
         let gateway = Arc::new(gateway::Gateway::new(Arc::new(cluster), auth, rules));
-        Ok(Manager { config, gateway, tls })
+        Ok(Manager { config, gateway, tls, ops: None })
+    }
+
+    /// Serves metrics and health on this listener (see [`ops::bind`]).
+    pub fn with_ops(mut self, listener: Option<tokio::net::TcpListener>) -> Manager {
+        self.ops = listener;
+        self
     }
 
     /// Serves on listeners the caller bound, until `shutdown` completes.
     pub async fn run(self, listeners: Vec<Listener>, shutdown: impl Future<Output = ()>) {
+        let ops = self.ops.map(|l| tokio::spawn(ops::serve(l, self.gateway.clone())));
         let cluster = self.gateway.cluster.clone();
         // Learn the nodes and their API versions before the first client negotiates; an engine that is down is
         // retried by the refresh loop and does not stop mtswarm from starting.
@@ -130,6 +140,9 @@ impl Manager {
         server::run(self.gateway, listeners, self.tls, shutdown).await;
         refresher.abort();
         follower.abort();
+        if let Some(ops) = ops {
+            ops.abort();
+        }
     }
 }
 

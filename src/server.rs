@@ -180,6 +180,7 @@ where
         let parts = conn.into_parts();
         if let Some(engine) = slot.take() {
             let client = Prefixed { prefix: parts.read_buf, io: parts.io.into_inner() };
+            let _open = crate::ops::metrics::StreamGuard::open();
             crate::proxy::hijack::pump(client, engine).await;
         } else {
             linger(parts.io.into_inner()).await;

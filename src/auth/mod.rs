@@ -119,6 +119,15 @@ impl Authenticator {
         &self.backend
     }
 
+    /// Whether identities can be proven now: the token file reads, or Keystone answers.
+    pub async fn health(&self) -> Result<(), String> {
+        match &self.backend {
+            Backend::TokenFile(file) => file.check(),
+            Backend::Keystone { client, .. } => client.reachable().await,
+            Backend::TrustHeader => Ok(()),
+        }
+    }
+
     pub async fn authenticate(&self, creds: Credentials<'_>) -> Result<Identity, AuthError> {
         if let Some(t) = creds.tenant {
             if !valid_tenant_id(t) {
@@ -162,9 +171,12 @@ impl Authenticator {
     ) -> Result<Arc<TokenFacts>, AuthError> {
         let key: [u8; 32] = Sha256::digest(token.as_bytes()).into();
         let ttl = self.ttl;
+        let missed = std::sync::atomic::AtomicBool::new(false);
+        let missed = &missed;
         let looked_up = self
             .cache
             .get_or_fetch(key, || async move {
+                missed.store(true, std::sync::atomic::Ordering::Relaxed);
                 let Some(info) = client.validate(token).await? else {
                     return Ok((None, Instant::now() + NEGATIVE_TTL));
                 };
@@ -175,8 +187,9 @@ impl Authenticator {
                 let left = info.expires_at.duration_since(SystemTime::now()).unwrap_or(Duration::ZERO);
                 Ok((Some(Arc::new(TokenFacts { info, projects })), Instant::now() + left.min(ttl)))
             })
-            .await
-            .map_err(|e| AuthError::Unavailable(e.to_string()))?;
+            .await;
+        crate::ops::metrics::metrics().auth_cache(!missed.load(std::sync::atomic::Ordering::Relaxed));
+        let looked_up = looked_up.map_err(|e| AuthError::Unavailable(e.to_string()))?;
         let facts = looked_up.ok_or(AuthError::Invalid)?;
         // A cached token may expire before its cache entry does.
         if facts.info.expires_at <= SystemTime::now() {

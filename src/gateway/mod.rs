@@ -36,10 +36,12 @@ pub struct PolicyRules {
     pub tenant_subnets: Vec<policy::networks::Cidr>,
 }
 use crate::cluster::{Cluster, Node, Route};
+use crate::ops::metrics::DenyKind;
 use crate::proxy::{self, hijack};
 use crate::tenancy;
 
 mod merge;
+mod ops;
 mod route;
 
 /// A request on its way to one or more nodes: what the phases before routing made of it.
@@ -88,6 +90,8 @@ pub struct RequestCtx {
     /// The node that served it, for the log line.
     pub node: Option<String>,
     pub started: Instant,
+    /// Why policy refused it, and the message the client got.
+    pub denial: Option<(DenyKind, String)>,
 }
 
 impl Gateway {
@@ -125,10 +129,14 @@ impl Gateway {
             identity: None,
             node: None,
             started: Instant::now(),
+            denial: None,
         };
         let resp = match self.pipeline(&mut ctx, req).await {
             Ok(resp) => resp,
-            Err(e) => e.into_response(),
+            Err(e) => {
+                ctx.denial = e.denial_kind().map(|k| (k, e.message.clone()));
+                e.into_response()
+            }
         };
         self.finish(&ctx, resp)
     }
@@ -144,8 +152,8 @@ impl Gateway {
         // A tenant other than the admin is limited by policy and scoped by tenancy.
         let tenant = ctx.identity.as_ref().filter(|i| !i.admin).map(|i| i.tenant.clone());
         if tenant.is_some() {
-            self.apifilter.check(&endpoint).map_err(forbidden)?;
-            policy::images::check_endpoint(&endpoint, req.uri().query()).map_err(forbidden)?;
+            self.apifilter.check(&endpoint).map_err(forbidden(DenyKind::ApiFilter))?;
+            policy::images::check_endpoint(&endpoint, req.uri().query()).map_err(forbidden(DenyKind::ApiFilter))?;
         }
         let mut route = self.cluster.route(&endpoint);
         if route == Route::Local {
@@ -166,7 +174,7 @@ impl Gateway {
             // First everything but ownership, before tenancy acts (it may create the tenant's named volumes):
             // a refused request must leave nothing behind.
             if let (Some(check), Some(doc)) = (escape_check(&endpoint), doc.as_ref()) {
-                check(doc, &self.escape_rules, &|_: &str| true).map_err(forbidden)?;
+                check(doc, &self.escape_rules, &|_: &str| true).map_err(forbidden(DenyKind::Escape))?;
             }
             if let (Endpoint::ContainerCreate, Some(doc)) = (&endpoint, doc.as_mut()) {
                 escape::pin_private_cgroupns(doc);
@@ -176,7 +184,7 @@ impl Gateway {
                     tenant_subnets: self.tenant_subnets.clone(),
                     overlay: self.cluster.healthy_nodes().iter().any(|n| n.has_cluster_store()),
                 };
-                policy::networks::check_create(doc, &rules).map_err(forbidden)?;
+                policy::networks::check_create(doc, &rules).map_err(forbidden(DenyKind::Escape))?;
             }
             _quota_lock = self.resources_phase(t, &endpoint, doc.as_mut()).await?;
         }
@@ -265,7 +273,7 @@ impl Gateway {
             // Then `container:` references, now resolved to the tenant's own containers' ids.
             if let (Some(check), Some(doc)) = (escape_check(endpoint), doc.as_ref()) {
                 let own = |r: &str| plan.own_containers.contains(r);
-                check(doc, &self.escape_rules, &own).map_err(forbidden)?;
+                check(doc, &self.escape_rules, &own).map_err(forbidden(DenyKind::Escape))?;
             }
             (path, query, answer) = (plan.path, plan.query, plan.answer);
         }
@@ -388,19 +396,19 @@ impl Gateway {
         let limits = self.quota.as_ref().map(|q| q.limits(tenant));
         match endpoint {
             Endpoint::ContainerCreate => {
-                let mut r = resources::read_create(doc).map_err(forbidden)?;
+                let mut r = resources::read_create(doc).map_err(forbidden(DenyKind::Quota))?;
                 if let Some(f) = &self.flavors {
                     let named = doc
                         .pointer(&format!("/Labels/{}", policy::flavors::FLAVOR_LABEL.replace('/', "~1")))
                         .and_then(|v| v.as_str());
-                    f.for_create(&r, named).map_err(forbidden)?.apply(&mut r);
+                    f.for_create(&r, named).map_err(forbidden(DenyKind::Flavor))?.apply(&mut r);
                 }
                 if let Some(l) = &limits {
                     required_limits(l, &r, "HostConfig.")?;
                     r.pin_swap();
                 }
                 if self.flavors.is_some() || limits.is_some() {
-                    resources::write_create(doc, &r).map_err(forbidden)?;
+                    resources::write_create(doc, &r).map_err(forbidden(DenyKind::Quota))?;
                 }
                 let Some(limits) = limits else { return Ok(None) };
                 let lock = self.quota_locks.lock(tenant).await;
@@ -421,31 +429,34 @@ impl Gateway {
                 Ok(Some(lock))
             }
             Endpoint::Container { id, op: ContainerOp::Update } => {
-                let mut r = resources::read_update(doc).map_err(forbidden)?;
+                let mut r = resources::read_update(doc).map_err(forbidden(DenyKind::Quota))?;
                 let mut changed = false;
                 if let Some(f) = &self.flavors {
-                    if let Some(f) = f.for_update(&r).map_err(forbidden)? {
+                    if let Some(f) = f.for_update(&r).map_err(forbidden(DenyKind::Flavor))? {
                         f.apply(&mut r);
                         changed = true;
                     }
                 }
                 let Some(limits) = limits else {
                     if changed {
-                        resources::write_update(doc, &r).map_err(forbidden)?;
+                        resources::write_update(doc, &r).map_err(forbidden(DenyKind::Flavor))?;
                     }
                     return Ok(None);
                 };
                 if r.memory < 0 || r.nano_cpus < 0 || (r.memory == 0 && r.memory_swap != 0) {
-                    return Err(forbidden(Deny::at(
+                    return Err(forbidden(DenyKind::Quota)(Deny::at(
                         "Memory",
                         "limits are changed by giving the new memory limit (-m), and swap follows it on this service",
                     )));
                 }
                 if limits.cpus.is_some() && r.uses_cpu_quota() {
-                    return Err(forbidden(Deny::at("CpuQuota", "CPUs are limited with --cpus on this service")));
+                    return Err(forbidden(DenyKind::Quota)(Deny::at(
+                        "CpuQuota",
+                        "CPUs are limited with --cpus on this service",
+                    )));
                 }
                 r.pin_swap();
-                resources::write_update(doc, &r).map_err(forbidden)?;
+                resources::write_update(doc, &r).map_err(forbidden(DenyKind::Quota))?;
                 if r.memory == 0 && r.nano_cpus == 0 {
                     return Ok(None);
                 }
@@ -491,7 +502,7 @@ impl Gateway {
     async fn check_quota(&self, tenant: &str, limits: &policy::quota::Limits, request: &Usage) -> Result<(), ApiError> {
         let usage = self.usage_of(Some(tenant)).await?;
         let usage = usage.get(tenant).copied().unwrap_or_default();
-        limits.check(&usage, request).map_err(forbidden)
+        limits.check(&usage, request).map_err(forbidden(DenyKind::Quota))
     }
 
     /// Usage read from the healthy nodes, plus the containers an unavailable node held when last seen: a node
@@ -631,7 +642,7 @@ impl Gateway {
             tenant = ctx.identity.as_ref().map(|i| i.tenant.as_str()).unwrap_or("-"),
             "request"
         );
-        resp
+        ops::count(ctx, resp)
     }
 }
 
@@ -684,7 +695,7 @@ async fn tenant_view(tenant: &str, answer: &tenancy::Answer, resp: Response<Body
 fn required_limits(l: &policy::quota::Limits, r: &resources::Resources, at: &str) -> Result<(), ApiError> {
     if let Some(m) = l.memory_mb {
         if r.memory_limit().is_none() {
-            return Err(forbidden(Deny::at(
+            return Err(forbidden(DenyKind::Quota)(Deny::at(
                 format!("{at}Memory"),
                 format!("a memory limit is required: this service limits each tenant's memory ({m} MB); give -m"),
             )));
@@ -692,10 +703,13 @@ fn required_limits(l: &policy::quota::Limits, r: &resources::Resources, at: &str
     }
     if l.cpus.is_some() {
         if r.uses_cpu_quota() {
-            return Err(forbidden(Deny::at(format!("{at}CpuQuota"), "CPUs are limited with --cpus on this service")));
+            return Err(forbidden(DenyKind::Quota)(Deny::at(
+                format!("{at}CpuQuota"),
+                "CPUs are limited with --cpus on this service",
+            )));
         }
         if r.nano_cpus <= 0 {
-            return Err(forbidden(Deny::at(
+            return Err(forbidden(DenyKind::Quota)(Deny::at(
                 format!("{at}NanoCpus"),
                 "a CPU limit is required: this service limits each tenant's CPUs; give --cpus",
             )));
@@ -716,8 +730,9 @@ fn mb(bytes: i64) -> serde_json::Value {
 /// The most a JSON request body that policy reads may be.
 const JSON_BODY_LIMIT: usize = 4 * 1024 * 1024;
 
-fn forbidden(d: Deny) -> ApiError {
-    ApiError::new(http::StatusCode::FORBIDDEN, d.message())
+/// A policy refusal, counted by its reason.
+fn forbidden(kind: DenyKind) -> impl Fn(Deny) -> ApiError {
+    move |d| ApiError::denied(http::StatusCode::FORBIDDEN, kind, d.message())
 }
 
 fn classify(method: &Method, path: &str) -> Result<Endpoint, ApiError> {

@@ -22,6 +22,7 @@ mod failures;
 mod images;
 mod isolation;
 mod keystone;
+mod operations;
 mod policy;
 mod protocol;
 mod resources;
