@@ -190,6 +190,19 @@ pub struct AuthConfig {
     pub cache_ttl: Duration,
 }
 
+/// The policy files, as given at start-up, read again by a reload.
+#[derive(Debug, Clone, Default)]
+pub struct PolicyFiles {
+    /// The API filter's file, and whether it must exist (it was named, not the default).
+    pub apifilter: Option<(std::path::PathBuf, bool)>,
+    /// The flavors' file, when flavors are enforced.
+    pub flavors: Option<std::path::PathBuf>,
+    /// The quota's file, when a quota is enforced.
+    pub quota: Option<std::path::PathBuf>,
+    /// `--tls-cn-tenants`.
+    pub cn_tenants: Option<std::path::PathBuf>,
+}
+
 /// The checked configuration of `manage`.
 #[derive(Debug, Clone)]
 pub struct Config {
@@ -218,6 +231,8 @@ pub struct Config {
     pub quota: Option<crate::policy::quota::Quota>,
     /// `--metrics-addr`: where metrics and health are served.
     pub metrics_addr: Option<String>,
+    /// The policy files, read again on SIGHUP.
+    pub policy_files: PolicyFiles,
     /// `--audit-log`: where audit records go.
     pub audit_log: Option<crate::ops::audit::AuditTarget>,
 }
@@ -249,7 +264,21 @@ impl Config {
             "-" => crate::ops::audit::AuditTarget::Stderr,
             p => crate::ops::audit::AuditTarget::File(PathBuf::from(p)),
         });
+        let flavors_on = off_unless_true(&raw.flavors_enforced, env, "SWARM_FLAVORS_ENFORCED")?;
+        let quota_on = off_unless_true(&raw.enforce_quota, env, "SWARM_ENFORCE_QUOTA")?;
+        let policy_files = PolicyFiles {
+            apifilter: Some(match pick(&raw.apifilter_file, env, "SWARM_APIFILTER_FILE") {
+                Some(path) => (PathBuf::from(path), true),
+                None => (PathBuf::from("apifilter.json"), false),
+            }),
+            flavors: flavors_on
+                .then(|| PathBuf::from(pick(&raw.flavors_file, env, "SWARM_FLAVORS_FILE").unwrap_or("flavors.json"))),
+            quota: quota_on
+                .then(|| PathBuf::from(pick(&raw.quota_file, env, "SWARM_QUOTA_FILE").unwrap_or("quota.json"))),
+            cn_tenants: raw.tls_cn_tenants.as_ref().map(PathBuf::from),
+        };
         Ok(Config {
+            policy_files,
             metrics_addr,
             audit_log,
             listen,

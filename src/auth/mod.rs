@@ -98,7 +98,7 @@ pub struct TokenFacts {
 pub struct Authenticator {
     backend: Backend,
     /// Client certificate common names that stand for a tenant, with `--tlsverify`.
-    cn_tenants: HashMap<String, String>,
+    cn_tenants: std::sync::RwLock<Arc<HashMap<String, String>>>,
     admin_tenant: Option<String>,
     ttl: Duration,
     cache: Cache<[u8; 32], Option<Arc<TokenFacts>>, KeystoneError>,
@@ -106,13 +106,18 @@ pub struct Authenticator {
 
 impl Authenticator {
     pub fn new(backend: Backend, admin_tenant: Option<String>, ttl: Duration) -> Authenticator {
-        Authenticator { backend, cn_tenants: HashMap::new(), admin_tenant, ttl, cache: Cache::new() }
+        Authenticator { backend, cn_tenants: Default::default(), admin_tenant, ttl, cache: Cache::new() }
     }
 
     /// Lets verified client certificates with these common names act as these tenants.
-    pub fn with_cn_tenants(mut self, map: HashMap<String, String>) -> Authenticator {
-        self.cn_tenants = map;
+    pub fn with_cn_tenants(self, map: HashMap<String, String>) -> Authenticator {
+        self.set_cn_tenants(map);
         self
+    }
+
+    /// Replaces the common names that stand for tenants (a reload).
+    pub fn set_cn_tenants(&self, map: HashMap<String, String>) {
+        *self.cn_tenants.write().unwrap_or_else(|e| e.into_inner()) = Arc::new(map);
     }
 
     pub fn backend(&self) -> &Backend {
@@ -135,7 +140,8 @@ impl Authenticator {
             }
         }
         // A request without a token may be vouched for by its client certificate.
-        let by_cert = creds.token.is_none().then(|| creds.cert_cn.and_then(|cn| self.cn_tenants.get(cn))).flatten();
+        let cn_tenants = self.cn_tenants.read().unwrap_or_else(|e| e.into_inner()).clone();
+        let by_cert = creds.token.is_none().then(|| creds.cert_cn.and_then(|cn| cn_tenants.get(cn))).flatten();
         let tenant = match &self.backend {
             _ if by_cert.is_some() => {
                 let owner = by_cert.cloned().unwrap_or_default();

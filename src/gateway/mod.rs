@@ -62,14 +62,26 @@ pub struct Gateway {
     /// Operator-facing warnings shown by `docker info`.
     warnings: Vec<String>,
     escape_rules: EscapeRules,
-    apifilter: ApiFilter,
-    flavors: Option<Flavors>,
-    quota: Option<Quota>,
+    /// The API filter, flavors and quota in force: replaced whole by a reload (SIGHUP), read once per request.
+    live: std::sync::RwLock<Arc<LivePolicy>>,
+    /// Where audit records go, if anywhere.
+    audit: Option<crate::ops::audit::Audit>,
     tenant_subnets: Vec<policy::networks::Cidr>,
     /// Serialises each tenant's requests that take resources, while a quota is enforced.
     quota_locks: tenancy::usage::TenantLocks,
     next_id: AtomicU64,
 }
+
+/// The policy files' settings, swapped whole on reload so a request sees one consistent set.
+pub(crate) struct LivePolicy {
+    apifilter: ApiFilter,
+    flavors: Option<Flavors>,
+    quota: Option<Quota>,
+}
+
+/// The client's address (`IP:PORT`, or `unix` for the unix socket), put on each request of its connection.
+#[derive(Debug, Clone)]
+pub struct RemoteAddr(pub Arc<str>);
 
 /// The common name of the client's verified TLS certificate, put on each request of its connection.
 #[derive(Debug, Clone)]
@@ -92,6 +104,10 @@ pub struct RequestCtx {
     pub started: Instant,
     /// Why policy refused it, and the message the client got.
     pub denial: Option<(DenyKind, String)>,
+    /// The client's address, for the audit log.
+    pub remote: Option<Arc<str>>,
+    /// The query, for the audit log's object of a create (`?name=`).
+    pub query: Option<String>,
 }
 
 impl Gateway {
@@ -109,13 +125,23 @@ impl Gateway {
             auth,
             warnings,
             escape_rules,
-            apifilter,
-            flavors,
-            quota,
+            live: std::sync::RwLock::new(Arc::new(LivePolicy { apifilter, flavors, quota })),
+            audit: None,
             tenant_subnets,
             quota_locks: Default::default(),
             next_id: AtomicU64::new(1),
         }
+    }
+
+    /// Writes an audit record of every change and every denial.
+    pub fn with_audit(mut self, audit: Option<crate::ops::audit::Audit>) -> Gateway {
+        self.audit = audit;
+        self
+    }
+
+    /// The policy in force now.
+    fn live(&self) -> Arc<LivePolicy> {
+        self.live.read().unwrap_or_else(|e| e.into_inner()).clone()
     }
 
     /// Serves one request; never fails, errors become Docker-style responses.
@@ -130,6 +156,8 @@ impl Gateway {
             node: None,
             started: Instant::now(),
             denial: None,
+            remote: req.extensions().get::<RemoteAddr>().map(|r| r.0.clone()),
+            query: req.uri().query().map(str::to_string),
         };
         let resp = match self.pipeline(&mut ctx, req).await {
             Ok(resp) => resp,
@@ -152,7 +180,7 @@ impl Gateway {
         // A tenant other than the admin is limited by policy and scoped by tenancy.
         let tenant = ctx.identity.as_ref().filter(|i| !i.admin).map(|i| i.tenant.clone());
         if tenant.is_some() {
-            self.apifilter.check(&endpoint).map_err(forbidden(DenyKind::ApiFilter))?;
+            self.live().apifilter.check(&endpoint).map_err(forbidden(DenyKind::ApiFilter))?;
             policy::images::check_endpoint(&endpoint, req.uri().query()).map_err(forbidden(DenyKind::ApiFilter))?;
         }
         let mut route = self.cluster.route(&endpoint);
@@ -393,11 +421,12 @@ impl Gateway {
         doc: Option<&mut serde_json::Value>,
     ) -> Result<Option<tokio::sync::OwnedMutexGuard<()>>, ApiError> {
         let Some(doc) = doc else { return Ok(None) };
-        let limits = self.quota.as_ref().map(|q| q.limits(tenant));
+        let live = self.live();
+        let limits = live.quota.as_ref().map(|q| q.limits(tenant));
         match endpoint {
             Endpoint::ContainerCreate => {
                 let mut r = resources::read_create(doc).map_err(forbidden(DenyKind::Quota))?;
-                if let Some(f) = &self.flavors {
+                if let Some(f) = &live.flavors {
                     let named = doc
                         .pointer(&format!("/Labels/{}", policy::flavors::FLAVOR_LABEL.replace('/', "~1")))
                         .and_then(|v| v.as_str());
@@ -407,7 +436,7 @@ impl Gateway {
                     required_limits(l, &r, "HostConfig.")?;
                     r.pin_swap();
                 }
-                if self.flavors.is_some() || limits.is_some() {
+                if live.flavors.is_some() || limits.is_some() {
                     resources::write_create(doc, &r).map_err(forbidden(DenyKind::Quota))?;
                 }
                 let Some(limits) = limits else { return Ok(None) };
@@ -431,7 +460,7 @@ impl Gateway {
             Endpoint::Container { id, op: ContainerOp::Update } => {
                 let mut r = resources::read_update(doc).map_err(forbidden(DenyKind::Quota))?;
                 let mut changed = false;
-                if let Some(f) = &self.flavors {
+                if let Some(f) = &live.flavors {
                     if let Some(f) = f.for_update(&r).map_err(forbidden(DenyKind::Flavor))? {
                         f.apply(&mut r);
                         changed = true;
@@ -524,14 +553,15 @@ impl Gateway {
     /// `GET /mtswarm/v1/usage`: a tenant's own usage against its limits, or every tenant's (`tenant` is `None`
     /// for the admin).
     async fn usage_answer(&self, tenant: Option<&str>) -> Result<serde_json::Value, ApiError> {
+        let live = self.live();
         let mut all = self.usage_of(tenant).await?;
         if tenant.is_none() {
-            for t in self.quota.iter().flat_map(|q| q.named_tenants()) {
+            for t in live.quota.iter().flat_map(|q| q.named_tenants()) {
                 all.entry(t.to_string()).or_default();
             }
         }
         let entry = |t: &str, u: &Usage| {
-            let l = self.quota.as_ref().map(|q| q.limits(t)).unwrap_or_default();
+            let l = live.quota.as_ref().map(|q| q.limits(t)).unwrap_or_default();
             serde_json::json!({
                 "Tenant": t,
                 "Usage": {
@@ -553,7 +583,7 @@ impl Gateway {
         Ok(match tenant {
             Some(t) => entry(t, all.get(t).unwrap_or(&Usage::default())),
             None => serde_json::json!({
-                "QuotaEnforced": self.quota.is_some(),
+                "QuotaEnforced": live.quota.is_some(),
                 "Tenants": all.iter().map(|(t, u)| entry(t, u)).collect::<Vec<_>>(),
             }),
         })
@@ -642,6 +672,9 @@ impl Gateway {
             tenant = ctx.identity.as_ref().map(|i| i.tenant.as_str()).unwrap_or("-"),
             "request"
         );
+        if let Some(audit) = &self.audit {
+            ops::audit(audit, ctx, resp.status());
+        }
         ops::count(ctx, resp)
     }
 }

@@ -198,3 +198,139 @@ fn healthz_follows_the_only_engine() {
     poll("healthz 200 once the engine is back", WAIT, || (health().status == 200).then_some(()));
     gw.tenant("alice").ok(&["ps"]);
 }
+
+/// The audit log's records, one JSON object a line.
+fn audit_records(path: &std::path::Path) -> Vec<serde_json::Value> {
+    let text = std::fs::read_to_string(path).unwrap_or_default();
+    text.lines().map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("not JSON: {l:?}: {e}"))).collect()
+}
+
+#[test]
+fn the_audit_log_has_the_create_the_denial_and_the_401_and_no_token() {
+    if direct() {
+        return; // The audit log is mtswarm's.
+    }
+    let t = Test::new();
+    let filter = t.path("apifilter.json");
+    std::fs::write(&filter, r#"{"disableapi": ["networkslist"]}"#).unwrap();
+    let log = t.path("audit.log");
+    let gw = Gateway::start(
+        &t,
+        GatewayOpts {
+            env: vec![
+                ("SWARM_APIFILTER_FILE".into(), filter.display().to_string()),
+                ("SWARM_AUDIT_LOG".into(), log.display().to_string()),
+            ],
+            tenants: vec!["alice"],
+            ..GatewayOpts::default()
+        },
+    );
+    let alice = gw.tenant("alice");
+    let c = t.name("audited");
+    alice.ok(&["create", "--name", &c, image(), "true"]);
+    alice.ok(&["ps", "-a"]);
+    alice.fails(&["network", "ls"]);
+    let wrong = "not-a-token-0123456789abcdef";
+    let r = Http::with_headers(gw.host(), &[("X-Auth-Token", wrong), ("X-Registry-Auth", "cGFzc3dvcmQ=")]).request(
+        "POST",
+        "/containers/create",
+        &[("Content-Type", "application/json")],
+        Some(b"{}"),
+    );
+    assert_eq!(r.status, 401, "{r}");
+
+    let tenant = gw.tenant_id("alice");
+    let records = poll("the 401's record", WAIT, || {
+        let all = audit_records(&log);
+        all.iter().any(|r| r["status"] == 401).then_some(all)
+    });
+    let create = records
+        .iter()
+        .find(|r| r["endpoint"] == "containerscreate" && r["status"] == 201)
+        .unwrap_or_else(|| panic!("no create in {records:#?}"));
+    assert_eq!(create["tenant"], tenant.as_str());
+    assert_eq!(create["object"], c.as_str());
+    assert_eq!(create["decision"], "allowed");
+    assert_eq!(create["method"], "POST");
+    assert!(create["remote"].as_str().is_some_and(|r| r.starts_with("127.0.0.1:")), "{create}");
+    assert!(create["node"].is_string() && create["request_id"].is_u64(), "{create}");
+    let time = create["time"].as_str().unwrap_or_default();
+    assert!(time.len() == 24 && time.ends_with('Z') && time.as_bytes()[19] == b'.', "{time}");
+
+    let denial =
+        records.iter().find(|r| r["endpoint"] == "networkslist").unwrap_or_else(|| panic!("no denial in {records:#?}"));
+    assert_eq!(denial["decision"], "denied");
+    assert_eq!(denial["status"], 403);
+    assert!(denial["reason"].as_str().is_some_and(|m| m.contains("networkslist is disabled")), "{denial}");
+
+    let unauth = records.iter().find(|r| r["status"] == 401).unwrap();
+    assert_eq!(unauth["tenant"], serde_json::Value::Null, "{unauth}");
+    assert_eq!(unauth["decision"], "denied");
+    assert!(unauth["reason"].as_str().is_some_and(|m| m.contains("authentication failed")), "{unauth}");
+
+    // Reads are not audited; no secret is written anywhere.
+    assert!(!records.iter().any(|r| r["endpoint"] == "containersjson"), "{records:#?}");
+    let text = std::fs::read_to_string(&log).unwrap();
+    for secret in [alice.token(), wrong, "cGFzc3dvcmQ="] {
+        assert!(!text.contains(secret), "a secret is in the audit log:\n{text}");
+    }
+}
+
+fn hup(gw: &Gateway) {
+    let out = std::process::Command::new("kill").args(["-HUP", &gw.pid().to_string()]).output().expect("run kill");
+    assert!(out.status.success(), "kill -HUP: {out:?}");
+}
+
+#[test]
+fn sighup_reloads_the_api_filter_and_open_streams_keep_going() {
+    if direct() {
+        return; // Reload is mtswarm's.
+    }
+    let t = Test::new();
+    let filter = t.path("apifilter.json");
+    std::fs::write(&filter, r#"{"disableapi": []}"#).unwrap();
+    let gw = ops_gateway(
+        &t,
+        GatewayOpts {
+            env: vec![("SWARM_APIFILTER_FILE".into(), filter.display().to_string())],
+            tenants: vec!["alice"],
+            ..GatewayOpts::default()
+        },
+    );
+    let alice = gw.tenant("alice");
+    let c = t.name("ticker");
+    alice.ok(&[
+        "run",
+        "-d",
+        "--name",
+        &c,
+        image(),
+        "sh",
+        "-c",
+        "i=0; while true; do echo tick$i; i=$((i+1)); sleep 0.2; done",
+    ]);
+    let mut follow = alice.spawn(&["logs", "-f", &c]);
+    follow.expect_line("a first tick", WAIT, |l| l.starts_with("tick"));
+
+    std::fs::write(&filter, r#"{"disableapi": ["containerlogs"]}"#).unwrap();
+    hup(&gw);
+    let err = poll("logs refused after the reload", WAIT, || {
+        let out = alice.docker(&["logs", &c]);
+        (!out.success()).then_some(out.stderr)
+    });
+    assert!(err.contains("containerlogs is disabled"), "{err}");
+    // The stream opened before goes on.
+    let seen = follow.seen.len();
+    follow.expect_line("more ticks after the reload", WAIT, |l| l.starts_with("tick"));
+    assert!(follow.seen.len() > seen);
+
+    // A broken file keeps the filter in force, and says so.
+    std::fs::write(&filter, r#"{"disableapi": ["containerz"]"#).unwrap();
+    hup(&gw);
+    poll("the failed reload counted", WAIT, || {
+        sample(&scrape(&gw), r#"mtswarm_config_reloads_total{file="apifilter",result="error"}"#).filter(|v| *v >= 1.0)
+    });
+    assert!(gw.stderr().contains("not reloaded"), "{}", gw.stderr());
+    assert!(!alice.docker(&["logs", &c]).success());
+    alice.ok(&["rm", "-f", &c]);
+}
