@@ -220,6 +220,8 @@ mod tests {
     fn exposes_the_names_operators_graph() {
         let m = metrics();
         m.requests.get_or_create(&RequestLabels { endpoint: "containerscreate", code: 201 }).inc();
+        m.duration.get_or_create(&EndpointLabel { endpoint: "containerscreate" }).observe(0.01);
+        m.nodes.get_or_create(&StateLabel { state: "healthy" }).set(1);
         m.deny(DenyKind::Quota);
         let _open = StreamGuard::open();
         let text = m.encode();
