@@ -42,6 +42,36 @@ pub fn stream(incoming: hyper::body::Incoming) -> Body {
     incoming.map_err(BoxError::from).boxed_unsync()
 }
 
+/// A body that keeps `guard` until it ends or is dropped (a stream counted while open).
+pub fn guarded<G: Send + Unpin + 'static>(inner: Body, guard: G) -> Body {
+    Guarded { inner, _guard: guard }.boxed_unsync()
+}
+
+struct Guarded<G> {
+    inner: Body,
+    _guard: G,
+}
+
+impl<G: Unpin> http_body::Body for Guarded<G> {
+    type Data = Bytes;
+    type Error = BoxError;
+
+    fn poll_frame(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Result<hyper::body::Frame<Bytes>, BoxError>>> {
+        std::pin::Pin::new(&mut self.inner).poll_frame(cx)
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> http_body::SizeHint {
+        self.inner.size_hint()
+    }
+}
+
 /// Streams an engine's body onward, joining frames into one, up to [`COALESCE_LIMIT`] or [`COALESCE_WAIT`]
 /// after the first. Engines write logs a line per frame, and hyper's client hands frames over one at a
 /// time; passing each on alone costs a write and a wake-up per line. A stream that goes quiet (`logs -f`,

@@ -184,6 +184,14 @@ pub struct RawManage {
     /// mtswarm need not read it, else refused [env: SWARM_ENGINE_ANSWER_LIMIT, default: 8].
     #[arg(long = "engine-answer-limit")]
     pub engine_answer_limit: Option<String>,
+    /// Serve Prometheus metrics (/metrics) and health (/healthz) on HOST:PORT; unauthenticated, so keep it
+    /// where only the operator reaches it [env: SWARM_METRICS_ADDR; default: none].
+    #[arg(long)]
+    pub metrics_addr: Option<String>,
+    /// Write an audit record (a JSON line) for every change and every denial to PATH, or - for stderr
+    /// [env: SWARM_AUDIT_LOG; default: none].
+    #[arg(long)]
+    pub audit_log: Option<String>,
 }
 
 /// How much one tenant may ask of mtswarm at once, and how long a request may take.
@@ -237,6 +245,19 @@ pub struct AuthConfig {
     pub cache_ttl: Duration,
 }
 
+/// The policy files, as given at start-up, read again by a reload.
+#[derive(Debug, Clone, Default)]
+pub struct PolicyFiles {
+    /// The API filter's file, and whether it must exist (it was named, not the default).
+    pub apifilter: Option<(std::path::PathBuf, bool)>,
+    /// The flavors' file, when flavors are enforced.
+    pub flavors: Option<std::path::PathBuf>,
+    /// The quota's file, when a quota is enforced.
+    pub quota: Option<std::path::PathBuf>,
+    /// `--tls-cn-tenants`.
+    pub cn_tenants: Option<std::path::PathBuf>,
+}
+
 /// The checked configuration of `manage`.
 #[derive(Debug, Clone)]
 pub struct Config {
@@ -266,6 +287,12 @@ pub struct Config {
     /// Mutual TLS to the engines, when configured.
     pub node_tls: Option<crate::tls::NodeTlsConfig>,
     pub limits: Limits,
+    /// `--metrics-addr`: where metrics and health are served.
+    pub metrics_addr: Option<String>,
+    /// The policy files, read again on SIGHUP.
+    pub policy_files: PolicyFiles,
+    /// `--audit-log`: where audit records go.
+    pub audit_log: Option<crate::ops::audit::AuditTarget>,
 }
 
 impl Config {
@@ -284,7 +311,34 @@ impl Config {
             s if s > 0.0 && s <= 3600.0 => Ok(Duration::from_secs_f64(s)),
             s => Err(format!("{flag} {s}: give seconds between 0 and 3600")),
         };
+        let metrics_addr = match pick(&raw.metrics_addr, env, "SWARM_METRICS_ADDR") {
+            None => None,
+            Some(a) => match ListenAddr::parse(a)? {
+                ListenAddr::Tcp(hp) if !a.contains("://") || a.starts_with("tcp://") => Some(hp),
+                _ => return Err(format!("--metrics-addr {a}: expected HOST:PORT")),
+            },
+        };
+        let audit_log = pick(&raw.audit_log, env, "SWARM_AUDIT_LOG").map(|p| match p {
+            "-" => crate::ops::audit::AuditTarget::Stderr,
+            p => crate::ops::audit::AuditTarget::File(PathBuf::from(p)),
+        });
+        let flavors_on = off_unless_true(&raw.flavors_enforced, env, "SWARM_FLAVORS_ENFORCED")?;
+        let quota_on = off_unless_true(&raw.enforce_quota, env, "SWARM_ENFORCE_QUOTA")?;
+        let policy_files = PolicyFiles {
+            apifilter: Some(match pick(&raw.apifilter_file, env, "SWARM_APIFILTER_FILE") {
+                Some(path) => (PathBuf::from(path), true),
+                None => (PathBuf::from("apifilter.json"), false),
+            }),
+            flavors: flavors_on
+                .then(|| PathBuf::from(pick(&raw.flavors_file, env, "SWARM_FLAVORS_FILE").unwrap_or("flavors.json"))),
+            quota: quota_on
+                .then(|| PathBuf::from(pick(&raw.quota_file, env, "SWARM_QUOTA_FILE").unwrap_or("quota.json"))),
+            cn_tenants: raw.tls_cn_tenants.as_ref().map(PathBuf::from),
+        };
         Ok(Config {
+            policy_files,
+            metrics_addr,
+            audit_log,
             listen,
             discovery,
             engine_connect_timeout: Duration::from_secs_f64(secs),

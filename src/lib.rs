@@ -7,6 +7,7 @@ pub mod body;
 pub mod cluster;
 pub mod config;
 pub mod gateway;
+pub mod ops;
 pub mod policy;
 pub mod proxy;
 pub mod random;
@@ -52,6 +53,8 @@ pub struct Manager {
     config: Config,
     gateway: Arc<gateway::Gateway>,
     tls: Option<Arc<rustls::ServerConfig>>,
+    /// The `--metrics-addr` listener, bound by the caller.
+    ops: Option<tokio::net::TcpListener>,
 }
 
 impl Manager {
@@ -103,13 +106,36 @@ impl Manager {
         if rules.quota.is_some() {
             tracing::info!("quota enforced");
         }
-        let gateway =
-            Arc::new(gateway::Gateway::new(Arc::new(cluster), auth, rules).with_limits(config.limits.clone()));
-        Ok(Manager { config, gateway, tls })
+        let audit = match &config.audit_log {
+            Some(target) => Some(ops::audit::Audit::open(target.clone()).map_err(anyhow::Error::msg)?),
+            None => None,
+        };
+        let gateway = Arc::new(
+            gateway::Gateway::new(Arc::new(cluster), auth, rules).with_limits(config.limits.clone()).with_audit(audit),
+        );
+        Ok(Manager { config, gateway, tls, ops: None })
+    }
+
+    /// Serves metrics and health on this listener (see [`ops::bind`]).
+    pub fn with_ops(mut self, listener: Option<tokio::net::TcpListener>) -> Manager {
+        self.ops = listener;
+        self
     }
 
     /// Serves on listeners the caller bound, until `shutdown` completes.
     pub async fn run(self, listeners: Vec<Listener>, shutdown: impl Future<Output = ()>) {
+        let ops = self.ops.map(|l| tokio::spawn(ops::serve(l, self.gateway.clone())));
+        let reloader = {
+            let (gateway, files) = (self.gateway.clone(), self.config.policy_files.clone());
+            tokio::spawn(async move {
+                use tokio::signal::unix::{signal, SignalKind};
+                let Ok(mut hup) = signal(SignalKind::hangup()) else { return };
+                while hup.recv().await.is_some() {
+                    tracing::info!("SIGHUP: reading the policy files again and reopening the audit log");
+                    gateway.reload(&files);
+                }
+            })
+        };
         let cluster = self.gateway.cluster.clone();
         // Learn the nodes and their API versions before the first client negotiates; an engine that is down is
         // retried by the refresh loop and does not stop mtswarm from starting.
@@ -142,6 +168,10 @@ impl Manager {
         server::run(self.gateway, listeners, self.tls, shutdown).await;
         refresher.abort();
         follower.abort();
+        reloader.abort();
+        if let Some(ops) = ops {
+            ops.abort();
+        }
     }
 }
 

@@ -141,13 +141,17 @@ fn real_main(cli: Cli) -> anyhow::Result<()> {
             rt.block_on(async move {
                 let manager = mtswarm::Manager::new(config.clone())?;
                 let listeners = mtswarm::bind(&config).await?;
+                let ops = mtswarm::ops::bind(&config).await?;
                 let mut out = std::io::stdout().lock();
                 for l in &listeners {
                     writeln!(out, "mtswarm: listening on {}", l.url())?;
                 }
+                if let Some(l) = &ops {
+                    writeln!(out, "mtswarm: metrics and health on http://{}", l.local_addr()?)?;
+                }
                 out.flush()?;
                 drop(out);
-                manager.run(listeners, shutdown_signal()).await;
+                manager.with_ops(ops).run(listeners, shutdown_signal()).await;
                 Ok(())
             })
         }

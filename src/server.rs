@@ -13,7 +13,7 @@ use hyper::service::service_fn;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use tokio::net::{TcpListener, UnixListener};
 
-use crate::gateway::{Gateway, PeerCn};
+use crate::gateway::{Gateway, PeerCn, RemoteAddr};
 
 /// How long open connections get to finish after shutdown starts.
 pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
@@ -64,7 +64,7 @@ pub async fn run(
                 tokio::select! {
                     _ = stop.changed() => break,
                     accepted = accept(&l) => match accepted {
-                        Ok(io) => serve(gw.clone(), io, tls.clone(), &watcher),
+                        Ok((io, remote)) => serve(gw.clone(), io, remote, tls.clone(), &watcher),
                         Err(e) => {
                             tracing::warn!(cause = %e, "accept failed");
                             tokio::time::sleep(Duration::from_millis(50)).await;
@@ -103,18 +103,25 @@ enum Conn {
     Unix(tokio::net::UnixStream),
 }
 
-async fn accept(l: &Listener) -> std::io::Result<Conn> {
+/// Accepts a connection and names its client's address.
+async fn accept(l: &Listener) -> std::io::Result<(Conn, RemoteAddr)> {
     match l {
         Listener::Tcp(l) => {
-            let (s, _) = l.accept().await?;
+            let (s, addr) = l.accept().await?;
             let _ = s.set_nodelay(true);
-            Ok(Conn::Tcp(s))
+            Ok((Conn::Tcp(s), RemoteAddr(Arc::from(addr.to_string()))))
         }
-        Listener::Unix(l, _) => Ok(Conn::Unix(l.accept().await?.0)),
+        Listener::Unix(l, _) => Ok((Conn::Unix(l.accept().await?.0), RemoteAddr(Arc::from("unix")))),
     }
 }
 
-fn serve(gateway: Arc<Gateway>, conn: Conn, tls: Option<tokio_rustls::TlsAcceptor>, watcher: &Watcher) {
+fn serve(
+    gateway: Arc<Gateway>,
+    conn: Conn,
+    remote: RemoteAddr,
+    tls: Option<tokio_rustls::TlsAcceptor>,
+    watcher: &Watcher,
+) {
     match (conn, tls) {
         (Conn::Tcp(s), Some(acceptor)) => {
             let watcher = watcher.clone();
@@ -131,15 +138,15 @@ fn serve(gateway: Arc<Gateway>, conn: Conn, tls: Option<tokio_rustls::TlsAccepto
                     .and_then(|certs| certs.first())
                     .and_then(crate::tls::common_name)
                     .map(|cn| PeerCn(Arc::from(cn)));
-                serve_io(gateway, stream, cn, &watcher);
+                serve_io(gateway, stream, remote, cn, &watcher);
             });
         }
-        (Conn::Tcp(s), None) => serve_io(gateway, s, None, watcher),
-        (Conn::Unix(s), _) => serve_io(gateway, s, None, watcher),
+        (Conn::Tcp(s), None) => serve_io(gateway, s, remote, None, watcher),
+        (Conn::Unix(s), _) => serve_io(gateway, s, remote, None, watcher),
     }
 }
 
-fn serve_io<I>(gateway: Arc<Gateway>, io: I, peer_cn: Option<PeerCn>, watcher: &Watcher)
+fn serve_io<I>(gateway: Arc<Gateway>, io: I, remote: RemoteAddr, peer_cn: Option<PeerCn>, watcher: &Watcher)
 where
     I: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
 {
@@ -154,6 +161,7 @@ where
                 req.extensions_mut().insert(cn.clone());
             }
             req.extensions_mut().insert(slot.clone());
+            req.extensions_mut().insert(remote.clone());
             Box::pin(async move { Ok::<_, std::convert::Infallible>(gw.handle(req).await) })
                 as std::pin::Pin<Box<dyn Future<Output = _> + Send>>
         })
@@ -182,6 +190,7 @@ where
             let client = Prefixed { prefix: parts.read_buf, io: parts.io.into_inner() };
             // What the session holds (the tenant's stream permit) is given back when it ends.
             let held = slot.take_held();
+            let _open = crate::ops::metrics::StreamGuard::open();
             crate::proxy::hijack::pump(client, engine).await;
             drop(held);
         } else {

@@ -15,11 +15,29 @@ pub struct ApiError {
     pub status: StatusCode,
     /// The sentence the docker CLI prints after "Error response from daemon: ".
     pub message: String,
+    /// Why policy refused the request, for the denial metric and the audit log; `None` for other errors.
+    pub denial: Option<crate::ops::metrics::DenyKind>,
 }
 
 impl ApiError {
     pub fn new(status: StatusCode, message: impl Into<String>) -> ApiError {
-        ApiError { status, message: message.into() }
+        ApiError { status, message: message.into(), denial: None }
+    }
+
+    /// A refusal by policy, counted by its reason.
+    pub fn denied(status: StatusCode, kind: crate::ops::metrics::DenyKind, message: impl Into<String>) -> ApiError {
+        ApiError { status, message: message.into(), denial: Some(kind) }
+    }
+
+    /// The reason this error is a denial, if it is one: set where it was made, or a 401 (authentication) or a
+    /// 429 (a rate limit), which are denials whatever made them.
+    pub fn denial_kind(&self) -> Option<crate::ops::metrics::DenyKind> {
+        use crate::ops::metrics::DenyKind;
+        self.denial.or(match self.status {
+            StatusCode::UNAUTHORIZED => Some(DenyKind::Auth),
+            StatusCode::TOO_MANY_REQUESTS => Some(DenyKind::Limit),
+            _ => None,
+        })
     }
 
     pub fn bad_request(message: impl Into<String>) -> ApiError {

@@ -120,6 +120,15 @@ impl Keystone {
         Ok(None)
     }
 
+    /// Whether Keystone answers: its v3 root (the version document) with a status below 500.
+    pub async fn reachable(&self) -> Result<(), String> {
+        match self.call(Method::GET, "", &[], None).await {
+            Ok((status, _)) if !status.is_server_error() => Ok(()),
+            Ok((status, _)) => Err(format!("Keystone answered {status}")),
+            Err(e) => Err(e.to_string()),
+        }
+    }
+
     /// The ids of the projects the token's user may scope to.
     pub async fn projects(&self, token: &str) -> Result<Vec<String>, KeystoneError> {
         let (status, body) = self.call(Method::GET, "/auth/projects", &[("x-auth-token", token)], None).await?;

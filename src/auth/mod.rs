@@ -98,7 +98,7 @@ pub struct TokenFacts {
 pub struct Authenticator {
     backend: Backend,
     /// Client certificate common names that stand for a tenant, with `--tlsverify`.
-    cn_tenants: HashMap<String, String>,
+    cn_tenants: std::sync::RwLock<Arc<HashMap<String, String>>>,
     admin_tenant: Option<String>,
     ttl: Duration,
     cache: Cache<[u8; 32], Option<Arc<TokenFacts>>, KeystoneError>,
@@ -106,17 +106,31 @@ pub struct Authenticator {
 
 impl Authenticator {
     pub fn new(backend: Backend, admin_tenant: Option<String>, ttl: Duration) -> Authenticator {
-        Authenticator { backend, cn_tenants: HashMap::new(), admin_tenant, ttl, cache: Cache::new() }
+        Authenticator { backend, cn_tenants: Default::default(), admin_tenant, ttl, cache: Cache::new() }
     }
 
     /// Lets verified client certificates with these common names act as these tenants.
-    pub fn with_cn_tenants(mut self, map: HashMap<String, String>) -> Authenticator {
-        self.cn_tenants = map;
+    pub fn with_cn_tenants(self, map: HashMap<String, String>) -> Authenticator {
+        self.set_cn_tenants(map);
         self
+    }
+
+    /// Replaces the common names that stand for tenants (a reload).
+    pub fn set_cn_tenants(&self, map: HashMap<String, String>) {
+        *self.cn_tenants.write().unwrap_or_else(|e| e.into_inner()) = Arc::new(map);
     }
 
     pub fn backend(&self) -> &Backend {
         &self.backend
+    }
+
+    /// Whether identities can be proven now: the token file reads, or Keystone answers.
+    pub async fn health(&self) -> Result<(), String> {
+        match &self.backend {
+            Backend::TokenFile(file) => file.check(),
+            Backend::Keystone { client, .. } => client.reachable().await,
+            Backend::TrustHeader => Ok(()),
+        }
     }
 
     pub async fn authenticate(&self, creds: Credentials<'_>) -> Result<Identity, AuthError> {
@@ -126,7 +140,8 @@ impl Authenticator {
             }
         }
         // A request without a token may be vouched for by its client certificate.
-        let by_cert = creds.token.is_none().then(|| creds.cert_cn.and_then(|cn| self.cn_tenants.get(cn))).flatten();
+        let cn_tenants = self.cn_tenants.read().unwrap_or_else(|e| e.into_inner()).clone();
+        let by_cert = creds.token.is_none().then(|| creds.cert_cn.and_then(|cn| cn_tenants.get(cn))).flatten();
         let tenant = match &self.backend {
             _ if by_cert.is_some() => {
                 let owner = by_cert.cloned().unwrap_or_default();
@@ -162,9 +177,12 @@ impl Authenticator {
     ) -> Result<Arc<TokenFacts>, AuthError> {
         let key: [u8; 32] = Sha256::digest(token.as_bytes()).into();
         let ttl = self.ttl;
+        let missed = std::sync::atomic::AtomicBool::new(false);
+        let missed = &missed;
         let looked_up = self
             .cache
             .get_or_fetch(key, || async move {
+                missed.store(true, std::sync::atomic::Ordering::Relaxed);
                 let Some(info) = client.validate(token).await? else {
                     return Ok((None, Instant::now() + NEGATIVE_TTL));
                 };
@@ -175,8 +193,9 @@ impl Authenticator {
                 let left = info.expires_at.duration_since(SystemTime::now()).unwrap_or(Duration::ZERO);
                 Ok((Some(Arc::new(TokenFacts { info, projects })), Instant::now() + left.min(ttl)))
             })
-            .await
-            .map_err(|e| AuthError::Unavailable(e.to_string()))?;
+            .await;
+        crate::ops::metrics::metrics().auth_cache(!missed.load(std::sync::atomic::Ordering::Relaxed));
+        let looked_up = looked_up.map_err(|e| AuthError::Unavailable(e.to_string()))?;
         let facts = looked_up.ok_or(AuthError::Invalid)?;
         // A cached token may expire before its cache entry does.
         if facts.info.expires_at <= SystemTime::now() {

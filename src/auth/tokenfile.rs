@@ -70,6 +70,11 @@ impl TokenFile {
         found
     }
 
+    /// Whether the file reads and parses now (the tokens in force stay so even when it does not).
+    pub fn check(&self) -> Result<(), String> {
+        read(&self.path).map(|_| ())
+    }
+
     fn reload_if_changed(&self) {
         {
             let s = self.state.read().unwrap_or_else(|e| e.into_inner());

@@ -486,6 +486,8 @@ impl Node {
                 Ok(())
             }
             Err(e) => {
+                let name = facts.name.clone().unwrap_or_else(|| self.addr.to_string());
+                crate::ops::metrics::metrics().engine_error(&name);
                 facts.last_error = Some(e.to_string());
                 facts.failures += 1;
                 if matches!(e, EngineError::Unavailable { .. }) || facts.failures >= FAILURES_BEFORE_UNHEALTHY {

@@ -36,11 +36,13 @@ pub struct PolicyRules {
     pub tenant_subnets: Vec<policy::networks::Cidr>,
 }
 use crate::cluster::{Cluster, Node, Route};
+use crate::ops::metrics::DenyKind;
 use crate::proxy::{self, hijack};
 use crate::tenancy;
 
 mod limits;
 mod merge;
+mod ops;
 mod route;
 
 /// A request on its way to one or more nodes: what the phases before routing made of it.
@@ -61,9 +63,10 @@ pub struct Gateway {
     /// Operator-facing warnings shown by `docker info`.
     warnings: Vec<String>,
     escape_rules: EscapeRules,
-    apifilter: ApiFilter,
-    flavors: Option<Flavors>,
-    quota: Option<Quota>,
+    /// The API filter, flavors and quota in force: replaced whole by a reload (SIGHUP), read once per request.
+    live: std::sync::RwLock<Arc<LivePolicy>>,
+    /// Where audit records go, if anywhere.
+    audit: Option<crate::ops::audit::Audit>,
     tenant_subnets: Vec<policy::networks::Cidr>,
     /// Serialises each tenant's requests that take resources, while a quota is enforced.
     quota_locks: tenancy::usage::TenantLocks,
@@ -75,6 +78,17 @@ pub struct Gateway {
     engine_timeout: std::time::Duration,
     next_id: AtomicU64,
 }
+
+/// The policy files' settings, swapped whole on reload so a request sees one consistent set.
+pub(crate) struct LivePolicy {
+    apifilter: ApiFilter,
+    flavors: Option<Flavors>,
+    quota: Option<Quota>,
+}
+
+/// The client's address (`IP:PORT`, or `unix` for the unix socket), put on each request of its connection.
+#[derive(Debug, Clone)]
+pub struct RemoteAddr(pub Arc<str>);
 
 /// The common name of the client's verified TLS certificate, put on each request of its connection.
 #[derive(Debug, Clone)]
@@ -99,6 +113,12 @@ pub struct RequestCtx {
     pub request_permit: Option<limits::Permit>,
     /// The tenant's stream permit, handed to the answer's body or the hijacked session.
     pub stream_permit: Option<limits::Permit>,
+    /// Why policy refused it, and the message the client got.
+    pub denial: Option<(DenyKind, String)>,
+    /// The client's address, for the audit log.
+    pub remote: Option<Arc<str>>,
+    /// The query, for the audit log's object of a create (`?name=`).
+    pub query: Option<String>,
 }
 
 impl Gateway {
@@ -116,9 +136,8 @@ impl Gateway {
             auth,
             warnings,
             escape_rules,
-            apifilter,
-            flavors,
-            quota,
+            live: std::sync::RwLock::new(Arc::new(LivePolicy { apifilter, flavors, quota })),
+            audit: None,
             tenant_subnets,
             quota_locks: Default::default(),
             tenant_limits: limits::TenantLimits::new(
@@ -139,6 +158,17 @@ impl Gateway {
         self
     }
 
+    /// Writes an audit record of every change and every denial.
+    pub fn with_audit(mut self, audit: Option<crate::ops::audit::Audit>) -> Gateway {
+        self.audit = audit;
+        self
+    }
+
+    /// The policy in force now.
+    fn live(&self) -> Arc<LivePolicy> {
+        self.live.read().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
     /// Serves one request; never fails, errors become Docker-style responses.
     pub async fn handle(&self, req: Request<Incoming>) -> Response<Body> {
         let mut ctx = RequestCtx {
@@ -152,11 +182,17 @@ impl Gateway {
             started: Instant::now(),
             request_permit: None,
             stream_permit: None,
+            denial: None,
+            remote: req.extensions().get::<RemoteAddr>().map(|r| r.0.clone()),
+            query: req.uri().query().map(str::to_string),
         };
         let slot = req.extensions().get::<crate::server::HijackSlot>().cloned();
         let mut resp = match self.pipeline(&mut ctx, req).await {
             Ok(resp) => resp,
-            Err(e) => e.into_response(),
+            Err(e) => {
+                ctx.denial = e.denial_kind().map(|k| (k, e.message.clone()));
+                e.into_response()
+            }
         };
         // A stream's permit lasts as long as the stream: the hijacked session, or the answer's body.
         if let Some(permit) = ctx.stream_permit.take() {
@@ -185,14 +221,15 @@ impl Gateway {
         // A tenant other than the admin is limited by policy and scoped by tenancy.
         let tenant = ctx.identity.as_ref().filter(|i| !i.admin).map(|i| i.tenant.clone());
         if tenant.is_some() {
-            self.apifilter.check(&endpoint).map_err(forbidden)?;
-            policy::images::check_endpoint(&endpoint, req.uri().query()).map_err(forbidden)?;
+            self.live().apifilter.check(&endpoint).map_err(forbidden(DenyKind::ApiFilter))?;
+            policy::images::check_endpoint(&endpoint, req.uri().query()).map_err(forbidden(DenyKind::ApiFilter))?;
             if let Endpoint::Container { op: ContainerOp::Top, .. } = &endpoint {
                 let pairs = api::query::pairs(req.uri().query());
-                escape::check_top_args(api::query::first(&pairs, "ps_args").unwrap_or_default()).map_err(forbidden)?;
+                escape::check_top_args(api::query::first(&pairs, "ps_args").unwrap_or_default())
+                    .map_err(forbidden(DenyKind::Escape))?;
             }
             if matches!(endpoint, Endpoint::ImageCreate) {
-                if let Some(pull) = policy::images::pull_of(req.uri().query()).map_err(forbidden)? {
+                if let Some(pull) = policy::images::pull_of(req.uri().query()).map_err(forbidden(DenyKind::Escape))? {
                     self.pull_phase(&pull).await?;
                 }
             }
@@ -216,7 +253,7 @@ impl Gateway {
             // First everything but ownership, before tenancy acts (it may create the tenant's named volumes):
             // a refused request must leave nothing behind.
             if let (Some(check), Some(doc)) = (escape_check(&endpoint), doc.as_ref()) {
-                check(doc, &self.escape_rules, &|_: &str| true).map_err(forbidden)?;
+                check(doc, &self.escape_rules, &|_: &str| true).map_err(forbidden(DenyKind::Escape))?;
             }
             if let (Endpoint::ContainerCreate, Some(doc)) = (&endpoint, doc.as_mut()) {
                 escape::pin_private_cgroupns(doc);
@@ -226,7 +263,7 @@ impl Gateway {
                     tenant_subnets: self.tenant_subnets.clone(),
                     overlay: self.cluster.healthy_nodes().iter().any(|n| n.has_cluster_store()),
                 };
-                policy::networks::check_create(doc, &rules).map_err(forbidden)?;
+                policy::networks::check_create(doc, &rules).map_err(forbidden(DenyKind::Escape))?;
             }
             _quota_lock = self.resources_phase(t, &endpoint, doc.as_mut()).await?;
         }
@@ -265,7 +302,7 @@ impl Gateway {
             let lookup = tokio::net::lookup_host((host.to_string(), 443));
             if let Ok(Ok(addrs)) = tokio::time::timeout(std::time::Duration::from_secs(5), lookup).await {
                 if let Some(a) = addrs.map(|a| a.ip()).find(policy::images::forbidden_registry_address) {
-                    return Err(forbidden(Deny {
+                    return Err(forbidden(DenyKind::Escape)(Deny {
                         field: "fromImage".to_string(),
                         reason: format!(
                             "pulling from {host} is refused: it resolves to {a}, a loopback, link-local or \
@@ -292,7 +329,7 @@ impl Gateway {
         for answer in answers {
             match answer {
                 Ok(v) if v.as_array().is_some_and(|a| a.is_empty()) => {}
-                Ok(_) => return Err(forbidden(policy::images::existing_tag(&what))),
+                Ok(_) => return Err(forbidden(DenyKind::Isolation)(policy::images::existing_tag(&what))),
                 Err(crate::cluster::EngineError::Answer { status: http::StatusCode::NOT_FOUND, .. }) => {}
                 Err(e) => return Err(proxy::engine_error(e)),
             }
@@ -357,7 +394,7 @@ impl Gateway {
             // Then `container:` references, now resolved to the tenant's own containers' ids.
             if let (Some(check), Some(doc)) = (escape_check(endpoint), doc.as_ref()) {
                 let own = |r: &str| plan.own_containers.contains(r);
-                check(doc, &self.escape_rules, &own).map_err(forbidden)?;
+                check(doc, &self.escape_rules, &own).map_err(forbidden(DenyKind::Escape))?;
             }
             (path, query, answer) = (plan.path, plan.query, plan.answer);
         }
@@ -504,22 +541,23 @@ impl Gateway {
         doc: Option<&mut serde_json::Value>,
     ) -> Result<Option<tokio::sync::OwnedMutexGuard<()>>, ApiError> {
         let Some(doc) = doc else { return Ok(None) };
-        let limits = self.quota.as_ref().map(|q| q.limits(tenant));
+        let live = self.live();
+        let limits = live.quota.as_ref().map(|q| q.limits(tenant));
         match endpoint {
             Endpoint::ContainerCreate => {
-                let mut r = resources::read_create(doc).map_err(forbidden)?;
-                if let Some(f) = &self.flavors {
+                let mut r = resources::read_create(doc).map_err(forbidden(DenyKind::Quota))?;
+                if let Some(f) = &live.flavors {
                     let named = doc
                         .pointer(&format!("/Labels/{}", policy::flavors::FLAVOR_LABEL.replace('/', "~1")))
                         .and_then(|v| v.as_str());
-                    f.for_create(&r, named).map_err(forbidden)?.apply(&mut r);
+                    f.for_create(&r, named).map_err(forbidden(DenyKind::Flavor))?.apply(&mut r);
                 }
                 if let Some(l) = &limits {
                     required_limits(l, &r, "HostConfig.")?;
                     r.pin_swap();
                 }
-                if self.flavors.is_some() || limits.is_some() {
-                    resources::write_create(doc, &r).map_err(forbidden)?;
+                if live.flavors.is_some() || limits.is_some() {
+                    resources::write_create(doc, &r).map_err(forbidden(DenyKind::Quota))?;
                 }
                 let Some(limits) = limits else { return Ok(None) };
                 let lock = self.quota_locks.lock(tenant).await;
@@ -540,31 +578,34 @@ impl Gateway {
                 Ok(Some(lock))
             }
             Endpoint::Container { id, op: ContainerOp::Update } => {
-                let mut r = resources::read_update(doc).map_err(forbidden)?;
+                let mut r = resources::read_update(doc).map_err(forbidden(DenyKind::Quota))?;
                 let mut changed = false;
-                if let Some(f) = &self.flavors {
-                    if let Some(f) = f.for_update(&r).map_err(forbidden)? {
+                if let Some(f) = &live.flavors {
+                    if let Some(f) = f.for_update(&r).map_err(forbidden(DenyKind::Flavor))? {
                         f.apply(&mut r);
                         changed = true;
                     }
                 }
                 let Some(limits) = limits else {
                     if changed {
-                        resources::write_update(doc, &r).map_err(forbidden)?;
+                        resources::write_update(doc, &r).map_err(forbidden(DenyKind::Flavor))?;
                     }
                     return Ok(None);
                 };
                 if r.memory < 0 || r.nano_cpus < 0 || (r.memory == 0 && r.memory_swap != 0) {
-                    return Err(forbidden(Deny::at(
+                    return Err(forbidden(DenyKind::Quota)(Deny::at(
                         "Memory",
                         "limits are changed by giving the new memory limit (-m), and swap follows it on this service",
                     )));
                 }
                 if limits.cpus.is_some() && r.uses_cpu_quota() {
-                    return Err(forbidden(Deny::at("CpuQuota", "CPUs are limited with --cpus on this service")));
+                    return Err(forbidden(DenyKind::Quota)(Deny::at(
+                        "CpuQuota",
+                        "CPUs are limited with --cpus on this service",
+                    )));
                 }
                 r.pin_swap();
-                resources::write_update(doc, &r).map_err(forbidden)?;
+                resources::write_update(doc, &r).map_err(forbidden(DenyKind::Quota))?;
                 if r.memory == 0 && r.nano_cpus == 0 {
                     return Ok(None);
                 }
@@ -610,7 +651,7 @@ impl Gateway {
     async fn check_quota(&self, tenant: &str, limits: &policy::quota::Limits, request: &Usage) -> Result<(), ApiError> {
         let usage = self.usage_of(Some(tenant)).await?;
         let usage = usage.get(tenant).copied().unwrap_or_default();
-        limits.check(&usage, request).map_err(forbidden)
+        limits.check(&usage, request).map_err(forbidden(DenyKind::Quota))
     }
 
     /// Usage read from the healthy nodes, plus the containers an unavailable node held when last seen: a node
@@ -632,14 +673,15 @@ impl Gateway {
     /// `GET /mtswarm/v1/usage`: a tenant's own usage against its limits, or every tenant's (`tenant` is `None`
     /// for the admin).
     async fn usage_answer(&self, tenant: Option<&str>) -> Result<serde_json::Value, ApiError> {
+        let live = self.live();
         let mut all = self.usage_of(tenant).await?;
         if tenant.is_none() {
-            for t in self.quota.iter().flat_map(|q| q.named_tenants()) {
+            for t in live.quota.iter().flat_map(|q| q.named_tenants()) {
                 all.entry(t.to_string()).or_default();
             }
         }
         let entry = |t: &str, u: &Usage| {
-            let l = self.quota.as_ref().map(|q| q.limits(t)).unwrap_or_default();
+            let l = live.quota.as_ref().map(|q| q.limits(t)).unwrap_or_default();
             serde_json::json!({
                 "Tenant": t,
                 "Usage": {
@@ -661,7 +703,7 @@ impl Gateway {
         Ok(match tenant {
             Some(t) => entry(t, all.get(t).unwrap_or(&Usage::default())),
             None => serde_json::json!({
-                "QuotaEnforced": self.quota.is_some(),
+                "QuotaEnforced": live.quota.is_some(),
                 "Tenants": all.iter().map(|(t, u)| entry(t, u)).collect::<Vec<_>>(),
             }),
         })
@@ -750,7 +792,10 @@ impl Gateway {
             tenant = ctx.identity.as_ref().map(|i| i.tenant.as_str()).unwrap_or("-"),
             "request"
         );
-        resp
+        if let Some(audit) = &self.audit {
+            ops::audit(audit, ctx, resp.status());
+        }
+        ops::count(ctx, resp)
     }
 }
 
@@ -808,7 +853,7 @@ async fn tenant_view(tenant: &str, answer: &tenancy::Answer, resp: Response<Body
 fn required_limits(l: &policy::quota::Limits, r: &resources::Resources, at: &str) -> Result<(), ApiError> {
     if let Some(m) = l.memory_mb {
         if r.memory_limit().is_none() {
-            return Err(forbidden(Deny::at(
+            return Err(forbidden(DenyKind::Quota)(Deny::at(
                 format!("{at}Memory"),
                 format!("a memory limit is required: this service limits each tenant's memory ({m} MB); give -m"),
             )));
@@ -816,10 +861,13 @@ fn required_limits(l: &policy::quota::Limits, r: &resources::Resources, at: &str
     }
     if l.cpus.is_some() {
         if r.uses_cpu_quota() {
-            return Err(forbidden(Deny::at(format!("{at}CpuQuota"), "CPUs are limited with --cpus on this service")));
+            return Err(forbidden(DenyKind::Quota)(Deny::at(
+                format!("{at}CpuQuota"),
+                "CPUs are limited with --cpus on this service",
+            )));
         }
         if r.nano_cpus <= 0 {
-            return Err(forbidden(Deny::at(
+            return Err(forbidden(DenyKind::Quota)(Deny::at(
                 format!("{at}NanoCpus"),
                 "a CPU limit is required: this service limits each tenant's CPUs; give --cpus",
             )));
@@ -840,8 +888,9 @@ fn mb(bytes: i64) -> serde_json::Value {
 /// The most a JSON request body that policy reads may be.
 const JSON_BODY_LIMIT: usize = 4 * 1024 * 1024;
 
-fn forbidden(d: Deny) -> ApiError {
-    ApiError::new(http::StatusCode::FORBIDDEN, d.message())
+/// A policy refusal, counted by its reason.
+fn forbidden(kind: DenyKind) -> impl Fn(Deny) -> ApiError {
+    move |d| ApiError::denied(http::StatusCode::FORBIDDEN, kind, d.message())
 }
 
 fn classify(method: &Method, path: &str) -> Result<Endpoint, ApiError> {

@@ -220,8 +220,9 @@ pub async fn prepare(
         E::Network { id, op } => {
             let n = r.network(id).await?;
             if n.shared && matches!(op, NetworkOp::Delete) {
-                return Err(ApiError::new(
+                return Err(ApiError::denied(
                     StatusCode::FORBIDDEN,
+                    crate::ops::metrics::DenyKind::Isolation,
                     format!("{} is a pre-defined network and cannot be removed", n.name),
                 ));
             }

@@ -83,7 +83,11 @@ impl Resolver<'_> {
     pub async fn network(&self, reference: &str) -> Result<UsableNetwork, ApiError> {
         let missing = || ApiError::not_found(format!("network {reference} not found"));
         if reference == "host" {
-            return Err(ApiError::new(StatusCode::FORBIDDEN, "the host network is not available to tenants"));
+            return Err(ApiError::denied(
+                StatusCode::FORBIDDEN,
+                crate::ops::metrics::DenyKind::Escape,
+                "the host network is not available to tenants",
+            ));
         }
         let mut candidates = Vec::new();
         if names::valid_name(reference) {

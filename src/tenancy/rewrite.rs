@@ -21,7 +21,7 @@ fn field_mut<'a>(obj: &'a mut Map<String, Value>, key: &str) -> Option<&'a mut V
 }
 
 fn forbidden(msg: impl Into<String>) -> ApiError {
-    ApiError::new(StatusCode::FORBIDDEN, msg)
+    ApiError::denied(StatusCode::FORBIDDEN, crate::ops::metrics::DenyKind::Isolation, msg)
 }
 
 /// Adds the tenant's label; a client may not set it.

@@ -333,6 +333,8 @@ pub struct Gateway<'t> {
     child: Option<Child>,
     host: String,
     unix_host: Option<String>,
+    /// `http://HOST:PORT` of the metrics and health listener, when started with `--metrics-addr`.
+    ops_url: Option<String>,
     tenants: Vec<Tenant>,
     admin: Tenant,
     dir: PathBuf,
@@ -376,6 +378,7 @@ impl<'t> Gateway<'t> {
             child: None,
             host: String::new(),
             unix_host: None,
+            ops_url: None,
             tenants,
             admin,
             dir: dir.clone(),
@@ -423,6 +426,9 @@ impl<'t> Gateway<'t> {
         let mut listeners = 1;
         if launch.unix_listener {
             cmd.args(["-H", &format!("unix://{}", dir.join("mtswarm.sock").display())]);
+            listeners += 1;
+        }
+        if launch.args.iter().any(|a| a == "--metrics-addr") {
             listeners += 1;
         }
         let stderr = fs::OpenOptions::new()
@@ -479,6 +485,9 @@ impl<'t> Gateway<'t> {
                     gw.unix_host = Some(url);
                 }
                 found += 1;
+            } else if let Some(url) = line.strip_prefix("mtswarm: metrics and health on ") {
+                gw.ops_url = Some(url.trim().to_string());
+                found += 1;
             }
             seen.push(line);
         }
@@ -493,6 +502,22 @@ impl<'t> Gateway<'t> {
     /// `unix:///...` of mtswarm's unix listener, when started with one.
     pub fn unix_host(&self) -> &str {
         self.unix_host.as_deref().expect("the gateway has no unix listener")
+    }
+
+    /// `http://HOST:PORT` of the metrics and health listener (started with `--metrics-addr`).
+    pub fn ops_url(&self) -> &str {
+        self.ops_url.as_deref().expect("the gateway was not started with --metrics-addr")
+    }
+
+    /// Raw HTTP to the metrics and health listener, without credentials (it asks for none).
+    pub fn ops(&self) -> Http {
+        let addr = self.ops_url().trim_start_matches("http://");
+        Http { target: Target::Tcp(addr.to_string()), headers: Vec::new() }
+    }
+
+    /// The mtswarm process's id, to signal it.
+    pub fn pid(&self) -> u32 {
+        self.child.as_ref().expect("a running mtswarm process").id()
     }
 
     /// A docker client of tenant `name` (one of `GatewayOpts::tenants`).
