@@ -34,6 +34,8 @@ pub struct PolicyRules {
     pub quota: Option<Quota>,
     /// SWARM_TENANT_SUBNETS: where tenants' networks may take subnets.
     pub tenant_subnets: Vec<policy::networks::Cidr>,
+    /// SWARM_TENANT_DEFAULT_NETWORK: whether each tenant's default network is its own.
+    pub default_network: tenancy::DefaultNetwork,
 }
 use crate::cluster::{Cluster, Node, Route};
 use crate::proxy::{self, hijack};
@@ -64,6 +66,8 @@ pub struct Gateway {
     flavors: Option<Flavors>,
     quota: Option<Quota>,
     tenant_subnets: Vec<policy::networks::Cidr>,
+    /// The tenants' default networks, made on the node of their first use.
+    default_networks: tenancy::DefaultNetworks,
     /// Serialises each tenant's requests that take resources, while a quota is enforced.
     quota_locks: tenancy::usage::TenantLocks,
     next_id: AtomicU64,
@@ -92,7 +96,7 @@ pub struct RequestCtx {
 
 impl Gateway {
     pub fn new(cluster: Arc<Cluster>, auth: Option<Authenticator>, rules: PolicyRules) -> Gateway {
-        let PolicyRules { escape: escape_rules, apifilter, flavors, quota, tenant_subnets } = rules;
+        let PolicyRules { escape: escape_rules, apifilter, flavors, quota, tenant_subnets, default_network } = rules;
         let mut warnings = Vec::new();
         match &auth {
             None => warnings.push("WARNING: SWARM_MULTI_TENANT=false: no authentication and no tenancy".to_string()),
@@ -109,6 +113,7 @@ impl Gateway {
             flavors,
             quota,
             tenant_subnets,
+            default_networks: tenancy::DefaultNetworks::new(default_network),
             quota_locks: Default::default(),
             next_id: AtomicU64::new(1),
         }
@@ -262,7 +267,9 @@ impl Gateway {
         let mut path = req.path.to_string();
         let mut answer = tenancy::Answer::Pass;
         if let Some(t) = req.tenant {
-            let plan = tenancy::prepare(node, t, endpoint, &path, query.as_deref(), doc.as_mut()).await?;
+            let plan =
+                tenancy::prepare(node, &self.default_networks, t, endpoint, &path, query.as_deref(), doc.as_mut())
+                    .await?;
             // Then `container:` references, now resolved to the tenant's own containers' ids.
             if let (Some(check), Some(doc)) = (escape_check(endpoint), doc.as_ref()) {
                 let own = |r: &str| plan.own_containers.contains(r);

@@ -51,20 +51,37 @@ fn object(doc: &mut Value) -> Result<&mut Map<String, Value>, ApiError> {
 
 /// `POST /containers/create`: label, named volumes, and every container and network reference. `name` is
 /// the container's name as the tenant knows it: on the tenant's own networks it is also a DNS alias, so
-/// containers find each other by the names their tenant gave them.
+/// containers find each other by the names their tenant gave them. `own_bridge` is the engine-side name of the
+/// tenant's default network, when the container goes there instead of the engine's `bridge`.
 pub async fn container_create(
     r: &Resolver<'_>,
     name: &str,
     doc: &mut Value,
     own: &mut HashSet<String>,
+    own_bridge: Option<&str>,
 ) -> Result<(), ApiError> {
     let obj = object(doc)?;
     label_for(r.tenant, obj)?;
     // The decoder has folded the pre-1.2x top-level layout into the one HostConfig.
     let mut mode_network = None;
+    let mut links = Vec::new();
+    if let Some(bridge) = own_bridge {
+        let hc = obj.entry("HostConfig").or_insert_with(|| Value::Object(Map::new()));
+        if hc.is_null() {
+            *hc = Value::Object(Map::new());
+        }
+        let hc = hc.as_object_mut().ok_or_else(|| ApiError::bad_request("HostConfig must be an object"))?;
+        let mode = hc.get("NetworkMode").and_then(Value::as_str).unwrap_or_default();
+        if super::bridge::is_default_name(mode) {
+            hc.insert("NetworkMode".into(), Value::from(bridge));
+        }
+    }
     if let Some(hc) = field_mut(obj, "HostConfig").and_then(Value::as_object_mut) {
         rewrite_host_config(r, hc, own).await?;
         mode_network = field_mut(hc, "NetworkMode").and_then(|m| m.as_str()).map(str::to_string);
+        if own_bridge.is_some() {
+            links = hc.get("Links").and_then(Value::as_array).cloned().unwrap_or_default();
+        }
     }
     let nc_key = key_of(obj, "NetworkingConfig").unwrap_or_else(|| "NetworkingConfig".into());
     let nc = obj.entry(nc_key).or_insert_with(|| Value::Object(Map::new()));
@@ -80,13 +97,21 @@ pub async fn container_create(
     let Some(eps) = eps.as_object_mut() else { return Err(ApiError::bad_request("EndpointsConfig must be an object")) };
     let old = std::mem::take(eps);
     for (net, mut settings) in old {
-        let resolved = network_mode_target(r, &net).await?;
+        let resolved = match own_bridge {
+            Some(bridge) if super::bridge::is_default_name(&net) => bridge.to_string(),
+            _ => network_mode_target(r, &net).await?,
+        };
         endpoint_settings(r, &net, &resolved, &mut settings, "NetworkingConfig.EndpointsConfig.").await?;
         eps.insert(resolved, settings);
     }
     // The network the container starts on, when only NetworkMode names it.
     if let Some(m) = mode_network.filter(|m| m.starts_with(&names::prefix(r.tenant))) {
         eps.entry(m).or_insert_with(|| Value::Object(Map::new()));
+    }
+    // dockerd makes the legacy links of HostConfig only on its default bridge; on a user-defined network a
+    // link is the endpoint's (a name the container resolves), so `--link` keeps working on the tenant's own.
+    if let Some(settings) = own_bridge.and_then(|b| eps.get_mut(b)).filter(|_| !links.is_empty()) {
+        add_links(settings, &links)?;
     }
     for (net, settings) in eps.iter_mut() {
         if net.starts_with(&names::prefix(r.tenant)) {
@@ -113,6 +138,25 @@ fn add_alias(settings: &mut Value, alias: &str) -> Result<(), ApiError> {
     let list = aliases.as_array_mut().ok_or_else(|| ApiError::bad_request("Aliases must be a list"))?;
     if !list.iter().any(|a| a.as_str() == Some(alias)) {
         list.push(Value::from(alias));
+    }
+    Ok(())
+}
+
+/// Adds links (already engine-side, `container:alias`) to an endpoint's settings.
+fn add_links(settings: &mut Value, links: &[Value]) -> Result<(), ApiError> {
+    if settings.is_null() {
+        *settings = Value::Object(Map::new());
+    }
+    let s = settings.as_object_mut().ok_or_else(|| ApiError::bad_request("endpoint settings must be an object"))?;
+    let list = s.entry("Links").or_insert_with(|| Value::Array(Vec::new()));
+    if list.is_null() {
+        *list = Value::Array(Vec::new());
+    }
+    let list = list.as_array_mut().ok_or_else(|| ApiError::bad_request("Links must be a list"))?;
+    for l in links {
+        if !list.contains(l) {
+            list.push(l.clone());
+        }
     }
     Ok(())
 }
@@ -485,9 +529,18 @@ fn rewrite_document(tenant: &str, answer: &Answer, v: &mut Value) {
         Answer::NetworkInspect => rewrite_network(tenant, v),
         Answer::NetworkList => {
             if let Value::Array(list) = v {
+                // The tenant's own default network is its `bridge` (one, where several nodes list theirs); the
+                // engine's stands in for it until the tenant has one.
+                let own_bridge = list.iter().any(|n| owned(tenant, n) && super::bridge::is_default_network(n));
+                let mut bridges = 0;
                 list.retain(|n| {
+                    let name = n.get("Name").and_then(Value::as_str).unwrap_or_default();
+                    if owned(tenant, n) && super::bridge::is_default_network(n) {
+                        bridges += 1;
+                        return bridges == 1;
+                    }
                     owned(tenant, n)
-                        || n.get("Name").and_then(Value::as_str).is_some_and(|n| SHARED_NETWORKS.contains(&n))
+                        || (SHARED_NETWORKS.contains(&name) && !(own_bridge && name == super::bridge::NAME))
                 });
                 for n in list.iter_mut() {
                     rewrite_network(tenant, n);
@@ -597,6 +650,15 @@ mod tests {
             json!([{"Name": "bridge", "Labels": {}}, {"Name": "host", "Labels": {}}, {"Name": "t3-bob-back", "Labels": {"mtswarm.tenant": "bob"}},
                    {"Name": "t5-alice-back", "Labels": {"mtswarm.tenant": "alice"}}]),
             json!([{"Name": "bridge", "Labels": {}}, {"Name": "back", "Labels": {"mtswarm.tenant": "alice"}}]),
+        );
+        // With a default network of its own, the tenant's `bridge` is that one, once.
+        let own = |id: &str| json!({"Name": "t5-alice-bridge", "Id": id, "Labels": {"mtswarm.tenant": "alice", "mtswarm.default-network": "true"}});
+        let shown = |id: &str| json!({"Name": "bridge", "Id": id, "Labels": {"mtswarm.tenant": "alice", "mtswarm.default-network": "true"}});
+        check(
+            Answer::NetworkList,
+            json!([{"Name": "bridge", "Id": "e", "Labels": {}}, {"Name": "none", "Labels": {}}, own("1"), own("2"),
+                   {"Name": "t3-bob-bridge", "Labels": {"mtswarm.tenant": "bob", "mtswarm.default-network": "true"}}]),
+            json!([{"Name": "none", "Labels": {}}, shown("1")]),
         );
         check(
             Answer::NetworkInspect,
