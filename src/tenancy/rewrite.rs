@@ -65,23 +65,19 @@ pub async fn container_create(
     // The decoder has folded the pre-1.2x top-level layout into the one HostConfig.
     let mut mode_network = None;
     let mut links = Vec::new();
-    if let Some(bridge) = own_bridge {
-        let hc = obj.entry("HostConfig").or_insert_with(|| Value::Object(Map::new()));
-        if hc.is_null() {
-            *hc = Value::Object(Map::new());
-        }
-        let hc = hc.as_object_mut().ok_or_else(|| ApiError::bad_request("HostConfig must be an object"))?;
-        let mode = hc.get("NetworkMode").and_then(Value::as_str).unwrap_or_default();
-        if super::bridge::is_default_name(mode) {
-            hc.insert("NetworkMode".into(), Value::from(bridge));
-        }
+    if own_bridge.is_some() && obj.get("HostConfig").is_none_or(Value::is_null) {
+        obj.insert("HostConfig".into(), Value::Object(Map::new()));
     }
     if let Some(hc) = field_mut(obj, "HostConfig").and_then(Value::as_object_mut) {
         rewrite_host_config(r, hc, own).await?;
-        mode_network = field_mut(hc, "NetworkMode").and_then(|m| m.as_str()).map(str::to_string);
-        if own_bridge.is_some() {
+        if let Some(bridge) = own_bridge {
+            let mode = hc.get("NetworkMode").and_then(Value::as_str).unwrap_or_default();
+            if super::bridge::is_default_name(mode) {
+                hc.insert("NetworkMode".into(), Value::from(bridge));
+            }
             links = hc.get("Links").and_then(Value::as_array).cloned().unwrap_or_default();
         }
+        mode_network = field_mut(hc, "NetworkMode").and_then(|m| m.as_str()).map(str::to_string);
     }
     let nc_key = key_of(obj, "NetworkingConfig").unwrap_or_else(|| "NetworkingConfig".into());
     let nc = obj.entry(nc_key).or_insert_with(|| Value::Object(Map::new()));
@@ -153,11 +149,15 @@ fn add_links(settings: &mut Value, links: &[Value]) -> Result<(), ApiError> {
         *list = Value::Array(Vec::new());
     }
     let list = list.as_array_mut().ok_or_else(|| ApiError::bad_request("Links must be a list"))?;
-    for l in links {
-        if !list.contains(l) {
-            list.push(l.clone());
+    // As a client writes them (`db:alias`), once each.
+    let mut all: Vec<Value> = Vec::new();
+    for l in list.iter().chain(links) {
+        let l = l.as_str().map(|s| Value::from(s.trim_start_matches('/'))).unwrap_or_else(|| l.clone());
+        if !all.contains(&l) {
+            all.push(l);
         }
     }
+    *list = all;
     Ok(())
 }
 
@@ -489,6 +489,16 @@ pub fn rewrite_container(tenant: &str, c: &mut Value) {
         unscope_value(tenant, mode);
     }
     unscope_keys(tenant, c.pointer_mut("/NetworkSettings/Networks"));
+    // A link on a user-defined network (the tenant's `bridge` too) is the endpoint's: `t5-alice-db:db`.
+    if let Some(Value::Object(eps)) = c.pointer_mut("/NetworkSettings/Networks") {
+        for links in eps.values_mut().filter_map(|ep| ep.get_mut("Links")).filter_map(Value::as_array_mut) {
+            for l in links.iter_mut() {
+                if let Some(s) = l.as_str() {
+                    *l = Value::from(names::unscope_path(tenant, s));
+                }
+            }
+        }
+    }
     if let Some(Value::Array(mounts)) = c.get_mut("Mounts") {
         for m in mounts.iter_mut() {
             if let Some(n) = m.get_mut("Name") {
@@ -632,9 +642,9 @@ mod tests {
             Answer::ContainerInspect,
             json!({"Name": "/t5-alice-web", "HostConfig": {"Links": ["/t5-alice-db:/t5-alice-web/db"], "NetworkMode": "t5-alice-back",
                    "Binds": ["t5-alice-data:/d"]},
-                   "NetworkSettings": {"Networks": {"t5-alice-back": {}, "bridge": {}}}, "Mounts": [{"Name": "t5-alice-data"}]}),
+                   "NetworkSettings": {"Networks": {"t5-alice-back": {}, "t5-alice-bridge": {"Links": ["t5-alice-db:database"]}}}, "Mounts": [{"Name": "t5-alice-data"}]}),
             json!({"Name": "/web", "HostConfig": {"Links": ["/db:/web/db"], "NetworkMode": "back", "Binds": ["data:/d"]},
-                   "NetworkSettings": {"Networks": {"back": {}, "bridge": {}}}, "Mounts": [{"Name": "data"}]}),
+                   "NetworkSettings": {"Networks": {"back": {}, "bridge": {"Links": ["db:database"]}}}, "Mounts": [{"Name": "data"}]}),
         );
     }
 

@@ -21,6 +21,7 @@ mod failures;
 mod images;
 mod isolation;
 mod keystone;
+mod networks;
 mod policy;
 mod protocol;
 mod resources;
