@@ -471,6 +471,7 @@ pub fn rewrite_container(tenant: &str, c: &mut Value) {
             }
         }
     }
+    own_bridge_links(tenant, c);
     if let Some(Value::Array(links)) = c.pointer_mut("/HostConfig/Links") {
         for l in links.iter_mut() {
             if let Some(s) = l.as_str() {
@@ -505,6 +506,29 @@ pub fn rewrite_container(tenant: &str, c: &mut Value) {
                 unscope_value(tenant, n);
             }
         }
+    }
+}
+
+/// dockerd keeps a link on a user-defined network in the endpoint (`t5-alice-db:db`), not in HostConfig: a
+/// container on the tenant's own bridge shows its links in HostConfig as the engine's bridge shows them
+/// (`/t5-alice-db:/t5-alice-web/db`, unscoped after), since the tenant asked for them there.
+fn own_bridge_links(tenant: &str, c: &mut Value) {
+    if c.pointer("/HostConfig/Links").is_some_and(|l| !l.is_null()) {
+        return;
+    }
+    let at = format!("/NetworkSettings/Networks/{}/Links", names::scope(tenant, super::bridge::NAME));
+    let Some(links) = c.pointer(&at).and_then(Value::as_array).filter(|l| !l.is_empty()) else { return };
+    let me = c.get("Name").and_then(Value::as_str).unwrap_or_default().trim_start_matches('/').to_string();
+    let shown: Vec<Value> = links
+        .iter()
+        .filter_map(Value::as_str)
+        .map(|l| {
+            let (target, alias) = l.split_once(':').unwrap_or((l, l));
+            Value::from(format!("/{}:/{me}/{alias}", target.trim_start_matches('/')))
+        })
+        .collect();
+    if let Some(Value::Object(hc)) = c.get_mut("HostConfig") {
+        hc.insert("Links".into(), Value::Array(shown));
     }
 }
 
@@ -645,6 +669,17 @@ mod tests {
                    "NetworkSettings": {"Networks": {"t5-alice-back": {}, "t5-alice-bridge": {"Links": ["t5-alice-db:database"]}}}, "Mounts": [{"Name": "t5-alice-data"}]}),
             json!({"Name": "/web", "HostConfig": {"Links": ["/db:/web/db"], "NetworkMode": "back", "Binds": ["data:/d"]},
                    "NetworkSettings": {"Networks": {"back": {}, "bridge": {"Links": ["db:database"]}}}, "Mounts": [{"Name": "data"}]}),
+        );
+    }
+
+    #[test]
+    fn shows_links_on_the_tenants_bridge_where_the_engines_bridge_shows_them() {
+        check(
+            Answer::ContainerInspect,
+            json!({"Name": "/t5-alice-web", "HostConfig": {"Links": null},
+                   "NetworkSettings": {"Networks": {"t5-alice-bridge": {"Links": ["t5-alice-db:database"]}}}}),
+            json!({"Name": "/web", "HostConfig": {"Links": ["/db:/web/database"]},
+                   "NetworkSettings": {"Networks": {"bridge": {"Links": ["db:database"]}}}}),
         );
     }
 

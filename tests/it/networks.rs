@@ -118,6 +118,9 @@ fn links_keep_working_on_the_tenants_bridge() {
     // On a user-defined network dockerd keeps a link in the endpoint, as the tenant named it.
     let links = alice.ok(&["inspect", "--format", "{{json .NetworkSettings.Networks.bridge.Links}}", &linker]);
     assert_eq!(links, format!("[\"{db}:{db}\"]"));
+    // And in HostConfig, where the engine's bridge shows it.
+    let links = alice.ok(&["inspect", "--format", "{{json .HostConfig.Links}}", &linker]);
+    assert_eq!(links, format!("[\"/{db}:/{linker}/{db}\"]"));
     let script = format!("printf 'GET / HTTP/1.0\\r\\n\\r\\n' | nc -w 3 {db} 8080");
     let out = alice.docker(&["exec", &linker, "sh", "-c", &script]);
     assert!(out.stdout.lines().any(|l| l.trim() == page), "{out}");
