@@ -7,7 +7,8 @@
 //! back into the tenant's view. Another tenant's object answers exactly as an absent one.
 //!
 //! **Architecture Invariant:** a tenant's request reaches an engine only with references that resolved to
-//! objects labelled with that tenant, or to the shared `bridge` and `none` networks and the image catalogue.
+//! objects labelled with that tenant, or to the shared `none` network (and the engine's `bridge`, unless each
+//! tenant has its own, [`bridge`]) and the image catalogue.
 
 pub mod bridge;
 pub mod events;
