@@ -145,6 +145,15 @@ pub fn uses_default(doc: &Value) -> bool {
     is_default_name(mode) || endpoints.is_some_and(|eps| eps.keys().any(|k| is_default_name(k)))
 }
 
+/// Whether a create body may put the container on the default network: [`uses_default`], or a network named by
+/// what may be an id (the engine's `bridge` has one too), which only resolving tells.
+pub fn may_use_default(doc: &Value) -> bool {
+    let hex = |s: &str| !s.is_empty() && s.bytes().all(|b| b.is_ascii_hexdigit() && !b.is_ascii_uppercase());
+    let mode = doc.pointer("/HostConfig/NetworkMode").and_then(Value::as_str).unwrap_or_default();
+    let endpoints = doc.pointer("/NetworkingConfig/EndpointsConfig").and_then(Value::as_object);
+    uses_default(doc) || hex(mode) || endpoints.is_some_and(|eps| eps.keys().any(|k| hex(k)))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -168,6 +177,8 @@ mod tests {
             json!({"HostConfig": {"NetworkMode": "back"}, "NetworkingConfig": {"EndpointsConfig": {"bridge": {}}}}),
             true,
         );
+        assert!(may_use_default(&json!({"HostConfig": {"NetworkMode": "0031906cb046"}})));
+        assert!(!may_use_default(&json!({"HostConfig": {"NetworkMode": "back"}})));
         assert_eq!("shared".parse(), Ok(DefaultNetwork::Shared));
         assert_eq!("private".parse(), Ok(DefaultNetwork::Private));
         assert!("Shared".parse::<DefaultNetwork>().is_err());

@@ -173,7 +173,7 @@ pub async fn prepare(
             };
             q.set("name", &names::scope(tenant, &name));
             if let Some(doc) = doc {
-                let own_bridge = match defaults.private() && bridge::uses_default(doc) {
+                let own_bridge = match defaults.private() && bridge::may_use_default(doc) {
                     true => Some(defaults.ensure(node, tenant).await?),
                     false => None,
                 };

@@ -93,9 +93,10 @@ pub async fn container_create(
     let Some(eps) = eps.as_object_mut() else { return Err(ApiError::bad_request("EndpointsConfig must be an object")) };
     let old = std::mem::take(eps);
     for (net, mut settings) in old {
-        let resolved = match own_bridge {
-            Some(bridge) if super::bridge::is_default_name(&net) => bridge.to_string(),
-            _ => network_mode_target(r, &net).await?,
+        // The engine's bridge, however named (its id too), is the tenant's own one.
+        let resolved = match (own_bridge, network_mode_target(r, &net).await?) {
+            (Some(bridge), n) if super::bridge::is_default_name(&net) || n == super::bridge::NAME => bridge.to_string(),
+            (_, n) => n,
         };
         endpoint_settings(r, &net, &resolved, &mut settings, "NetworkingConfig.EndpointsConfig.").await?;
         eps.insert(resolved, settings);

@@ -248,3 +248,35 @@ fn the_operator_may_keep_the_engines_bridge_for_tenants() {
     wait_for_page(&alice, &[], &ip, page);
     wait_for_page(&gw.tenant("bob"), &[], &ip, page);
 }
+
+#[test]
+fn the_engines_bridge_is_not_reached_by_its_id_nor_by_connect() {
+    if skip_in_direct_mode("tenant-private networks") {
+        return;
+    }
+    let t = Test::new();
+    let gw = t.gateway();
+    let alice = gw.tenant("alice");
+    let (c, back, by_id) = (t.name("c"), t.name("back"), t.name("byid"));
+    let on_networks = |id: &str| {
+        engine_ok(&["inspect", "--format", "{{range $k, $v := .NetworkSettings.Networks}}{{$k}} {{end}}", id])
+    };
+    let own = scoped(&alice, "bridge");
+
+    // Connecting to `bridge` joins the tenant's own, made then if need be.
+    alice.ok(&["network", "create", &back]);
+    let id = alice.ok(&["run", "-d", "--name", &c, "--network", &back, image(), "sleep", "300"]);
+    alice.ok(&["network", "connect", "bridge", &c]);
+    assert_eq!(sorted_lines(&on_networks(&id).replace(' ', "\n")), sorted(&[&own, &scoped(&alice, &back)]));
+    assert_eq!(
+        sorted_lines(&alice.ok(&["network", "ls", "--format", "{{.Name}}"])),
+        sorted(&[&back, "bridge", "none"])
+    );
+    alice.ok(&["network", "disconnect", "bridge", &c]);
+    assert_eq!(on_networks(&id).trim(), scoped(&alice, &back));
+
+    // Naming the engine's bridge by its id names the tenant's bridge too.
+    let engine_bridge = engine_ok(&["network", "inspect", "--format", "{{.Id}}", "bridge"]);
+    let id = alice.ok(&["run", "-d", "--name", &by_id, "--network", &engine_bridge[..12], image(), "sleep", "300"]);
+    assert_eq!(on_networks(&id).trim(), own);
+}
