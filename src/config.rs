@@ -441,6 +441,26 @@ mod tests {
     }
 
     #[test]
+    fn reads_the_tenants_default_network() {
+        let check = |raw: RawManage, env: &[(&str, &str)], expected: &str| {
+            let got = match Config::from_raw(&raw, &Env::from_pairs(env.iter().copied())) {
+                Ok(c) => format!("{:?}", c.tenant_default_network),
+                Err(e) => format!("error: {e}"),
+            };
+            assert_eq!(got, expected);
+        };
+        check(RawManage::default(), &[], "Private");
+        check(RawManage::default(), &[("SWARM_TENANT_DEFAULT_NETWORK", "shared")], "Shared");
+        let flag = RawManage { tenant_default_network: Some("private".into()), ..Default::default() };
+        check(flag, &[("SWARM_TENANT_DEFAULT_NETWORK", "shared")], "Private");
+        check(
+            RawManage::default(),
+            &[("SWARM_TENANT_DEFAULT_NETWORK", "own")],
+            r#"error: --tenant-default-network "own": expected private or shared"#,
+        );
+    }
+
+    #[test]
     fn env_ignores_empty_values() {
         let env = Env::from_pairs([("A", ""), ("B", "x")]);
         assert_eq!(env.get("A"), None);
