@@ -123,6 +123,11 @@ pub struct RawManage {
     /// the engine chooses [env: SWARM_TENANT_SUBNETS].
     #[arg(long)]
     pub tenant_subnets: Option<String>,
+    /// Where a tenant's container that asks for the default network goes: private (a bridge network of the
+    /// tenant's own on its node) or shared (the engine's bridge, for engines run with --icc=false)
+    /// [env: SWARM_TENANT_DEFAULT_NETWORK, default: private].
+    #[arg(long)]
+    pub tenant_default_network: Option<String>,
     /// The API filter, {"disableapi": [...]} [env: SWARM_APIFILTER_FILE, default: apifilter.json if present].
     #[arg(long)]
     pub apifilter_file: Option<String>,
@@ -278,6 +283,8 @@ pub struct Config {
     pub network_authorization: bool,
     /// SWARM_TENANT_SUBNETS: where tenants' network subnets may lie.
     pub tenant_subnets: Vec<crate::policy::networks::Cidr>,
+    /// SWARM_TENANT_DEFAULT_NETWORK: whether each tenant's default network is its own.
+    pub tenant_default_network: crate::tenancy::DefaultNetwork,
     /// The commands turned off for tenants.
     pub apifilter: crate::policy::apifilter::ApiFilter,
     /// The flavors, when enforced.
@@ -363,6 +370,10 @@ impl Config {
                             .ok_or_else(|| format!("--tenant-subnets: {c:?} is not a CIDR such as 10.213.0.0/16"))
                     })
                     .collect::<Result<_, _>>()?,
+            },
+            tenant_default_network: match pick(&raw.tenant_default_network, env, "SWARM_TENANT_DEFAULT_NETWORK") {
+                Some(v) => v.parse()?,
+                None => crate::tenancy::DefaultNetwork::Private,
             },
             apifilter: match pick(&raw.apifilter_file, env, "SWARM_APIFILTER_FILE") {
                 Some(path) => crate::policy::apifilter::ApiFilter::load(std::path::Path::new(path), true)?,
@@ -609,6 +620,26 @@ mod tests {
         assert!(cfg(&[("SWARM_NODE_TLSCACERT", "/ca.pem")]).is_err_and(|e| e.contains("given together")));
         let t = cfg(&[("SWARM_NODE_TLSCACERT", "/a"), ("SWARM_NODE_TLSCERT", "/b"), ("SWARM_NODE_TLSKEY", "/c")]);
         assert!(t.is_ok_and(|c| c.node_tls.is_some_and(|t| t.key == std::path::Path::new("/c"))));
+    }
+
+    #[test]
+    fn reads_the_tenants_default_network() {
+        let check = |raw: RawManage, env: &[(&str, &str)], expected: &str| {
+            let got = match Config::from_raw(&raw, &Env::from_pairs(env.iter().copied())) {
+                Ok(c) => format!("{:?}", c.tenant_default_network),
+                Err(e) => format!("error: {e}"),
+            };
+            assert_eq!(got, expected);
+        };
+        check(RawManage::default(), &[], "Private");
+        check(RawManage::default(), &[("SWARM_TENANT_DEFAULT_NETWORK", "shared")], "Shared");
+        let flag = RawManage { tenant_default_network: Some("private".into()), ..Default::default() };
+        check(flag, &[("SWARM_TENANT_DEFAULT_NETWORK", "shared")], "Private");
+        check(
+            RawManage::default(),
+            &[("SWARM_TENANT_DEFAULT_NETWORK", "own")],
+            r#"error: --tenant-default-network "own": expected private or shared"#,
+        );
     }
 
     #[test]

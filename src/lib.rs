@@ -93,7 +93,14 @@ impl Manager {
             flavors: config.flavors.clone(),
             quota: config.quota.clone(),
             tenant_subnets: config.tenant_subnets.clone(),
+            default_network: config.tenant_default_network,
         };
+        if auth.is_some() && config.tenant_default_network == tenancy::DefaultNetwork::Shared {
+            tracing::warn!(
+                "--tenant-default-network shared: tenants' containers share each engine's default bridge and \
+                 reach each other there unless the engines run with --icc=false"
+            );
+        }
         if auth.is_none() && (!rules.apifilter.is_empty() || rules.flavors.is_some() || rules.quota.is_some()) {
             tracing::warn!(
                 "the API filter, flavors and quotas apply to tenants; with SWARM_MULTI_TENANT=false none applies"

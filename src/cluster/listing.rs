@@ -414,7 +414,18 @@ pub fn entry(c: &Value, now: SystemTime) -> Value {
     }
     let labels = c.pointer("/Config/Labels").filter(|l| l.is_object()).cloned().unwrap_or_else(|| json!({}));
     let mounts = c.get("Mounts").filter(|m| m.is_array()).cloned().unwrap_or_else(|| json!([]));
-    let networks = c.pointer("/NetworkSettings/Networks").cloned().unwrap_or_else(|| json!({}));
+    let mut networks = c.pointer("/NetworkSettings/Networks").cloned().unwrap_or_else(|| json!({}));
+    // dockerd's list takes each endpoint's addresses and ids, not its aliases, links or driver options (which a
+    // user-defined network's inspect shows).
+    if let Some(eps) = networks.as_object_mut() {
+        for ep in eps.values_mut().filter_map(Value::as_object_mut) {
+            for k in ["Aliases", "Links", "DriverOpts"] {
+                if ep.contains_key(k) {
+                    ep.insert(k.into(), Value::Null);
+                }
+            }
+        }
+    }
     json!({
         "Id": s("/Id"),
         "Names": [s("/Name")],

@@ -34,6 +34,8 @@ pub struct PolicyRules {
     pub quota: Option<Quota>,
     /// SWARM_TENANT_SUBNETS: where tenants' networks may take subnets.
     pub tenant_subnets: Vec<policy::networks::Cidr>,
+    /// SWARM_TENANT_DEFAULT_NETWORK: whether each tenant's default network is its own.
+    pub default_network: tenancy::DefaultNetwork,
 }
 use crate::cluster::{Cluster, Node, Route};
 use crate::ops::metrics::DenyKind;
@@ -68,6 +70,8 @@ pub struct Gateway {
     /// Where audit records go, if anywhere.
     audit: Option<crate::ops::audit::Audit>,
     tenant_subnets: Vec<policy::networks::Cidr>,
+    /// The tenants' default networks, made on the node of their first use.
+    default_networks: tenancy::DefaultNetworks,
     /// Serialises each tenant's requests that take resources, while a quota is enforced.
     quota_locks: tenancy::usage::TenantLocks,
     /// Each tenant's requests in flight and open streams, against `--tenant-max-requests/-streams`.
@@ -123,7 +127,7 @@ pub struct RequestCtx {
 
 impl Gateway {
     pub fn new(cluster: Arc<Cluster>, auth: Option<Authenticator>, rules: PolicyRules) -> Gateway {
-        let PolicyRules { escape: escape_rules, apifilter, flavors, quota, tenant_subnets } = rules;
+        let PolicyRules { escape: escape_rules, apifilter, flavors, quota, tenant_subnets, default_network } = rules;
         let mut warnings = Vec::new();
         match &auth {
             None => warnings.push("WARNING: SWARM_MULTI_TENANT=false: no authentication and no tenancy".to_string()),
@@ -139,6 +143,7 @@ impl Gateway {
             live: std::sync::RwLock::new(Arc::new(LivePolicy { apifilter, flavors, quota })),
             audit: None,
             tenant_subnets,
+            default_networks: tenancy::DefaultNetworks::new(default_network),
             quota_locks: Default::default(),
             tenant_limits: limits::TenantLimits::new(
                 crate::config::Limits::default().tenant_max_requests,
@@ -390,7 +395,9 @@ impl Gateway {
         let mut path = req.path.to_string();
         let mut answer = tenancy::Answer::Pass;
         if let Some(t) = req.tenant {
-            let plan = tenancy::prepare(node, t, endpoint, &path, query.as_deref(), doc.as_mut()).await?;
+            let plan =
+                tenancy::prepare(node, &self.default_networks, t, endpoint, &path, query.as_deref(), doc.as_mut())
+                    .await?;
             // Then `container:` references, now resolved to the tenant's own containers' ids.
             if let (Some(check), Some(doc)) = (escape_check(endpoint), doc.as_ref()) {
                 let own = |r: &str| plan.own_containers.contains(r);

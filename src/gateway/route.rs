@@ -509,7 +509,8 @@ impl Gateway {
             (query, bounds) = self.list_bounds(query, req.tenant).await?;
         }
         if let Some(t) = req.tenant {
-            let plan = tenancy::prepare(&first, t, req.endpoint, &path, query.as_deref(), None).await?;
+            let plan = tenancy::prepare(&first, &self.default_networks, t, req.endpoint, &path, query.as_deref(), None)
+                .await?;
             (path, query, answer) = (plan.path, plan.query, plan.answer);
             if matches!(req.endpoint, Endpoint::Events) {
                 query = self.event_containers(query, t).await?;

@@ -26,6 +26,12 @@ pub fn view(tenant: &str, mut e: Value) -> Option<Value> {
         "network" => {
             let attrs = e.pointer_mut("/Actor/Attributes")?.as_object_mut()?;
             let n = attrs.get("name").and_then(Value::as_str).and_then(|n| names::unscope(tenant, n))?.into_owned();
+            // The tenant's default network is made and removed behind its back, as if it always were there.
+            let action = e.get("Action").and_then(Value::as_str).unwrap_or_default();
+            if n == super::bridge::NAME && matches!(action, "create" | "destroy") {
+                return None;
+            }
+            let attrs = e.pointer_mut("/Actor/Attributes")?.as_object_mut()?;
             attrs.insert("name".into(), Value::from(n));
         }
         "volume" => {
@@ -122,6 +128,17 @@ mod tests {
         );
         check(
             json!({"Type": "network", "Actor": {"ID": "n2", "Attributes": {"name": "bridge", "container": "c2"}}}),
+            None,
+        );
+        // The tenant's own default network is its `bridge`; it is never seen made or removed.
+        check(
+            json!({"Type": "network", "Action": "connect", "Actor": {"ID": "n3", "Attributes": {"name": "t5-alice-bridge", "container": "c1"}}}),
+            Some(
+                json!({"Type": "network", "Action": "connect", "Actor": {"ID": "n3", "Attributes": {"name": "bridge", "container": "c1"}}}),
+            ),
+        );
+        check(
+            json!({"Type": "network", "Action": "create", "Actor": {"ID": "n3", "Attributes": {"name": "t5-alice-bridge", "type": "bridge"}}}),
             None,
         );
         check(

@@ -7,8 +7,10 @@
 //! back into the tenant's view. Another tenant's object answers exactly as an absent one.
 //!
 //! **Architecture Invariant:** a tenant's request reaches an engine only with references that resolved to
-//! objects labelled with that tenant, or to the shared `bridge` and `none` networks and the image catalogue.
+//! objects labelled with that tenant, or to the shared `none` network (and the engine's `bridge`, unless each
+//! tenant has its own, [`bridge`]) and the image catalogue.
 
+pub mod bridge;
 pub mod events;
 pub mod names;
 pub mod resolve;
@@ -22,6 +24,7 @@ use serde_json::Value;
 
 use crate::api::{ApiError, ContainerOp, Endpoint, ExecOp, NetworkOp, VolumeOp};
 use crate::cluster::Node;
+pub use bridge::{DefaultNetwork, DefaultNetworks};
 pub use resolve::{own_containers, Resolver};
 pub use rewrite::{named_volumes, rewrite_answer, rewrite_container as container_view};
 
@@ -37,7 +40,8 @@ pub fn encode(s: &str) -> String {
     percent_encoding::utf8_percent_encode(s, PATH_SEGMENT).to_string()
 }
 
-/// Networks every tenant may use; they belong to no tenant.
+/// Networks every tenant may use; they belong to no tenant. Where tenants have default networks of their own
+/// ([`bridge`]), a tenant's `bridge` is its own network, and the engine's is only shown until it has one.
 pub const SHARED_NETWORKS: [&str; 2] = ["bridge", "none"];
 
 /// How the engine's answer is turned into the tenant's view.
@@ -73,9 +77,11 @@ pub struct Plan {
 }
 
 /// Rewrites a tenant's request. `doc` is the request's JSON body, read by the gateway for the endpoints
-/// whose body names objects (the decoder's canonical document, [`crate::api::decode`]).
+/// whose body names objects (the decoder's canonical document, [`crate::api::decode`]). A create or connect that
+/// asks for the default network gets the tenant's own one on `node`, made there if need be (`defaults`).
 pub async fn prepare(
     node: &Node,
+    defaults: &DefaultNetworks,
     tenant: &str,
     endpoint: &Endpoint,
     path: &str,
@@ -134,7 +140,12 @@ pub async fn prepare(
             if let Some(values) = f.get_mut("network") {
                 *values = values
                     .iter()
-                    .map(|v| if SHARED_NETWORKS.contains(&v.as_str()) { v.clone() } else { names::scope(tenant, v) })
+                    .flat_map(|v| match v.as_str() {
+                        // The tenant's `bridge` is its own network, or the engine's for its older containers.
+                        bridge::NAME => vec![v.clone(), names::scope(tenant, v)],
+                        _ if SHARED_NETWORKS.contains(&v.as_str()) => vec![v.clone()],
+                        _ => vec![names::scope(tenant, v)],
+                    })
                     .collect();
             }
             f.entry("label".into()).or_default().insert(format!("{TENANT_LABEL}={tenant}"));
@@ -162,12 +173,20 @@ pub async fn prepare(
             };
             q.set("name", &names::scope(tenant, &name));
             if let Some(doc) = doc {
-                rewrite::container_create(&r, &name, doc, &mut plan.own_containers).await?;
+                let own_bridge = match defaults.private() && bridge::may_use_default(doc) {
+                    true => Some(defaults.ensure(node, tenant).await?),
+                    false => None,
+                };
+                rewrite::container_create(&r, &name, doc, &mut plan.own_containers, own_bridge.as_deref()).await?;
             }
         }
         E::ContainerPrune | E::VolumePrune | E::NetworkPrune => {
             let mut f = q.filters()?;
             f.entry("label".into()).or_default().insert(format!("{TENANT_LABEL}={tenant}"));
+            if matches!(endpoint, E::NetworkPrune) {
+                // The tenant's default network is pre-defined to the tenant, as the engine's bridge is.
+                f.entry("label!".into()).or_default().insert(bridge::DEFAULT_NETWORK_LABEL.to_string());
+            }
             q.set_filters(&f);
             plan.answer = Answer::Prune;
         }
@@ -218,13 +237,19 @@ pub async fn prepare(
             }
         }
         E::Network { id, op } => {
-            let n = r.network(id).await?;
-            if n.shared && matches!(op, NetworkOp::Delete) {
+            let mut n = r.network(id).await?;
+            if (n.shared || n.default) && matches!(op, NetworkOp::Delete) {
+                let shown = if n.default { bridge::NAME } else { n.name.as_str() };
                 return Err(ApiError::denied(
                     StatusCode::FORBIDDEN,
                     crate::ops::metrics::DenyKind::Isolation,
-                    format!("{} is a pre-defined network and cannot be removed", n.name),
+                    format!("{shown} is a pre-defined network and cannot be removed"),
                 ));
+            }
+            if n.shared && n.name == bridge::NAME && defaults.private() && matches!(op, NetworkOp::Connect) {
+                // Joining `bridge` joins the tenant's own, never the engine's.
+                defaults.ensure(node, tenant).await?;
+                n = r.network(bridge::NAME).await?;
             }
             plan.path = replace_segment(path, 2, &n.id);
             match op {

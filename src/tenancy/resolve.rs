@@ -31,6 +31,8 @@ pub struct UsableNetwork {
     pub name: String,
     /// `bridge` or `none`: shared by all, owned by none.
     pub shared: bool,
+    /// The tenant's own default network, which it sees as `bridge` ([`super::bridge`]).
+    pub default: bool,
 }
 
 impl Resolver<'_> {
@@ -103,7 +105,8 @@ impl Resolver<'_> {
             let shared = SHARED_NETWORKS.contains(&name.as_str());
             // A bare id prefix must name the tenant's network or a shared one; the engine matched it among all.
             if shared || label(&n, "/Labels") == Some(self.tenant) {
-                return Ok(UsableNetwork { id, name, shared });
+                let default = !shared && super::bridge::is_default_network(&n);
+                return Ok(UsableNetwork { id, name, shared, default });
             }
         }
         Err(missing())

@@ -51,19 +51,32 @@ fn object(doc: &mut Value) -> Result<&mut Map<String, Value>, ApiError> {
 
 /// `POST /containers/create`: label, named volumes, and every container and network reference. `name` is
 /// the container's name as the tenant knows it: on the tenant's own networks it is also a DNS alias, so
-/// containers find each other by the names their tenant gave them.
+/// containers find each other by the names their tenant gave them. `own_bridge` is the engine-side name of the
+/// tenant's default network, when the container goes there instead of the engine's `bridge`.
 pub async fn container_create(
     r: &Resolver<'_>,
     name: &str,
     doc: &mut Value,
     own: &mut HashSet<String>,
+    own_bridge: Option<&str>,
 ) -> Result<(), ApiError> {
     let obj = object(doc)?;
     label_for(r.tenant, obj)?;
     // The decoder has folded the pre-1.2x top-level layout into the one HostConfig.
     let mut mode_network = None;
+    let mut links = Vec::new();
+    if own_bridge.is_some() && obj.get("HostConfig").is_none_or(Value::is_null) {
+        obj.insert("HostConfig".into(), Value::Object(Map::new()));
+    }
     if let Some(hc) = field_mut(obj, "HostConfig").and_then(Value::as_object_mut) {
         rewrite_host_config(r, hc, own).await?;
+        if let Some(bridge) = own_bridge {
+            let mode = hc.get("NetworkMode").and_then(Value::as_str).unwrap_or_default();
+            if super::bridge::is_default_name(mode) {
+                hc.insert("NetworkMode".into(), Value::from(bridge));
+            }
+            links = hc.get("Links").and_then(Value::as_array).cloned().unwrap_or_default();
+        }
         mode_network = field_mut(hc, "NetworkMode").and_then(|m| m.as_str()).map(str::to_string);
     }
     let nc_key = key_of(obj, "NetworkingConfig").unwrap_or_else(|| "NetworkingConfig".into());
@@ -80,13 +93,22 @@ pub async fn container_create(
     let Some(eps) = eps.as_object_mut() else { return Err(ApiError::bad_request("EndpointsConfig must be an object")) };
     let old = std::mem::take(eps);
     for (net, mut settings) in old {
-        let resolved = network_mode_target(r, &net).await?;
+        // The engine's bridge, however named (its id too), is the tenant's own one.
+        let resolved = match (own_bridge, network_mode_target(r, &net).await?) {
+            (Some(bridge), n) if super::bridge::is_default_name(&net) || n == super::bridge::NAME => bridge.to_string(),
+            (_, n) => n,
+        };
         endpoint_settings(r, &net, &resolved, &mut settings, "NetworkingConfig.EndpointsConfig.").await?;
         eps.insert(resolved, settings);
     }
     // The network the container starts on, when only NetworkMode names it.
     if let Some(m) = mode_network.filter(|m| m.starts_with(&names::prefix(r.tenant))) {
         eps.entry(m).or_insert_with(|| Value::Object(Map::new()));
+    }
+    // dockerd makes the legacy links of HostConfig only on its default bridge; on a user-defined network a
+    // link is the endpoint's (a name the container resolves), so `--link` keeps working on the tenant's own.
+    if let Some(settings) = own_bridge.and_then(|b| eps.get_mut(b)).filter(|_| !links.is_empty()) {
+        add_links(settings, &links)?;
     }
     for (net, settings) in eps.iter_mut() {
         if net.starts_with(&names::prefix(r.tenant)) {
@@ -114,6 +136,29 @@ fn add_alias(settings: &mut Value, alias: &str) -> Result<(), ApiError> {
     if !list.iter().any(|a| a.as_str() == Some(alias)) {
         list.push(Value::from(alias));
     }
+    Ok(())
+}
+
+/// Adds links (already engine-side, `container:alias`) to an endpoint's settings.
+fn add_links(settings: &mut Value, links: &[Value]) -> Result<(), ApiError> {
+    if settings.is_null() {
+        *settings = Value::Object(Map::new());
+    }
+    let s = settings.as_object_mut().ok_or_else(|| ApiError::bad_request("endpoint settings must be an object"))?;
+    let list = s.entry("Links").or_insert_with(|| Value::Array(Vec::new()));
+    if list.is_null() {
+        *list = Value::Array(Vec::new());
+    }
+    let list = list.as_array_mut().ok_or_else(|| ApiError::bad_request("Links must be a list"))?;
+    // As a client writes them (`db:alias`), once each.
+    let mut all: Vec<Value> = Vec::new();
+    for l in list.iter().chain(links) {
+        let l = l.as_str().map(|s| Value::from(s.trim_start_matches('/'))).unwrap_or_else(|| l.clone());
+        if !all.contains(&l) {
+            all.push(l);
+        }
+    }
+    *list = all;
     Ok(())
 }
 
@@ -427,6 +472,7 @@ pub fn rewrite_container(tenant: &str, c: &mut Value) {
             }
         }
     }
+    own_bridge_links(tenant, c);
     if let Some(Value::Array(links)) = c.pointer_mut("/HostConfig/Links") {
         for l in links.iter_mut() {
             if let Some(s) = l.as_str() {
@@ -445,12 +491,45 @@ pub fn rewrite_container(tenant: &str, c: &mut Value) {
         unscope_value(tenant, mode);
     }
     unscope_keys(tenant, c.pointer_mut("/NetworkSettings/Networks"));
+    // A link on a user-defined network (the tenant's `bridge` too) is the endpoint's: `t5-alice-db:db`.
+    if let Some(Value::Object(eps)) = c.pointer_mut("/NetworkSettings/Networks") {
+        for links in eps.values_mut().filter_map(|ep| ep.get_mut("Links")).filter_map(Value::as_array_mut) {
+            for l in links.iter_mut() {
+                if let Some(s) = l.as_str() {
+                    *l = Value::from(names::unscope_path(tenant, s));
+                }
+            }
+        }
+    }
     if let Some(Value::Array(mounts)) = c.get_mut("Mounts") {
         for m in mounts.iter_mut() {
             if let Some(n) = m.get_mut("Name") {
                 unscope_value(tenant, n);
             }
         }
+    }
+}
+
+/// dockerd keeps a link on a user-defined network in the endpoint (`t5-alice-db:db`), not in HostConfig: a
+/// container on the tenant's own bridge shows its links in HostConfig as the engine's bridge shows them
+/// (`/t5-alice-db:/t5-alice-web/db`, unscoped after), since the tenant asked for them there.
+fn own_bridge_links(tenant: &str, c: &mut Value) {
+    if c.pointer("/HostConfig/Links").is_some_and(|l| !l.is_null()) {
+        return;
+    }
+    let at = format!("/NetworkSettings/Networks/{}/Links", names::scope(tenant, super::bridge::NAME));
+    let Some(links) = c.pointer(&at).and_then(Value::as_array).filter(|l| !l.is_empty()) else { return };
+    let me = c.get("Name").and_then(Value::as_str).unwrap_or_default().trim_start_matches('/').to_string();
+    let shown: Vec<Value> = links
+        .iter()
+        .filter_map(Value::as_str)
+        .map(|l| {
+            let (target, alias) = l.split_once(':').unwrap_or((l, l));
+            Value::from(format!("/{}:/{me}/{alias}", target.trim_start_matches('/')))
+        })
+        .collect();
+    if let Some(Value::Object(hc)) = c.get_mut("HostConfig") {
+        hc.insert("Links".into(), Value::Array(shown));
     }
 }
 
@@ -485,9 +564,18 @@ fn rewrite_document(tenant: &str, answer: &Answer, v: &mut Value) {
         Answer::NetworkInspect => rewrite_network(tenant, v),
         Answer::NetworkList => {
             if let Value::Array(list) = v {
+                // The tenant's own default network is its `bridge` (one, where several nodes list theirs); the
+                // engine's stands in for it until the tenant has one.
+                let own_bridge = list.iter().any(|n| owned(tenant, n) && super::bridge::is_default_network(n));
+                let mut bridges = 0;
                 list.retain(|n| {
+                    let name = n.get("Name").and_then(Value::as_str).unwrap_or_default();
+                    if owned(tenant, n) && super::bridge::is_default_network(n) {
+                        bridges += 1;
+                        return bridges == 1;
+                    }
                     owned(tenant, n)
-                        || n.get("Name").and_then(Value::as_str).is_some_and(|n| SHARED_NETWORKS.contains(&n))
+                        || (SHARED_NETWORKS.contains(&name) && !(own_bridge && name == super::bridge::NAME))
                 });
                 for n in list.iter_mut() {
                     rewrite_network(tenant, n);
@@ -579,9 +667,20 @@ mod tests {
             Answer::ContainerInspect,
             json!({"Name": "/t5-alice-web", "HostConfig": {"Links": ["/t5-alice-db:/t5-alice-web/db"], "NetworkMode": "t5-alice-back",
                    "Binds": ["t5-alice-data:/d"]},
-                   "NetworkSettings": {"Networks": {"t5-alice-back": {}, "bridge": {}}}, "Mounts": [{"Name": "t5-alice-data"}]}),
+                   "NetworkSettings": {"Networks": {"t5-alice-back": {}, "t5-alice-bridge": {"Links": ["t5-alice-db:database"]}}}, "Mounts": [{"Name": "t5-alice-data"}]}),
             json!({"Name": "/web", "HostConfig": {"Links": ["/db:/web/db"], "NetworkMode": "back", "Binds": ["data:/d"]},
-                   "NetworkSettings": {"Networks": {"back": {}, "bridge": {}}}, "Mounts": [{"Name": "data"}]}),
+                   "NetworkSettings": {"Networks": {"back": {}, "bridge": {"Links": ["db:database"]}}}, "Mounts": [{"Name": "data"}]}),
+        );
+    }
+
+    #[test]
+    fn shows_links_on_the_tenants_bridge_where_the_engines_bridge_shows_them() {
+        check(
+            Answer::ContainerInspect,
+            json!({"Name": "/t5-alice-web", "HostConfig": {"Links": null},
+                   "NetworkSettings": {"Networks": {"t5-alice-bridge": {"Links": ["t5-alice-db:database"]}}}}),
+            json!({"Name": "/web", "HostConfig": {"Links": ["/db:/web/database"]},
+                   "NetworkSettings": {"Networks": {"bridge": {"Links": ["db:database"]}}}}),
         );
     }
 
@@ -597,6 +696,15 @@ mod tests {
             json!([{"Name": "bridge", "Labels": {}}, {"Name": "host", "Labels": {}}, {"Name": "t3-bob-back", "Labels": {"mtswarm.tenant": "bob"}},
                    {"Name": "t5-alice-back", "Labels": {"mtswarm.tenant": "alice"}}]),
             json!([{"Name": "bridge", "Labels": {}}, {"Name": "back", "Labels": {"mtswarm.tenant": "alice"}}]),
+        );
+        // With a default network of its own, the tenant's `bridge` is that one, once.
+        let own = |id: &str| json!({"Name": "t5-alice-bridge", "Id": id, "Labels": {"mtswarm.tenant": "alice", "mtswarm.default-network": "true"}});
+        let shown = |id: &str| json!({"Name": "bridge", "Id": id, "Labels": {"mtswarm.tenant": "alice", "mtswarm.default-network": "true"}});
+        check(
+            Answer::NetworkList,
+            json!([{"Name": "bridge", "Id": "e", "Labels": {}}, {"Name": "none", "Labels": {}}, own("1"), own("2"),
+                   {"Name": "t3-bob-bridge", "Labels": {"mtswarm.tenant": "bob", "mtswarm.default-network": "true"}}]),
+            json!([{"Name": "none", "Labels": {}}, shown("1")]),
         );
         check(
             Answer::NetworkInspect,

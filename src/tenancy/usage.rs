@@ -80,7 +80,8 @@ async fn node_usage(node: &Node, label: &str) -> Result<BTreeMap<String, Usage>,
         }
     }
     let networks = networks.map_err(engine_error)?;
-    for n in networks.as_array().into_iter().flatten() {
+    // A tenant's default network is not one it made: it counts in no quota.
+    for n in networks.as_array().into_iter().flatten().filter(|n| !super::bridge::is_default_network(n)) {
         if let Some(t) = n.pointer("/Labels").and_then(|l| l.get(TENANT_LABEL)).and_then(Value::as_str) {
             out.entry(t.to_string()).or_default().networks += 1;
         }

@@ -235,16 +235,20 @@ fn published_ports_never_share_a_node() {
     let gw = cluster_gateway(&t, &[]);
     let alice = gw.tenant("alice");
     let bob = gw.tenant("bob");
-    run(&alice, &["-p", "18080:80"]);
-    run(&alice, &["-p", "18080:80"]);
-    run(&bob, &["-p", "18080:80"]);
+    // The test bed's engines share the host's network namespace, so a port bound on two of them collides on the
+    // host: on no network the binding is the scheduler's to count, and no engine's to make. (Before each tenant
+    // had a bridge of its own, node1 and node2 gave a default-network container no network at all.)
+    let ports = ["--network", "none", "-p", "18080:80"];
+    run(&alice, &ports);
+    run(&alice, &ports);
+    run(&bob, &ports);
     assert_eq!(
         placement_of(&[&alice.tenant_id, &bob.tenant_id]),
         counts([1, 1, 1]),
         "host port 18080 published twice on one node\n{}",
         gw.stderr()
     );
-    let err = alice.fails(&["run", "-d", "-p", "18080:80", image(), "sleep", "600"]);
+    let err = alice.fails(&["run", "-d", "--network", "none", "-p", "18080:80", image(), "sleep", "600"]);
     assert!(err.contains("18080"), "{err}");
     assert_eq!(containers_of(&alice.tenant_id).len(), 2, "the refused create left a container behind");
 }

@@ -23,6 +23,7 @@ mod hardening;
 mod images;
 mod isolation;
 mod keystone;
+mod networks;
 mod operations;
 mod policy;
 mod protocol;

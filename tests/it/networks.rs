@@ -1,0 +1,282 @@
+//! Tenant-private networks (issue 12), on the test bed's node0, whose dockerd has a bridge and manages iptables:
+//! a tenant's container that asks for the default network is on a bridge network of the tenant's own
+//! (engine-side `t<len>-<tenant>-bridge`), seen as `bridge`; another tenant's containers reach nothing of it by IP,
+//! nor of the tenant's user networks; the tenant's own containers reach each other by IP, by name and by link;
+//! published ports answer on the host. `--tenant-default-network shared` keeps the engine's bridge.
+
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::time::Duration;
+
+use crate::support::*;
+
+/// The label that marks a tenant's objects on the engine.
+const TENANT_LABEL: &str = "mtswarm.tenant";
+
+/// The engine-side name of `tenant`'s object `name`.
+fn scoped(tenant: &Client, name: &str) -> String {
+    format!("t{}-{}-{name}", tenant.tenant_id.len(), tenant.tenant_id)
+}
+
+/// Starts a web server in a tenant's container that answers `page` on port 8080; returns the container's id.
+fn web_server(tenant: &Client, name: &str, page: &str, extra: &[&str]) -> String {
+    let script = format!("mkdir -p /www && echo {page} > /www/index.html && exec httpd -f -p 8080 -h /www");
+    let mut args = vec!["run", "-d", "--name", name];
+    args.extend_from_slice(extra);
+    args.extend_from_slice(&[image(), "sh", "-c", &script]);
+    tenant.ok(&args)
+}
+
+/// The container's address on the engine-side network `network`, read on the engine.
+fn address(id: &str, network: &str) -> String {
+    let ip = engine_ok(&[
+        "inspect",
+        "--format",
+        &format!("{{{{with index .NetworkSettings.Networks \"{network}\"}}}}{{{{.IPAddress}}}}{{{{end}}}}"),
+        id,
+    ]);
+    assert!(!ip.is_empty(), "container {id} has no address on {network}");
+    ip
+}
+
+/// What a new container of `tenant` (with `args` for `docker run`) gets from port 8080 of `host`, if anything.
+/// (`nc`: the test image's static busybox `wget` crashes.)
+fn fetch(tenant: &Client, args: &[&str], host: &str) -> Output {
+    let mut all = vec!["run", "--rm"];
+    all.extend_from_slice(args);
+    let script = format!("printf 'GET / HTTP/1.0\\r\\n\\r\\n' | nc -w 3 {host} 8080");
+    all.extend_from_slice(&[image(), "sh", "-c", &script]);
+    tenant.docker(&all)
+}
+
+/// Waits until `tenant`'s container on `args`' network gets `page` from `host`.
+fn wait_for_page(tenant: &Client, args: &[&str], host: &str, page: &str) {
+    poll(&format!("{host}:8080 to answer {page}"), Duration::from_secs(30), || {
+        let out = fetch(tenant, args, host);
+        out.stdout.lines().any(|l| l.trim() == page).then_some(())
+    });
+}
+
+fn sorted(items: &[&str]) -> Vec<String> {
+    let mut v: Vec<String> = items.iter().map(|s| s.to_string()).collect();
+    v.sort();
+    v
+}
+
+fn assert_unreachable(tenant: &Client, args: &[&str], host: &str, page: &str) {
+    let out = fetch(tenant, args, host);
+    assert!(!out.stdout.contains(page), "{} reached {host}: {out}", tenant.tenant_id);
+}
+
+#[test]
+fn another_tenant_reaches_nothing_of_a_tenants_containers_by_ip() {
+    if skip_in_direct_mode("tenant-private networks") {
+        return;
+    }
+    let t = Test::new();
+    let gw = t.gateway();
+    let alice = gw.tenant("alice");
+    let bob = gw.tenant("bob");
+    let (web, back, web2, bnet) = (t.name("web"), t.name("back"), t.name("web2"), t.name("bnet"));
+    let page = format!("secret-of-{}", alice.tenant_id);
+
+    // On the default network.
+    let id = web_server(&alice, &web, &page, &[]);
+    let ip = address(&id, &scoped(&alice, "bridge"));
+    wait_for_page(&alice, &[], &ip, &page);
+    // By name too: the tenant's bridge is a user-defined network, with the engine's DNS.
+    wait_for_page(&alice, &[], &web, &page);
+    assert_unreachable(&bob, &[], &ip, &page);
+    assert_unreachable(&bob, &["--network", "bridge"], &ip, &page);
+
+    // On one of the tenant's own networks, from the other tenant's default network and from its own network.
+    alice.ok(&["network", "create", &back]);
+    let id2 = web_server(&alice, &web2, &page, &["--network", &back]);
+    let ip2 = address(&id2, &scoped(&alice, &back));
+    wait_for_page(&alice, &["--network", &back], &web2, &page);
+    bob.ok(&["network", "create", &bnet]);
+    assert_unreachable(&bob, &[], &ip2, &page);
+    assert_unreachable(&bob, &["--network", &bnet], &ip2, &page);
+    assert_unreachable(&bob, &["--network", &bnet], &ip, &page);
+}
+
+#[test]
+fn links_keep_working_on_the_tenants_bridge() {
+    if skip_in_direct_mode("tenant-private networks") {
+        return;
+    }
+    let t = Test::new();
+    let gw = t.gateway();
+    let alice = gw.tenant("alice");
+    let db = t.name("db");
+    let page = "linked";
+
+    web_server(&alice, &db, page, &[]);
+    wait_for_page(&alice, &["--link", &format!("{db}:database")], "database", page);
+    let linker = t.name("linker");
+    alice.ok(&["run", "-d", "--name", &linker, "--link", &db, image(), "sleep", "300"]);
+    // On a user-defined network dockerd keeps a link in the endpoint, as the tenant named it.
+    let links = alice.ok(&["inspect", "--format", "{{json .NetworkSettings.Networks.bridge.Links}}", &linker]);
+    assert_eq!(links, format!("[\"{db}:{db}\"]"));
+    // And in HostConfig, where the engine's bridge shows it.
+    let links = alice.ok(&["inspect", "--format", "{{json .HostConfig.Links}}", &linker]);
+    assert_eq!(links, format!("[\"/{db}:/{linker}/{db}\"]"));
+    let script = format!("printf 'GET / HTTP/1.0\\r\\n\\r\\n' | nc -w 3 {db} 8080");
+    let out = alice.docker(&["exec", &linker, "sh", "-c", &script]);
+    assert!(out.stdout.lines().any(|l| l.trim() == page), "{out}");
+}
+
+#[test]
+fn a_published_port_answers_on_the_host() {
+    if skip_in_direct_mode("tenant-private networks") {
+        return;
+    }
+    let t = Test::new();
+    let gw = t.gateway();
+    let alice = gw.tenant("alice");
+    let web = t.name("pub");
+
+    web_server(&alice, &web, "published", &["-p", "127.0.0.1::8080"]);
+    let host = alice.ok(&["port", &web, "8080/tcp"]);
+    let port: u16 = host.strip_prefix("127.0.0.1:").and_then(|p| p.parse().ok()).unwrap_or_else(|| panic!("{host}"));
+    let page = poll("the published port to answer", Duration::from_secs(30), || {
+        let mut s = TcpStream::connect(("127.0.0.1", port)).ok()?;
+        s.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
+        s.write_all(b"GET / HTTP/1.0\r\n\r\n").ok()?;
+        let mut answer = String::new();
+        s.read_to_string(&mut answer).ok()?;
+        answer.contains("published").then_some(answer)
+    });
+    assert!(page.starts_with("HTTP/1."), "{page}");
+}
+
+#[test]
+fn the_tenant_sees_its_own_bridge_as_bridge_everywhere() {
+    if skip_in_direct_mode("tenant-private networks") {
+        return;
+    }
+    let t = Test::new();
+    let gw = t.gateway();
+    let alice = gw.tenant("alice");
+    let bob = gw.tenant("bob");
+    let (c, back, bc, bnet) = (t.name("c"), t.name("back"), t.name("bc"), t.name("bnet"));
+
+    let id = alice.ok(&["run", "-d", "--name", &c, image(), "sleep", "300"]);
+    alice.ok(&["network", "create", &back]);
+    bob.ok(&["run", "-d", "--name", &bc, image(), "sleep", "300"]);
+    bob.ok(&["network", "create", &bnet]);
+
+    // On the engine: the container is on the tenant's own network, labelled, and not on the engine's bridge.
+    let own = scoped(&alice, "bridge");
+    let labels = engine_ok(&["network", "inspect", "--format", "{{json .Labels}}", &own]);
+    assert!(labels.contains(&format!("\"{TENANT_LABEL}\":\"{}\"", alice.tenant_id)), "{labels}");
+    assert_eq!(engine_ok(&["inspect", "--format", "{{.HostConfig.NetworkMode}}", &id]), own);
+    let engine_bridge = engine_ok(&["network", "inspect", "--format", "{{json .Containers}}", "bridge"]);
+    assert!(!engine_bridge.contains(&id), "{engine_bridge}");
+
+    // The tenant's views.
+    assert_eq!(alice.ok(&["inspect", "--format", "{{.HostConfig.NetworkMode}}", &c]), "bridge");
+    let nets = alice.ok(&["inspect", "--format", "{{range $k, $v := .NetworkSettings.Networks}}{{$k}} {{end}}", &c]);
+    assert_eq!(nets.trim(), "bridge");
+    assert_eq!(alice.ok(&["ps", "--filter", &format!("name={c}"), "--format", "{{.Networks}}"]), "bridge");
+    assert_eq!(alice.ok(&["ps", "-q", "--no-trunc", "--filter", "network=bridge"]), id);
+    assert_eq!(
+        sorted_lines(&alice.ok(&["network", "ls", "--format", "{{.Name}}"])),
+        sorted(&[&back, "bridge", "none"])
+    );
+    assert_eq!(sorted_lines(&bob.ok(&["network", "ls", "--format", "{{.Name}}"])), sorted(&[&bnet, "bridge", "none"]));
+    let own_id = engine_ok(&["network", "inspect", "--format", "{{.Id}}", &own]);
+    assert_eq!(alice.ok(&["network", "ls", "-q", "--no-trunc", "--filter", "name=bridge"]), own_id);
+    assert_eq!(alice.ok(&["network", "inspect", "--format", "{{.Id}}", "bridge"]), own_id);
+    let members = alice.ok(&["network", "inspect", "--format", "{{range .Containers}}{{.Name}} {{end}}", "bridge"]);
+    assert_eq!(members.trim(), c);
+    let err = alice.fails(&["network", "rm", "bridge"]);
+    assert!(err.contains("pre-defined"), "{err}");
+
+    // Not counted in the quota's networks, not pruned: the next run still works.
+    let usage = gw.tenant("alice").http().get("/mtswarm/v1/usage").json();
+    assert_eq!(usage["Usage"]["Networks"], 1, "{usage}");
+    alice.ok(&["rm", "-f", &c]);
+    alice.ok(&["network", "prune", "-f"]);
+    assert!(engine_docker(&["network", "inspect", &own]).success());
+    assert!(!engine_docker(&["network", "inspect", &scoped(&alice, &back)]).success());
+    assert_eq!(alice.ok(&["run", "--rm", image(), "echo", "again"]), "again");
+}
+
+#[test]
+fn parallel_first_runs_make_one_network() {
+    if skip_in_direct_mode("tenant-private networks") {
+        return;
+    }
+    let t = Test::new();
+    let gw = t.gateway();
+    let alice = gw.tenant("alice");
+    let first = t.name("par");
+    let runs: Vec<Spawned> =
+        (0..4).map(|i| alice.spawn(&["run", "--rm", "--name", &format!("{first}{i}"), image(), "true"])).collect();
+    for r in runs {
+        let out = r.finish(Duration::from_secs(60));
+        assert!(out.success(), "{out}");
+    }
+    let own = engine_ok(&["network", "ls", "-q", "--filter", &format!("label={TENANT_LABEL}={}", alice.tenant_id)]);
+    assert_eq!(lines(&own).len(), 1, "{own}");
+}
+
+#[test]
+fn the_operator_may_keep_the_engines_bridge_for_tenants() {
+    if skip_in_direct_mode("tenant-private networks") {
+        return;
+    }
+    let t = Test::new();
+    let opts =
+        GatewayOpts { env: vec![("SWARM_TENANT_DEFAULT_NETWORK".into(), "shared".into())], ..Default::default() };
+    let gw = Gateway::start(&t, opts);
+    let alice = gw.tenant("alice");
+    let c = t.name("c");
+
+    let id = alice.ok(&["run", "-d", "--name", &c, image(), "sleep", "300"]);
+    let on = engine_ok(&["inspect", "--format", "{{range $k, $v := .NetworkSettings.Networks}}{{$k}}{{end}}", &id]);
+    assert_eq!(on, "bridge");
+    assert!(!engine_docker(&["network", "inspect", &scoped(&alice, "bridge")]).success());
+    assert!(gw.stderr_text().contains("share"), "no warning: {}", gw.stderr_text());
+
+    // Which is why it is not the default: there, another tenant's container gets the page (the check above finds
+    // what it looks for).
+    let (web, page) = (t.name("web"), "shared-page");
+    let web_id = web_server(&alice, &web, page, &[]);
+    let ip = address(&web_id, "bridge");
+    wait_for_page(&alice, &[], &ip, page);
+    wait_for_page(&gw.tenant("bob"), &[], &ip, page);
+}
+
+#[test]
+fn the_engines_bridge_is_not_reached_by_its_id_nor_by_connect() {
+    if skip_in_direct_mode("tenant-private networks") {
+        return;
+    }
+    let t = Test::new();
+    let gw = t.gateway();
+    let alice = gw.tenant("alice");
+    let (c, back, by_id) = (t.name("c"), t.name("back"), t.name("byid"));
+    let on_networks = |id: &str| {
+        engine_ok(&["inspect", "--format", "{{range $k, $v := .NetworkSettings.Networks}}{{$k}} {{end}}", id])
+    };
+    let own = scoped(&alice, "bridge");
+
+    // Connecting to `bridge` joins the tenant's own, made then if need be.
+    alice.ok(&["network", "create", &back]);
+    let id = alice.ok(&["run", "-d", "--name", &c, "--network", &back, image(), "sleep", "300"]);
+    alice.ok(&["network", "connect", "bridge", &c]);
+    assert_eq!(sorted_lines(&on_networks(&id).replace(' ', "\n")), sorted(&[&own, &scoped(&alice, &back)]));
+    assert_eq!(
+        sorted_lines(&alice.ok(&["network", "ls", "--format", "{{.Name}}"])),
+        sorted(&[&back, "bridge", "none"])
+    );
+    alice.ok(&["network", "disconnect", "bridge", &c]);
+    assert_eq!(on_networks(&id).trim(), scoped(&alice, &back));
+
+    // Naming the engine's bridge by its id names the tenant's bridge too.
+    let engine_bridge = engine_ok(&["network", "inspect", "--format", "{{.Id}}", "bridge"]);
+    let id = alice.ok(&["run", "-d", "--name", &by_id, "--network", &engine_bridge[..12], image(), "sleep", "300"]);
+    assert_eq!(on_networks(&id).trim(), own);
+}
