@@ -383,8 +383,13 @@ pub fn rewrite_answer(tenant: &str, answer: &Answer, resp: Response<Bytes>) -> R
     let (mut parts, bytes) = resp.into_parts();
     parts.headers.remove(header::CONTENT_LENGTH);
     let out = if !parts.status.is_success() {
-        // Engines name objects in their errors ("The container name "/t5-alice-web" is already in use").
-        Bytes::from(names::unscope_text(tenant, &String::from_utf8_lossy(&bytes)))
+        // Engines name objects in their errors ("The container name "/t5-alice-web" is already in use"), and
+        // name a container by the reference they were sent, which is its id: the tenant reads what it typed.
+        let mut text = String::from_utf8_lossy(&bytes).into_owned();
+        if let Answer::Named { engine, user } = answer {
+            text = text.replace(engine.as_str(), &json_escaped(user));
+        }
+        Bytes::from(names::unscope_text(tenant, &text))
     } else {
         match serde_json::from_slice::<Value>(&bytes) {
             Ok(mut v) => {
@@ -395,6 +400,12 @@ pub fn rewrite_answer(tenant: &str, answer: &Answer, resp: Response<Bytes>) -> R
         }
     };
     Response::from_parts(parts, body::full(out))
+}
+
+/// Text as it may stand inside a JSON string.
+fn json_escaped(text: &str) -> String {
+    let quoted = Value::from(text).to_string();
+    quoted[1..quoted.len() - 1].to_string()
 }
 
 fn unscope_value(tenant: &str, v: &mut Value) {
@@ -460,7 +471,7 @@ fn owned(tenant: &str, v: &Value) -> bool {
 
 fn rewrite_document(tenant: &str, answer: &Answer, v: &mut Value) {
     match answer {
-        Answer::Pass | Answer::Events => {}
+        Answer::Pass | Answer::Named { .. } | Answer::Events => {}
         Answer::Stats => {
             if let Some(n) = v.get("name").and_then(Value::as_str).map(|n| names::unscope_path(tenant, n)) {
                 v["name"] = Value::from(n);

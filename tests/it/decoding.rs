@@ -575,8 +575,8 @@ fn a_field_given_twice_is_refused() {
     let bob_mountpoint = engine_ok(&["volume", "inspect", "--format", "{{.Mountpoint}}", &bob_volume]);
     let bob_volumes = labelled("volume", &bob_id);
     let bob_networks = labelled("network", &bob_id);
-    assert_eq!(bob_volumes, [bob_volume.clone()]);
-    assert_eq!(bob_networks, [bnet_id.clone()]);
+    assert_eq!(bob_volumes, std::slice::from_ref(&bob_volume));
+    assert_eq!(bob_networks, std::slice::from_ref(&bnet_id));
     let bob_unchanged = |what: &str| {
         assert_eq!(labelled("volume", &bob_id), bob_volumes, "{what}: a volume labelled bob's was made");
         assert_eq!(labelled("network", &bob_id), bob_networks, "{what}: a network labelled bob's was made");
@@ -742,9 +742,13 @@ fn a_network_id_does_not_reach_another_tenants_network() {
     let anet_id = alice.ok(&["network", "create", &anet]);
     let bnet_id = bob.ok(&["network", "create", &bnet]);
     let bob_c = bob.ok(&["run", "-d", "--network", &bnet, "--name", &t.name("bob-c"), image(), "sleep", "300"]);
-    assert_eq!(members(&bnet_id), [bob_c.clone()]);
+    assert_eq!(members(&bnet_id), std::slice::from_ref(&bob_c));
     let bnet_untouched = |what: &str| {
-        assert_eq!(members(&bnet_id), [bob_c.clone()], "{what}: a container of alice's joined bob's network");
+        assert_eq!(
+            members(&bnet_id),
+            std::slice::from_ref(&bob_c),
+            "{what}: a container of alice's joined bob's network"
+        );
         for id in labelled("container", &alice.tenant_id) {
             assert!(!networks_of(&id).contains(&scoped(&bob, &bnet)), "{what}: alice's {id} is on bob's network");
         }
