@@ -120,7 +120,9 @@ run_suite() {
 	for p in $packages; do
 		[ -x "$work/bin/$p.test" ] || continue
 		mkdir -p "$out/$mode/$p"
-		for t in $("$work/bin/$p.test" -test.list '.*' | grep '^Test'); do
+		# TestMain reads the frozen images' list from the tree's Dockerfile, relative to the package.
+		for t in $(cd "$gopath/src/github.com/docker/docker/integration/$p" && env "$@" DOCKER_HOST="$host" \
+			DOCKER_REMOTE_DAEMON=1 "$work/bin/$p.test" -test.list '.*' | grep '^Test'); do
 			if (cd "$gopath/src/github.com/docker/docker/integration/$p" && env "$@" DOCKER_HOST="$host" \
 				DOCKER_REMOTE_DAEMON=1 timeout 300 "$work/bin/$p.test" -test.run "^$t\$" -test.v -test.timeout 280s) \
 				>"$out/$mode/$p/$t.log" 2>&1; then

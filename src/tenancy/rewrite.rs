@@ -130,7 +130,7 @@ async fn endpoint_settings(
 ) -> Result<(), ApiError> {
     let Some(s) = settings.as_object_mut() else { return Ok(()) };
     if let Some(links) = field_mut(s, "Links") {
-        rewrite_links(r, links).await?;
+        rewrite_links(r, links, Links::OnNetwork).await?;
     }
     s.remove("EndpointID");
     if s.get("DriverOpts").and_then(Value::as_object).is_some_and(|o| !o.is_empty()) {
@@ -248,8 +248,16 @@ async fn rewrite_host_config(
             });
         }
     }
+    // On a user-defined network dockerd makes HostConfig's links the network's (a target may come later).
+    let mode = field_mut(hc, "NetworkMode").and_then(|m| m.as_str()).unwrap_or_default().to_string();
+    let user_defined = !(mode.is_empty()
+        || mode == "default"
+        || mode == "host"
+        || mode == "none"
+        || SHARED_NETWORKS.contains(&mode.as_str())
+        || mode.starts_with("container:"));
     if let Some(links) = field_mut(hc, "Links") {
-        rewrite_links(r, links).await?;
+        rewrite_links(r, links, if user_defined { Links::OnNetwork } else { Links::Legacy }).await?;
     }
     for key in ["PidMode", "IpcMode", "Cgroup"] {
         if let Some(v) = field_mut(hc, key) {
@@ -288,8 +296,18 @@ async fn network_mode_target(r: &Resolver<'_>, mode: &str) -> Result<String, Api
     }
 }
 
+/// Where links are given.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Links {
+    /// `HostConfig.Links`: the container must exist (dockerd: "could not get container for ...").
+    Legacy,
+    /// An endpoint's links on a user-defined network: names the network's DNS resolves once such a container
+    /// joins, which need not exist yet (dockerd accepts them). Only the tenant's containers can join its networks.
+    OnNetwork,
+}
+
 /// `name:alias` links name the tenant's containers.
-async fn rewrite_links(r: &Resolver<'_>, links: &mut Value) -> Result<(), ApiError> {
+async fn rewrite_links(r: &Resolver<'_>, links: &mut Value, kind: Links) -> Result<(), ApiError> {
     let Value::Array(list) = links else { return Ok(()) };
     for l in list.iter_mut() {
         let Some(s) = l.as_str() else { continue };
@@ -297,8 +315,16 @@ async fn rewrite_links(r: &Resolver<'_>, links: &mut Value) -> Result<(), ApiErr
             Some((n, a)) => (n.to_string(), a.to_string()),
             None => (s.to_string(), s.trim_start_matches('/').to_string()),
         };
-        let c = referenced(r, &name, &format!("could not get container for {name}: ")).await?;
-        *l = Value::from(format!("{}:{alias}", c.engine_name));
+        let bare = name.trim_start_matches('/');
+        let target = match kind {
+            Links::OnNetwork => match r.container(&name).await {
+                Ok(c) => c.engine_name,
+                Err(e) if e.status == StatusCode::NOT_FOUND && names::valid_name(bare) => names::scope(r.tenant, bare),
+                Err(e) => return Err(e),
+            },
+            Links::Legacy => referenced(r, &name, &format!("could not get container for {name}: ")).await?.engine_name,
+        };
+        *l = Value::from(format!("{target}:{alias}"));
     }
     Ok(())
 }
@@ -426,8 +452,17 @@ fn unscope_keys(tenant: &str, v: Option<&mut Value>) {
     }
 }
 
-/// The names a container shows: its own, its links, its networks and its volumes.
+/// The ownership label is mtswarm's bookkeeping: a tenant sees the labels it gave, as on its own engine.
+fn hide_owner(labels: Option<&mut Value>) {
+    if let Some(Value::Object(labels)) = labels {
+        labels.remove(TENANT_LABEL);
+    }
+}
+
+/// The names a container shows: its own, its links, its networks and its volumes; its labels without the owner's.
 pub fn rewrite_container(tenant: &str, c: &mut Value) {
+    hide_owner(c.pointer_mut("/Config/Labels"));
+    hide_owner(c.get_mut("Labels"));
     if let Some(n) = c.get_mut("Name") {
         unscope_value(tenant, n);
     }
@@ -546,6 +581,7 @@ fn rewrite_document(tenant: &str, answer: &Answer, v: &mut Value) {
 }
 
 fn rewrite_volume(tenant: &str, vol: &mut Value) {
+    hide_owner(vol.get_mut("Labels"));
     if let Some(n) = vol.get_mut("Name") {
         unscope_value(tenant, n);
     }
@@ -559,6 +595,7 @@ fn own_volumes(tenant: &str, list: &mut Vec<Value>) {
 
 /// A network's name, and only the tenant's containers on it (the shared `bridge` holds everybody's).
 fn rewrite_network(tenant: &str, n: &mut Value) {
+    hide_owner(n.get_mut("Labels"));
     if let Some(name) = n.get_mut("Name") {
         unscope_value(tenant, name);
     }
@@ -589,9 +626,10 @@ mod tests {
         check(
             Answer::ContainerInspect,
             json!({"Name": "/t5-alice-web", "HostConfig": {"Links": ["/t5-alice-db:/t5-alice-web/db"], "NetworkMode": "t5-alice-back",
-                   "Binds": ["t5-alice-data:/d"]},
+                   "Binds": ["t5-alice-data:/d"]}, "Config": {"Labels": {"mtswarm.tenant": "alice", "app": "web"}},
                    "NetworkSettings": {"Networks": {"t5-alice-back": {}, "bridge": {}}}, "Mounts": [{"Name": "t5-alice-data"}]}),
             json!({"Name": "/web", "HostConfig": {"Links": ["/db:/web/db"], "NetworkMode": "back", "Binds": ["data:/d"]},
+                   "Config": {"Labels": {"app": "web"}},
                    "NetworkSettings": {"Networks": {"back": {}, "bridge": {}}}, "Mounts": [{"Name": "data"}]}),
         );
     }
@@ -607,7 +645,8 @@ mod tests {
             Answer::NetworkList,
             json!([{"Name": "bridge", "Labels": {}}, {"Name": "host", "Labels": {}}, {"Name": "t3-bob-back", "Labels": {"mtswarm.tenant": "bob"}},
                    {"Name": "t5-alice-back", "Labels": {"mtswarm.tenant": "alice"}}]),
-            json!([{"Name": "bridge", "Labels": {}}, {"Name": "back", "Labels": {"mtswarm.tenant": "alice"}}]),
+            // The ownership label is mtswarm's: the tenant sees the labels it gave.
+            json!([{"Name": "bridge", "Labels": {}}, {"Name": "back", "Labels": {}}]),
         );
         check(
             Answer::NetworkInspect,

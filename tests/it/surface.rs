@@ -152,3 +152,35 @@ fn image_operations_over_the_nodes_answer_as_one_engine() {
         assert!(!e.docker(&["image", "inspect", &tag]).success(), "{} still has {tag}", e.name);
     }
 }
+
+#[test]
+fn a_tenant_sees_its_own_labels_and_links_ahead_of_their_containers() {
+    let t = Test::new();
+    let gw = t.gateway();
+    let alice = gw.tenant("alice");
+    let net = t.name("net");
+    alice.ok(&["network", "create", "--label", "team=a", &net]);
+    assert_eq!(alice.ok(&["network", "inspect", "--format", "{{json .Labels}}", &net]), r#"{"team":"a"}"#);
+    let vol = t.name("vol");
+    alice.ok(&["volume", "create", "--label", "team=a", &vol]);
+    assert_eq!(alice.ok(&["volume", "inspect", "--format", "{{json .Labels}}", &vol]), r#"{"team":"a"}"#);
+    // A link on a user-defined network may name a container that does not exist yet, as on an engine.
+    let c = t.name("c");
+    alice.ok(&[
+        "create",
+        "--name",
+        &c,
+        "--network",
+        &net,
+        "--link",
+        &format!("{}:up", t.name("later")),
+        "--label",
+        "team=a",
+        image(),
+        "true",
+    ]);
+    assert_eq!(alice.ok(&["inspect", "--format", "{{json .Config.Labels}}", &c]), r#"{"team":"a"}"#);
+    alice.ok(&["rm", "-f", &c]);
+    alice.ok(&["network", "rm", &net]);
+    alice.ok(&["volume", "rm", &vol]);
+}
