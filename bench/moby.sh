@@ -117,6 +117,11 @@ run_suite() {
 	shift 2
 	echo "== moby integration suite: $mode ($host)"
 	: >"$out/$mode.passed"
+	# The suite protects the images it finds by their tags only, and its cleanup removes the rest: untagged
+	# images an earlier mode's builds left would make every tenant's cleanup fail (removing images is the
+	# admin's). Each mode starts from the frozen images alone.
+	docker -H "unix://$SUITE_ENGINE_SOCK" ps -aq | xargs -r docker -H "unix://$SUITE_ENGINE_SOCK" rm -f >/dev/null 2>&1 || true
+	docker -H "unix://$SUITE_ENGINE_SOCK" image prune -f >/dev/null 2>&1 || true
 	for p in $packages; do
 		[ -x "$work/bin/$p.test" ] || continue
 		mkdir -p "$out/$mode/$p"
