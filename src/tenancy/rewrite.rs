@@ -491,6 +491,18 @@ pub fn rewrite_container(tenant: &str, c: &mut Value) {
         unscope_value(tenant, mode);
     }
     unscope_keys(tenant, c.pointer_mut("/NetworkSettings/Networks"));
+    // An endpoint's links, `name:alias`, name the tenant's containers.
+    if let Some(Value::Object(networks)) = c.pointer_mut("/NetworkSettings/Networks") {
+        for links in networks.values_mut().filter_map(|n| n.get_mut("Links")) {
+            for l in links.as_array_mut().into_iter().flatten() {
+                let Some((name, alias)) = l.as_str().and_then(|s| s.split_once(':')) else { continue };
+                let slash = if name.starts_with('/') { "/" } else { "" };
+                if let Some(u) = names::unscope(tenant, name.trim_start_matches('/')) {
+                    *l = Value::from(format!("{slash}{u}:{alias}"));
+                }
+            }
+        }
+    }
     if let Some(Value::Array(mounts)) = c.get_mut("Mounts") {
         for m in mounts.iter_mut() {
             if let Some(n) = m.get_mut("Name") {
@@ -627,10 +639,10 @@ mod tests {
             Answer::ContainerInspect,
             json!({"Name": "/t5-alice-web", "HostConfig": {"Links": ["/t5-alice-db:/t5-alice-web/db"], "NetworkMode": "t5-alice-back",
                    "Binds": ["t5-alice-data:/d"]}, "Config": {"Labels": {"mtswarm.tenant": "alice", "app": "web"}},
-                   "NetworkSettings": {"Networks": {"t5-alice-back": {}, "bridge": {}}}, "Mounts": [{"Name": "t5-alice-data"}]}),
+                   "NetworkSettings": {"Networks": {"t5-alice-back": {"Links": ["t5-alice-up:bar"]}, "bridge": {}}}, "Mounts": [{"Name": "t5-alice-data"}]}),
             json!({"Name": "/web", "HostConfig": {"Links": ["/db:/web/db"], "NetworkMode": "back", "Binds": ["data:/d"]},
                    "Config": {"Labels": {"app": "web"}},
-                   "NetworkSettings": {"Networks": {"back": {}, "bridge": {}}}, "Mounts": [{"Name": "data"}]}),
+                   "NetworkSettings": {"Networks": {"back": {"Links": ["up:bar"]}, "bridge": {}}}, "Mounts": [{"Name": "data"}]}),
         );
     }
 
