@@ -27,7 +27,9 @@ suite_engine_start() {
 	mkdir -p "$dir/data" "$dir/exec" "$dir/etc-docker"
 	chmod 700 "$dir/etc-docker"
 	SUITE_ENGINE_SOCK=$dir/docker.sock
+	SUITE_BRIDGE_CREATED=
 	if [ ! -e "/sys/class/net/$SUITE_BRIDGE" ]; then
+		SUITE_BRIDGE_CREATED=1
 		ip link add name "$SUITE_BRIDGE" type bridge
 		ip addr add "$SUITE_BRIDGE_ADDR" dev "$SUITE_BRIDGE"
 		ip link set "$SUITE_BRIDGE" up
@@ -63,6 +65,7 @@ suite_engine_stop() {
 	done
 	kill -9 "$SUITE_ENGINE_PID" 2>/dev/null || true
 	SUITE_ENGINE_PID=
+	if [ -n "${SUITE_BRIDGE_CREATED:-}" ]; then ip link del "$SUITE_BRIDGE" 2>/dev/null || true; fi
 }
 
 # Copies the test bed's image (no registry can be reached) and tags it under the names a suite pulls.
