@@ -79,6 +79,84 @@ pub enum Endpoint {
     VolumePrune,
     /// Any endpoint under `/volumes/{name}`.
     Volume { name: String, op: VolumeOp },
+
+    /// `OPTIONS` on any path: dockerd answers every one 200 (a CORS preflight).
+    Options,
+    /// Swarm mode (`/swarm`, `/nodes`, `/services`, `/tasks`, `/secrets`, `/configs`): mtswarm is a Swarm classic
+    /// cluster whose engines are in no swarm, so it answers as a dockerd that is not in one.
+    SwarmMode(SwarmOp),
+    /// `GET /plugins`.
+    PluginList,
+    /// `GET /plugins/privileges`.
+    PluginPrivileges,
+    /// `POST /plugins/pull`.
+    PluginPull,
+    /// `POST /plugins/create`: the body is the plugin's tar.
+    PluginCreate,
+    /// Any endpoint under `/plugins/{name}` (names hold slashes and tags, as image names do).
+    Plugin { name: String, op: PluginOp },
+    /// `POST /session`: BuildKit's session, hijacked (h2c).
+    Session,
+    /// `POST /grpc`: BuildKit's gRPC, hijacked (h2c).
+    Grpc,
+    /// `/containers/{id}/checkpoints[/{checkpoint}]`: experimental; answered as an engine without experimental
+    /// mode answers.
+    Checkpoint { id: String, op: CheckpointOp },
+}
+
+/// A swarm mode endpoint. All of them are answered as by a dockerd that is not in a swarm.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SwarmOp {
+    Inspect,
+    Init,
+    Join,
+    Leave,
+    Update,
+    UnlockKey,
+    Unlock,
+    NodeList,
+    NodeInspect,
+    NodeDelete,
+    NodeUpdate,
+    ServiceList,
+    ServiceCreate,
+    ServiceInspect,
+    ServiceDelete,
+    ServiceUpdate,
+    ServiceLogs,
+    TaskList,
+    TaskInspect,
+    TaskLogs,
+    SecretList,
+    SecretCreate,
+    SecretInspect,
+    SecretDelete,
+    SecretUpdate,
+    ConfigList,
+    ConfigCreate,
+    ConfigInspect,
+    ConfigDelete,
+    ConfigUpdate,
+}
+
+/// What is done to one plugin.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PluginOp {
+    Inspect,
+    Delete,
+    Enable,
+    Disable,
+    Upgrade,
+    Push,
+    Set,
+}
+
+/// What is done to a container's checkpoints.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CheckpointOp {
+    List,
+    Create,
+    Delete,
 }
 
 /// What an endpoint's request body is.
@@ -179,6 +257,45 @@ impl Endpoint {
             ("GET", ["system", "df"]) => E::SystemDf,
             ("POST", ["auth"]) => E::Auth,
 
+            ("OPTIONS", _) => E::Options,
+            ("POST", ["session"]) => E::Session,
+            ("POST", ["grpc"]) => E::Grpc,
+            (_, ["swarm" | "nodes" | "services" | "tasks" | "secrets" | "configs", ..]) => {
+                E::SwarmMode(swarm_op(m, &segs)?)
+            }
+            ("GET", ["plugins"]) => E::PluginList,
+            ("GET", ["plugins", "privileges"]) => E::PluginPrivileges,
+            ("POST", ["plugins", "pull"]) => E::PluginPull,
+            ("POST", ["plugins", "create"]) => E::PluginCreate,
+            ("DELETE", ["plugins", name @ ..]) if !name.is_empty() => {
+                E::Plugin { name: decode(&name.join("/"))?, op: PluginOp::Delete }
+            }
+            (_, ["plugins", name @ .., last]) if !name.is_empty() => {
+                let op = match (m, *last) {
+                    ("GET", "json") => PluginOp::Inspect,
+                    ("POST", "enable") => PluginOp::Enable,
+                    ("POST", "disable") => PluginOp::Disable,
+                    ("POST", "upgrade") => PluginOp::Upgrade,
+                    ("POST", "push") => PluginOp::Push,
+                    ("POST", "set") => PluginOp::Set,
+                    _ => return None,
+                };
+                E::Plugin { name: decode(&name.join("/"))?, op }
+            }
+            (_, ["containers", id, "checkpoints", rest @ ..]) => {
+                let op = match (m, rest) {
+                    ("GET", []) => CheckpointOp::List,
+                    ("POST", []) => CheckpointOp::Create,
+                    ("DELETE", [_]) => CheckpointOp::Delete,
+                    _ => return None,
+                };
+                E::Checkpoint { id: decode(id)?, op }
+            }
+            // Removing a legacy link names it `parent/alias`, with its slash unescaped (docker-py, the CLI's
+            // `rm --link`): the link's full name is the container reference.
+            ("DELETE", ["containers", parent, alias]) if !alias.is_empty() => {
+                E::Container { id: format!("{}/{}", decode(parent)?, decode(alias)?), op: ContainerOp::Delete }
+            }
             ("GET", ["containers", "json"]) => E::ContainerList,
             ("POST", ["containers", "create"]) => E::ContainerCreate,
             ("POST", ["containers", "prune"]) => E::ContainerPrune,
@@ -271,9 +388,13 @@ impl Endpoint {
             E::Container { op: ContainerOp::Update, .. } => RequestBody::Json(K::ContainerUpdate),
             E::Container { op: ContainerOp::ExecCreate, .. } => RequestBody::Json(K::ExecConfig),
             E::Exec { op: ExecOp::Start, .. } => RequestBody::Json(K::ExecStart),
-            E::Container { op: ContainerOp::ArchivePut, .. } | E::Build | E::ImageLoad | E::ImageCreate => {
-                RequestBody::Stream
-            }
+            E::Container { op: ContainerOp::ArchivePut, .. }
+            | E::Build
+            | E::ImageLoad
+            | E::ImageCreate
+            | E::PluginCreate
+            | E::Session
+            | E::Grpc => RequestBody::Stream,
             E::Container { op: ContainerOp::Start, .. } => RequestBody::MustBeEmpty,
             E::Ping
             | E::Version
@@ -298,7 +419,14 @@ impl Endpoint {
             | E::Network { .. }
             | E::VolumeList
             | E::VolumePrune
-            | E::Volume { .. } => RequestBody::None,
+            | E::Volume { .. }
+            | E::Options
+            | E::SwarmMode(_)
+            | E::PluginList
+            | E::PluginPrivileges
+            | E::PluginPull
+            | E::Plugin { .. }
+            | E::Checkpoint { .. } => RequestBody::None,
         }
     }
 
@@ -309,6 +437,8 @@ impl Endpoint {
             self,
             Endpoint::Container { op: ContainerOp::Attach | ContainerOp::AttachWs, .. }
                 | Endpoint::Exec { op: ExecOp::Start, .. }
+                | Endpoint::Session
+                | Endpoint::Grpc
         )
     }
 
@@ -336,6 +466,15 @@ impl Endpoint {
             E::Image { op, .. } => matches!(op, ImageOp::Inspect | ImageOp::History | ImageOp::Delete),
             E::NetworkList | E::NetworkCreate | E::NetworkPrune | E::Network { .. } => true,
             E::VolumeList | E::VolumeCreate | E::VolumePrune | E::Volume { .. } => true,
+            E::PluginList | E::PluginPrivileges => true,
+            E::Plugin { op, .. } => matches!(op, PluginOp::Inspect),
+            E::Options
+            | E::SwarmMode(_)
+            | E::PluginPull
+            | E::PluginCreate
+            | E::Session
+            | E::Grpc
+            | E::Checkpoint { .. } => false,
             E::Ping
             | E::Version
             | E::Info
@@ -427,6 +566,28 @@ impl Endpoint {
                 VolumeOp::Inspect => "volumeinspect",
                 VolumeOp::Delete => "volumedelete",
             },
+            E::Options => "options",
+            E::SwarmMode(op) => op.command_name(),
+            E::PluginList => "pluginslist",
+            E::PluginPrivileges => "pluginprivileges",
+            E::PluginPull => "pluginpull",
+            E::PluginCreate => "plugincreate",
+            E::Plugin { op, .. } => match op {
+                PluginOp::Inspect => "pluginjson",
+                PluginOp::Delete => "plugindelete",
+                PluginOp::Enable => "pluginenable",
+                PluginOp::Disable => "plugindisable",
+                PluginOp::Upgrade => "pluginupgrade",
+                PluginOp::Push => "pluginpush",
+                PluginOp::Set => "pluginset",
+            },
+            E::Session => "session",
+            E::Grpc => "grpc",
+            E::Checkpoint { op, .. } => match op {
+                CheckpointOp::List => "checkpointslist",
+                CheckpointOp::Create => "checkpointcreate",
+                CheckpointOp::Delete => "checkpointdelete",
+            },
         }
     }
 }
@@ -499,6 +660,53 @@ pub const COMMANDS: &[(&str, &str, &str)] = &[
     ("volumesprune", "POST", "/volumes/prune"),
     ("volumeinspect", "GET", "/volumes/{name}"),
     ("volumedelete", "DELETE", "/volumes/{name}"),
+    ("options", "OPTIONS", "/{any}"),
+    ("swarminspect", "GET", "/swarm"),
+    ("swarminit", "POST", "/swarm/init"),
+    ("swarmjoin", "POST", "/swarm/join"),
+    ("swarmleave", "POST", "/swarm/leave"),
+    ("swarmupdate", "POST", "/swarm/update"),
+    ("swarmunlockkey", "GET", "/swarm/unlockkey"),
+    ("swarmunlock", "POST", "/swarm/unlock"),
+    ("nodeslist", "GET", "/nodes"),
+    ("nodeinspect", "GET", "/nodes/{id}"),
+    ("nodedelete", "DELETE", "/nodes/{id}"),
+    ("nodeupdate", "POST", "/nodes/{id}/update"),
+    ("serviceslist", "GET", "/services"),
+    ("servicecreate", "POST", "/services/create"),
+    ("serviceinspect", "GET", "/services/{id}"),
+    ("servicedelete", "DELETE", "/services/{id}"),
+    ("serviceupdate", "POST", "/services/{id}/update"),
+    ("servicelogs", "GET", "/services/{id}/logs"),
+    ("taskslist", "GET", "/tasks"),
+    ("taskinspect", "GET", "/tasks/{id}"),
+    ("tasklogs", "GET", "/tasks/{id}/logs"),
+    ("secretslist", "GET", "/secrets"),
+    ("secretcreate", "POST", "/secrets/create"),
+    ("secretinspect", "GET", "/secrets/{id}"),
+    ("secretdelete", "DELETE", "/secrets/{id}"),
+    ("secretupdate", "POST", "/secrets/{id}/update"),
+    ("configslist", "GET", "/configs"),
+    ("configcreate", "POST", "/configs/create"),
+    ("configinspect", "GET", "/configs/{id}"),
+    ("configdelete", "DELETE", "/configs/{id}"),
+    ("configupdate", "POST", "/configs/{id}/update"),
+    ("pluginslist", "GET", "/plugins"),
+    ("pluginprivileges", "GET", "/plugins/privileges"),
+    ("pluginpull", "POST", "/plugins/pull"),
+    ("plugincreate", "POST", "/plugins/create"),
+    ("pluginjson", "GET", "/plugins/{name}/json"),
+    ("plugindelete", "DELETE", "/plugins/{name}"),
+    ("pluginenable", "POST", "/plugins/{name}/enable"),
+    ("plugindisable", "POST", "/plugins/{name}/disable"),
+    ("pluginupgrade", "POST", "/plugins/{name}/upgrade"),
+    ("pluginpush", "POST", "/plugins/{name}/push"),
+    ("pluginset", "POST", "/plugins/{name}/set"),
+    ("session", "POST", "/session"),
+    ("grpc", "POST", "/grpc"),
+    ("checkpointslist", "GET", "/containers/{id}/checkpoints"),
+    ("checkpointcreate", "POST", "/containers/{id}/checkpoints"),
+    ("checkpointdelete", "DELETE", "/containers/{id}/checkpoints/{checkpoint}"),
 ];
 
 /// Names the 2016 filter knew for endpoints today's API no longer has. They load, and name nothing.
@@ -531,6 +739,83 @@ fn container_op(method: &str, rest: &[&str]) -> Option<ContainerOp> {
         ("PUT", ["archive"]) => C::ArchivePut,
         ("POST", ["exec"]) => C::ExecCreate,
         ("POST", ["copy"]) => C::Copy,
+        _ => return None,
+    })
+}
+
+impl SwarmOp {
+    /// The command name in `disableapi`.
+    pub fn command_name(self) -> &'static str {
+        use SwarmOp as S;
+        match self {
+            S::Inspect => "swarminspect",
+            S::Init => "swarminit",
+            S::Join => "swarmjoin",
+            S::Leave => "swarmleave",
+            S::Update => "swarmupdate",
+            S::UnlockKey => "swarmunlockkey",
+            S::Unlock => "swarmunlock",
+            S::NodeList => "nodeslist",
+            S::NodeInspect => "nodeinspect",
+            S::NodeDelete => "nodedelete",
+            S::NodeUpdate => "nodeupdate",
+            S::ServiceList => "serviceslist",
+            S::ServiceCreate => "servicecreate",
+            S::ServiceInspect => "serviceinspect",
+            S::ServiceDelete => "servicedelete",
+            S::ServiceUpdate => "serviceupdate",
+            S::ServiceLogs => "servicelogs",
+            S::TaskList => "taskslist",
+            S::TaskInspect => "taskinspect",
+            S::TaskLogs => "tasklogs",
+            S::SecretList => "secretslist",
+            S::SecretCreate => "secretcreate",
+            S::SecretInspect => "secretinspect",
+            S::SecretDelete => "secretdelete",
+            S::SecretUpdate => "secretupdate",
+            S::ConfigList => "configslist",
+            S::ConfigCreate => "configcreate",
+            S::ConfigInspect => "configinspect",
+            S::ConfigDelete => "configdelete",
+            S::ConfigUpdate => "configupdate",
+        }
+    }
+}
+
+/// The swarm mode endpoints dockerd 20.10 routes (`segs` starts with the kind).
+fn swarm_op(method: &str, segs: &[&str]) -> Option<SwarmOp> {
+    use SwarmOp as S;
+    Some(match (method, segs) {
+        ("GET", ["swarm"]) => S::Inspect,
+        ("POST", ["swarm", "init"]) => S::Init,
+        ("POST", ["swarm", "join"]) => S::Join,
+        ("POST", ["swarm", "leave"]) => S::Leave,
+        ("POST", ["swarm", "update"]) => S::Update,
+        ("GET", ["swarm", "unlockkey"]) => S::UnlockKey,
+        ("POST", ["swarm", "unlock"]) => S::Unlock,
+        ("GET", ["nodes"]) => S::NodeList,
+        ("GET", ["nodes", _]) => S::NodeInspect,
+        ("DELETE", ["nodes", _]) => S::NodeDelete,
+        ("POST", ["nodes", _, "update"]) => S::NodeUpdate,
+        ("GET", ["services"]) => S::ServiceList,
+        ("POST", ["services", "create"]) => S::ServiceCreate,
+        ("GET", ["services", _]) => S::ServiceInspect,
+        ("DELETE", ["services", _]) => S::ServiceDelete,
+        ("POST", ["services", _, "update"]) => S::ServiceUpdate,
+        ("GET", ["services", _, "logs"]) => S::ServiceLogs,
+        ("GET", ["tasks"]) => S::TaskList,
+        ("GET", ["tasks", _]) => S::TaskInspect,
+        ("GET", ["tasks", _, "logs"]) => S::TaskLogs,
+        ("GET", ["secrets"]) => S::SecretList,
+        ("POST", ["secrets", "create"]) => S::SecretCreate,
+        ("GET", ["secrets", _]) => S::SecretInspect,
+        ("DELETE", ["secrets", _]) => S::SecretDelete,
+        ("POST", ["secrets", _, "update"]) => S::SecretUpdate,
+        ("GET", ["configs"]) => S::ConfigList,
+        ("POST", ["configs", "create"]) => S::ConfigCreate,
+        ("GET", ["configs", _]) => S::ConfigInspect,
+        ("DELETE", ["configs", _]) => S::ConfigDelete,
+        ("POST", ["configs", _, "update"]) => S::ConfigUpdate,
         _ => return None,
     })
 }
@@ -601,8 +886,24 @@ mod tests {
         check("PUT", "/volumes/v1", None);
         check("POST", "/exec/e1/start", Some(r#"Exec { id: "e1", op: Start }"#));
         check("GET", "/exec/e1/start", None);
-        check("POST", "/session", None);
-        check("GET", "/swarm", None);
+        check("POST", "/session", Some("Session"));
+        check("GET", "/session", None);
+        check("GET", "/swarm", Some("SwarmMode(Inspect)"));
+        check("POST", "/swarm/leave", Some("SwarmMode(Leave)"));
+        check("GET", "/services/s1/logs", Some("SwarmMode(ServiceLogs)"));
+        check("GET", "/swarm/nonsense", None);
+        check("GET", "/plugins", Some("PluginList"));
+        check(
+            "POST",
+            "/plugins/vieux/sshfs:latest/enable",
+            Some(r#"Plugin { name: "vieux/sshfs:latest", op: Enable }"#),
+        );
+        check("DELETE", "/plugins/vieux/sshfs", Some(r#"Plugin { name: "vieux/sshfs", op: Delete }"#));
+        check("DELETE", "/containers/web/db", Some(r#"Container { id: "web/db", op: Delete }"#));
+        check("DELETE", "/containers/web%2Fdb", Some(r#"Container { id: "web/db", op: Delete }"#));
+        check("GET", "/containers/web/checkpoints", Some(r#"Checkpoint { id: "web", op: List }"#));
+        check("DELETE", "/containers/web/checkpoints/c1", Some(r#"Checkpoint { id: "web", op: Delete }"#));
+        check("OPTIONS", "/containers/json", Some("Options"));
         check("GET", "/nonsense/path", None);
         check("GET", "/containers//json", None);
     }

@@ -23,7 +23,7 @@ use std::sync::{Arc, Mutex, RwLock};
 
 use serde_json::Value;
 
-use crate::api::{ApiError, ApiVersion, Endpoint, ImageOp, NetworkOp};
+use crate::api::{ApiError, ApiVersion, Endpoint, ImageOp, NetworkOp, PluginOp};
 use crate::scheduler::{self, ContainerView, NoNode, NodeView, Placement, Strategy};
 use crate::tenancy::names;
 pub use connector::EngineAddr;
@@ -233,7 +233,19 @@ impl Cluster {
     pub fn route(&self, endpoint: &Endpoint) -> Route {
         use Endpoint as E;
         match endpoint {
-            E::Ping | E::Version | E::Info | E::Usage => Route::Local,
+            // Swarm mode, checkpoints (experimental) and CORS preflights are answered as one engine answers them.
+            E::Ping | E::Version | E::Info | E::Usage | E::Options | E::SwarmMode(_) | E::Checkpoint { .. } => {
+                Route::Local
+            }
+            // The plugins of every node; one that changes a plugin does so wherever the plugin is.
+            E::PluginList
+            | E::Plugin { op: PluginOp::Inspect | PluginOp::Delete | PluginOp::Enable | PluginOp::Disable, .. } => {
+                Route::FanOut
+            }
+            // A BuildKit session goes where builds go (`any_node` is the same node for both).
+            E::PluginPrivileges | E::PluginPull | E::PluginCreate | E::Plugin { .. } | E::Session | E::Grpc => {
+                Route::Any
+            }
             E::Events
             | E::SystemDf
             | E::ContainerList

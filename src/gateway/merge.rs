@@ -21,6 +21,12 @@ pub fn merge(endpoint: &Endpoint, query: Option<&str>, bounds: &Bounds, answers:
         }
         return Ok(Bytes::from(out));
     }
+    // An answer without a body (a tag, a plugin enabled or removed) is no JSON to merge: one engine's answer
+    // is the empty one too.
+    let answers: Vec<Bytes> = answers.into_iter().filter(|a| !a.iter().all(u8::is_ascii_whitespace)).collect();
+    if answers.is_empty() || matches!(endpoint, E::Image { op: ImageOp::Tag, .. }) {
+        return Ok(Bytes::new());
+    }
     let docs = answers
         .iter()
         .map(|a| serde_json::from_slice::<Value>(a).map_err(|e| format!("a node's answer is not JSON: {e}")))
@@ -102,8 +108,12 @@ pub fn merge(endpoint: &Endpoint, query: Option<&str>, bounds: &Bounds, answers:
             m.insert("SpaceReclaimed".into(), Value::from(reclaimed));
             Value::Object(m)
         }
-        E::Image { op: ImageOp::Delete, .. } => Value::Array(concat(docs)),
-        E::Image { op: ImageOp::Tag, .. } => return Ok(Bytes::new()),
+        // Each node untags and deletes the same references: one engine lists each once.
+        E::Image { op: ImageOp::Delete, .. } => {
+            let mut seen = HashSet::new();
+            Value::Array(concat(docs).into_iter().filter(|e| seen.insert(e.to_string())).collect())
+        }
+        E::PluginList => Value::Array(unique_by_id(concat(docs))),
         _ => docs.into_iter().next().unwrap_or(Value::Null),
     };
     Ok(Bytes::from(merged.to_string()))
@@ -160,6 +170,23 @@ mod tests {
         // limit counts what is left within the bounds.
         let since_a = Bounds { before: None, since: at(1, "a") };
         check_within("GET", "/containers/json", Some("limit=1"), &since_a, lists(), json!([{"Id": "b", "Created": 5}]));
+    }
+
+    #[test]
+    fn image_operations_answer_as_one_engine() {
+        let ep = |m: &str, p: &str| Endpoint::classify(&m.parse::<Method>().unwrap(), p).unwrap();
+        let tagged =
+            merge(&ep("POST", "/images/busybox/tag"), None, &Bounds::default(), vec![Bytes::new(), Bytes::new()]);
+        assert_eq!(tagged.unwrap(), Bytes::new());
+        let enabled = merge(&ep("POST", "/plugins/p/enable"), None, &Bounds::default(), vec![Bytes::new()]);
+        assert_eq!(enabled.unwrap(), Bytes::new());
+        check(
+            "DELETE",
+            "/images/t:1",
+            None,
+            vec![json!([{"Untagged": "t:1"}]), json!([{"Untagged": "t:1"}, {"Deleted": "sha256:2"}])],
+            json!([{"Untagged": "t:1"}, {"Deleted": "sha256:2"}]),
+        );
     }
 
     #[test]

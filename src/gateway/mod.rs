@@ -238,10 +238,20 @@ impl Gateway {
                     self.pull_phase(&pull).await?;
                 }
             }
+            match policy::plugins::for_tenant(&endpoint).map_err(forbidden(DenyKind::ApiFilter))? {
+                policy::plugins::TenantPlugins::NoneListed => {
+                    return Ok(api::system::json_response(http::StatusCode::OK, &serde_json::json!([])));
+                }
+                policy::plugins::TenantPlugins::Missing(name) => {
+                    return Err(ApiError::not_found(policy::plugins::missing_message(&name)));
+                }
+                policy::plugins::TenantPlugins::NotPlugins => {}
+            }
         }
         let mut route = self.cluster.route(&endpoint);
         if route == Route::Local {
-            return Ok(self.answer_locally(&endpoint, &ctx.method, tenant.as_deref()).await);
+            let query = api::query::pairs(req.uri().query());
+            return Ok(self.answer_locally(&endpoint, &ctx.method, &query, tenant.as_deref()).await);
         }
         // An import carries its image in the body, which can go to one node only.
         if matches!(endpoint, Endpoint::ImageCreate) && route::query_has(req.uri().query(), "fromSrc") {
@@ -442,7 +452,12 @@ impl Gateway {
         // The connection's hijack slot and TLS peer travel in the extensions.
         *upstream.extensions_mut() = req.parts.extensions.clone();
         if endpoint.may_hijack() {
-            let resp = hijack::forward(node, upstream, pq).await?;
+            // BuildKit's session names its own protocol (h2c); without one the engine's refusal is the answer.
+            let default_protocol = match endpoint {
+                Endpoint::Session | Endpoint::Grpc => None,
+                _ => Some("tcp"),
+            };
+            let resp = hijack::forward_as(node, upstream, pq, default_protocol).await?;
             return match req.tenant {
                 Some(t) if !resp.status().is_success() && !resp.status().is_informational() => {
                     Ok((tenant_view(t, &answer, resp).await, None))
@@ -741,8 +756,18 @@ impl Gateway {
         Ok(Some(auth.authenticate(creds).await?))
     }
 
-    async fn answer_locally(&self, endpoint: &Endpoint, method: &Method, tenant: Option<&str>) -> Response<Body> {
+    async fn answer_locally(
+        &self,
+        endpoint: &Endpoint,
+        method: &Method,
+        query: &[(String, String)],
+        tenant: Option<&str>,
+    ) -> Response<Body> {
         match endpoint {
+            // dockerd answers every OPTIONS request 200 with no body (a CORS preflight).
+            Endpoint::Options => Response::new(body::empty()),
+            Endpoint::SwarmMode(op) => api::off::swarm(*op, query).into_response(),
+            Endpoint::Checkpoint { .. } => api::off::checkpoint().into_response(),
             Endpoint::Ping => api::system::ping(method),
             Endpoint::Version => api::system::version(&self.cluster),
             Endpoint::Info => {

@@ -154,7 +154,11 @@ impl Gateway {
         }
         let query = req.parts.uri.query();
         let probe = match req.endpoint {
-            Endpoint::Container { id, .. } => Probe::Container(id.clone()),
+            // A legacy link `parent/alias` is removed where its parent is.
+            Endpoint::Container { id, .. } => {
+                let id = id.trim_start_matches('/');
+                Probe::Container(id.split_once('/').map_or(id, |(parent, _)| parent).to_string())
+            }
             Endpoint::Exec { id, .. } => Probe::Exec(id.clone()),
             Endpoint::Volume { name, .. } => Probe::Volume(name.clone()),
             Endpoint::Network { op: NetworkOp::Connect | NetworkOp::Disconnect, id } => {
@@ -609,8 +613,9 @@ impl Gateway {
                 Err(e) => warnings.push(format!("node {} left out: {e}", node.name())),
             }
         }
-        // Image removal and tagging succeed where the image is; elsewhere the engine's 404 is no failure.
-        let tolerant = matches!(req.endpoint, Endpoint::Image { .. });
+        // Image removal and tagging, and plugin changes, succeed where the object is; elsewhere the engine's 404
+        // is no failure.
+        let tolerant = matches!(req.endpoint, Endpoint::Image { .. } | Endpoint::Plugin { .. });
         if answers.is_empty() || (!tolerant && !refusals.is_empty()) {
             if let Some((status, bytes)) = refusals.into_iter().next() {
                 let resp = plain(status, bytes);

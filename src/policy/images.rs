@@ -14,7 +14,9 @@ pub fn check_endpoint(endpoint: &Endpoint, query: Option<&str>) -> Result<(), De
         Endpoint::Image { op: ImageOp::Push, .. } => "pushing images",
         Endpoint::ImagePrune => "pruning images",
         Endpoint::ImageLoad => "loading images",
-        Endpoint::Build | Endpoint::BuildPrune | Endpoint::BuildCancel => "building images",
+        Endpoint::Build | Endpoint::BuildPrune | Endpoint::BuildCancel | Endpoint::Session | Endpoint::Grpc => {
+            "building images"
+        }
         Endpoint::Commit => "committing containers to images",
         Endpoint::ImageCreate if imports(query) => "importing images",
         _ => return Ok(()),

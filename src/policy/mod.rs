@@ -9,5 +9,6 @@ pub mod escape;
 pub mod flavors;
 pub mod images;
 pub mod networks;
+pub mod plugins;
 pub mod quota;
 pub mod resources;

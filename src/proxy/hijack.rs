@@ -24,18 +24,31 @@ pub type EngineStream = TokioIo<Upgraded>;
 /// stream is left in the connection's [`HijackSlot`] and the answer ends the HTTP exchange: `101` when the
 /// client asked to upgrade, else dockerd's older form, `200` and the raw stream after the head.
 pub async fn forward(node: &Node, req: Request<Body>, path_and_query: String) -> Result<Response<Body>, ApiError> {
+    forward_as(node, req, path_and_query, Some("tcp")).await
+}
+
+/// As [`forward`], asking the engine for `default_protocol` when the client names none (`None`: ask for none,
+/// as BuildKit's `/session`, which the engine refuses without one).
+pub async fn forward_as(
+    node: &Node,
+    req: Request<Body>,
+    path_and_query: String,
+    default_protocol: Option<&'static str>,
+) -> Result<Response<Body>, ApiError> {
     let client_protocol = req.headers().get(header::UPGRADE).cloned();
     let slot = req.extensions().get::<HijackSlot>().cloned();
     let (parts, body) = req.into_parts();
 
     // dockerd hijacks these endpoints with or without `Upgrade`; asking for it makes it answer 101,
     // which is what lets hyper hand the connection over.
-    let protocol = client_protocol.clone().unwrap_or_else(|| HeaderValue::from_static("tcp"));
+    let protocol = client_protocol.clone().or(default_protocol.map(HeaderValue::from_static));
     let mut up = Request::builder().method(parts.method).uri(path_and_query);
-    if let Some(h) = up.headers_mut() {
+    if let (Some(h), Some(protocol)) = (up.headers_mut(), protocol) {
         *h = copy_headers(&parts.headers);
         h.insert(header::CONNECTION, HeaderValue::from_static("Upgrade"));
         h.insert(header::UPGRADE, protocol);
+    } else if let Some(h) = up.headers_mut() {
+        *h = copy_headers(&parts.headers);
     }
     let up = up.body(body).map_err(|e| ApiError::bad_request(e.to_string()))?;
     let mut resp = node.send(up).await.map_err(engine_error)?;
@@ -44,6 +57,11 @@ pub async fn forward(node: &Node, req: Request<Body>, path_and_query: String) ->
         return Ok(relay_response(resp));
     }
     let content_type = resp.headers().get(header::CONTENT_TYPE).cloned();
+    // A websocket's handshake is the engine's: the client checks the accept key it computed from its own.
+    let handshake: Vec<_> = HANDSHAKE_HEADERS
+        .iter()
+        .filter_map(|name| resp.headers().get(name).map(|v| (name.clone(), v.clone())))
+        .collect();
     let engine = hyper::upgrade::on(&mut resp)
         .await
         .map_err(|e| ApiError::bad_gateway(format!("engine {} did not hand over the stream: {e}", node.name())))?;
@@ -66,12 +84,27 @@ pub async fn forward(node: &Node, req: Request<Body>, path_and_query: String) ->
             h.insert(header::CONNECTION, HeaderValue::from_static("close"));
         }
     }
-    h.insert(
-        header::CONTENT_TYPE,
-        content_type.unwrap_or_else(|| HeaderValue::from_static("application/vnd.docker.raw-stream")),
-    );
+    for (name, value) in handshake {
+        h.insert(name, value);
+    }
+    // A websocket's 101 carries no content type (browsers and docker-py's client ignore one, but dockerd sends
+    // none); every other hijack is Docker's raw stream.
+    let websocket = h.get(header::UPGRADE).is_some_and(|p| p.as_bytes().eq_ignore_ascii_case(b"websocket"));
+    match content_type {
+        Some(ct) => {
+            h.insert(header::CONTENT_TYPE, ct);
+        }
+        None if websocket => {}
+        None => {
+            h.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/vnd.docker.raw-stream"));
+        }
+    }
     Ok(out)
 }
+
+/// The headers of an engine's `101` that complete a handshake the client checks.
+const HANDSHAKE_HEADERS: &[header::HeaderName] =
+    &[header::SEC_WEBSOCKET_ACCEPT, header::SEC_WEBSOCKET_PROTOCOL, header::SEC_WEBSOCKET_EXTENSIONS];
 
 /// Copies both ways until the engine's output ends; the client's half-close becomes the engine's.
 pub async fn pump<C, E>(client: C, engine: E)

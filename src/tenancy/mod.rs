@@ -49,6 +49,12 @@ pub const SHARED_NETWORKS: [&str; 2] = ["bridge", "none"];
 pub enum Answer {
     /// As it is, except that error messages lose the tenant's prefix.
     Pass,
+    /// As it is, and error messages name the object as the tenant named it (`user`), not by the engine-side
+    /// reference it was sent (`engine`, a container's id).
+    Named {
+        engine: String,
+        user: String,
+    },
     ContainerInspect,
     /// `name` filters are applied here, on the names the tenant knows.
     ContainerList {
@@ -99,6 +105,17 @@ pub async fn prepare(
     let mut q = Query::parse(query);
     match endpoint {
         E::Ping | E::Version | E::Info | E::Usage | E::Auth => {}
+        // Answered by mtswarm, or the operator's alone (policy refuses them to tenants before this phase).
+        E::Options
+        | E::SwarmMode(_)
+        | E::PluginList
+        | E::PluginPrivileges
+        | E::PluginPull
+        | E::PluginCreate
+        | E::Plugin { .. }
+        | E::Session
+        | E::Grpc
+        | E::Checkpoint { .. } => {}
         E::Events => {
             let mut f = q.filters()?;
             if let Some(values) = f.get_mut("container") {
@@ -190,9 +207,18 @@ pub async fn prepare(
             q.set_filters(&f);
             plan.answer = Answer::Prune;
         }
+        // Removing a legacy link: `parent/alias`, where the parent and the container the alias names are the
+        // tenant's; the engine knows the link as `/<parent's engine-side name>/alias`.
+        E::Container { id, op: ContainerOp::Delete } if id.trim_start_matches('/').contains('/') => {
+            let (parent, alias) = r.link(id).await?;
+            plan.path =
+                format!("/containers/{}/{}", encode(parent.engine_name.trim_start_matches('/')), encode(&alias));
+            plan.answer = Answer::Named { engine: parent.id, user: id.clone() };
+        }
         E::Container { id, op } => {
             let c = r.container(id).await?;
             plan.path = replace_segment(path, 2, &c.id);
+            plan.answer = Answer::Named { engine: c.id.clone(), user: id.clone() };
             match op {
                 ContainerOp::Rename => {
                     let new = q.get("name").unwrap_or_default().trim_start_matches('/').to_string();

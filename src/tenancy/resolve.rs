@@ -70,6 +70,20 @@ impl Resolver<'_> {
         Err(missing())
     }
 
+    /// A legacy link `parent/alias`: the tenant's parent container, and the alias, which must name one of the
+    /// tenant's containers too (dockerd finds the linked container under the link's full name).
+    pub async fn link(&self, reference: &str) -> Result<(OwnContainer, String), ApiError> {
+        let reference = reference.trim_start_matches('/');
+        let missing = || ApiError::not_found(format!("No such container: {reference}"));
+        let Some((parent, alias)) = reference.rsplit_once('/') else { return Err(missing()) };
+        let parent = self.container(parent).await.map_err(|_| missing())?;
+        let full = format!("{}/{alias}", parent.engine_name.trim_start_matches('/'));
+        if self.inspect_container(&full).await?.is_none() {
+            return Err(missing());
+        }
+        Ok((parent, alias.to_string()))
+    }
+
     async fn inspect_container(&self, engine_ref: &str) -> Result<Option<OwnContainer>, ApiError> {
         let Some(c) = self.get(&format!("/containers/{}/json", encode(engine_ref))).await? else {
             return Ok(None);

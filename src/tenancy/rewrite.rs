@@ -37,10 +37,13 @@ fn label_for(tenant: &str, obj: &mut Map<String, Value>) -> Result<(), ApiError>
     Ok(())
 }
 
-/// Only mtswarm sets the ownership label (in any case, so no look-alike of it can be made either).
+/// Only mtswarm sets the ownership label and the mark of a tenant's private default network (which no quota
+/// counts and no prune removes), in any case, so no look-alike of them can be made either.
 fn refuse_tenant_label(labels: &Map<String, Value>) -> Result<(), ApiError> {
-    if labels.keys().any(|k| k.eq_ignore_ascii_case(TENANT_LABEL)) {
-        return Err(forbidden(format!("the label {TENANT_LABEL} is set by mtswarm and may not be given")));
+    for reserved in [TENANT_LABEL, super::bridge::DEFAULT_NETWORK_LABEL] {
+        if labels.keys().any(|k| k.eq_ignore_ascii_case(reserved)) {
+            return Err(forbidden(format!("the label {reserved} is set by mtswarm and may not be given")));
+        }
     }
     Ok(())
 }
@@ -175,7 +178,7 @@ async fn endpoint_settings(
 ) -> Result<(), ApiError> {
     let Some(s) = settings.as_object_mut() else { return Ok(()) };
     if let Some(links) = field_mut(s, "Links") {
-        rewrite_links(r, links).await?;
+        rewrite_links(r, links, Links::OnNetwork).await?;
     }
     s.remove("EndpointID");
     if s.get("DriverOpts").and_then(Value::as_object).is_some_and(|o| !o.is_empty()) {
@@ -293,8 +296,16 @@ async fn rewrite_host_config(
             });
         }
     }
+    // On a user-defined network dockerd makes HostConfig's links the network's (a target may come later).
+    let mode = field_mut(hc, "NetworkMode").and_then(|m| m.as_str()).unwrap_or_default().to_string();
+    let user_defined = !(mode.is_empty()
+        || mode == "default"
+        || mode == "host"
+        || mode == "none"
+        || SHARED_NETWORKS.contains(&mode.as_str())
+        || mode.starts_with("container:"));
     if let Some(links) = field_mut(hc, "Links") {
-        rewrite_links(r, links).await?;
+        rewrite_links(r, links, if user_defined { Links::OnNetwork } else { Links::Legacy }).await?;
     }
     for key in ["PidMode", "IpcMode", "Cgroup"] {
         if let Some(v) = field_mut(hc, key) {
@@ -333,8 +344,18 @@ async fn network_mode_target(r: &Resolver<'_>, mode: &str) -> Result<String, Api
     }
 }
 
+/// Where links are given.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Links {
+    /// `HostConfig.Links`: the container must exist (dockerd: "could not get container for ...").
+    Legacy,
+    /// An endpoint's links on a user-defined network: names the network's DNS resolves once such a container
+    /// joins, which need not exist yet (dockerd accepts them). Only the tenant's containers can join its networks.
+    OnNetwork,
+}
+
 /// `name:alias` links name the tenant's containers.
-async fn rewrite_links(r: &Resolver<'_>, links: &mut Value) -> Result<(), ApiError> {
+async fn rewrite_links(r: &Resolver<'_>, links: &mut Value, kind: Links) -> Result<(), ApiError> {
     let Value::Array(list) = links else { return Ok(()) };
     for l in list.iter_mut() {
         let Some(s) = l.as_str() else { continue };
@@ -342,8 +363,16 @@ async fn rewrite_links(r: &Resolver<'_>, links: &mut Value) -> Result<(), ApiErr
             Some((n, a)) => (n.to_string(), a.to_string()),
             None => (s.to_string(), s.trim_start_matches('/').to_string()),
         };
-        let c = referenced(r, &name, &format!("could not get container for {name}: ")).await?;
-        *l = Value::from(format!("{}:{alias}", c.engine_name));
+        let bare = name.trim_start_matches('/');
+        let target = match kind {
+            Links::OnNetwork => match r.container(&name).await {
+                Ok(c) => c.engine_name,
+                Err(e) if e.status == StatusCode::NOT_FOUND && names::valid_name(bare) => names::scope(r.tenant, bare),
+                Err(e) => return Err(e),
+            },
+            Links::Legacy => referenced(r, &name, &format!("could not get container for {name}: ")).await?.engine_name,
+        };
+        *l = Value::from(format!("{target}:{alias}"));
     }
     Ok(())
 }
@@ -428,8 +457,13 @@ pub fn rewrite_answer(tenant: &str, answer: &Answer, resp: Response<Bytes>) -> R
     let (mut parts, bytes) = resp.into_parts();
     parts.headers.remove(header::CONTENT_LENGTH);
     let out = if !parts.status.is_success() {
-        // Engines name objects in their errors ("The container name "/t5-alice-web" is already in use").
-        Bytes::from(names::unscope_text(tenant, &String::from_utf8_lossy(&bytes)))
+        // Engines name objects in their errors ("The container name "/t5-alice-web" is already in use"), and
+        // name a container by the reference they were sent, which is its id: the tenant reads what it typed.
+        let mut text = String::from_utf8_lossy(&bytes).into_owned();
+        if let Answer::Named { engine, user } = answer {
+            text = text.replace(engine.as_str(), &json_escaped(user));
+        }
+        Bytes::from(names::unscope_text(tenant, &text))
     } else {
         match serde_json::from_slice::<Value>(&bytes) {
             Ok(mut v) => {
@@ -440,6 +474,12 @@ pub fn rewrite_answer(tenant: &str, answer: &Answer, resp: Response<Bytes>) -> R
         }
     };
     Response::from_parts(parts, body::full(out))
+}
+
+/// Text as it may stand inside a JSON string.
+fn json_escaped(text: &str) -> String {
+    let quoted = Value::from(text).to_string();
+    quoted[1..quoted.len() - 1].to_string()
 }
 
 fn unscope_value(tenant: &str, v: &mut Value) {
@@ -460,8 +500,17 @@ fn unscope_keys(tenant: &str, v: Option<&mut Value>) {
     }
 }
 
-/// The names a container shows: its own, its links, its networks and its volumes.
+/// The ownership label is mtswarm's bookkeeping: a tenant sees the labels it gave, as on its own engine.
+fn hide_owner(labels: Option<&mut Value>) {
+    if let Some(Value::Object(labels)) = labels {
+        labels.remove(TENANT_LABEL);
+    }
+}
+
+/// The names a container shows: its own, its links, its networks and its volumes; its labels without the owner's.
 pub fn rewrite_container(tenant: &str, c: &mut Value) {
+    hide_owner(c.pointer_mut("/Config/Labels"));
+    hide_owner(c.get_mut("Labels"));
     if let Some(n) = c.get_mut("Name") {
         unscope_value(tenant, n);
     }
@@ -539,7 +588,7 @@ fn owned(tenant: &str, v: &Value) -> bool {
 
 fn rewrite_document(tenant: &str, answer: &Answer, v: &mut Value) {
     match answer {
-        Answer::Pass | Answer::Events => {}
+        Answer::Pass | Answer::Named { .. } | Answer::Events => {}
         Answer::Stats => {
             if let Some(n) = v.get("name").and_then(Value::as_str).map(|n| names::unscope_path(tenant, n)) {
                 v["name"] = Value::from(n);
@@ -623,6 +672,7 @@ fn rewrite_document(tenant: &str, answer: &Answer, v: &mut Value) {
 }
 
 fn rewrite_volume(tenant: &str, vol: &mut Value) {
+    hide_owner(vol.get_mut("Labels"));
     if let Some(n) = vol.get_mut("Name") {
         unscope_value(tenant, n);
     }
@@ -636,6 +686,7 @@ fn own_volumes(tenant: &str, list: &mut Vec<Value>) {
 
 /// A network's name, and only the tenant's containers on it (the shared `bridge` holds everybody's).
 fn rewrite_network(tenant: &str, n: &mut Value) {
+    hide_owner(n.get_mut("Labels"));
     if let Some(name) = n.get_mut("Name") {
         unscope_value(tenant, name);
     }
@@ -666,10 +717,11 @@ mod tests {
         check(
             Answer::ContainerInspect,
             json!({"Name": "/t5-alice-web", "HostConfig": {"Links": ["/t5-alice-db:/t5-alice-web/db"], "NetworkMode": "t5-alice-back",
-                   "Binds": ["t5-alice-data:/d"]},
-                   "NetworkSettings": {"Networks": {"t5-alice-back": {}, "t5-alice-bridge": {"Links": ["t5-alice-db:database"]}}}, "Mounts": [{"Name": "t5-alice-data"}]}),
+                   "Binds": ["t5-alice-data:/d"]}, "Config": {"Labels": {"mtswarm.tenant": "alice", "app": "web"}},
+                   "NetworkSettings": {"Networks": {"t5-alice-back": {"Links": ["t5-alice-up:bar"]}, "bridge": {}}}, "Mounts": [{"Name": "t5-alice-data"}]}),
             json!({"Name": "/web", "HostConfig": {"Links": ["/db:/web/db"], "NetworkMode": "back", "Binds": ["data:/d"]},
-                   "NetworkSettings": {"Networks": {"back": {}, "bridge": {"Links": ["db:database"]}}}, "Mounts": [{"Name": "data"}]}),
+                   "Config": {"Labels": {"app": "web"}},
+                   "NetworkSettings": {"Networks": {"back": {"Links": ["up:bar"]}, "bridge": {}}}, "Mounts": [{"Name": "data"}]}),
         );
     }
 
@@ -695,7 +747,8 @@ mod tests {
             Answer::NetworkList,
             json!([{"Name": "bridge", "Labels": {}}, {"Name": "host", "Labels": {}}, {"Name": "t3-bob-back", "Labels": {"mtswarm.tenant": "bob"}},
                    {"Name": "t5-alice-back", "Labels": {"mtswarm.tenant": "alice"}}]),
-            json!([{"Name": "bridge", "Labels": {}}, {"Name": "back", "Labels": {"mtswarm.tenant": "alice"}}]),
+            // The ownership label is mtswarm's: the tenant sees the labels it gave.
+            json!([{"Name": "bridge", "Labels": {}}, {"Name": "back", "Labels": {}}]),
         );
         // With a default network of its own, the tenant's `bridge` is that one, once.
         let own = |id: &str| json!({"Name": "t5-alice-bridge", "Id": id, "Labels": {"mtswarm.tenant": "alice", "mtswarm.default-network": "true"}});
@@ -716,6 +769,9 @@ mod tests {
     #[test]
     fn a_client_cannot_set_the_tenant_label() {
         let mut doc = json!({"Name": "back", "Labels": {"MTSWARM.TENANT": "bob"}});
+        assert_eq!(network_create("alice", &mut doc).unwrap_err().status, StatusCode::FORBIDDEN);
+        // Nor the mark of the private default network, which no quota counts and no prune removes.
+        let mut doc = json!({"Name": "free", "Labels": {"mtswarm.default-network": "true"}});
         assert_eq!(network_create("alice", &mut doc).unwrap_err().status, StatusCode::FORBIDDEN);
         let mut doc = json!({"Name": "back"});
         network_create("alice", &mut doc).unwrap();

@@ -133,7 +133,18 @@ fn labelled(kind: &str, tenant_id: &str) -> Vec<String> {
     let filter = format!("label={TENANT_LABEL}={tenant_id}");
     let out = match kind {
         "container" => engine_ok(&["ps", "-a", "-q", "--no-trunc", "--filter", &filter]),
-        "network" => engine_ok(&["network", "ls", "-q", "--no-trunc", "--filter", &filter]),
+        // A tenant's private default network (issue 12) is mtswarm's, made for the tenant's first container.
+        "network" => {
+            let ids = engine_ok(&["network", "ls", "-q", "--no-trunc", "--filter", &filter]);
+            let own: Vec<String> = lines(&ids)
+                .into_iter()
+                .filter(|id| {
+                    let format = "{{index .Labels \"mtswarm.default-network\"}}";
+                    engine_ok(&["network", "inspect", "--format", format, id]).trim().is_empty()
+                })
+                .collect();
+            own.join("\n")
+        }
         _ => engine_ok(&["volume", "ls", "-q", "--filter", &filter]),
     };
     sorted_lines(&out)
@@ -491,9 +502,10 @@ fn folded_key_spellings_do_not_reach_another_tenants_container() {
         let what = format!("{key} naming alice's own container");
         let created =
             created_id(&create(&http, &t.name(&format!("link{i}")), &body(key, json!([format!("{src}:x")]))), &what);
-        let links = inspect(&created, "{{json .HostConfig.Links}}");
+        // On the tenant's private bridge (a user-defined network, issue 12) a link is the endpoint's.
+        let links = inspect(&created, "{{json .HostConfig.Links}} {{json .NetworkSettings.Networks}}");
         assert!(
-            links.contains(&format!("/{}:", scoped(&alice, &src))),
+            links.contains(&format!("{}:", scoped(&alice, &src))),
             "{what}: not linked to alice's container: {links}"
         );
     }
@@ -790,7 +802,8 @@ fn a_network_id_does_not_reach_another_tenants_network() {
         bnet_untouched(&what);
         assert_client_error(&r, &what);
     }
-    assert_eq!(networks_of(&ac), ["bridge"]);
+    // Only alice's private default network (issue 12), engine-side `t<len>-<alice>-bridge`.
+    assert_eq!(networks_of(&ac), [scoped(&alice, "bridge")]);
 
     // Without the trick: anet's own id, or no NetworkID.
     for (i, network_id) in [Some(anet_id.as_str()), None].into_iter().enumerate() {

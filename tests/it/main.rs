@@ -29,4 +29,5 @@ mod policy;
 mod protocol;
 mod resources;
 mod streams;
+mod surface;
 mod tls;

@@ -136,9 +136,9 @@ fn a_published_port_answers_on_the_host() {
     let alice = gw.tenant("alice");
     let web = t.name("pub");
 
-    web_server(&alice, &web, "published", &["-p", "127.0.0.1::8080"]);
+    web_server(&alice, &web, "published", &["-p", "0.0.0.0::8080"]);
     let host = alice.ok(&["port", &web, "8080/tcp"]);
-    let port: u16 = host.strip_prefix("127.0.0.1:").and_then(|p| p.parse().ok()).unwrap_or_else(|| panic!("{host}"));
+    let port: u16 = host.strip_prefix("0.0.0.0:").and_then(|p| p.parse().ok()).unwrap_or_else(|| panic!("{host}"));
     let page = poll("the published port to answer", Duration::from_secs(30), || {
         let mut s = TcpStream::connect(("127.0.0.1", port)).ok()?;
         s.set_read_timeout(Some(Duration::from_secs(5))).ok()?;

@@ -1287,6 +1287,26 @@ impl Http {
         self.request("POST", path, &[("Content-Type", "application/json")], Some(body.as_bytes()))
     }
 
+    /// Sends a bodiless request with these headers (a websocket handshake) and returns after the response head.
+    pub fn upgrade(&self, method: &str, path: &str, extra: &[(&str, &str)]) -> Hijacked {
+        let mut conn = self.target.connect();
+        conn.write_all(&self.head_bytes(method, path, extra, None))
+            .unwrap_or_else(|e| panic!("{method} {path}: write: {e}"));
+        let mut raw = Vec::new();
+        let mut byte = [0u8; 1];
+        while !raw.ends_with(b"\r\n\r\n") {
+            match conn.read(&mut byte) {
+                Ok(0) => {
+                    panic!("{method} {path}: closed inside the response head: {:?}", String::from_utf8_lossy(&raw))
+                }
+                Ok(_) => raw.push(byte[0]),
+                Err(e) => panic!("{method} {path}: reading the head: {e}"),
+            }
+        }
+        let (status, headers) = parse_head(&raw).unwrap_or_else(|e| panic!("{method} {path}: {e}"));
+        Hijacked { status, headers, conn, pending: Vec::new() }
+    }
+
     /// Sends a request that hijacks the connection; returns after the response head.
     /// `upgrade` adds `Connection: Upgrade` and `Upgrade: tcp` (as the CLI does); without it, the old raw form.
     pub fn hijack(&self, method: &str, path: &str, body: &serde_json::Value, upgrade: bool) -> Hijacked {

@@ -1,0 +1,186 @@
+//! The whole API 1.41 surface as real clients' own suites use it: swarm mode answered as by a dockerd in no
+//! swarm, plugins (the engines' for the admin, none for a tenant), checkpoints and CORS preflights as an engine
+//! without experimental mode answers them, BuildKit's session forwarded, legacy link removal (a name with a
+//! slash), attach over a websocket, image operations over several nodes, errors that name what the user typed.
+
+use std::io::Read;
+
+use crate::support::*;
+use crate::support_cluster::*;
+
+const NOT_A_MANAGER: &str = "This node is not a swarm manager. Use \"docker swarm init\" or \"docker swarm join\" to connect this node to swarm and try again.";
+
+#[test]
+fn features_that_are_off_answer_as_an_engine_without_them() {
+    let t = Test::new();
+    let gw = t.gateway();
+    for http in [gw.tenant("alice").http(), gw.admin().http()] {
+        let leave = http.request("POST", "/v1.41/swarm/leave?force=true", &[], None);
+        assert_eq!((leave.status, leave.message().as_str()), (503, "This node is not part of a swarm"), "{leave}");
+        for path in
+            ["/v1.41/swarm", "/v1.41/nodes", "/v1.41/services", "/v1.41/tasks", "/v1.41/secrets", "/v1.41/configs"]
+        {
+            let r = http.get(path);
+            assert_eq!((r.status, r.message().as_str()), (503, NOT_A_MANAGER), "{path}: {r}");
+        }
+        let checkpoints = http.get(&format!("/v1.41/containers/{}/checkpoints", t.name("none")));
+        assert_eq!(checkpoints.status, 501, "{checkpoints}");
+        assert!(checkpoints.message().contains("experimental mode"), "{checkpoints}");
+        let options = http.request("OPTIONS", "/v1.41/containers/json", &[], None);
+        assert_eq!(options.status, 200, "{options}");
+        let plugins = http.get("/v1.41/plugins");
+        assert_eq!((plugins.status, plugins.json()), (200, serde_json::json!([])), "{plugins}");
+    }
+    // BuildKit's session reaches the engine for whoever may build, with the engine's refusals.
+    let admin = gw.admin().http();
+    let none = admin.request("POST", "/v1.41/session", &[], None);
+    assert_eq!((none.status, none.message().as_str()), (400, "no upgrade proto in request"), "{none}");
+    let foo = admin.request("POST", "/v1.41/session", &[("Connection", "Upgrade"), ("Upgrade", "foo")], None);
+    assert_eq!((foo.status, foo.message().as_str()), (400, "protocol foo not supported"), "{foo}");
+    if direct() {
+        return;
+    }
+    let alice = gw.tenant("alice").http();
+    let session = alice.request("POST", "/v1.41/session", &[("Connection", "Upgrade"), ("Upgrade", "h2c")], None);
+    assert_eq!(session.status, 403, "{session}");
+    for (method, path) in [
+        ("POST", "/v1.41/plugins/pull?remote=vieux/sshfs"),
+        ("POST", "/v1.41/plugins/p/enable"),
+        ("DELETE", "/v1.41/plugins/p"),
+    ] {
+        let r = alice.request(method, path, &[], None);
+        assert_eq!(r.status, 403, "{method} {path}: {r}");
+        assert!(r.message().contains("reserved to the admin tenant"), "{r}");
+    }
+    let inspect = alice.get("/v1.41/plugins/vieux/sshfs:latest/json");
+    assert_eq!(
+        (inspect.status, inspect.message().as_str()),
+        (404, "plugin \"vieux/sshfs:latest\" not found"),
+        "{inspect}"
+    );
+}
+
+#[test]
+fn a_legacy_link_is_removed_by_its_full_name() {
+    let t = Test::new();
+    let gw = t.gateway();
+    let alice = gw.tenant("alice");
+    let (db, web) = (t.name("db"), t.name("web"));
+    alice.ok(&["run", "-d", "--name", &db, image(), "sleep", "300"]);
+    alice.ok(&["run", "-d", "--name", &web, "--link", &format!("{db}:dbalias"), image(), "sleep", "300"]);
+    let link = format!("/v1.41/containers/{web}/dbalias?link=1");
+    let names = || alice.ok(&["ps", "-a", "--no-trunc", "--format", "{{.Names}}"]);
+    let full = format!("{web}/dbalias");
+    assert!(names().split(['\n', ',']).any(|n| n == full), "{}", names());
+    if !direct() {
+        // Another tenant names a link it does not own: as missing.
+        let bob = gw.tenant("bob").http().request("DELETE", &link, &[], None);
+        assert_eq!(bob.status, 404, "{bob}");
+    }
+    let removed = alice.http().request("DELETE", &link, &[], None);
+    assert_eq!(removed.status, 204, "{removed}");
+    // The link is gone, the containers stay.
+    assert!(!names().split(['\n', ',']).any(|n| n == full), "{}", names());
+    assert_eq!(alice.ok(&["inspect", "--format", "{{.State.Running}}", &web, &db]), "true\ntrue");
+    alice.ok(&["rm", "-f", &web, &db]);
+}
+
+#[test]
+fn attach_over_a_websocket_completes_the_handshake() {
+    let t = Test::new();
+    let gw = t.gateway();
+    let alice = gw.tenant("alice");
+    let c = t.name("ws");
+    alice.ok(&["run", "--name", &c, image(), "echo", "hello over ws"]);
+    let ws = alice.http().upgrade(
+        "GET",
+        &format!("/v1.41/containers/{c}/attach/ws?logs=1&stdout=1&stream=0"),
+        &[
+            ("Connection", "Upgrade"),
+            ("Upgrade", "websocket"),
+            ("Sec-WebSocket-Version", "13"),
+            ("Sec-WebSocket-Key", "dGhlIHNhbXBsZSBub25jZQ=="),
+            ("Origin", "http://localhost"),
+        ],
+    );
+    assert_eq!(ws.status, 101, "{:?}", ws.headers);
+    let accept = ws.headers.iter().find(|(k, _)| k == "sec-websocket-accept").map(|(_, v)| v.as_str());
+    // RFC 6455's example key and its accept value.
+    assert_eq!(accept, Some("s3pPLMBiTxaQ9kYGzzhZRbK+xOo="), "{:?}", ws.headers);
+    let mut conn = ws.conn;
+    conn.set_read_timeout(Some(std::time::Duration::from_secs(20)));
+    let mut out = ws.pending;
+    let _ = conn.read_to_end(&mut out);
+    assert!(String::from_utf8_lossy(&out).contains("hello over ws"), "{:?}", String::from_utf8_lossy(&out));
+    alice.ok(&["rm", "-f", &c]);
+}
+
+#[test]
+fn errors_name_the_container_as_the_user_named_it() {
+    let t = Test::new();
+    let gw = t.gateway();
+    let alice = gw.tenant("alice");
+    let c = t.name("cp");
+    alice.ok(&["create", "--name", &c, image(), "true"]);
+    let dest = t.path("out");
+    let err = alice.fails(&["cp", &format!("{c}:/no/such/file"), dest.to_str().unwrap()]);
+    assert!(err.contains(&format!("in container {c}")), "{err}");
+    alice.ok(&["rm", "-f", &c]);
+}
+
+#[test]
+fn image_operations_over_the_nodes_answer_as_one_engine() {
+    if skip_in_direct_mode("a cluster") {
+        return;
+    }
+    let _lock = cluster_lock();
+    let t = Test::new();
+    let gw = cluster_gateway(&t, &[]);
+    let admin = gw.admin();
+    let tag = format!("{}-tagged:v1", t.tag);
+    admin.ok(&["tag", image(), &tag]);
+    for e in engines() {
+        let has = e.docker(&["image", "inspect", "--format", "{{.Id}}", &tag]);
+        assert!(has.success(), "{} lacks {tag}: {}", e.name, has.stderr);
+    }
+    assert!(admin.ok(&["history", &tag]).starts_with("IMAGE"));
+    let saved = t.path("saved.tar");
+    admin.ok(&["save", "-o", saved.to_str().unwrap(), &tag]);
+    let removed = admin.ok(&["rmi", &tag]);
+    assert_eq!(lines(&removed), [format!("Untagged: {tag}")], "{removed}");
+    for e in engines() {
+        assert!(!e.docker(&["image", "inspect", &tag]).success(), "{} still has {tag}", e.name);
+    }
+}
+
+#[test]
+fn a_tenant_sees_its_own_labels_and_links_ahead_of_their_containers() {
+    let t = Test::new();
+    let gw = t.gateway();
+    let alice = gw.tenant("alice");
+    let net = t.name("net");
+    alice.ok(&["network", "create", "--label", "team=a", &net]);
+    assert_eq!(alice.ok(&["network", "inspect", "--format", "{{json .Labels}}", &net]), r#"{"team":"a"}"#);
+    let vol = t.name("vol");
+    alice.ok(&["volume", "create", "--label", "team=a", &vol]);
+    assert_eq!(alice.ok(&["volume", "inspect", "--format", "{{json .Labels}}", &vol]), r#"{"team":"a"}"#);
+    // A link on a user-defined network may name a container that does not exist yet, as on an engine.
+    let c = t.name("c");
+    alice.ok(&[
+        "create",
+        "--name",
+        &c,
+        "--network",
+        &net,
+        "--link",
+        &format!("{}:up", t.name("later")),
+        "--label",
+        "team=a",
+        image(),
+        "true",
+    ]);
+    assert_eq!(alice.ok(&["inspect", "--format", "{{json .Config.Labels}}", &c]), r#"{"team":"a"}"#);
+    alice.ok(&["rm", "-f", &c]);
+    alice.ok(&["network", "rm", &net]);
+    alice.ok(&["volume", "rm", &vol]);
+}
