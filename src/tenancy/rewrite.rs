@@ -500,10 +500,12 @@ fn unscope_keys(tenant: &str, v: Option<&mut Value>) {
     }
 }
 
-/// The ownership label is mtswarm's bookkeeping: a tenant sees the labels it gave, as on its own engine.
+/// The ownership label and the private network's mark are mtswarm's bookkeeping: a tenant sees the labels it gave,
+/// as on its own engine.
 fn hide_owner(labels: Option<&mut Value>) {
     if let Some(Value::Object(labels)) = labels {
         labels.remove(TENANT_LABEL);
+        labels.remove(super::bridge::DEFAULT_NETWORK_LABEL);
     }
 }
 
@@ -752,7 +754,7 @@ mod tests {
         );
         // With a default network of its own, the tenant's `bridge` is that one, once.
         let own = |id: &str| json!({"Name": "t5-alice-bridge", "Id": id, "Labels": {"mtswarm.tenant": "alice", "mtswarm.default-network": "true"}});
-        let shown = |id: &str| json!({"Name": "bridge", "Id": id, "Labels": {"mtswarm.tenant": "alice", "mtswarm.default-network": "true"}});
+        let shown = |id: &str| json!({"Name": "bridge", "Id": id, "Labels": {}});
         check(
             Answer::NetworkList,
             json!([{"Name": "bridge", "Id": "e", "Labels": {}}, {"Name": "none", "Labels": {}}, own("1"), own("2"),
