@@ -675,7 +675,8 @@ fn a_field_given_twice_is_refused() {
     for n in [&n1, &n2, &n3] {
         assert!(!exists("network", &scoped(&alice, n)) && !exists("network", n), "a refused network create made {n}");
     }
-    assert_eq!(networks_of(&ac_id), ["bridge"], "a refused connect attached alice's container");
+    // Only alice's private default network (issue 12).
+    assert_eq!(networks_of(&ac_id), [scoped(&alice, "bridge")], "a refused connect attached alice's container");
 
     // Without the trick: one spelling each, with names of their own.
     let (v5, v6, n4, n5) = (t.name("v5"), t.name("v6"), t.name("n4"), t.name("n5"));

@@ -63,7 +63,10 @@ fn features_that_are_off_answer_as_an_engine_without_them() {
 #[test]
 fn a_legacy_link_is_removed_by_its_full_name() {
     let t = Test::new();
-    let gw = t.gateway();
+    // Legacy links live on the engine's default bridge; a tenant's default network is its own user-defined bridge
+    // (issue 12), where a link is an alias, unless the operator keeps the shared one.
+    let opts = GatewayOpts { args: vec!["--tenant-default-network".into(), "shared".into()], ..Default::default() };
+    let gw = Gateway::start(&t, opts);
     let alice = gw.tenant("alice");
     let (db, web) = (t.name("db"), t.name("web"));
     alice.ok(&["run", "-d", "--name", &db, image(), "sleep", "300"]);
