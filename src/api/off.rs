@@ -26,9 +26,7 @@ pub const EXPERIMENTAL_OFF: &str = "This experimental feature is disabled by def
 /// check their streams before anything else, as dockerd does).
 pub fn swarm(op: SwarmOp, query: &[(String, String)]) -> ApiError {
     use SwarmOp as S;
-    let on = |key: &str| {
-        query.iter().find(|(k, _)| k == key).is_some_and(|(_, v)| matches!(v.as_str(), "1" | "true" | "True" | "TRUE"))
-    };
+    let on = |key: &str| super::query::bool_value(query, key);
     match op {
         S::Leave => ApiError::unavailable(NOT_IN_A_SWARM),
         S::Init | S::Join => ApiError::unavailable(NO_SWARM_MODE),

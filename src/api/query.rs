@@ -21,6 +21,13 @@ pub fn first<'a>(pairs: &'a [(String, String)], key: &str) -> Option<&'a str> {
     pairs.iter().find(|(k, _)| k == key).map(|(_, v)| v.as_str())
 }
 
+/// A boolean parameter as dockerd's `httputils.BoolValue` reads it: present and anything but "", "0", "no",
+/// "false" or "none" (in any case, trimmed).
+pub fn bool_value(pairs: &[(String, String)], key: &str) -> bool {
+    first(pairs, key)
+        .is_some_and(|v| !matches!(v.trim().to_ascii_lowercase().as_str(), "" | "0" | "no" | "false" | "none"))
+}
+
 /// Parses a `filters` value as `filters.FromJSON`: `{"key": {"value": true}}`, or the older
 /// `{"key": ["value"]}`, every key in one shape. The booleans of the first shape are not read (`Args.Get` lists
 /// every value); `null` and the empty string are no filters.

@@ -78,17 +78,13 @@ fn too_many(message: String) -> ApiError {
 /// permit for its whole life.
 pub fn opens_stream(endpoint: &Endpoint, query_string: Option<&str>) -> bool {
     let q = query::pairs(query_string);
-    let flag = |name: &str| q.iter().find(|(k, _)| k == name).map(|(_, v)| v.as_str());
-    // httputils.BoolValue: anything but these is true.
-    let on = |v: Option<&str>| {
-        v.is_some_and(|v| !matches!(v.to_ascii_lowercase().as_str(), "" | "0" | "no" | "false" | "none"))
-    };
+    let on = |name: &str| query::bool_value(&q, name);
     match endpoint {
         Endpoint::Events => true,
         Endpoint::Container { op, .. } => match op {
-            ContainerOp::Logs => on(flag("follow")),
+            ContainerOp::Logs => on("follow"),
             // A stats request streams unless it says stream=0.
-            ContainerOp::Stats => flag("stream").is_none_or(|v| on(Some(v))),
+            ContainerOp::Stats => query::first(&q, "stream").is_none() || on("stream"),
             ContainerOp::Attach | ContainerOp::AttachWs | ContainerOp::Wait => true,
             _ => false,
         },

@@ -189,7 +189,8 @@ impl Gateway {
             stream_permit: None,
             denial: None,
             remote: req.extensions().get::<RemoteAddr>().map(|r| r.0.clone()),
-            query: req.uri().query().map(str::to_string),
+            // Only the audit log reads it (a create's `?name=`).
+            query: self.audit.as_ref().and(req.uri().query()).map(str::to_string),
         };
         let slot = req.extensions().get::<crate::server::HijackSlot>().cloned();
         let mut resp = match self.pipeline(&mut ctx, req).await {
@@ -238,6 +239,18 @@ impl Gateway {
                     self.pull_phase(&pull).await?;
                 }
             }
+            let searched = match &endpoint {
+                Endpoint::ImageSearch => api::query::first(&api::query::pairs(req.uri().query()), "term")
+                    .and_then(policy::images::registry_of_reference)
+                    .map(|r| (r.to_string(), "term")),
+                Endpoint::DistributionInspect { name } => {
+                    policy::images::registry_of_reference(name).map(|r| (r.to_string(), "name"))
+                }
+                _ => None,
+            };
+            if let Some((registry, field)) = searched {
+                self.registry_phase(&registry, field).await?;
+            }
             match policy::plugins::for_tenant(&endpoint).map_err(forbidden(DenyKind::ApiFilter))? {
                 policy::plugins::TenantPlugins::NoneListed => {
                     return Ok(api::system::json_response(http::StatusCode::OK, &serde_json::json!([])));
@@ -272,6 +285,12 @@ impl Gateway {
             }
             if let (Endpoint::ContainerCreate, Some(doc)) = (&endpoint, doc.as_mut()) {
                 escape::pin_private_cgroupns(doc);
+            }
+            let login = doc.as_ref().filter(|_| matches!(endpoint, Endpoint::Auth));
+            if let Some(address) = login.and_then(|d| d.get("serveraddress")).and_then(|a| a.as_str()) {
+                if let Some(registry) = policy::images::registry_of_address(address) {
+                    self.registry_phase(registry, "serveraddress").await?;
+                }
             }
             if let (Endpoint::NetworkCreate, Some(doc)) = (&endpoint, doc.as_ref()) {
                 let rules = policy::networks::NetworkRules {
@@ -313,19 +332,8 @@ impl Gateway {
     /// A tenant's pull: its registry must not resolve to the engine host's own addresses, and it may not
     /// change a tag that exists on any node (the catalogue is shared).
     async fn pull_phase(&self, pull: &policy::images::Pull) -> Result<(), ApiError> {
-        if let Some(host) = pull.registry_host().filter(|h| h.parse::<std::net::IpAddr>().is_err()) {
-            let lookup = tokio::net::lookup_host((host.to_string(), 443));
-            if let Ok(Ok(addrs)) = tokio::time::timeout(std::time::Duration::from_secs(5), lookup).await {
-                if let Some(a) = addrs.map(|a| a.ip()).find(policy::images::forbidden_registry_address) {
-                    return Err(forbidden(DenyKind::Escape)(Deny {
-                        field: "fromImage".to_string(),
-                        reason: format!(
-                            "pulling from {host} is refused: it resolves to {a}, a loopback, link-local or \
-                             unspecified address (the engine host's own)"
-                        ),
-                    }));
-                }
-            }
+        if let Some(registry) = &pull.registry {
+            self.registry_phase(registry, "fromImage").await?;
         }
         let (path, what) = match (&pull.tag, pull.all_tags) {
             (Some(tag), _) => {
@@ -347,6 +355,28 @@ impl Gateway {
                 Ok(_) => return Err(forbidden(DenyKind::Isolation)(policy::images::existing_tag(&what))),
                 Err(crate::cluster::EngineError::Answer { status: http::StatusCode::NOT_FOUND, .. }) => {}
                 Err(e) => return Err(proxy::engine_error(e)),
+            }
+        }
+        Ok(())
+    }
+
+    /// A registry a tenant's request makes the engine contact (a pull, a search, a distribution inspect, a login)
+    /// may not be the engine host's own: not a loopback, link-local or unspecified address, nor a name that
+    /// resolves to one.
+    async fn registry_phase(&self, registry: &str, field: &str) -> Result<(), ApiError> {
+        let deny = |reason: String| forbidden(DenyKind::Escape)(Deny { field: field.to_string(), reason });
+        policy::images::check_registry(registry).map_err(|d| deny(d.reason))?;
+        let host = policy::images::registry_host(registry);
+        if host.parse::<std::net::IpAddr>().is_ok() {
+            return Ok(());
+        }
+        let lookup = tokio::net::lookup_host((host.to_string(), 443));
+        if let Ok(Ok(addrs)) = tokio::time::timeout(std::time::Duration::from_secs(5), lookup).await {
+            if let Some(a) = addrs.map(|a| a.ip()).find(policy::images::forbidden_registry_address) {
+                return Err(deny(format!(
+                    "the registry {registry} is refused: it resolves to {a}, a loopback, link-local or unspecified \
+                     address (the engine host's own)"
+                )));
             }
         }
         Ok(())
@@ -416,7 +446,7 @@ impl Gateway {
             (path, query, answer) = (plan.path, plan.query, plan.answer);
         }
         let mut headers = req.parts.headers.clone();
-        let whole = |headers: &mut http::HeaderMap, bytes: Vec<u8>| {
+        let whole = |headers: &mut http::HeaderMap, bytes: bytes::Bytes| {
             headers.insert(header::CONTENT_LENGTH, header::HeaderValue::from(bytes.len()));
             headers.remove(header::TRANSFER_ENCODING);
             body::full(bytes)
@@ -426,9 +456,9 @@ impl Gateway {
             (Some(doc), _) => {
                 let bytes = serde_json::to_vec(&doc).map_err(|e| ApiError::bad_request(e.to_string()))?;
                 headers.insert(header::CONTENT_TYPE, header::HeaderValue::from_static("application/json"));
-                whole(&mut headers, bytes)
+                whole(&mut headers, bytes.into())
             }
-            (None, Upstream::Bytes(bytes)) => whole(&mut headers, bytes.to_vec()),
+            (None, Upstream::Bytes(bytes)) => whole(&mut headers, bytes),
             (None, Upstream::Stream(incoming)) => {
                 // dockerd reads a form-encoded POST body as query values: a tenant's stream is a tar to the engine.
                 if req.tenant.is_some() {

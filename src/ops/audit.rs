@@ -81,6 +81,8 @@ enum Msg {
 /// The handle requests write through; cheap to share.
 pub struct Audit {
     tx: SyncSender<Msg>,
+    /// Records are being dropped: said once in the log, then only counted, until one is queued again.
+    dropping: std::sync::atomic::AtomicBool,
 }
 
 impl Audit {
@@ -92,16 +94,21 @@ impl Audit {
             .name("mtswarm-audit".into())
             .spawn(move || writer(target, out, rx))
             .map_err(|e| format!("cannot start the audit writer: {e}"))?;
-        Ok(Audit { tx })
+        Ok(Audit { tx, dropping: std::sync::atomic::AtomicBool::new(false) })
     }
 
     pub fn record(&self, record: Record) {
         let line = record.to_line(SystemTime::now());
         match self.tx.try_send(Msg::Line(line)) {
-            Ok(()) => {}
+            Ok(()) => self.dropping.store(false, std::sync::atomic::Ordering::Relaxed),
             Err(TrySendError::Full(_)) => {
                 metrics().audit_dropped.inc();
-                tracing::warn!(request_id = record.request_id, "audit record dropped: the audit log is not keeping up");
+                if !self.dropping.swap(true, std::sync::atomic::Ordering::Relaxed) {
+                    tracing::warn!(
+                        request_id = record.request_id,
+                        "audit records dropped: the audit log is not keeping up (counted in mtswarm_audit_dropped_total)"
+                    );
+                }
             }
             Err(TrySendError::Disconnected(_)) => {
                 metrics().audit_errors.inc();

@@ -43,11 +43,7 @@ pub struct Pull {
 impl Pull {
     /// The registry's host without its port, unbracketed.
     pub fn registry_host(&self) -> Option<&str> {
-        let r = self.registry.as_deref()?;
-        if let Some(rest) = r.strip_prefix('[') {
-            return rest.split_once(']').map(|(h, _)| h);
-        }
-        Some(r.rsplit_once(':').map_or(r, |(h, _)| h))
+        self.registry.as_deref().map(registry_host)
     }
 }
 
@@ -85,28 +81,61 @@ pub fn pull_of(query: Option<&str>) -> Result<Option<Pull>, Deny> {
         Some(t) => Some(t.to_string()),
         None => in_name_tag,
     };
-    let first = name.split('/').next().unwrap_or_default();
-    let registry = (name.contains('/')
-        && (first.contains('.') || first.contains(':') || first == "localhost")
-        && !matches!(first, "docker.io" | "index.docker.io"))
-    .then(|| first.to_string());
+    let registry = registry_of_reference(&name).map(str::to_string);
     let familiar = {
         let n = name.strip_prefix("docker.io/").or_else(|| name.strip_prefix("index.docker.io/")).unwrap_or(&name);
         n.strip_prefix("library/").filter(|r| !r.contains('/')).unwrap_or(n).to_string()
     };
     let pull =
         Pull { name: familiar, all_tags: tag.is_none() && !digest, tag: if digest { None } else { tag }, registry };
-    if let Some(host) = pull.registry_host() {
-        let local_name = host.eq_ignore_ascii_case("localhost") || host.to_ascii_lowercase().ends_with(".localhost");
-        if local_name || host.parse::<std::net::IpAddr>().is_ok_and(|ip| forbidden_registry_address(&ip)) {
-            return Err(deny(format!(
-                "pulling from {} is refused: a registry on a loopback, link-local or unspecified address is the \
-                 engine host's own",
-                pull.registry.as_deref().unwrap_or(host)
-            )));
-        }
+    if let Some(registry) = &pull.registry {
+        check_registry(registry).map_err(|d| deny(d.reason))?;
     }
     Ok(Some(pull))
+}
+
+/// The registry host without its port, unbracketed (`[::1]:5000` is `::1`).
+pub fn registry_host(registry: &str) -> &str {
+    if let Some(rest) = registry.strip_prefix('[') {
+        return rest.split_once(']').map_or(rest, |(h, _)| h);
+    }
+    registry.rsplit_once(':').map_or(registry, |(h, _)| h)
+}
+
+/// The registry an image reference names (`reg:5000/team/app` is `reg:5000`), as the engine's reference parser
+/// tells it from a Docker Hub name: a first component with a dot or a port, or `localhost`.
+pub fn registry_of_reference(reference: &str) -> Option<&str> {
+    let (first, _) = reference.split_once('/')?;
+    ((first.contains('.') || first.contains(':') || first == "localhost")
+        && !matches!(first, "docker.io" | "index.docker.io"))
+    .then_some(first)
+}
+
+/// The registry a login names (`serveraddress`: a host, `host:port`, or a URL).
+pub fn registry_of_address(address: &str) -> Option<&str> {
+    let a = address.trim();
+    let a = a.split_once("://").map_or(a, |(_, rest)| rest);
+    let a = a.split('/').next().unwrap_or_default();
+    (!a.is_empty()).then_some(a)
+}
+
+/// Refuses a registry (`host[:port]`) the engine host would reach on itself: a loopback, link-local or unspecified
+/// address, or `localhost`. Every request of a tenant that makes the engine contact a registry (pull, search,
+/// distribution inspect, login) is checked with this; names that resolve to such an address are the gateway's to
+/// check.
+pub fn check_registry(registry: &str) -> Result<(), Deny> {
+    let host = registry_host(registry);
+    let local_name = host.eq_ignore_ascii_case("localhost") || host.to_ascii_lowercase().ends_with(".localhost");
+    if local_name || host.parse::<std::net::IpAddr>().is_ok_and(|ip| forbidden_registry_address(&ip)) {
+        return Err(Deny::at(
+            "",
+            format!(
+                "the registry {registry} is refused: a registry on a loopback, link-local or unspecified address is \
+                 the engine host's own"
+            ),
+        ));
+    }
+    Ok(())
 }
 
 /// An address no tenant's pull may make an engine fetch from: loopback, link-local, unspecified (also as
@@ -145,6 +174,24 @@ fn imports(query: Option<&str>) -> bool {
 mod tests {
     use super::*;
     use http::Method;
+
+    #[test]
+    fn registries_a_request_names() {
+        assert_eq!(registry_of_reference("reg:5000/team/app:1"), Some("reg:5000"));
+        assert_eq!(registry_of_reference("localhost/x"), Some("localhost"));
+        assert_eq!(registry_of_reference("team/app"), None);
+        assert_eq!(registry_of_reference("busybox"), None);
+        assert_eq!(registry_of_reference("docker.io/library/busybox"), None);
+        assert_eq!(registry_of_address("https://127.0.0.1:5000/v2/"), Some("127.0.0.1:5000"));
+        assert_eq!(registry_of_address("169.254.169.254"), Some("169.254.169.254"));
+        assert_eq!(registry_of_address(""), None);
+        for own in ["127.0.0.1:5000", "localhost", "[::1]:5000", "169.254.169.254", "0.0.0.0", "x.localhost:1"] {
+            assert!(check_registry(own).is_err(), "{own}");
+        }
+        for other in ["registry.example:5000", "192.0.2.1", "[2001:db8::1]:443"] {
+            assert!(check_registry(other).is_ok(), "{other}");
+        }
+    }
 
     fn check(method: &str, path: &str, query: Option<&str>, refused: bool) {
         let ep = Endpoint::classify(&method.parse::<Method>().unwrap(), path).unwrap();

@@ -54,7 +54,7 @@ impl Resources {
 
 /// Reads a `POST /containers/create` body.
 pub fn read_create(doc: &Value) -> Result<Resources, Deny> {
-    match field(object(doc, "")?, "HostConfig", "")? {
+    match field(object(doc, "")?, "HostConfig") {
         None => Ok(Resources::default()),
         Some(Value::Object(hc)) => read(hc, "HostConfig"),
         Some(_) => Err(Deny { field: "HostConfig".into(), reason: "must be an object".into() }),
@@ -127,12 +127,12 @@ fn not_an_object() -> Deny {
 }
 
 /// A field of the canonical document; null is absent.
-fn field<'a>(obj: &'a Map<String, Value>, name: &str, _path: &str) -> Result<Option<&'a Value>, Deny> {
-    Ok(obj.get(name).filter(|v| !v.is_null()))
+fn field<'a>(obj: &'a Map<String, Value>, name: &str) -> Option<&'a Value> {
+    obj.get(name).filter(|v| !v.is_null())
 }
 
 fn number(obj: &Map<String, Value>, name: &str, path: &str) -> Result<i64, Deny> {
-    match field(obj, name, path)? {
+    match field(obj, name) {
         None => Ok(0),
         Some(v) => v.as_i64().ok_or_else(|| Deny { field: join(path, name), reason: "must be a whole number".into() }),
     }

@@ -43,12 +43,12 @@ pub async fn forward_as(
     // which is what lets hyper hand the connection over.
     let protocol = client_protocol.clone().or(default_protocol.map(HeaderValue::from_static));
     let mut up = Request::builder().method(parts.method).uri(path_and_query);
-    if let (Some(h), Some(protocol)) = (up.headers_mut(), protocol) {
+    if let Some(h) = up.headers_mut() {
         *h = copy_headers(&parts.headers);
-        h.insert(header::CONNECTION, HeaderValue::from_static("Upgrade"));
-        h.insert(header::UPGRADE, protocol);
-    } else if let Some(h) = up.headers_mut() {
-        *h = copy_headers(&parts.headers);
+        if let Some(protocol) = protocol {
+            h.insert(header::CONNECTION, HeaderValue::from_static("Upgrade"));
+            h.insert(header::UPGRADE, protocol);
+        }
     }
     let up = up.body(body).map_err(|e| ApiError::bad_request(e.to_string()))?;
     let mut resp = node.send(up).await.map_err(engine_error)?;

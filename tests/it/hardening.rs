@@ -131,6 +131,34 @@ fn a_pull_from_the_engine_hosts_loopback_is_refused_by_mtswarm() {
     }
 }
 
+/// A search, a distribution inspect and a login make the engine contact a registry too: the same rule as a pull.
+#[test]
+fn searches_inspects_and_logins_do_not_reach_the_engine_hosts_own_registries() {
+    if skip_in_direct_mode("mtswarm's registry rules") {
+        return;
+    }
+    let t = Test::new();
+    let gw = t.gateway();
+    let http = gw.tenant("alice").http();
+    let refused = |r: &Response, what: &str| {
+        assert_eq!(r.status, 403, "{what}: {r}");
+        assert!(r.message().contains("loopback, link-local or unspecified"), "{what}: {r}");
+    };
+    refused(&http.get("/v1.41/images/search?term=127.0.0.1:5999/x"), "search on a loopback registry");
+    refused(&http.get("/v1.41/images/search?term=localhost:5999/x"), "search on localhost");
+    refused(&http.get("/v1.41/distribution/127.0.0.1:5999/x:1/json"), "distribution inspect on a loopback registry");
+    refused(&http.get("/v1.41/distribution/[::1]:5999/x/json"), "distribution inspect on ::1");
+    for address in ["169.254.169.254", "http://127.0.0.1:5999/v2/", "localhost:5999"] {
+        let r = http
+            .post_json("/v1.41/auth", &serde_json::json!({"username": "u", "password": "p", "serveraddress": address}));
+        refused(&r, &format!("login to {address}"));
+    }
+    // A search without a registry of the host's own is the engine's to answer (it cannot reach Docker Hub here:
+    // anything but mtswarm's refusal).
+    let r = http.get("/v1.41/images/search?term=busybox&limit=1");
+    assert!(!r.message().contains("loopback, link-local or unspecified"), "{r}");
+}
+
 /// Removes an image tag from the default engine when the test ends.
 struct TagGuard(String);
 
