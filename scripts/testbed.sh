@@ -41,6 +41,7 @@ STATE=${MTSWARM_TESTBED_DIR:-/run/mtswarm-testbed}
 DATA=${MTSWARM_TESTBED_DATA:-/var/lib/mtswarm-testbed}
 TIMEOUT=${MTSWARM_TESTBED_TIMEOUT:-120}
 ENV_FILE=$STATE/env
+ISOLATION=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)/engine-isolation.sh
 ENGINES=(0 1 2)
 IMAGE=busybox:latest
 IMAGE_ALIAS=mtswarm-test:latest
@@ -176,10 +177,10 @@ spawn() {
 
 packages_for() {
 	case $1 in
-	engines) echo docker.io busybox-static iproute2 util-linux docker-compose curl ;;
+	engines) echo docker.io busybox-static iproute2 util-linux docker-compose curl nftables ;;
 	keystone) echo python3-keystone sqlite3 curl ;;
 	etcd) echo etcd-server curl ;;
-	overlay) echo docker.io etcd-server iproute2 iptables util-linux curl ;;
+	overlay) echo docker.io etcd-server iproute2 iptables util-linux curl nftables ;;
 	tls) echo docker.io busybox-static openssl util-linux curl ;;
 	*) die "unknown component $1" ;;
 	esac
@@ -398,7 +399,12 @@ engines_up() {
 		engine_check_run "$n"
 		log "node$n: up ($(e_sock "$n"), tcp://127.0.0.1:$(e_port "$n")), runs $IMAGE"
 	done
+	# The engines' bridges (node0's, and node1's and node2's user networks, all in this network namespace) are
+	# isolated from each other by scripts/engine-isolation.sh, as the README tells operators to do.
+	isolation_ok || log "isolation: loading table inet mtswarm-isolation (scripts/engine-isolation.sh)"
+	bash "$ISOLATION" install
 }
+isolation_ok() { bash "$ISOLATION" status >/dev/null 2>&1; }
 
 engines_down() {
 	local n pids=() rc=0
@@ -409,6 +415,7 @@ engines_down() {
 	for n in "${pids[@]}"; do wait "$n" || rc=1; done
 	[ $rc = 0 ] || die "could not stop every engine"
 	if [ -e "/sys/class/net/$BRIDGE0" ]; then ip link del "$BRIDGE0" || true; fi
+	if command -v nft >/dev/null; then bash "$ISOLATION" remove; fi
 }
 
 engine_arg() {
@@ -594,10 +601,22 @@ ov_network() {
 		ip -n "ovns$n" link set "ovc$n" up
 		ip -n "ovns$n" link set lo up
 	done
+	ov_isolate
+}
+# The ovnodes run with --iptables=false: without scripts/engine-isolation.sh's table in their network namespaces
+# their bridges would forward to each other.
+ov_isolate() {
+	local n
+	for n in "${OV_NODES[@]}"; do
+		nsenter --net="/run/netns/ovns$n" bash "$ISOLATION" install
+	done
 }
 overlay_up() {
 	local n pid pids=() tar
-	ov_ok && return 0
+	if ov_ok; then
+		ov_isolate
+		return 0
+	fi
 	ov_network
 	if [ -z "$(ov_etcd_pid)" ]; then
 		mkdir -p "$DATA/ov-etcd"
@@ -798,6 +817,10 @@ status_of() {
 				down=1
 			fi
 		done
+		if isolation_ok; then echo "isolation: table inet mtswarm-isolation loaded"; else
+			echo "isolation: table inet mtswarm-isolation not loaded (scripts/engine-isolation.sh install)"
+			down=1
+		fi
 		;;
 	keystone)
 		if keystone_ok; then echo "keystone: up $KEYSTONE_URL (pid $(keystone_pid))"; else
