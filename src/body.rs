@@ -1,7 +1,10 @@
 //! The one body type mtswarm's responses and forwarded requests use, and constructors for it.
 
 use bytes::Bytes;
+use http::{header, Response};
 use http_body_util::{combinators::UnsyncBoxBody, BodyExt, Empty, Full};
+
+use crate::api::ApiError;
 
 /// Any error a body may yield while streaming.
 pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
@@ -243,6 +246,23 @@ pub fn merge_lines(bodies: Vec<Body>, later: Option<tokio::sync::mpsc::Receiver<
         }
     });
     http_body_util::StreamBody::new(merged.map(|r| r.map(http_body::Frame::data))).boxed_unsync()
+}
+
+/// An [`ApiError`] as the client receives it. (Here, with the body type, so that the vocabulary knows no HTTP body.)
+impl ApiError {
+    /// Renders the Docker-style body and logs the error once.
+    pub fn into_response(self) -> Response<Body> {
+        if self.status.is_server_error() {
+            tracing::warn!(status = self.status.as_u16(), message = %self.message, "request failed");
+        } else {
+            tracing::debug!(status = self.status.as_u16(), message = %self.message, "request refused");
+        }
+        let body = serde_json::json!({ "message": self.message }).to_string() + "\n";
+        let mut resp = Response::new(full(body));
+        *resp.status_mut() = self.status;
+        resp.headers_mut().insert(header::CONTENT_TYPE, header::HeaderValue::from_static("application/json"));
+        resp
+    }
 }
 
 #[cfg(test)]

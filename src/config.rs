@@ -4,6 +4,7 @@
 //! The environment is read through [`Env`], a plain map, so tests feed it values instead of setting
 //! process variables.
 
+pub use crate::gateway::{Limits, PolicyFiles};
 use std::collections::HashMap;
 use std::path::PathBuf;
 use std::time::Duration;
@@ -199,33 +200,6 @@ pub struct RawManage {
     pub audit_log: Option<String>,
 }
 
-/// How much one tenant may ask of mtswarm at once, and how long a request may take.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Limits {
-    /// Requests of one tenant in flight at once.
-    pub tenant_max_requests: usize,
-    /// Streams and hijacked sessions of one tenant open at once.
-    pub tenant_max_streams: usize,
-    /// How long a request body may take to arrive (between frames, for a streamed one).
-    pub body_timeout: Duration,
-    /// How long an engine may take to answer a call that is not a stream.
-    pub engine_timeout: Duration,
-    /// The most of an engine's answer read whole.
-    pub engine_answer_limit: usize,
-}
-
-impl Default for Limits {
-    fn default() -> Limits {
-        Limits {
-            tenant_max_requests: 256,
-            tenant_max_streams: 64,
-            body_timeout: Duration::from_secs(30),
-            engine_timeout: Duration::from_secs(60),
-            engine_answer_limit: crate::proxy::DEFAULT_ANSWER_LIMIT,
-        }
-    }
-}
-
 /// How identities are proven.
 #[derive(Debug, Clone)]
 pub enum AuthBackendConfig {
@@ -248,19 +222,6 @@ pub struct AuthConfig {
     pub admin_tenant: Option<String>,
     /// How long a validated token is trusted without asking Keystone again.
     pub cache_ttl: Duration,
-}
-
-/// The policy files, as given at start-up, read again by a reload.
-#[derive(Debug, Clone, Default)]
-pub struct PolicyFiles {
-    /// The API filter's file, and whether it must exist (it was named, not the default).
-    pub apifilter: Option<(std::path::PathBuf, bool)>,
-    /// The flavors' file, when flavors are enforced.
-    pub flavors: Option<std::path::PathBuf>,
-    /// The quota's file, when a quota is enforced.
-    pub quota: Option<std::path::PathBuf>,
-    /// `--tls-cn-tenants`.
-    pub cn_tenants: Option<std::path::PathBuf>,
 }
 
 /// The checked configuration of `manage`.
@@ -551,7 +512,7 @@ fn auth_config(raw: &RawManage, env: &Env) -> Result<AuthConfig, String> {
     }
     let admin_tenant = pick(&raw.admin_tenant_id, env, "SWARM_ADMIN_TENANT_ID").map(str::to_string);
     if let Some(a) = &admin_tenant {
-        if !crate::auth::valid_tenant_id(a) {
+        if !crate::tenant::TenantId::valid(a) {
             return Err(format!("SWARM_ADMIN_TENANT_ID={a:?} is not a valid tenant id"));
         }
     }

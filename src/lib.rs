@@ -14,6 +14,7 @@ pub mod random;
 pub mod scheduler;
 pub mod server;
 pub mod tenancy;
+pub mod tenant;
 pub mod tls;
 pub mod usage_cli;
 
@@ -123,7 +124,7 @@ impl Manager {
         Ok(Manager { config, gateway, tls, ops: None })
     }
 
-    /// Serves metrics and health on this listener (see [`ops::bind`]).
+    /// Serves metrics and health on this listener (see [`server::ops::bind`]).
     pub fn with_ops(mut self, listener: Option<tokio::net::TcpListener>) -> Manager {
         self.ops = listener;
         self
@@ -131,7 +132,7 @@ impl Manager {
 
     /// Serves on listeners the caller bound, until `shutdown` completes.
     pub async fn run(self, listeners: Vec<Listener>, shutdown: impl Future<Output = ()>) {
-        let ops = self.ops.map(|l| tokio::spawn(ops::serve(l, self.gateway.clone())));
+        let ops = self.ops.map(|l| tokio::spawn(server::ops::serve(l, self.gateway.clone())));
         let reloader = {
             let (gateway, files) = (self.gateway.clone(), self.config.policy_files.clone());
             tokio::spawn(async move {

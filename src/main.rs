@@ -141,7 +141,7 @@ fn real_main(cli: Cli) -> anyhow::Result<()> {
             rt.block_on(async move {
                 let manager = mtswarm::Manager::new(config.clone())?;
                 let listeners = mtswarm::bind(&config).await?;
-                let ops = mtswarm::ops::bind(&config).await?;
+                let ops = mtswarm::server::ops::bind(config.metrics_addr.as_deref()).await?;
                 let mut out = std::io::stdout().lock();
                 for l in &listeners {
                     writeln!(out, "mtswarm: listening on {}", l.url())?;

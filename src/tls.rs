@@ -67,7 +67,7 @@ pub fn load_cn_tenants(path: &Path) -> Result<HashMap<String, String>, String> {
         format!("--tls-cn-tenants {}: {e}; expected {{\"CERTIFICATE CN\": \"TENANT ID\", ...}}", path.display())
     })?;
     for (cn, tenant) in &map {
-        if !crate::auth::valid_tenant_id(tenant) {
+        if !crate::tenant::TenantId::valid(tenant) {
             return Err(format!(
                 "--tls-cn-tenants {}: {cn:?} maps to {tenant:?}, not a valid tenant id",
                 path.display()

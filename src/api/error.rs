@@ -1,11 +1,9 @@
 //! The one API error: an HTTP status and a message, rendered in Docker's shape `{"message": "..."}`.
 //!
-//! Every layer's error converts into [`ApiError`]; [`ApiError::into_response`] is the only place that renders
-//! and logs one. Client mistakes log at debug, mtswarm's and engines' failures at warn.
+//! Every layer's error converts into [`ApiError`]; [`ApiError::into_response`] (with the bodies, in
+//! [`crate::body`]) is the only place that renders and logs one. Client mistakes log at debug, mtswarm's and engines' failures at warn.
 
-use http::{header, Response, StatusCode};
-
-use crate::body::{self, Body};
+use http::StatusCode;
 
 /// An error answered to the client.
 #[derive(Debug, Clone, thiserror::Error)]
@@ -16,7 +14,7 @@ pub struct ApiError {
     /// The sentence the docker CLI prints after "Error response from daemon: ".
     pub message: String,
     /// Why policy refused the request, for the denial metric and the audit log; `None` for other errors.
-    pub denial: Option<crate::ops::metrics::DenyKind>,
+    pub denial: Option<DenyKind>,
 }
 
 impl ApiError {
@@ -25,14 +23,13 @@ impl ApiError {
     }
 
     /// A refusal by policy, counted by its reason.
-    pub fn denied(status: StatusCode, kind: crate::ops::metrics::DenyKind, message: impl Into<String>) -> ApiError {
+    pub fn denied(status: StatusCode, kind: DenyKind, message: impl Into<String>) -> ApiError {
         ApiError { status, message: message.into(), denial: Some(kind) }
     }
 
     /// The reason this error is a denial, if it is one: set where it was made, or a 401 (authentication) or a
     /// 429 (a rate limit), which are denials whatever made them.
-    pub fn denial_kind(&self) -> Option<crate::ops::metrics::DenyKind> {
-        use crate::ops::metrics::DenyKind;
+    pub fn denial_kind(&self) -> Option<DenyKind> {
         self.denial.or(match self.status {
             StatusCode::UNAUTHORIZED => Some(DenyKind::Auth),
             StatusCode::TOO_MANY_REQUESTS => Some(DenyKind::Limit),
@@ -55,18 +52,35 @@ impl ApiError {
     pub fn bad_gateway(message: impl Into<String>) -> ApiError {
         ApiError::new(StatusCode::BAD_GATEWAY, message)
     }
+}
 
-    /// Renders the Docker-style body and logs the error once.
-    pub fn into_response(self) -> Response<Body> {
-        if self.status.is_server_error() {
-            tracing::warn!(status = self.status.as_u16(), message = %self.message, "request failed");
-        } else {
-            tracing::debug!(status = self.status.as_u16(), message = %self.message, "request refused");
+/// Why a request was refused, for `mtswarm_denials_total{reason}` and the audit log.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DenyKind {
+    /// No or bad credentials (401).
+    Auth,
+    /// The operator's API filter, or the image catalogue's rules.
+    ApiFilter,
+    /// A host escape: bind mounts, privileges, host namespaces, network settings.
+    Escape,
+    Quota,
+    Flavor,
+    /// A tenancy refusal (403): another tenant's or a shared object.
+    Isolation,
+    /// A rate limit (429).
+    Limit,
+}
+
+impl DenyKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            DenyKind::Auth => "auth",
+            DenyKind::ApiFilter => "apifilter",
+            DenyKind::Escape => "escape",
+            DenyKind::Quota => "quota",
+            DenyKind::Flavor => "flavor",
+            DenyKind::Isolation => "isolation",
+            DenyKind::Limit => "limit",
         }
-        let body = serde_json::json!({ "message": self.message }).to_string() + "\n";
-        let mut resp = Response::new(body::full(body));
-        *resp.status_mut() = self.status;
-        resp.headers_mut().insert(header::CONTENT_TYPE, header::HeaderValue::from_static("application/json"));
-        resp
     }
 }

@@ -19,6 +19,7 @@ use std::time::{Duration, Instant, SystemTime};
 use sha2::{Digest, Sha256};
 
 use crate::api::ApiError;
+use crate::tenant::TenantId;
 use cache::Cache;
 use keystone::{Keystone, KeystoneError, TokenInfo};
 use tokenfile::TokenFile;
@@ -29,7 +30,7 @@ pub const NEGATIVE_TTL: Duration = Duration::from_secs(5);
 /// Who a request is from, once proven.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Identity {
-    pub tenant: String,
+    pub tenant: TenantId,
     /// The admin tenant sees and may do everything.
     pub admin: bool,
 }
@@ -135,7 +136,7 @@ impl Authenticator {
 
     pub async fn authenticate(&self, creds: Credentials<'_>) -> Result<Identity, AuthError> {
         if let Some(t) = creds.tenant {
-            if !valid_tenant_id(t) {
+            if !TenantId::valid(t) {
                 return Err(AuthError::BadTenantId(t.to_string()));
             }
         }
@@ -166,6 +167,8 @@ impl Authenticator {
             }
         };
         let admin = self.admin_tenant.as_deref() == Some(tenant.as_str());
+        // Every backend's answer is checked here, once: a project id from Keystone too becomes part of names.
+        let tenant = TenantId::new(tenant.clone()).ok_or(AuthError::BadTenantId(tenant))?;
         Ok(Identity { tenant, admin })
     }
 
@@ -226,14 +229,6 @@ pub fn decide(facts: &TokenFacts, requested: Option<&str>, members: Option<&str>
     }
 }
 
-/// A tenant id: 1 to 64 of `[A-Za-z0-9_.-]`, starting with a letter or digit. Keystone's ids (32 hex digits)
-/// fit, and so does every id that can safely be part of an engine-side object name.
-pub fn valid_tenant_id(s: &str) -> bool {
-    (1..=64).contains(&s.len())
-        && s.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'.' || b == b'-')
-        && s.as_bytes()[0].is_ascii_alphanumeric()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -271,10 +266,10 @@ mod tests {
     #[test]
     fn tenant_ids() {
         for ok in ["alice", "a", "0f3c9e1b2d4a4e5f8a7b6c5d4e3f2a1b", "team_a.dev-1"] {
-            assert!(valid_tenant_id(ok), "{ok}");
+            assert!(TenantId::valid(ok), "{ok}");
         }
         for bad in ["", "-a", ".a", "a b", "a/b", "ä", &"x".repeat(65)] {
-            assert!(!valid_tenant_id(bad), "{bad}");
+            assert!(!TenantId::valid(bad), "{bad}");
         }
     }
 }

@@ -12,7 +12,7 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 
-use super::valid_tenant_id;
+use crate::tenant::TenantId;
 
 /// How often the file's modification time is looked at.
 const RECHECK: Duration = Duration::from_secs(1);
@@ -118,7 +118,7 @@ fn read(path: &Path) -> Result<(Entries, Option<SystemTime>), String> {
     for (i, e) in shape.tokens.iter().enumerate() {
         let at = format!("token file {}: entry {} (tenant {:?})", path.display(), i + 1, e.tenant);
         let entry_error = |what: &str| format!("{at}: {what}; {how}");
-        if !valid_tenant_id(&e.tenant) {
+        if !TenantId::valid(&e.tenant) {
             return Err(entry_error(
                 "a tenant id is 1 to 64 letters, digits, '_', '.' or '-', starting with a letter or digit",
             ));
@@ -138,7 +138,7 @@ fn read(path: &Path) -> Result<(Entries, Option<SystemTime>), String> {
 
 /// `mtswarm tokens add`: a new random token for a tenant, stored only as its digest. Returns the token.
 pub fn add_token(path: &Path, tenant: &str) -> Result<String, String> {
-    if !valid_tenant_id(tenant) {
+    if !TenantId::valid(tenant) {
         return Err(format!("--tenant {tenant:?}: a tenant id is 1 to 64 letters, digits, '_', '.' or '-'"));
     }
     let mut shape = if path.exists() {

@@ -25,7 +25,7 @@ use serde_json::Value;
 
 use crate::api::{ApiError, ApiVersion, Endpoint, ImageOp, NetworkOp, PluginOp};
 use crate::scheduler::{self, ContainerView, NoNode, NodeView, Placement, Strategy};
-use crate::tenancy::names;
+use crate::tenant::names;
 pub use connector::EngineAddr;
 pub use discovery::{Discovery, DiscoveryError};
 pub use node::{CachedContainer, EngineError, EngineOptions, Node};

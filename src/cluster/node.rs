@@ -12,7 +12,7 @@ use hyper_util::client::legacy::Client;
 use hyper_util::rt::TokioExecutor;
 
 use super::connector::{EngineAddr, EngineConnector};
-use crate::api::ApiVersion;
+use crate::api::{ApiError, ApiVersion};
 use crate::body::{self, Body};
 use crate::scheduler::{ImageView, PublishedPort};
 
@@ -29,6 +29,20 @@ pub enum EngineError {
     #[error("engine {node} answered {status}: {message}")]
     Answer { node: String, status: StatusCode, message: String },
 }
+
+/// A failure to reach an engine, as the client gets it.
+impl From<EngineError> for ApiError {
+    fn from(e: EngineError) -> ApiError {
+        match e {
+            EngineError::Unavailable { .. } => ApiError::unavailable(e.to_string()),
+            EngineError::Broken { .. } => ApiError::bad_gateway(e.to_string()),
+            EngineError::Answer { status, message, .. } => ApiError::new(status, message),
+        }
+    }
+}
+
+/// `--engine-answer-limit`'s default: 8 MiB.
+pub const DEFAULT_ANSWER_LIMIT: usize = 8 * 1024 * 1024;
 
 /// What mtswarm knows of an engine from its `/version` and `/info`.
 #[derive(Debug, Clone, Default)]
@@ -107,7 +121,7 @@ impl EngineOptions {
             connect_timeout,
             tls: None,
             call_timeout: Duration::from_secs(60),
-            answer_limit: crate::proxy::DEFAULT_ANSWER_LIMIT,
+            answer_limit: DEFAULT_ANSWER_LIMIT,
         }
     }
 }
@@ -267,7 +281,7 @@ impl Node {
 
     async fn follow_events(&self) {
         let filters = r#"{"type":{"container":true,"network":true,"image":true}}"#;
-        let path = format!("/events?filters={}", crate::tenancy::encode(filters));
+        let path = format!("/events?filters={}", crate::tenant::encode(filters));
         let Ok(req) = Request::get(path).body(body::empty()) else { return };
         let resp = match self.send(req).await {
             Ok(r) if r.status().is_success() => r,
@@ -540,8 +554,8 @@ pub fn cached_container(c: &serde_json::Value) -> CachedContainer {
         .flatten()
         .filter_map(|(k, v)| Some((k.clone(), v.as_str()?.to_string())))
         .collect();
-    let owner = labels.get(crate::tenancy::TENANT_LABEL);
-    let view = |e: &mut Value| crate::tenancy::container_view(owner.map(String::as_str).unwrap_or_default(), e);
+    let owner = labels.get(crate::tenant::TENANT_LABEL);
+    let view = |e: &mut Value| crate::tenant::view::container(owner.map(String::as_str).unwrap_or_default(), e);
     let owner_view: Option<&dyn Fn(&mut Value)> = if owner.is_some() { Some(&view) } else { None };
     let mut published = Vec::new();
     for at in ["/HostConfig", "/NetworkSettings"] {
@@ -561,7 +575,7 @@ pub fn cached_container(c: &serde_json::Value) -> CachedContainer {
         seen: 0,
         id: s("/Id"),
         name: s("/Name").trim_start_matches('/').to_string(),
-        tenant: labels.get(crate::tenancy::TENANT_LABEL).cloned(),
+        tenant: labels.get(crate::tenant::TENANT_LABEL).cloned(),
         image: s("/Config/Image"),
         labels,
         memory: n("/HostConfig/Memory").max(0),

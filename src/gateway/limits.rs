@@ -162,6 +162,33 @@ impl http_body::Body for HeldBody {
     }
 }
 
+/// How much one tenant may ask of mtswarm at once, and how long a request may take.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Limits {
+    /// Requests of one tenant in flight at once.
+    pub tenant_max_requests: usize,
+    /// Streams and hijacked sessions of one tenant open at once.
+    pub tenant_max_streams: usize,
+    /// How long a request body may take to arrive (between frames, for a streamed one).
+    pub body_timeout: std::time::Duration,
+    /// How long an engine may take to answer a call that is not a stream.
+    pub engine_timeout: std::time::Duration,
+    /// The most of an engine's answer read whole.
+    pub engine_answer_limit: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Limits {
+        Limits {
+            tenant_max_requests: 256,
+            tenant_max_streams: 64,
+            body_timeout: std::time::Duration::from_secs(30),
+            engine_timeout: std::time::Duration::from_secs(60),
+            engine_answer_limit: crate::cluster::node::DEFAULT_ANSWER_LIMIT,
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

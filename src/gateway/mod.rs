@@ -37,21 +37,25 @@ pub struct PolicyRules {
     /// SWARM_TENANT_DEFAULT_NETWORK: whether each tenant's default network is its own.
     pub default_network: tenancy::DefaultNetwork,
 }
+use crate::api::DenyKind;
 use crate::cluster::{Cluster, Node, Route};
-use crate::ops::metrics::DenyKind;
 use crate::proxy::{self, hijack};
 use crate::tenancy;
+use crate::tenant::{self, Scope, TenantId};
 
 mod limits;
 mod merge;
 mod ops;
+pub use limits::Limits;
+pub use ops::PolicyFiles;
 mod route;
+pub mod system;
 
 /// A request on its way to one or more nodes: what the phases before routing made of it.
 pub(crate) struct Forward<'a> {
     pub endpoint: &'a Endpoint,
-    /// The tenant, unless the admin or no tenancy.
-    pub tenant: Option<&'a str>,
+    /// Whom it acts for.
+    pub scope: &'a Scope,
     pub parts: &'a http::request::Parts,
     /// The path without its version prefix.
     pub path: &'a str,
@@ -146,17 +150,17 @@ impl Gateway {
             default_networks: tenancy::DefaultNetworks::new(default_network),
             quota_locks: Default::default(),
             tenant_limits: limits::TenantLimits::new(
-                crate::config::Limits::default().tenant_max_requests,
-                crate::config::Limits::default().tenant_max_streams,
+                Limits::default().tenant_max_requests,
+                Limits::default().tenant_max_streams,
             ),
-            body_timeout: crate::config::Limits::default().body_timeout,
-            engine_timeout: crate::config::Limits::default().engine_timeout,
+            body_timeout: Limits::default().body_timeout,
+            engine_timeout: Limits::default().engine_timeout,
             next_id: AtomicU64::new(1),
         }
     }
 
     /// The limits of `--tenant-max-requests`, `--tenant-max-streams`, `--body-timeout` and `--engine-timeout`.
-    pub fn with_limits(mut self, l: crate::config::Limits) -> Gateway {
+    pub fn with_limits(mut self, l: Limits) -> Gateway {
         self.tenant_limits = limits::TenantLimits::new(l.tenant_max_requests, l.tenant_max_streams);
         self.body_timeout = l.body_timeout;
         self.engine_timeout = l.engine_timeout;
@@ -192,7 +196,7 @@ impl Gateway {
             // Only the audit log reads it (a create's `?name=`).
             query: self.audit.as_ref().and(req.uri().query()).map(str::to_string),
         };
-        let slot = req.extensions().get::<crate::server::HijackSlot>().cloned();
+        let slot = req.extensions().get::<crate::proxy::hijack::HijackSlot>().cloned();
         let mut resp = match self.pipeline(&mut ctx, req).await {
             Ok(resp) => resp,
             Err(e) => {
@@ -225,7 +229,11 @@ impl Gateway {
             api::query::check(&endpoint, &api::query::pairs(req.uri().query()))?;
         }
         // A tenant other than the admin is limited by policy and scoped by tenancy.
-        let tenant = ctx.identity.as_ref().filter(|i| !i.admin).map(|i| i.tenant.clone());
+        let scope = match &ctx.identity {
+            Some(i) if !i.admin => Scope::Tenant(i.tenant.clone()),
+            _ => Scope::Operator,
+        };
+        let tenant = scope.tenant();
         if tenant.is_some() {
             self.live().apifilter.check(&endpoint).map_err(forbidden(DenyKind::ApiFilter))?;
             policy::images::check_endpoint(&endpoint, req.uri().query()).map_err(forbidden(DenyKind::ApiFilter))?;
@@ -253,7 +261,7 @@ impl Gateway {
             }
             match policy::plugins::for_tenant(&endpoint).map_err(forbidden(DenyKind::ApiFilter))? {
                 policy::plugins::TenantPlugins::NoneListed => {
-                    return Ok(api::system::json_response(http::StatusCode::OK, &serde_json::json!([])));
+                    return Ok(system::json_response(http::StatusCode::OK, &serde_json::json!([])));
                 }
                 policy::plugins::TenantPlugins::Missing(name) => {
                     return Err(ApiError::not_found(policy::plugins::missing_message(&name)));
@@ -264,7 +272,7 @@ impl Gateway {
         let mut route = self.cluster.route(&endpoint);
         if route == Route::Local {
             let query = api::query::pairs(req.uri().query());
-            return Ok(self.answer_locally(&endpoint, &ctx.method, &query, tenant.as_deref()).await);
+            return Ok(self.answer_locally(&endpoint, &ctx.method, &query, &scope).await);
         }
         // An import carries its image in the body, which can go to one node only.
         if matches!(endpoint, Endpoint::ImageCreate) && route::query_has(req.uri().query(), "fromSrc") {
@@ -301,7 +309,7 @@ impl Gateway {
             }
             _quota_lock = self.resources_phase(t, &endpoint, doc.as_mut()).await?;
         }
-        let req = Forward { endpoint: &endpoint, tenant: tenant.as_deref(), parts: &parts, path: &path };
+        let req = Forward { endpoint: &endpoint, scope: &scope, parts: &parts, path: &path };
         match route {
             Route::Local => unreachable!("answered above"),
             Route::FanOut if multi => self.fan_out(ctx, &req).await,
@@ -342,7 +350,7 @@ impl Gateway {
             }
             (None, true) => {
                 let filters = serde_json::json!({ "reference": [&pull.name] }).to_string();
-                (format!("/images/json?filters={}", tenancy::encode(&filters)), format!("every tag of {}", pull.name))
+                (format!("/images/json?filters={}", tenant::encode(&filters)), format!("every tag of {}", pull.name))
             }
             // A pull by digest writes no tag.
             (None, false) => return Ok(()),
@@ -354,7 +362,7 @@ impl Gateway {
                 Ok(v) if v.as_array().is_some_and(|a| a.is_empty()) => {}
                 Ok(_) => return Err(forbidden(DenyKind::Isolation)(policy::images::existing_tag(&what))),
                 Err(crate::cluster::EngineError::Answer { status: http::StatusCode::NOT_FOUND, .. }) => {}
-                Err(e) => return Err(proxy::engine_error(e)),
+                Err(e) => return Err(ApiError::from(e)),
             }
         }
         Ok(())
@@ -433,8 +441,8 @@ impl Gateway {
         ctx.node = Some(node.name());
         let mut query = req.parts.uri.query().map(str::to_string);
         let mut path = req.path.to_string();
-        let mut answer = tenancy::Answer::Pass;
-        if let Some(t) = req.tenant {
+        let mut answer = tenant::Answer::Pass;
+        if let Some(t) = req.scope.tenant_str() {
             let plan =
                 tenancy::prepare(node, &self.default_networks, t, endpoint, &path, query.as_deref(), doc.as_mut())
                     .await?;
@@ -461,7 +469,7 @@ impl Gateway {
             (None, Upstream::Bytes(bytes)) => whole(&mut headers, bytes),
             (None, Upstream::Stream(incoming)) => {
                 // dockerd reads a form-encoded POST body as query values: a tenant's stream is a tar to the engine.
-                if req.tenant.is_some() {
+                if req.scope.tenant_str().is_some() {
                     headers.insert(header::CONTENT_TYPE, header::HeaderValue::from_static("application/x-tar"));
                 }
                 body::stream(incoming)
@@ -488,7 +496,7 @@ impl Gateway {
                 _ => Some("tcp"),
             };
             let resp = hijack::forward_as(node, upstream, pq, default_protocol).await?;
-            return match req.tenant {
+            return match req.scope.tenant_str() {
                 Some(t) if !resp.status().is_success() && !resp.status().is_informational() => {
                     Ok((tenant_view(t, &answer, resp).await, None))
                 }
@@ -564,17 +572,17 @@ impl Gateway {
                 .and_then(|v| v.get("Id").and_then(|i| i.as_str()).map(str::to_string));
             resp = Response::from_parts(parts, body::full(bytes));
         }
-        let tenant = req.tenant;
-        if tenant.is_some() && matches!(answer, tenancy::Answer::Events | tenancy::Answer::Stats) {
+        let tenant = req.scope.tenant_str();
+        if tenant.is_some() && matches!(answer, tenant::Answer::Events | tenant::Answer::Stats) {
             // The body is rewritten line by line: its length changes.
             resp.headers_mut().remove(header::CONTENT_LENGTH);
         }
         let resp = match tenant {
-            Some(t) if matches!(answer, tenancy::Answer::Events) && resp.status().is_success() => {
-                resp.map(|b| tenancy::events::filter_stream(t.to_string(), b, tenancy::events::view))
+            Some(t) if matches!(answer, tenant::Answer::Events) && resp.status().is_success() => {
+                resp.map(|b| tenancy::events::filter_stream(t.to_string(), b, crate::tenant::view::event))
             }
-            Some(t) if matches!(answer, tenancy::Answer::Stats) && resp.status().is_success() => {
-                resp.map(|b| tenancy::events::filter_stream(t.to_string(), b, tenancy::events::stats_view))
+            Some(t) if matches!(answer, tenant::Answer::Stats) && resp.status().is_success() => {
+                resp.map(|b| tenancy::events::filter_stream(t.to_string(), b, crate::tenant::view::stats))
             }
             Some(t) if relay == proxy::Relay::Whole || !resp.status().is_success() => {
                 tenant_view(t, &answer, resp).await
@@ -588,11 +596,12 @@ impl Gateway {
     /// lock: the caller holds it until the engine has answered.
     async fn resources_phase(
         &self,
-        tenant: &str,
+        tenant: &TenantId,
         endpoint: &Endpoint,
         doc: Option<&mut serde_json::Value>,
     ) -> Result<Option<tokio::sync::OwnedMutexGuard<()>>, ApiError> {
         let Some(doc) = doc else { return Ok(None) };
+        let scope = Scope::Tenant(tenant.clone());
         let live = self.live();
         let limits = live.quota.as_ref().map(|q| q.limits(tenant));
         match endpoint {
@@ -615,7 +624,7 @@ impl Gateway {
                 let lock = self.quota_locks.lock(tenant).await;
                 let mut new_volumes = 0;
                 for v in tenancy::named_volumes(doc) {
-                    if self.find(&route::Probe::Volume(v), Some(tenant)).await?.is_none() {
+                    if self.find(&route::Probe::Volume(v), &scope).await?.is_none() {
                         new_volumes += 1;
                     }
                 }
@@ -662,13 +671,13 @@ impl Gateway {
                     return Ok(None);
                 }
                 let lock = self.quota_locks.lock(tenant).await;
-                let node = self.locate(&route::Probe::Container(id.clone()), Some(tenant)).await?;
+                let node = self.locate(&route::Probe::Container(id.clone()), &scope).await?;
                 let c = tenancy::Resolver { node: &node, tenant }.container(id).await?;
                 let current = node
                     .get_json(&format!("/containers/{}/json", c.id))
                     .await
                     .map(|c| resources::of_inspect(&c))
-                    .map_err(proxy::engine_error)?;
+                    .map_err(ApiError::from)?;
                 let changed = |new: i64, old: i64| if new > 0 { new - old.max(0) } else { 0 };
                 let request = Usage {
                     memory: changed(r.memory, current.memory),
@@ -688,7 +697,7 @@ impl Gateway {
                     // Creating a volume that exists answers the existing one: nothing is added.
                     let name = doc.get("Name").and_then(|n| n.as_str()).filter(|n| !n.is_empty());
                     let exists = match name {
-                        Some(n) => self.find(&route::Probe::Volume(n.to_string()), Some(tenant)).await?.is_some(),
+                        Some(n) => self.find(&route::Probe::Volume(n.to_string()), &scope).await?.is_some(),
                         None => false,
                     };
                     request.volumes = i64::from(!exists);
@@ -700,15 +709,21 @@ impl Gateway {
         }
     }
 
-    async fn check_quota(&self, tenant: &str, limits: &policy::quota::Limits, request: &Usage) -> Result<(), ApiError> {
-        let usage = self.usage_of(Some(tenant)).await?;
-        let usage = usage.get(tenant).copied().unwrap_or_default();
+    async fn check_quota(
+        &self,
+        tenant: &TenantId,
+        limits: &policy::quota::Limits,
+        request: &Usage,
+    ) -> Result<(), ApiError> {
+        let usage = self.usage_of(&Scope::Tenant(tenant.clone())).await?;
+        let usage = usage.get(tenant.as_str()).copied().unwrap_or_default();
         limits.check(&usage, request).map_err(forbidden(DenyKind::Quota))
     }
 
     /// Usage read from the healthy nodes, plus the containers an unavailable node held when last seen: a node
     /// that is down still holds them, and gets them back when it returns.
-    async fn usage_of(&self, tenant: Option<&str>) -> Result<std::collections::BTreeMap<String, Usage>, ApiError> {
+    async fn usage_of(&self, scope: &Scope) -> Result<std::collections::BTreeMap<String, Usage>, ApiError> {
+        let tenant = scope.tenant_str();
         let mut all = tenancy::usage::usage(&self.cluster.healthy_nodes(), tenant).await?;
         for node in self.cluster.nodes().iter().filter(|n| !n.healthy()) {
             for c in node.holdings().containers.into_values() {
@@ -724,9 +739,10 @@ impl Gateway {
 
     /// `GET /mtswarm/v1/usage`: a tenant's own usage against its limits, or every tenant's (`tenant` is `None`
     /// for the admin).
-    async fn usage_answer(&self, tenant: Option<&str>) -> Result<serde_json::Value, ApiError> {
+    async fn usage_answer(&self, scope: &Scope) -> Result<serde_json::Value, ApiError> {
+        let tenant = scope.tenant_str();
         let live = self.live();
-        let mut all = self.usage_of(tenant).await?;
+        let mut all = self.usage_of(scope).await?;
         if tenant.is_none() {
             for t in live.quota.iter().flat_map(|q| q.named_tenants()) {
                 all.entry(t.to_string()).or_default();
@@ -791,15 +807,16 @@ impl Gateway {
         endpoint: &Endpoint,
         method: &Method,
         query: &[(String, String)],
-        tenant: Option<&str>,
+        scope: &Scope,
     ) -> Response<Body> {
+        let tenant = scope.tenant_str();
         match endpoint {
             // dockerd answers every OPTIONS request 200 with no body (a CORS preflight).
             Endpoint::Options => Response::new(body::empty()),
             Endpoint::SwarmMode(op) => api::off::swarm(*op, query).into_response(),
             Endpoint::Checkpoint { .. } => api::off::checkpoint().into_response(),
-            Endpoint::Ping => api::system::ping(method),
-            Endpoint::Version => api::system::version(&self.cluster),
+            Endpoint::Ping => system::ping(method),
+            Endpoint::Version => system::version(&self.cluster),
             Endpoint::Info => {
                 // A tenant counts its own containers and is not shown the nodes' addresses.
                 let view = match tenant {
@@ -809,10 +826,10 @@ impl Gateway {
                         Err(e) => return e.into_response(),
                     },
                 };
-                api::system::info(&self.cluster, &self.warnings, view).await
+                system::info(&self.cluster, &self.warnings, view).await
             }
-            Endpoint::Usage => match self.usage_answer(tenant).await {
-                Ok(v) => api::system::json_response(http::StatusCode::OK, &v),
+            Endpoint::Usage => match self.usage_answer(scope).await {
+                Ok(v) => system::json_response(http::StatusCode::OK, &v),
                 Err(e) => e.into_response(),
             },
             other => ApiError::new(
@@ -823,8 +840,8 @@ impl Gateway {
         }
     }
 
-    async fn tenant_counts(&self, tenant: &str) -> Result<api::system::TenantView, ApiError> {
-        let mut view = api::system::TenantView::default();
+    async fn tenant_counts(&self, tenant: &str) -> Result<system::TenantView, ApiError> {
+        let mut view = system::TenantView::default();
         for node in self.cluster.healthy_nodes() {
             for c in tenancy::own_containers(&node, tenant).await? {
                 view.containers += 1;
@@ -843,7 +860,7 @@ impl Gateway {
         let h = resp.headers_mut();
         h.insert("api-version", proxy::header_value(self.cluster.max_api_version().as_str()));
         h.insert("ostype", header::HeaderValue::from_static("linux"));
-        h.insert(header::SERVER, header::HeaderValue::from_static(api::system::SERVER_VERSION));
+        h.insert(header::SERVER, header::HeaderValue::from_static(system::SERVER_VERSION));
         tracing::info!(
             id = ctx.id,
             method = %ctx.method,
@@ -903,7 +920,7 @@ const START_BODY: &str =
     "starting container with non-empty request body was deprecated since API v1.22 and removed in v1.24";
 
 /// The engine's answer as the tenant sees it: read whole (it is small JSON or an error) and rewritten.
-async fn tenant_view(tenant: &str, answer: &tenancy::Answer, resp: Response<Body>) -> Response<Body> {
+async fn tenant_view(tenant: &str, answer: &tenant::Answer, resp: Response<Body>) -> Response<Body> {
     let (parts, b) = resp.into_parts();
     match body::collect_boxed(b, proxy::answer_limit()).await {
         Ok(bytes) => tenancy::rewrite_answer(tenant, answer, Response::from_parts(parts, bytes)),

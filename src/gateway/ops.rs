@@ -45,7 +45,7 @@ impl Gateway {
         m.nodes.get_or_create(&StateLabel { state: "healthy" }).set(healthy as i64);
         m.nodes.get_or_create(&StateLabel { state: "unhealthy" }).set((nodes.len() - healthy) as i64);
         if self.auth.is_some() {
-            match self.usage_of(None).await {
+            match self.usage_of(&crate::tenant::Scope::Operator).await {
                 Ok(mut all) => {
                     let live = self.live();
                     let quota = live.quota.as_ref();
@@ -113,7 +113,7 @@ pub(super) fn audit(audit: &Audit, ctx: &RequestCtx, status: http::StatusCode) {
     };
     audit.record(Record {
         request_id: ctx.id,
-        tenant: ctx.identity.as_ref().map(|i| i.tenant.clone()),
+        tenant: ctx.identity.as_ref().map(|i| i.tenant.to_string()),
         remote: ctx.remote.as_deref().map(str::to_string),
         method: ctx.method.to_string(),
         path: ctx.path.clone(),
@@ -126,11 +126,24 @@ pub(super) fn audit(audit: &Audit, ctx: &RequestCtx, status: http::StatusCode) {
     });
 }
 
+/// The policy files, as given at start-up, read again by a reload.
+#[derive(Debug, Clone, Default)]
+pub struct PolicyFiles {
+    /// The API filter's file, and whether it must exist (it was named, not the default).
+    pub apifilter: Option<(std::path::PathBuf, bool)>,
+    /// The flavors' file, when flavors are enforced.
+    pub flavors: Option<std::path::PathBuf>,
+    /// The quota's file, when a quota is enforced.
+    pub quota: Option<std::path::PathBuf>,
+    /// `--tls-cn-tenants`.
+    pub cn_tenants: Option<std::path::PathBuf>,
+}
+
 impl Gateway {
     /// SIGHUP: reads the policy files again. A file that does not load keeps its old settings, says why in the
     /// log and counts in `mtswarm_config_reloads_total{result="error"}`. Requests in flight, open streams and
     /// hijacked sessions keep what they started with; the next request sees the new settings.
-    pub fn reload(&self, files: &crate::config::PolicyFiles) {
+    pub fn reload(&self, files: &PolicyFiles) {
         let m = metrics();
         let outcome = |file: &'static str, result: Result<(), String>| {
             let ok = result.is_ok();

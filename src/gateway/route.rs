@@ -18,7 +18,8 @@ use crate::body::{self, Body};
 use crate::cluster::{listing, CachedContainer, EngineError, Node};
 use crate::proxy;
 use crate::scheduler;
-use crate::tenancy::{self, encode, names, resolve, Resolver};
+use crate::tenancy::{self, resolve, Resolver};
+use crate::tenant::{self, encode, names, Scope, TenantId};
 
 /// How often an open event stream looks for nodes that joined the cluster after it was opened.
 const FOLLOW_INTERVAL: Duration = Duration::from_secs(1);
@@ -72,8 +73,8 @@ fn query_get(query: Option<&str>, key: &str) -> Option<String> {
 impl Gateway {
     /// The node holding the object, among the healthy ones; `None` if no node has it. With one node, that node
     /// (it answers for itself).
-    pub(crate) async fn find(&self, probe: &Probe, tenant: Option<&str>) -> Result<Option<Arc<Node>>, ApiError> {
-        Ok(self.find_all(probe, tenant).await?.into_iter().next())
+    pub(crate) async fn find(&self, probe: &Probe, scope: &Scope) -> Result<Option<Arc<Node>>, ApiError> {
+        Ok(self.find_all(probe, scope).await?.into_iter().next())
     }
 
     /// Every healthy node that holds the object (a multi-host network is on all of them).
@@ -82,9 +83,9 @@ impl Gateway {
     /// dockerd's order: a full id, then a name, then an id prefix. So `b` names the container called `b` even
     /// where another node holds a container whose id starts with `b`, and a prefix that fits containers on two
     /// nodes is as ambiguous as one that fits two on one engine.
-    async fn find_all(&self, probe: &Probe, tenant: Option<&str>) -> Result<Vec<Arc<Node>>, ApiError> {
+    async fn find_all(&self, probe: &Probe, scope: &Scope) -> Result<Vec<Arc<Node>>, ApiError> {
         let nodes = self.cluster.healthy_nodes();
-        let answers = futures_util::future::join_all(nodes.iter().map(|n| probe_one(n, probe, tenant))).await;
+        let answers = futures_util::future::join_all(nodes.iter().map(|n| probe_one(n, probe, scope))).await;
         let mut matches = Vec::new();
         let mut failure = None;
         let mut ambiguous = None;
@@ -121,11 +122,12 @@ impl Gateway {
 
     /// The node holding the object, or the error a client gets: Docker's "no such" answer, or, for a container
     /// last seen on a node that is now unavailable, an error naming that node.
-    pub(crate) async fn locate(&self, probe: &Probe, tenant: Option<&str>) -> Result<Arc<Node>, ApiError> {
+    pub(crate) async fn locate(&self, probe: &Probe, scope: &Scope) -> Result<Arc<Node>, ApiError> {
+        let tenant = scope.tenant_str();
         if !self.cluster.is_cluster() {
             return self.cluster.any_node();
         }
-        if let Some(n) = self.find(probe, tenant).await? {
+        if let Some(n) = self.find(probe, scope).await? {
             return Ok(n);
         }
         if let Probe::Container(r) = probe {
@@ -180,7 +182,7 @@ impl Gateway {
             },
             _ => return self.cluster.any_node(),
         };
-        self.locate(&probe, req.tenant).await
+        self.locate(&probe, req.scope).await
     }
 
     /// The node a new network or volume goes to: the one that already has that name (the engine then answers
@@ -199,7 +201,7 @@ impl Gateway {
                 Endpoint::NetworkCreate => Probe::Network(name.to_string()),
                 _ => Probe::Volume(name.to_string()),
             };
-            if let Some(n) = self.find(&probe, req.tenant).await? {
+            if let Some(n) = self.find(&probe, req.scope).await? {
                 return Ok(n);
             }
         }
@@ -216,18 +218,18 @@ impl Gateway {
         body: Upstream,
     ) -> Result<Response<Body>, ApiError> {
         let placement_err = |m: String| ApiError::bad_request(m);
-        let before = req.tenant.is_none().then(|| doc.clone());
+        let before = req.scope.tenant_str().is_none().then(|| doc.clone());
         let mut placement = scheduler::placement_from_create(&mut doc).map_err(placement_err)?;
         // The operator's body goes as it came, unless the scheduler moved `-e constraint:` entries into labels.
         let body = match (before, body) {
             (Some(before), Upstream::Bytes(bytes)) if before == doc => Some(bytes),
             _ => None,
         };
-        placement.colocate = self.dependencies(&doc, req.tenant).await?;
+        placement.colocate = self.dependencies(&doc, req.scope).await?;
         let (engine_name, _name_lock) = self.claim_name(req).await?;
         let reservation = CachedContainer {
             name: engine_name.clone().unwrap_or_default(),
-            tenant: req.tenant.map(str::to_string),
+            tenant: req.scope.tenant_str().map(str::to_string),
             image: placement.image.clone(),
             memory: placement.memory,
             nano_cpus: placement.nano_cpus,
@@ -239,7 +241,7 @@ impl Gateway {
         for _ in 0..attempts {
             let ticket = self
                 .cluster
-                .place(req.tenant, &placement, reservation.clone())
+                .place(req.scope.tenant_str(), &placement, reservation.clone())
                 .map_err(|e| ApiError::unavailable(e.message))?;
             let node = ticket.node.clone();
             let upstream = match &body {
@@ -274,7 +276,7 @@ impl Gateway {
         let Some(name) = query_get(req.parts.uri.query(), "name").map(|n| n.trim_start_matches('/').to_string()) else {
             return Ok((None, None));
         };
-        let engine_name = match req.tenant {
+        let engine_name = match req.scope.tenant_str() {
             Some(t) => names::scope(t, &name),
             None => name.clone(),
         };
@@ -298,7 +300,7 @@ impl Gateway {
         .await;
         let mut holder = None;
         for list in lists {
-            let list = list.map_err(proxy::engine_error)?;
+            let list = list.map_err(ApiError::from)?;
             if let Some(id) = list.as_array().and_then(|l| l.first()).and_then(|c| c.get("Id")).and_then(Value::as_str)
             {
                 holder = Some(id.to_string());
@@ -324,7 +326,7 @@ impl Gateway {
 
     /// The nodes where the objects a create body depends on live: the containers it shares volumes, links or
     /// namespaces with, the networks it joins and the named volumes it mounts.
-    async fn dependencies(&self, doc: &Value, tenant: Option<&str>) -> Result<BTreeSet<String>, ApiError> {
+    async fn dependencies(&self, doc: &Value, scope: &Scope) -> Result<BTreeSet<String>, ApiError> {
         let mut probes = Vec::new();
         // The canonical document holds one HostConfig.
         if let Some(hc) = field(doc, "HostConfig") {
@@ -358,21 +360,21 @@ impl Gateway {
             }
             let found = match &p {
                 // A missing container is the engine's 400 later, on the chosen node, as without a cluster.
-                Probe::Container(_) => match self.locate(&p, tenant).await {
+                Probe::Container(_) => match self.locate(&p, scope).await {
                     Ok(n) => Some(n),
                     Err(e) if e.status == StatusCode::NOT_FOUND => None,
                     Err(e) => return Err(e),
                 },
                 // A network every node has (an overlay network) places nothing.
                 Probe::Network(_) => {
-                    let on = self.find_all(&p, tenant).await?;
+                    let on = self.find_all(&p, scope).await?;
                     if on.len() == 1 {
                         on.into_iter().next()
                     } else {
                         None
                     }
                 }
-                _ => self.find(&p, tenant).await?,
+                _ => self.find(&p, scope).await?,
             };
             if let Some(n) = found {
                 out.insert(n.name());
@@ -386,7 +388,7 @@ impl Gateway {
     async fn list_bounds(
         &self,
         query: Option<String>,
-        tenant: Option<&str>,
+        scope: &Scope,
     ) -> Result<(Option<String>, listing::Bounds), ApiError> {
         let mut q = tenancy::Query::parse(query.as_deref());
         let mut f = q.filters()?;
@@ -398,7 +400,7 @@ impl Gateway {
         let mut bounds = listing::Bounds::default();
         for (values, slot) in [(before, &mut bounds.before), (since, &mut bounds.since)] {
             if let Some(reference) = values.and_then(|v| v.into_iter().next()) {
-                *slot = Some(self.creation_of(&reference, tenant).await?);
+                *slot = Some(self.creation_of(&reference, scope).await?);
             }
         }
         Ok((q.encode(), bounds))
@@ -407,7 +409,8 @@ impl Gateway {
     /// A tenant's `container` filters of an event stream name its containers on any node. Tenancy resolved them
     /// on one node, and left a reference it did not find there as an engine-side name, which fits a name but no
     /// id or id prefix: the id of the container it names elsewhere is added.
-    async fn event_containers(&self, query: Option<String>, tenant: &str) -> Result<Option<String>, ApiError> {
+    async fn event_containers(&self, query: Option<String>, tenant: &TenantId) -> Result<Option<String>, ApiError> {
+        let scope = Scope::Tenant(tenant.clone());
         let mut q = tenancy::Query::parse(query.as_deref());
         let mut f = q.filters()?;
         let Some(values) = f.get_mut("container") else { return Ok(query) };
@@ -415,7 +418,7 @@ impl Gateway {
         for v in values.iter() {
             let Some(reference) = names::unscope(tenant, v) else { continue };
             // As on an engine, a reference that names nothing filters everything out: it is no error.
-            let Ok(Some(node)) = self.find(&Probe::Container(reference.to_string()), Some(tenant)).await else {
+            let Ok(Some(node)) = self.find(&Probe::Container(reference.to_string()), &scope).await else {
                 continue;
             };
             if let Ok(c) = (Resolver { node: &node, tenant }).container(&reference).await {
@@ -431,13 +434,14 @@ impl Gateway {
     }
 
     /// When the container a reference names was created (ns since the epoch), and its id.
-    async fn creation_of(&self, reference: &str, tenant: Option<&str>) -> Result<(i128, String), ApiError> {
-        let node = self.locate(&Probe::Container(reference.to_string()), tenant).await?;
+    async fn creation_of(&self, reference: &str, scope: &Scope) -> Result<(i128, String), ApiError> {
+        let tenant = scope.tenant_str();
+        let node = self.locate(&Probe::Container(reference.to_string()), scope).await?;
         let id = match tenant {
             Some(t) => Resolver { node: &node, tenant: t }.container(reference).await?.id,
             None => reference.trim_start_matches('/').to_string(),
         };
-        let inspect = node.get_json(&format!("/containers/{}/json", encode(&id))).await.map_err(proxy::engine_error)?;
+        let inspect = node.get_json(&format!("/containers/{}/json", encode(&id))).await.map_err(ApiError::from)?;
         let created = listing::created_nanos(&inspect).ok_or_else(|| {
             ApiError::bad_gateway(format!("node {} gave no creation time for {reference}", node.name()))
         })?;
@@ -507,12 +511,12 @@ impl Gateway {
         };
         let mut path = req.path.to_string();
         let mut query = req.parts.uri.query().map(str::to_string);
-        let mut answer = tenancy::Answer::Pass;
+        let mut answer = tenant::Answer::Pass;
         let mut bounds = listing::Bounds::default();
         if matches!(req.endpoint, Endpoint::ContainerList) {
-            (query, bounds) = self.list_bounds(query, req.tenant).await?;
+            (query, bounds) = self.list_bounds(query, req.scope).await?;
         }
-        if let Some(t) = req.tenant {
+        if let Some(t) = req.scope.tenant() {
             let plan = tenancy::prepare(&first, &self.default_networks, t, req.endpoint, &path, query.as_deref(), None)
                 .await?;
             (path, query, answer) = (plan.path, plan.query, plan.answer);
@@ -525,12 +529,12 @@ impl Gateway {
             // Swarm classic's way: the registry follows every engine's events, so it answers for them. A tenant's
             // query selects its own containers (tenancy added the label filter), so the owner's view is theirs.
             let names: Vec<regex::Regex> = match &answer {
-                tenancy::Answer::ContainerList { names } => {
+                tenant::Answer::ContainerList { names } => {
                     names.iter().filter_map(|n| regex::Regex::new(n).ok()).collect()
                 }
                 _ => Vec::new(),
             };
-            let view = match req.tenant {
+            let view = match req.scope.tenant_str() {
                 Some(_) => listing::View::Owner(&names),
                 None => listing::View::Engine,
             };
@@ -579,8 +583,8 @@ impl Gateway {
             let mut resp = Response::new(body::merge_lines(bodies, later));
             resp.headers_mut().insert(header::CONTENT_TYPE, header::HeaderValue::from_static("application/json"));
             add_warnings(&mut resp, &warnings);
-            return Ok(match req.tenant {
-                Some(t) => resp.map(|b| tenancy::events::filter_stream(t.to_string(), b, tenancy::events::view)),
+            return Ok(match req.scope.tenant_str() {
+                Some(t) => resp.map(|b| tenancy::events::filter_stream(t.to_string(), b, crate::tenant::view::event)),
                 None => resp,
             });
         }
@@ -619,7 +623,7 @@ impl Gateway {
         if answers.is_empty() || (!tolerant && !refusals.is_empty()) {
             if let Some((status, bytes)) = refusals.into_iter().next() {
                 let resp = plain(status, bytes);
-                return Ok(match req.tenant {
+                return Ok(match req.scope.tenant_str() {
                     Some(t) => tenant_view(t, &answer, resp.map(body::full)).await,
                     None => resp.map(body::full),
                 });
@@ -633,7 +637,7 @@ impl Gateway {
             *resp.status_mut() = StatusCode::CREATED;
         }
         add_warnings(&mut resp, &warnings);
-        Ok(match req.tenant {
+        Ok(match req.scope.tenant_str() {
             Some(t) => tenant_view(t, &answer, resp).await,
             None => resp,
         })
@@ -689,7 +693,8 @@ impl Match {
 
 /// Whether a probe finds the object on `node`, and how: among the tenant's own objects, or any object for the
 /// admin.
-async fn probe_one(node: &Node, probe: &Probe, tenant: Option<&str>) -> Result<Option<Match>, ApiError> {
+async fn probe_one(node: &Node, probe: &Probe, scope: &Scope) -> Result<Option<Match>, ApiError> {
+    let tenant = scope.tenant_str();
     let found = |r: Result<Match, ApiError>| match r {
         Ok(m) => Ok(Some(m)),
         Err(e) if e.status == StatusCode::NOT_FOUND => Ok(None),
@@ -753,7 +758,7 @@ async fn inspect_match(node: &Node, path: &str, reference: &str) -> Result<Optio
         Err(EngineError::Answer { status, message, .. }) if status.is_client_error() => {
             Err(ApiError::new(status, message))
         }
-        Err(e) => Err(proxy::engine_error(e)),
+        Err(e) => Err(ApiError::from(e)),
     }
 }
 

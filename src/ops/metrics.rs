@@ -17,6 +17,8 @@ use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{exponential_buckets, Histogram};
 use prometheus_client::registry::Registry;
 
+use crate::api::DenyKind;
+
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct RequestLabels {
     pub endpoint: &'static str,
@@ -163,37 +165,6 @@ impl Metrics {
 pub fn metrics() -> &'static Metrics {
     static M: OnceLock<Metrics> = OnceLock::new();
     M.get_or_init(Metrics::new)
-}
-
-/// Why a request was refused, for `mtswarm_denials_total{reason}` and the audit log.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum DenyKind {
-    /// No or bad credentials (401).
-    Auth,
-    /// The operator's API filter, or the image catalogue's rules.
-    ApiFilter,
-    /// A host escape: bind mounts, privileges, host namespaces, network settings.
-    Escape,
-    Quota,
-    Flavor,
-    /// A tenancy refusal (403): another tenant's or a shared object.
-    Isolation,
-    /// A rate limit (429).
-    Limit,
-}
-
-impl DenyKind {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            DenyKind::Auth => "auth",
-            DenyKind::ApiFilter => "apifilter",
-            DenyKind::Escape => "escape",
-            DenyKind::Quota => "quota",
-            DenyKind::Flavor => "flavor",
-            DenyKind::Isolation => "isolation",
-            DenyKind::Limit => "limit",
-        }
-    }
 }
 
 /// Counts a stream while it is open: made when it opens, dropped when it ends.

@@ -11,11 +11,10 @@ use hyper::upgrade::Upgraded;
 use hyper_util::rt::TokioIo;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 
-use super::{copy_headers, engine_error, relay_response};
+use super::{copy_headers, relay_response};
 use crate::api::ApiError;
 use crate::body::{self, Body};
 use crate::cluster::Node;
-use crate::server::HijackSlot;
 
 /// The engine's end of a hijacked stream.
 pub type EngineStream = TokioIo<Upgraded>;
@@ -51,7 +50,7 @@ pub async fn forward_as(
         }
     }
     let up = up.body(body).map_err(|e| ApiError::bad_request(e.to_string()))?;
-    let mut resp = node.send(up).await.map_err(engine_error)?;
+    let mut resp = node.send(up).await.map_err(ApiError::from)?;
     if resp.status() != StatusCode::SWITCHING_PROTOCOLS {
         // Errors (no such container, a detached exec) are ordinary answers, bodies and all.
         return Ok(relay_response(resp));
@@ -148,6 +147,38 @@ where
         if w.write_all(&buf[..n]).await.is_err() || w.flush().await.is_err() {
             return;
         }
+    }
+}
+
+/// The engine's side of a hijacked stream, waiting for the client's side: the gateway leaves it in the
+/// connection's request extensions, the server takes it once the client's side is upgraded.
+#[derive(Clone, Default)]
+pub struct HijackSlot(std::sync::Arc<std::sync::Mutex<Option<EngineStream>>>, HeldSlot);
+
+/// What a hijacked session holds while it lasts (a tenant's stream permit).
+type HeldSlot = std::sync::Arc<std::sync::Mutex<Option<Box<dyn Send>>>>;
+
+impl HijackSlot {
+    pub fn put(&self, engine: EngineStream) {
+        *self.0.lock().unwrap_or_else(|e| e.into_inner()) = Some(engine);
+    }
+
+    /// True once a hijack left the engine's stream here.
+    pub fn holds_engine(&self) -> bool {
+        self.0.lock().unwrap_or_else(|e| e.into_inner()).is_some()
+    }
+
+    /// Keeps `held` until the hijacked session ends.
+    pub fn hold(&self, held: impl Send + 'static) {
+        *self.1.lock().unwrap_or_else(|e| e.into_inner()) = Some(Box::new(held));
+    }
+
+    pub(crate) fn take(&self) -> Option<EngineStream> {
+        self.0.lock().unwrap_or_else(|e| e.into_inner()).take()
+    }
+
+    pub(crate) fn take_held(&self) -> Option<Box<dyn Send>> {
+        self.1.lock().unwrap_or_else(|e| e.into_inner()).take()
     }
 }
 

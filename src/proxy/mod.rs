@@ -12,7 +12,7 @@ use hyper::body::Incoming;
 
 use crate::api::{ApiError, ApiVersion};
 use crate::body::{self, Body};
-use crate::cluster::{EngineError, Node};
+use crate::cluster::Node;
 
 /// Headers that belong to one hop and are never copied across mtswarm.
 const HOP_BY_HOP: [HeaderName; 7] = [
@@ -64,24 +64,12 @@ pub fn upstream_path(version: Option<&ApiVersion>, advertised: &ApiVersion, path
     }
 }
 
-/// Maps a failure to reach an engine to the status the client gets.
-pub fn engine_error(e: EngineError) -> ApiError {
-    match e {
-        EngineError::Unavailable { .. } => ApiError::unavailable(e.to_string()),
-        EngineError::Broken { .. } => ApiError::bad_gateway(e.to_string()),
-        EngineError::Answer { status, message, .. } => ApiError::new(status, message),
-    }
-}
-
 /// The most a small JSON answer may be before it is refused rather than held (a list of thousands of
 /// containers is a few megabytes). Set once at start-up from `--engine-answer-limit`
 /// ([`set_answer_limit`]); read wherever an answer is read whole, so that answers mtswarm parses cannot
 /// run it out of memory (a container with a huge `changes` list, asked for in parallel).
 pub static SMALL_ANSWER_LIMIT: std::sync::atomic::AtomicUsize =
-    std::sync::atomic::AtomicUsize::new(DEFAULT_ANSWER_LIMIT);
-
-/// `--engine-answer-limit`'s default: 8 MiB.
-pub const DEFAULT_ANSWER_LIMIT: usize = 8 * 1024 * 1024;
+    std::sync::atomic::AtomicUsize::new(crate::cluster::node::DEFAULT_ANSWER_LIMIT);
 
 /// Sets the most of an answer that is read whole (once, at start-up).
 pub fn set_answer_limit(bytes: usize) {
@@ -115,7 +103,7 @@ pub async fn forward(
         *h = copy_headers(&parts.headers);
     }
     let up = up.body(body).map_err(|e| ApiError::bad_request(e.to_string()))?;
-    let resp = node.send(up).await.map_err(engine_error)?;
+    let resp = node.send(up).await.map_err(ApiError::from)?;
     match relay {
         Relay::Stream => Ok(relay_response(resp)),
         Relay::Whole => {

@@ -14,16 +14,9 @@ use http::StatusCode;
 use serde_json::Value;
 
 use super::usage::TenantLocks;
-use super::{encode, names, TENANT_LABEL};
 use crate::api::ApiError;
 use crate::cluster::{EngineError, Node};
-use crate::proxy::engine_error;
-
-/// Marks a tenant's default network, which the tenant did not create: it counts in no quota and is not pruned.
-pub const DEFAULT_NETWORK_LABEL: &str = "mtswarm.default-network";
-
-/// The name under which a tenant sees its default network, as on a plain engine.
-pub const NAME: &str = "bridge";
+use crate::tenant::{encode, names, DEFAULT_NETWORK, DEFAULT_NETWORK_LABEL, TENANT_LABEL};
 
 /// Where a tenant's container that asks for the default network goes (`--tenant-default-network`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -66,7 +59,7 @@ impl DefaultNetworks {
 
     /// Makes sure the tenant's default network exists on `node`; returns its engine-side name.
     pub async fn ensure(&self, node: &Node, tenant: &str) -> Result<String, ApiError> {
-        let name = names::scope(tenant, NAME);
+        let name = names::scope(tenant, DEFAULT_NETWORK);
         if exists(node, tenant, &name).await? {
             return Ok(name);
         }
@@ -84,7 +77,7 @@ impl DefaultNetworks {
             .header(http::header::CONTENT_TYPE, "application/json")
             .body(crate::body::full(body.to_string()))
             .map_err(|e| ApiError::bad_request(e.to_string()))?;
-        let resp = node.send(req).await.map_err(engine_error)?;
+        let resp = node.send(req).await.map_err(ApiError::from)?;
         let status = resp.status();
         let bytes = crate::body::collect_limited(resp.into_body(), 1 << 20)
             .await
@@ -123,62 +116,16 @@ async fn exists(node: &Node, tenant: &str, name: &str) -> Result<bool, ApiError>
         }
         Ok(_) => Ok(false),
         Err(EngineError::Answer { status: StatusCode::NOT_FOUND, .. }) => Ok(false),
-        Err(e) => Err(engine_error(e)),
+        Err(e) => Err(ApiError::from(e)),
     }
-}
-
-/// Whether an engine's network (inspect or list entry) is a tenant's default network.
-pub fn is_default_network(n: &Value) -> bool {
-    n.pointer("/Labels").and_then(|l| l.get(DEFAULT_NETWORK_LABEL)).is_some()
-}
-
-/// The names by which a create body asks for the engine's default network: dockerd reads an empty
-/// `NetworkMode`, `default` and `bridge` as it, and an endpoint keyed `bridge` or `default` joins it.
-pub fn is_default_name(name: &str) -> bool {
-    matches!(name, "" | "default" | NAME)
-}
-
-/// Whether a create body (the decoder's canonical document) puts the container on the default network.
-pub fn uses_default(doc: &Value) -> bool {
-    let mode = doc.pointer("/HostConfig/NetworkMode").and_then(Value::as_str).unwrap_or_default();
-    let endpoints = doc.pointer("/NetworkingConfig/EndpointsConfig").and_then(Value::as_object);
-    is_default_name(mode) || endpoints.is_some_and(|eps| eps.keys().any(|k| is_default_name(k)))
-}
-
-/// Whether a create body may put the container on the default network: [`uses_default`], or a network named by
-/// what may be an id (the engine's `bridge` has one too), which only resolving tells.
-pub fn may_use_default(doc: &Value) -> bool {
-    let hex = |s: &str| !s.is_empty() && s.bytes().all(|b| b.is_ascii_hexdigit() && !b.is_ascii_uppercase());
-    let mode = doc.pointer("/HostConfig/NetworkMode").and_then(Value::as_str).unwrap_or_default();
-    let endpoints = doc.pointer("/NetworkingConfig/EndpointsConfig").and_then(Value::as_object);
-    uses_default(doc) || hex(mode) || endpoints.is_some_and(|eps| eps.keys().any(|k| hex(k)))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use serde_json::json;
 
     #[test]
-    fn reads_which_creates_use_the_default_network() {
-        let check = |doc: Value, expected: bool| assert_eq!(uses_default(&doc), expected, "{doc}");
-        check(json!({}), true);
-        check(json!({"HostConfig": {}}), true);
-        check(json!({"HostConfig": {"NetworkMode": "default"}}), true);
-        check(json!({"HostConfig": {"NetworkMode": "bridge"}}), true);
-        check(json!({"HostConfig": {"NetworkMode": "none"}}), false);
-        check(json!({"HostConfig": {"NetworkMode": "back"}}), false);
-        check(json!({"HostConfig": {"NetworkMode": "container:abc"}}), false);
-        check(
-            json!({"HostConfig": {"NetworkMode": "back"}, "NetworkingConfig": {"EndpointsConfig": {"back": {}}}}),
-            false,
-        );
-        check(
-            json!({"HostConfig": {"NetworkMode": "back"}, "NetworkingConfig": {"EndpointsConfig": {"bridge": {}}}}),
-            true,
-        );
-        assert!(may_use_default(&json!({"HostConfig": {"NetworkMode": "0031906cb046"}})));
-        assert!(!may_use_default(&json!({"HostConfig": {"NetworkMode": "back"}})));
+    fn reads_the_default_network_setting() {
         assert_eq!("shared".parse(), Ok(DefaultNetwork::Shared));
         assert_eq!("private".parse(), Ok(DefaultNetwork::Private));
         assert!("Shared".parse::<DefaultNetwork>().is_err());

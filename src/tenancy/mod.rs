@@ -12,7 +12,6 @@
 
 pub mod bridge;
 pub mod events;
-pub mod names;
 pub mod resolve;
 mod rewrite;
 pub mod usage;
@@ -24,52 +23,10 @@ use serde_json::Value;
 
 use crate::api::{ApiError, ContainerOp, Endpoint, ExecOp, NetworkOp, VolumeOp};
 use crate::cluster::Node;
+use crate::tenant::{encode, names, Answer, SHARED_NETWORKS, TENANT_LABEL};
 pub use bridge::{DefaultNetwork, DefaultNetworks};
 pub use resolve::{own_containers, Resolver};
-pub use rewrite::{named_volumes, rewrite_answer, rewrite_container as container_view};
-
-/// The label that says which tenant owns an object.
-pub const TENANT_LABEL: &str = "mtswarm.tenant";
-
-/// What is escaped in a path segment: everything but the characters of names and ids.
-pub const PATH_SEGMENT: &percent_encoding::AsciiSet =
-    &percent_encoding::NON_ALPHANUMERIC.remove(b'-').remove(b'.').remove(b'_');
-
-/// A name or id made safe for a path segment (or a query value).
-pub fn encode(s: &str) -> String {
-    percent_encoding::utf8_percent_encode(s, PATH_SEGMENT).to_string()
-}
-
-/// Networks every tenant may use; they belong to no tenant. Where tenants have default networks of their own
-/// ([`bridge`]), a tenant's `bridge` is its own network, and the engine's is only shown until it has one.
-pub const SHARED_NETWORKS: [&str; 2] = ["bridge", "none"];
-
-/// How the engine's answer is turned into the tenant's view.
-#[derive(Debug, Clone)]
-pub enum Answer {
-    /// As it is, except that error messages lose the tenant's prefix.
-    Pass,
-    /// As it is, and error messages name the object as the tenant named it (`user`), not by the engine-side
-    /// reference it was sent (`engine`, a container's id).
-    Named {
-        engine: String,
-        user: String,
-    },
-    ContainerInspect,
-    /// `name` filters are applied here, on the names the tenant knows.
-    ContainerList {
-        names: Vec<String>,
-    },
-    NetworkInspect,
-    NetworkList,
-    VolumeInspect,
-    VolumeList,
-    Prune,
-    SystemDf,
-    Events,
-    /// A stream of stats samples (or one).
-    Stats,
-}
+pub use rewrite::{named_volumes, rewrite_answer};
 
 /// A tenant's request, rewritten for the engine.
 #[derive(Debug)]
@@ -159,7 +116,7 @@ pub async fn prepare(
                     .iter()
                     .flat_map(|v| match v.as_str() {
                         // The tenant's `bridge` is its own network, or the engine's for its older containers.
-                        bridge::NAME => vec![v.clone(), names::scope(tenant, v)],
+                        crate::tenant::DEFAULT_NETWORK => vec![v.clone(), names::scope(tenant, v)],
                         _ if SHARED_NETWORKS.contains(&v.as_str()) => vec![v.clone()],
                         _ => vec![names::scope(tenant, v)],
                     })
@@ -190,7 +147,7 @@ pub async fn prepare(
             };
             q.set("name", &names::scope(tenant, &name));
             if let Some(doc) = doc {
-                let own_bridge = match defaults.private() && bridge::may_use_default(doc) {
+                let own_bridge = match defaults.private() && crate::tenant::may_use_default(doc) {
                     true => Some(defaults.ensure(node, tenant).await?),
                     false => None,
                 };
@@ -202,7 +159,7 @@ pub async fn prepare(
             f.entry("label".into()).or_default().insert(format!("{TENANT_LABEL}={tenant}"));
             if matches!(endpoint, E::NetworkPrune) {
                 // The tenant's default network is pre-defined to the tenant, as the engine's bridge is.
-                f.entry("label!".into()).or_default().insert(bridge::DEFAULT_NETWORK_LABEL.to_string());
+                f.entry("label!".into()).or_default().insert(crate::tenant::DEFAULT_NETWORK_LABEL.to_string());
             }
             q.set_filters(&f);
             plan.answer = Answer::Prune;
@@ -265,17 +222,21 @@ pub async fn prepare(
         E::Network { id, op } => {
             let mut n = r.network(id).await?;
             if (n.shared || n.default) && matches!(op, NetworkOp::Delete) {
-                let shown = if n.default { bridge::NAME } else { n.name.as_str() };
+                let shown = if n.default { crate::tenant::DEFAULT_NETWORK } else { n.name.as_str() };
                 return Err(ApiError::denied(
                     StatusCode::FORBIDDEN,
-                    crate::ops::metrics::DenyKind::Isolation,
+                    crate::api::DenyKind::Isolation,
                     format!("{shown} is a pre-defined network and cannot be removed"),
                 ));
             }
-            if n.shared && n.name == bridge::NAME && defaults.private() && matches!(op, NetworkOp::Connect) {
+            if n.shared
+                && n.name == crate::tenant::DEFAULT_NETWORK
+                && defaults.private()
+                && matches!(op, NetworkOp::Connect)
+            {
                 // Joining `bridge` joins the tenant's own, never the engine's.
                 defaults.ensure(node, tenant).await?;
-                n = r.network(bridge::NAME).await?;
+                n = r.network(crate::tenant::DEFAULT_NETWORK).await?;
             }
             plan.path = replace_segment(path, 2, &n.id);
             match op {

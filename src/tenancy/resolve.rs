@@ -7,7 +7,6 @@ use serde_json::Value;
 use super::{encode, names, SHARED_NETWORKS, TENANT_LABEL};
 use crate::api::ApiError;
 use crate::cluster::{EngineError, Node};
-use crate::proxy::engine_error;
 
 /// Looks up a tenant's objects on one node.
 pub struct Resolver<'a> {
@@ -101,7 +100,7 @@ impl Resolver<'_> {
         if reference == "host" {
             return Err(ApiError::denied(
                 StatusCode::FORBIDDEN,
-                crate::ops::metrics::DenyKind::Escape,
+                crate::api::DenyKind::Escape,
                 "the host network is not available to tenants",
             ));
         }
@@ -119,7 +118,7 @@ impl Resolver<'_> {
             let shared = SHARED_NETWORKS.contains(&name.as_str());
             // A bare id prefix must name the tenant's network or a shared one; the engine matched it among all.
             if shared || label(&n, "/Labels") == Some(self.tenant) {
-                let default = !shared && super::bridge::is_default_network(&n);
+                let default = !shared && crate::tenant::is_default_network(&n);
                 return Ok(UsableNetwork { id, name, shared, default });
             }
         }
@@ -158,7 +157,7 @@ impl Resolver<'_> {
             .header(http::header::CONTENT_TYPE, "application/json")
             .body(crate::body::full(body.to_string()))
             .map_err(|e| ApiError::bad_request(e.to_string()))?;
-        let resp = self.node.send(req).await.map_err(engine_error)?;
+        let resp = self.node.send(req).await.map_err(ApiError::from)?;
         let status = resp.status();
         let bytes = crate::body::collect_limited(resp.into_body(), 1 << 20)
             .await
@@ -175,7 +174,7 @@ impl Resolver<'_> {
         match self.node.get_json(path).await {
             Ok(v) => Ok(Some(v)),
             Err(EngineError::Answer { status: StatusCode::NOT_FOUND, .. }) => Ok(None),
-            Err(e) => Err(engine_error(e)),
+            Err(e) => Err(ApiError::from(e)),
         }
     }
 }
@@ -187,7 +186,7 @@ pub async fn own_containers(node: &Node, tenant: &str) -> Result<Vec<Value>, Api
         .append_pair("all", "1")
         .append_pair("filters", &filters)
         .finish();
-    let v = node.get_json(&format!("/containers/json?{q}")).await.map_err(engine_error)?;
+    let v = node.get_json(&format!("/containers/json?{q}")).await.map_err(ApiError::from)?;
     Ok(v.as_array().cloned().unwrap_or_default())
 }
 

@@ -10,6 +10,7 @@ use super::resolve::Resolver;
 use super::{names, Answer, SHARED_NETWORKS, TENANT_LABEL};
 use crate::api::ApiError;
 use crate::body::{self, Body};
+use crate::tenant::view;
 
 /// The key of a field in a canonical document ([`crate::api::decode`]): Docker's spelling, present at most once.
 fn key_of(obj: &Map<String, Value>, key: &str) -> Option<String> {
@@ -21,7 +22,7 @@ fn field_mut<'a>(obj: &'a mut Map<String, Value>, key: &str) -> Option<&'a mut V
 }
 
 fn forbidden(msg: impl Into<String>) -> ApiError {
-    ApiError::denied(StatusCode::FORBIDDEN, crate::ops::metrics::DenyKind::Isolation, msg)
+    ApiError::denied(StatusCode::FORBIDDEN, crate::api::DenyKind::Isolation, msg)
 }
 
 /// Adds the tenant's label; a client may not set it.
@@ -40,7 +41,7 @@ fn label_for(tenant: &str, obj: &mut Map<String, Value>) -> Result<(), ApiError>
 /// Only mtswarm sets the ownership label and the mark of a tenant's private default network (which no quota
 /// counts and no prune removes), in any case, so no look-alike of them can be made either.
 fn refuse_tenant_label(labels: &Map<String, Value>) -> Result<(), ApiError> {
-    for reserved in [TENANT_LABEL, super::bridge::DEFAULT_NETWORK_LABEL] {
+    for reserved in [TENANT_LABEL, crate::tenant::DEFAULT_NETWORK_LABEL] {
         if labels.keys().any(|k| k.eq_ignore_ascii_case(reserved)) {
             return Err(forbidden(format!("the label {reserved} is set by mtswarm and may not be given")));
         }
@@ -75,7 +76,7 @@ pub async fn container_create(
         rewrite_host_config(r, hc, own).await?;
         if let Some(bridge) = own_bridge {
             let mode = hc.get("NetworkMode").and_then(Value::as_str).unwrap_or_default();
-            if super::bridge::is_default_name(mode) {
+            if crate::tenant::is_default_name(mode) {
                 hc.insert("NetworkMode".into(), Value::from(bridge));
             }
             links = hc.get("Links").and_then(Value::as_array).cloned().unwrap_or_default();
@@ -98,7 +99,9 @@ pub async fn container_create(
     for (net, mut settings) in old {
         // The engine's bridge, however named (its id too), is the tenant's own one.
         let resolved = match (own_bridge, network_mode_target(r, &net).await?) {
-            (Some(bridge), n) if super::bridge::is_default_name(&net) || n == super::bridge::NAME => bridge.to_string(),
+            (Some(bridge), n) if crate::tenant::is_default_name(&net) || n == crate::tenant::DEFAULT_NETWORK => {
+                bridge.to_string()
+            }
             (_, n) => n,
         };
         endpoint_settings(r, &net, &resolved, &mut settings, "NetworkingConfig.EndpointsConfig.").await?;
@@ -456,317 +459,14 @@ pub async fn network_attach(
 pub fn rewrite_answer(tenant: &str, answer: &Answer, resp: Response<Bytes>) -> Response<Body> {
     let (mut parts, bytes) = resp.into_parts();
     parts.headers.remove(header::CONTENT_LENGTH);
-    let out = if !parts.status.is_success() {
-        // Engines name objects in their errors ("The container name "/t5-alice-web" is already in use"), and
-        // name a container by the reference they were sent, which is its id: the tenant reads what it typed.
-        let mut text = String::from_utf8_lossy(&bytes).into_owned();
-        if let Answer::Named { engine, user } = answer {
-            text = text.replace(engine.as_str(), &json_escaped(user));
-        }
-        Bytes::from(names::unscope_text(tenant, &text))
-    } else {
-        match serde_json::from_slice::<Value>(&bytes) {
-            Ok(mut v) => {
-                rewrite_document(tenant, answer, &mut v);
-                Bytes::from(v.to_string() + "\n")
-            }
-            Err(_) => bytes,
-        }
-    };
+    let out = view::answer(tenant, answer, parts.status.is_success(), bytes);
     Response::from_parts(parts, body::full(out))
-}
-
-/// Text as it may stand inside a JSON string.
-fn json_escaped(text: &str) -> String {
-    let quoted = Value::from(text).to_string();
-    quoted[1..quoted.len() - 1].to_string()
-}
-
-fn unscope_value(tenant: &str, v: &mut Value) {
-    if let Some(s) = v.as_str() {
-        if let Some(u) = names::unscope(tenant, s) {
-            *v = Value::from(u.into_owned());
-        }
-    }
-}
-
-fn unscope_keys(tenant: &str, v: Option<&mut Value>) {
-    if let Some(Value::Object(map)) = v {
-        let old = std::mem::take(map);
-        for (k, val) in old {
-            let k = names::unscope(tenant, &k).map(|c| c.into_owned()).unwrap_or(k);
-            map.insert(k, val);
-        }
-    }
-}
-
-/// The ownership label and the private network's mark are mtswarm's bookkeeping: a tenant sees the labels it gave,
-/// as on its own engine.
-fn hide_owner(labels: Option<&mut Value>) {
-    if let Some(Value::Object(labels)) = labels {
-        labels.remove(TENANT_LABEL);
-        labels.remove(super::bridge::DEFAULT_NETWORK_LABEL);
-    }
-}
-
-/// The names a container shows: its own, its links, its networks and its volumes; its labels without the owner's.
-pub fn rewrite_container(tenant: &str, c: &mut Value) {
-    hide_owner(c.pointer_mut("/Config/Labels"));
-    hide_owner(c.get_mut("Labels"));
-    if let Some(n) = c.get_mut("Name") {
-        unscope_value(tenant, n);
-    }
-    if let Some(Value::Array(list)) = c.get_mut("Names") {
-        for n in list.iter_mut() {
-            if let Some(s) = n.as_str() {
-                *n = Value::from(names::unscope_path(tenant, s));
-            }
-        }
-    }
-    own_bridge_links(tenant, c);
-    if let Some(Value::Array(links)) = c.pointer_mut("/HostConfig/Links") {
-        for l in links.iter_mut() {
-            if let Some(s) = l.as_str() {
-                *l = Value::from(names::unscope_path(tenant, s));
-            }
-        }
-    }
-    if let Some(Value::Array(binds)) = c.pointer_mut("/HostConfig/Binds") {
-        for b in binds.iter_mut() {
-            if let Some(s) = b.as_str() {
-                *b = Value::from(names::unscope_path(tenant, s));
-            }
-        }
-    }
-    if let Some(mode) = c.pointer_mut("/HostConfig/NetworkMode") {
-        unscope_value(tenant, mode);
-    }
-    unscope_keys(tenant, c.pointer_mut("/NetworkSettings/Networks"));
-    // A link on a user-defined network (the tenant's `bridge` too) is the endpoint's: `t5-alice-db:db`.
-    if let Some(Value::Object(eps)) = c.pointer_mut("/NetworkSettings/Networks") {
-        for links in eps.values_mut().filter_map(|ep| ep.get_mut("Links")).filter_map(Value::as_array_mut) {
-            for l in links.iter_mut() {
-                if let Some(s) = l.as_str() {
-                    *l = Value::from(names::unscope_path(tenant, s));
-                }
-            }
-        }
-    }
-    if let Some(Value::Array(mounts)) = c.get_mut("Mounts") {
-        for m in mounts.iter_mut() {
-            if let Some(n) = m.get_mut("Name") {
-                unscope_value(tenant, n);
-            }
-        }
-    }
-}
-
-/// dockerd keeps a link on a user-defined network in the endpoint (`t5-alice-db:db`), not in HostConfig: a
-/// container on the tenant's own bridge shows its links in HostConfig as the engine's bridge shows them
-/// (`/t5-alice-db:/t5-alice-web/db`, unscoped after), since the tenant asked for them there.
-fn own_bridge_links(tenant: &str, c: &mut Value) {
-    if c.pointer("/HostConfig/Links").is_some_and(|l| !l.is_null()) {
-        return;
-    }
-    let at = format!("/NetworkSettings/Networks/{}/Links", names::scope(tenant, super::bridge::NAME));
-    let Some(links) = c.pointer(&at).and_then(Value::as_array).filter(|l| !l.is_empty()) else { return };
-    let me = c.get("Name").and_then(Value::as_str).unwrap_or_default().trim_start_matches('/').to_string();
-    let shown: Vec<Value> = links
-        .iter()
-        .filter_map(Value::as_str)
-        .map(|l| {
-            let (target, alias) = l.split_once(':').unwrap_or((l, l));
-            Value::from(format!("/{}:/{me}/{alias}", target.trim_start_matches('/')))
-        })
-        .collect();
-    if let Some(Value::Object(hc)) = c.get_mut("HostConfig") {
-        hc.insert("Links".into(), Value::Array(shown));
-    }
-}
-
-fn owned(tenant: &str, v: &Value) -> bool {
-    v.get("Labels").and_then(|l| l.get(TENANT_LABEL)).and_then(Value::as_str) == Some(tenant)
-}
-
-fn rewrite_document(tenant: &str, answer: &Answer, v: &mut Value) {
-    match answer {
-        Answer::Pass | Answer::Named { .. } | Answer::Events => {}
-        Answer::Stats => {
-            if let Some(n) = v.get("name").and_then(Value::as_str).map(|n| names::unscope_path(tenant, n)) {
-                v["name"] = Value::from(n);
-            }
-        }
-        Answer::ContainerInspect => rewrite_container(tenant, v),
-        Answer::ContainerList { names: filters } => {
-            let regexes: Vec<regex::Regex> = filters.iter().filter_map(|f| regex::Regex::new(f).ok()).collect();
-            if let Value::Array(list) = v {
-                for c in list.iter_mut() {
-                    rewrite_container(tenant, c);
-                }
-                // Docker's name filter is a regular expression matched against each name, here the tenant's.
-                list.retain(|c| {
-                    regexes.is_empty()
-                        || c.get("Names").and_then(Value::as_array).is_some_and(|ns| {
-                            ns.iter().filter_map(Value::as_str).any(|n| regexes.iter().any(|r| r.is_match(n)))
-                        })
-                });
-            }
-        }
-        Answer::NetworkInspect => rewrite_network(tenant, v),
-        Answer::NetworkList => {
-            if let Value::Array(list) = v {
-                // The tenant's own default network is its `bridge` (one, where several nodes list theirs); the
-                // engine's stands in for it until the tenant has one.
-                let own_bridge = list.iter().any(|n| owned(tenant, n) && super::bridge::is_default_network(n));
-                let mut bridges = 0;
-                list.retain(|n| {
-                    let name = n.get("Name").and_then(Value::as_str).unwrap_or_default();
-                    if owned(tenant, n) && super::bridge::is_default_network(n) {
-                        bridges += 1;
-                        return bridges == 1;
-                    }
-                    owned(tenant, n)
-                        || (SHARED_NETWORKS.contains(&name) && !(own_bridge && name == super::bridge::NAME))
-                });
-                for n in list.iter_mut() {
-                    rewrite_network(tenant, n);
-                }
-            }
-        }
-        Answer::VolumeInspect => rewrite_volume(tenant, v),
-        Answer::VolumeList => {
-            if let Some(Value::Array(list)) = v.get_mut("Volumes") {
-                own_volumes(tenant, list);
-            }
-        }
-        Answer::Prune => {
-            for key in ["VolumesDeleted", "NetworksDeleted"] {
-                if let Some(Value::Array(list)) = v.get_mut(key) {
-                    for n in list.iter_mut() {
-                        unscope_value(tenant, n);
-                    }
-                }
-            }
-        }
-        Answer::SystemDf => {
-            if let Some(Value::Array(list)) = v.get_mut("Containers") {
-                list.retain(|c| owned(tenant, c));
-                for c in list.iter_mut() {
-                    rewrite_container(tenant, c);
-                }
-            }
-            if let Some(Value::Array(list)) = v.get_mut("Volumes") {
-                own_volumes(tenant, list);
-            }
-            // Other tenants' containers use the shared images: their counts are not this tenant's business.
-            if let Some(Value::Array(list)) = v.get_mut("Images") {
-                for i in list.iter_mut() {
-                    if let Some(c) = i.get_mut("Containers") {
-                        *c = Value::from(-1);
-                    }
-                }
-            }
-            if let Some(b) = v.get_mut("BuildCache") {
-                *b = Value::Array(Vec::new());
-            }
-        }
-    }
-}
-
-fn rewrite_volume(tenant: &str, vol: &mut Value) {
-    hide_owner(vol.get_mut("Labels"));
-    if let Some(n) = vol.get_mut("Name") {
-        unscope_value(tenant, n);
-    }
-}
-
-/// Keeps the tenant's volumes of a list, under the tenant's names.
-fn own_volumes(tenant: &str, list: &mut Vec<Value>) {
-    list.retain(|vol| owned(tenant, vol));
-    list.iter_mut().for_each(|vol| rewrite_volume(tenant, vol));
-}
-
-/// A network's name, and only the tenant's containers on it (the shared `bridge` holds everybody's).
-fn rewrite_network(tenant: &str, n: &mut Value) {
-    hide_owner(n.get_mut("Labels"));
-    if let Some(name) = n.get_mut("Name") {
-        unscope_value(tenant, name);
-    }
-    if let Some(Value::Object(cs)) = n.get_mut("Containers") {
-        let prefix = names::prefix(tenant);
-        cs.retain(|_, c| c.get("Name").and_then(Value::as_str).is_some_and(|name| name.starts_with(&prefix)));
-        for c in cs.values_mut() {
-            if let Some(name) = c.get_mut("Name") {
-                unscope_value(tenant, name);
-            }
-        }
-    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use serde_json::json;
-
-    fn check(answer: Answer, input: Value, expected: Value) {
-        let mut v = input;
-        rewrite_document("alice", &answer, &mut v);
-        assert_eq!(v, expected);
-    }
-
-    #[test]
-    fn shows_the_tenants_names() {
-        check(
-            Answer::ContainerInspect,
-            json!({"Name": "/t5-alice-web", "HostConfig": {"Links": ["/t5-alice-db:/t5-alice-web/db"], "NetworkMode": "t5-alice-back",
-                   "Binds": ["t5-alice-data:/d"]}, "Config": {"Labels": {"mtswarm.tenant": "alice", "app": "web"}},
-                   "NetworkSettings": {"Networks": {"t5-alice-back": {"Links": ["t5-alice-up:bar"]}, "bridge": {}}}, "Mounts": [{"Name": "t5-alice-data"}]}),
-            json!({"Name": "/web", "HostConfig": {"Links": ["/db:/web/db"], "NetworkMode": "back", "Binds": ["data:/d"]},
-                   "Config": {"Labels": {"app": "web"}},
-                   "NetworkSettings": {"Networks": {"back": {"Links": ["up:bar"]}, "bridge": {}}}, "Mounts": [{"Name": "data"}]}),
-        );
-    }
-
-    #[test]
-    fn shows_links_on_the_tenants_bridge_where_the_engines_bridge_shows_them() {
-        check(
-            Answer::ContainerInspect,
-            json!({"Name": "/t5-alice-web", "HostConfig": {"Links": null},
-                   "NetworkSettings": {"Networks": {"t5-alice-bridge": {"Links": ["t5-alice-db:database"]}}}}),
-            json!({"Name": "/web", "HostConfig": {"Links": ["/db:/web/database"]},
-                   "NetworkSettings": {"Networks": {"bridge": {"Links": ["db:database"]}}}}),
-        );
-    }
-
-    #[test]
-    fn lists_only_what_the_tenant_owns_and_filters_names_as_it_knows_them() {
-        check(
-            Answer::ContainerList { names: vec!["^/web$".into()] },
-            json!([{"Names": ["/t5-alice-web"]}, {"Names": ["/t5-alice-webby"]}]),
-            json!([{"Names": ["/web"]}]),
-        );
-        check(
-            Answer::NetworkList,
-            json!([{"Name": "bridge", "Labels": {}}, {"Name": "host", "Labels": {}}, {"Name": "t3-bob-back", "Labels": {"mtswarm.tenant": "bob"}},
-                   {"Name": "t5-alice-back", "Labels": {"mtswarm.tenant": "alice"}}]),
-            // The ownership label is mtswarm's: the tenant sees the labels it gave.
-            json!([{"Name": "bridge", "Labels": {}}, {"Name": "back", "Labels": {}}]),
-        );
-        // With a default network of its own, the tenant's `bridge` is that one, once.
-        let own = |id: &str| json!({"Name": "t5-alice-bridge", "Id": id, "Labels": {"mtswarm.tenant": "alice", "mtswarm.default-network": "true"}});
-        let shown = |id: &str| json!({"Name": "bridge", "Id": id, "Labels": {}});
-        check(
-            Answer::NetworkList,
-            json!([{"Name": "bridge", "Id": "e", "Labels": {}}, {"Name": "none", "Labels": {}}, own("1"), own("2"),
-                   {"Name": "t3-bob-bridge", "Labels": {"mtswarm.tenant": "bob", "mtswarm.default-network": "true"}}]),
-            json!([{"Name": "none", "Labels": {}}, shown("1")]),
-        );
-        check(
-            Answer::NetworkInspect,
-            json!({"Name": "bridge", "Containers": {"1": {"Name": "t5-alice-web"}, "2": {"Name": "t3-bob-web"}}}),
-            json!({"Name": "bridge", "Containers": {"1": {"Name": "web"}}}),
-        );
-    }
 
     #[test]
     fn a_client_cannot_set_the_tenant_label() {

@@ -16,7 +16,6 @@ use crate::api::ApiError;
 use crate::cluster::{EngineError, Node};
 use crate::policy::quota::Usage;
 use crate::policy::resources;
-use crate::proxy::engine_error;
 
 /// Every tenant's usage, over `nodes`; `tenant` limits it to one tenant.
 pub async fn usage(nodes: &[Arc<Node>], tenant: Option<&str>) -> Result<BTreeMap<String, Usage>, ApiError> {
@@ -53,7 +52,7 @@ async fn node_usage(node: &Node, label: &str) -> Result<BTreeMap<String, Usage>,
     )
     .await;
     let mut out: BTreeMap<String, Usage> = BTreeMap::new();
-    let containers = containers.map_err(engine_error)?;
+    let containers = containers.map_err(ApiError::from)?;
     let inspects = containers.as_array().into_iter().flatten().filter_map(|c| {
         let id = c.get("Id")?.as_str()?.to_string();
         let tenant = c.pointer("/Labels")?.get(TENANT_LABEL)?.as_str()?.to_string();
@@ -62,7 +61,7 @@ async fn node_usage(node: &Node, label: &str) -> Result<BTreeMap<String, Usage>,
                 Ok(c) => Ok(Some((tenant, resources::of_inspect(&c)))),
                 // Removed since it was listed: it no longer counts.
                 Err(EngineError::Answer { status: http::StatusCode::NOT_FOUND, .. }) => Ok(None),
-                Err(e) => Err(engine_error(e)),
+                Err(e) => Err(ApiError::from(e)),
             }
         })
     });
@@ -73,15 +72,15 @@ async fn node_usage(node: &Node, label: &str) -> Result<BTreeMap<String, Usage>,
         u.memory += limits.memory.max(0);
         u.nano_cpus += limits.nano_cpus.max(0);
     }
-    let volumes = volumes.map_err(engine_error)?;
+    let volumes = volumes.map_err(ApiError::from)?;
     for v in volumes.get("Volumes").and_then(Value::as_array).into_iter().flatten() {
         if let Some(t) = v.pointer("/Labels").and_then(|l| l.get(TENANT_LABEL)).and_then(Value::as_str) {
             out.entry(t.to_string()).or_default().volumes += 1;
         }
     }
-    let networks = networks.map_err(engine_error)?;
+    let networks = networks.map_err(ApiError::from)?;
     // A tenant's default network is not one it made: it counts in no quota.
-    for n in networks.as_array().into_iter().flatten().filter(|n| !super::bridge::is_default_network(n)) {
+    for n in networks.as_array().into_iter().flatten().filter(|n| !crate::tenant::is_default_network(n)) {
         if let Some(t) = n.pointer("/Labels").and_then(|l| l.get(TENANT_LABEL)).and_then(Value::as_str) {
             out.entry(t.to_string()).or_default().networks += 1;
         }

@@ -3,6 +3,8 @@
 //! The caller binds the listeners (so tests bind port 0) and says when to stop. Shutdown is graceful:
 //! accepting stops, requests in flight finish, and hijacked streams get [`SHUTDOWN_GRACE`] to end.
 
+pub mod ops;
+
 use std::future::Future;
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -152,7 +154,7 @@ where
 {
     // Where a hijacking request leaves the engine's stream for this connection's task to pump once the
     // HTTP exchange is over (hyper hands the client's socket back only then).
-    let slot = HijackSlot::default();
+    let slot = crate::proxy::hijack::HijackSlot::default();
     let service = {
         let slot = slot.clone();
         service_fn(move |mut req: hyper::Request<hyper::body::Incoming>| {
@@ -225,37 +227,6 @@ async fn linger<I: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin>(mut io:
         }
     };
     let _ = tokio::time::timeout(LINGER_TIME, drain).await;
-}
-
-/// The engine's side of a hijacked stream, waiting for the client's side.
-#[derive(Clone, Default)]
-pub struct HijackSlot(Arc<std::sync::Mutex<Option<crate::proxy::hijack::EngineStream>>>, HeldSlot);
-
-/// What a hijacked session holds while it lasts (a tenant's stream permit).
-type HeldSlot = Arc<std::sync::Mutex<Option<Box<dyn Send>>>>;
-
-impl HijackSlot {
-    pub fn put(&self, engine: crate::proxy::hijack::EngineStream) {
-        *self.0.lock().unwrap_or_else(|e| e.into_inner()) = Some(engine);
-    }
-
-    /// True once a hijack left the engine's stream here.
-    pub fn holds_engine(&self) -> bool {
-        self.0.lock().unwrap_or_else(|e| e.into_inner()).is_some()
-    }
-
-    /// Keeps `held` until the hijacked session ends.
-    pub fn hold(&self, held: impl Send + 'static) {
-        *self.1.lock().unwrap_or_else(|e| e.into_inner()) = Some(Box::new(held));
-    }
-
-    fn take(&self) -> Option<crate::proxy::hijack::EngineStream> {
-        self.0.lock().unwrap_or_else(|e| e.into_inner()).take()
-    }
-
-    fn take_held(&self) -> Option<Box<dyn Send>> {
-        self.1.lock().unwrap_or_else(|e| e.into_inner()).take()
-    }
 }
 
 /// A stream whose first bytes were already read by the HTTP parser.
