@@ -18,6 +18,9 @@ pub mod tenant;
 pub mod tls;
 pub mod usage_cli;
 
+#[cfg(test)]
+mod layers;
+
 use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;

@@ -180,7 +180,7 @@ impl Gateway {
 
     /// Serves one request; never fails, errors become Docker-style responses.
     pub async fn handle(&self, req: Request<Incoming>) -> Response<Body> {
-        let mut ctx = RequestCtx {
+        let ctx = RequestCtx {
             id: self.next_id.fetch_add(1, Ordering::Relaxed),
             method: req.method().clone(),
             path: req.uri().path().to_string(),
@@ -196,6 +196,19 @@ impl Gateway {
             // Only the audit log reads it (a create's `?name=`).
             query: self.audit.as_ref().and(req.uri().query()).map(str::to_string),
         };
+        // Every line logged while the request is served carries who and what it is; the phases fill in the
+        // fields as they learn them (`Span::current().record`).
+        let span = tracing::info_span!(
+            "request",
+            id = ctx.id,
+            endpoint = tracing::field::Empty,
+            tenant = tracing::field::Empty,
+            node = tracing::field::Empty
+        );
+        tracing::Instrument::instrument(self.serve(ctx, req), span).await
+    }
+
+    async fn serve(&self, mut ctx: RequestCtx, req: Request<Incoming>) -> Response<Body> {
         let slot = req.extensions().get::<crate::proxy::hijack::HijackSlot>().cloned();
         let mut resp = match self.pipeline(&mut ctx, req).await {
             Ok(resp) => resp,
@@ -217,8 +230,12 @@ impl Gateway {
     async fn pipeline(&self, ctx: &mut RequestCtx, req: Request<Incoming>) -> Result<Response<Body>, ApiError> {
         let path = self.negotiate(ctx, req.uri().path())?;
         let endpoint = classify(&ctx.method, &path)?;
+        tracing::Span::current().record("endpoint", endpoint.command_name());
         ctx.endpoint = Some(endpoint.clone());
         ctx.identity = self.authenticate(&endpoint, &req).await?;
+        if let Some(id) = &ctx.identity {
+            tracing::Span::current().record("tenant", id.tenant.as_str());
+        }
         if let Some(id) = &ctx.identity {
             ctx.request_permit = Some(self.tenant_limits.request(&id.tenant)?);
             if limits::opens_stream(&endpoint, req.uri().query()) {
@@ -439,6 +456,7 @@ impl Gateway {
         };
         let endpoint = req.endpoint;
         ctx.node = Some(node.name());
+        tracing::Span::current().record("node", ctx.node.as_deref());
         let mut query = req.parts.uri.query().map(str::to_string);
         let mut path = req.path.to_string();
         let mut answer = tenant::Answer::Pass;

@@ -525,6 +525,7 @@ impl Gateway {
             }
         }
         ctx.node = Some(format!("{} nodes", nodes.len()));
+        tracing::Span::current().record("node", ctx.node.as_deref());
         if matches!(req.endpoint, Endpoint::ContainerList) {
             // Swarm classic's way: the registry follows every engine's events, so it answers for them. A tenant's
             // query selects its own containers (tenancy added the label filter), so the owner's view is theirs.
@@ -540,6 +541,7 @@ impl Gateway {
             };
             if let Some(list) = self.cluster.list_containers(query.as_deref(), &bounds, view) {
                 ctx.node = Some("registry".into());
+                tracing::Span::current().record("node", "registry");
                 return Ok(plain(StatusCode::OK, Bytes::from(list)).map(body::full));
             }
         }
