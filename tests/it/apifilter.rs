@@ -1,8 +1,8 @@
 //! The API filter (`SWARM_APIFILTER_FILE`): a disabled command is refused to tenants with dockerd's error shape,
 //! everything else and the admin tenant are untouched, and a bad file stops start-up.
 
+use crate::support::auth::mtswarm;
 use crate::support::{direct, Gateway, GatewayOpts, Test};
-use crate::support_auth::mtswarm;
 
 #[test]
 fn disabled_commands_are_refused_to_tenants_only() {

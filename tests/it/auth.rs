@@ -6,8 +6,8 @@
 use std::fs;
 use std::time::{Duration, Instant};
 
+use crate::support::auth::*;
 use crate::support::*;
-use crate::support_auth::*;
 
 /// A gateway whose tokens file is `file` (instead of the one `Gateway::start` writes), with more `env`.
 fn gateway_on<'t>(t: &'t Test, file: &std::path::Path, env: &[(&str, &str)]) -> Gateway<'t> {

@@ -1,7 +1,7 @@
 //! The cluster: mtswarm in front of the three engines of the test bed (node0, node1, node2), as Docker Swarm
 //! classic was, driven through the real docker CLI and raw HTTP.
 //!
-//! Where a container landed is asked of the engines themselves (`support_cluster::placement`), never of mtswarm.
+//! Where a container landed is asked of the engines themselves (`support::cluster::placement`), never of mtswarm.
 //! Every test holds `cluster_lock` (they share node1 and node2, and one stops node2) and counts only its own
 //! tenants' containers: the other tests run meanwhile and put theirs on node0. Containers that should spread or
 //! pack carry a memory reservation (`-m`) large enough to outweigh whatever the other tests leave on node0.
@@ -15,8 +15,8 @@ use std::time::Duration;
 
 use serde_json::json;
 
+use crate::support::cluster::*;
 use crate::support::*;
-use crate::support_cluster::*;
 
 /// `docker run -d EXTRA... busybox sleep 600` as `c`; returns the printed id.
 fn run(c: &Client, extra: &[&str]) -> String {

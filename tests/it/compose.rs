@@ -68,7 +68,7 @@ impl Compose {
 
 /// Runs `cmd` to its end, or kills it after `COMPOSE_TIMEOUT` and fails the test.
 fn run_bounded(cmd: Command, desc: String, dir: &Path) -> Output {
-    crate::support_auth::run_bounded(cmd, format!("{desc} (in {})", dir.display()), COMPOSE_TIMEOUT)
+    crate::support::auth::run_bounded(cmd, format!("{desc} (in {})", dir.display()), COMPOSE_TIMEOUT)
 }
 
 fn compose_file(image: &str) -> String {

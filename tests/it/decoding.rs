@@ -20,8 +20,8 @@
 
 use serde_json::{json, Value};
 
+use crate::support::auth::assert_error;
 use crate::support::*;
-use crate::support_auth::assert_error;
 
 /// The label that marks a tenant's objects on the engine.
 const TENANT_LABEL: &str = "mtswarm.tenant";

@@ -9,8 +9,8 @@ use std::time::{Duration, Instant};
 use mtswarm::cluster::etcd::Etcd;
 use mtswarm::cluster::{Discovery, DiscoveryError};
 
+use crate::support::auth::mtswarm;
 use crate::support::{poll, testbed, Spawned, Test};
-use crate::support_auth::mtswarm;
 
 /// The TTL the tests' joins register with; short, so the expiry test is quick.
 const TTL: u64 = 4;

@@ -9,8 +9,8 @@
 use std::fs;
 use std::time::Duration;
 
+use crate::support::auth::*;
 use crate::support::*;
-use crate::support_auth::*;
 
 const SLOW: Duration = Duration::from_secs(120);
 

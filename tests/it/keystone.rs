@@ -17,8 +17,8 @@ use std::sync::{Mutex, MutexGuard, OnceLock};
 use std::thread;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
+use crate::support::auth::*;
 use crate::support::*;
-use crate::support_auth::*;
 
 /// Held by every Keystone test: `keystone_down_...` stops Keystone, which must not break the others.
 static KEYSTONE: Mutex<()> = Mutex::new(());

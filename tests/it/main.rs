@@ -6,9 +6,6 @@
 //! tests against the engine itself, to check the tests' expectations against dockerd.
 
 mod support;
-mod support_auth;
-mod support_cluster;
-mod support_tls;
 
 mod apifilter;
 mod auth;

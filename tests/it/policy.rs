@@ -6,8 +6,8 @@ use std::sync::Arc;
 
 use serde_json::json;
 
+use crate::support::auth::mtswarm;
 use crate::support::{direct, engine_ok, image, Client, Gateway, GatewayOpts, Test};
-use crate::support_auth::mtswarm;
 
 const MB: i64 = 1024 * 1024;
 const SEED_FLAVORS: &str = r#"{"default": {"Memory": 64}, "medium": {"Memory": 128}, "large": {"Memory": 256}}"#;

@@ -5,8 +5,8 @@
 
 use std::io::Read;
 
+use crate::support::cluster::*;
 use crate::support::*;
-use crate::support_cluster::*;
 
 const NOT_A_MANAGER: &str = "This node is not a swarm manager. Use \"docker swarm init\" or \"docker swarm join\" to connect this node to swarm and try again.";
 

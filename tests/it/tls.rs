@@ -5,9 +5,9 @@
 
 use std::fs;
 
+use crate::support::auth::*;
+use crate::support::tls::*;
 use crate::support::*;
-use crate::support_auth::*;
-use crate::support_tls::*;
 
 /// The certificates of one test: a CA with the gateway's certificate and client certificates, and a second CA
 /// that the gateway does not trust.

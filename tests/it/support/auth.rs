@@ -2,8 +2,6 @@
 //! contract, assertions on 401/503 answers and on mtswarm's log, and running `mtswarm` for a command that ends
 //! by itself (`tokens add`, a `manage` that must refuse to start).
 
-#![allow(dead_code)]
-
 use std::io::{Read, Write};
 use std::net::{Shutdown, TcpListener, TcpStream};
 use std::path::Path;
@@ -13,7 +11,7 @@ use std::sync::{Arc, Mutex};
 use std::thread;
 use std::time::{Duration, Instant};
 
-use crate::support::*;
+use super::*;
 
 /// No `X-Auth-Token` header.
 pub const NO_TOKEN: &str = "authentication required: the request has no X-Auth-Token header";

@@ -2,13 +2,11 @@
 //! directory (a CA, server and client certificates), the `mtswarm manage` flags that serve them, a docker CLI
 //! client that speaks TLS with chosen certificates, and raw HTTPS through `curl`.
 
-#![allow(dead_code)]
-
 use std::fs;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use crate::support::*;
+use super::*;
 
 /// A certificate and its private key, as PEM files.
 #[derive(Clone, Debug)]

@@ -8,8 +8,6 @@
 //! same time and put their own containers on node0: everything here counts only one tenant's objects, by the
 //! label `mtswarm.tenant=<tenant id>` that mtswarm puts on everything a tenant creates.
 
-#![allow(dead_code)]
-
 use std::collections::{BTreeMap, HashMap};
 use std::fs;
 use std::net::{SocketAddr, TcpStream};
@@ -18,7 +16,7 @@ use std::sync::{Mutex, MutexGuard, OnceLock};
 use std::thread;
 use std::time::{Duration, Instant};
 
-use crate::support::*;
+use super::*;
 
 /// The label mtswarm puts on every object of a tenant.
 pub const TENANT_LABEL: &str = "mtswarm.tenant";
