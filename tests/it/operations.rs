@@ -23,12 +23,7 @@ fn ops_gateway<'t>(t: &'t Test, mut opts: GatewayOpts) -> Gateway<'t> {
     Gateway::start(t, opts)
 }
 
-#[test]
-fn counters_move_for_a_run_a_denial_and_a_401() {
-    if direct() {
-        return; // The metrics are mtswarm's.
-    }
-    let t = Test::new();
+it_test!(counters_move_for_a_run_a_denial_and_a_401, mtswarm_only("the metrics"), |t| {
     let filter = t.path("apifilter.json");
     std::fs::write(&filter, r#"{"disableapi": ["networkslist"]}"#).unwrap();
     let gw = ops_gateway(
@@ -67,7 +62,7 @@ fn counters_move_for_a_run_a_denial_and_a_401() {
     assert!(text.contains("mtswarm_streams "), "{text}");
     // No object is a label.
     assert!(!text.contains(&c), "a container name is a label:\n{text}");
-}
+});
 
 /// A unix socket in front of the test bed's engine that the test can take away and bring back, to show an
 /// engine stopping without stopping the engine the other tests share. Stopping removes the socket and cuts
@@ -168,12 +163,7 @@ fn pipe(client: std::os::unix::net::UnixStream, upstream: &str) {
     }
 }
 
-#[test]
-fn healthz_follows_the_only_engine() {
-    if direct() {
-        return; // Health is mtswarm's.
-    }
-    let t = Test::new();
+it_test!(healthz_follows_the_only_engine, mtswarm_only("health"), |t| {
     let mut engine = Forwarder::start(t.path("engine.sock"), &testbed().engine0);
     let gw = ops_gateway(
         &t,
@@ -197,7 +187,7 @@ fn healthz_follows_the_only_engine() {
     engine.open();
     poll("healthz 200 once the engine is back", WAIT, || (health().status == 200).then_some(()));
     gw.tenant("alice").ok(&["ps"]);
-}
+});
 
 /// The audit log's records, one JSON object a line.
 fn audit_records(path: &std::path::Path) -> Vec<serde_json::Value> {
@@ -205,12 +195,7 @@ fn audit_records(path: &std::path::Path) -> Vec<serde_json::Value> {
     text.lines().map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("not JSON: {l:?}: {e}"))).collect()
 }
 
-#[test]
-fn the_audit_log_has_the_create_the_denial_and_the_401_and_no_token() {
-    if direct() {
-        return; // The audit log is mtswarm's.
-    }
-    let t = Test::new();
+it_test!(the_audit_log_has_the_create_the_denial_and_the_401_and_no_token, mtswarm_only("the audit log"), |t| {
     let filter = t.path("apifilter.json");
     std::fs::write(&filter, r#"{"disableapi": ["networkslist"]}"#).unwrap();
     let log = t.path("audit.log");
@@ -274,19 +259,14 @@ fn the_audit_log_has_the_create_the_denial_and_the_401_and_no_token() {
     for secret in [alice.token(), wrong, "cGFzc3dvcmQ="] {
         assert!(!text.contains(secret), "a secret is in the audit log:\n{text}");
     }
-}
+});
 
 fn hup(gw: &Gateway) {
     let out = std::process::Command::new("kill").args(["-HUP", &gw.pid().to_string()]).output().expect("run kill");
     assert!(out.status.success(), "kill -HUP: {out:?}");
 }
 
-#[test]
-fn sighup_reloads_the_api_filter_and_open_streams_keep_going() {
-    if direct() {
-        return; // Reload is mtswarm's.
-    }
-    let t = Test::new();
+it_test!(sighup_reloads_the_api_filter_and_open_streams_keep_going, mtswarm_only("reload on SIGHUP"), |t| {
     let filter = t.path("apifilter.json");
     std::fs::write(&filter, r#"{"disableapi": []}"#).unwrap();
     let gw = ops_gateway(
@@ -333,4 +313,4 @@ fn sighup_reloads_the_api_filter_and_open_streams_keep_going() {
     assert!(gw.stderr().contains("not reloaded"), "{}", gw.stderr());
     assert!(!alice.docker(&["logs", &c]).success());
     alice.ok(&["rm", "-f", &c]);
-}
+});

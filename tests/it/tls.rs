@@ -60,12 +60,7 @@ fn assert_still_serving(gw: &mut Gateway, good: &TlsClient) {
     assert!(out.success(), "the gateway stopped serving verified clients: {out}\n{}", gw.stderr());
 }
 
-#[test]
-fn token_and_tenant_headers_work_over_tls_including_hijacks() {
-    if skip_in_direct_mode("the gateway's TLS") {
-        return;
-    }
-    let t = Test::new();
+it_test!(token_and_tenant_headers_work_over_tls_including_hijacks, mtswarm_only("the gateway's TLS"), |t| {
     let pki = Pki::new(&t);
     let gw = tlsverify_gateway(&t, &pki, &[], false);
     let alice = TlsClient::verify(&gw.tenant("alice"), pki.ca.cert(), Some(&pki.unmapped));
@@ -93,14 +88,9 @@ fn token_and_tenant_headers_work_over_tls_including_hijacks() {
 
     assert_tenant_logged(&gw, &gw.tenant_id("alice"));
     assert_not_logged(&gw, &[&gw.token_of("alice")]);
-}
+});
 
-#[test]
-fn a_mapped_certificate_stands_for_its_tenant_without_any_header() {
-    if skip_in_direct_mode("the gateway's TLS") {
-        return;
-    }
-    let t = Test::new();
+it_test!(a_mapped_certificate_stands_for_its_tenant_without_any_header, mtswarm_only("the gateway's TLS"), |t| {
     let pki = Pki::new(&t);
     let carol = t.name("carol");
     let file = pki.cn_tenants_file(&t, &carol);
@@ -138,14 +128,9 @@ fn a_mapped_certificate_stands_for_its_tenant_without_any_header() {
     let bad = TlsClient::verify(&gw.client_with("bad-token", Some(&wrong), None), pki.ca.cert(), Some(&pki.mapped));
     assert_cli_refused(&bad.docker(&["ps"]), INVALID);
     assert_not_logged(&gw, &[&wrong, &gw.token_of("bob")]);
-}
+});
 
-#[test]
-fn an_unmapped_certificate_without_a_token_is_refused() {
-    if skip_in_direct_mode("the gateway's TLS") {
-        return;
-    }
-    let t = Test::new();
+it_test!(an_unmapped_certificate_without_a_token_is_refused, mtswarm_only("the gateway's TLS"), |t| {
     let pki = Pki::new(&t);
     let file = pki.cn_tenants_file(&t, &t.name("carol"));
     let gw = tlsverify_gateway(&t, &pki, &["--tls-cn-tenants".to_string(), file], false);
@@ -165,56 +150,53 @@ fn an_unmapped_certificate_without_a_token_is_refused() {
     // The same certificate with a tenant's token is an ordinary tenant client.
     let alice = TlsClient::verify(&gw.tenant("alice"), pki.ca.cert(), Some(&pki.unmapped));
     alice.ok(&["ps"]);
-}
+});
 
-#[test]
-fn foreign_certificates_no_certificate_and_plain_http_fail_and_the_gateway_keeps_serving() {
-    if skip_in_direct_mode("the gateway's TLS") {
-        return;
+it_test!(
+    foreign_certificates_no_certificate_and_plain_http_fail_and_the_gateway_keeps_serving,
+    mtswarm_only("the gateway's TLS"),
+    |t| {
+        let pki = Pki::new(&t);
+        // The foreign certificate carries the mapped CN: a CN is worth something only on a verified certificate.
+        let file = pki.cn_tenants_file(&t, &t.name("carol"));
+        let mut gw = tlsverify_gateway(&t, &pki, &["--tls-cn-tenants".to_string(), file], false);
+        let alice_plain = gw.tenant("alice");
+        let good = TlsClient::verify(&alice_plain, pki.ca.cert(), Some(&pki.unmapped));
+        good.ok(&["ps"]);
+
+        // A certificate signed by a CA the gateway does not trust: the handshake fails, with or without a token.
+        let foreign = TlsClient::verify(&gw.client_with("foreign", None, None), pki.ca.cert(), Some(&pki.foreign));
+        let out = foreign.fails(&["ps"]);
+        assert!(!out.stderr.contains("Error response from daemon"), "a foreign certificate got an HTTP answer: {out}");
+        let foreign_alice = TlsClient::verify(&alice_plain, pki.ca.cert(), Some(&pki.foreign));
+        foreign_alice.fails(&["ps"]);
+        let r = curl_get(gw.host(), "/_ping", pki.ca.cert(), Some(&pki.foreign), &[]);
+        assert_eq!(r.status, 0, "a foreign certificate got an HTTP answer: {:?}", r.body);
+        assert_still_serving(&mut gw, &good);
+
+        // No client certificate at all, even with a valid token.
+        let no_cert = TlsClient::verify(&alice_plain, pki.ca.cert(), None);
+        let out = no_cert.fails(&["ps"]);
+        assert!(
+            !out.stderr.contains("Error response from daemon"),
+            "a client without a certificate got an answer: {out}"
+        );
+        let r = curl_get(gw.host(), "/_ping", pki.ca.cert(), None, &[]);
+        assert_eq!(r.status, 0, "a client without a certificate got an HTTP answer: {:?}", r.body);
+        assert_still_serving(&mut gw, &good);
+
+        // Plain HTTP to the TLS listener.
+        let out = alice_plain.docker(&["ps"]);
+        assert!(!out.success(), "plain HTTP was served on a TLS listener: {out}");
+        let c = t.name("plain");
+        let out = alice_plain.docker(&["run", "--rm", "--name", &c, image(), "true"]);
+        assert!(!out.success(), "plain HTTP was served on a TLS listener: {out}");
+        assert_eq!(engine_ok(&["ps", "-a", "-q", "--filter", &format!("name={c}")]), "", "plain HTTP created {c}");
+        assert_still_serving(&mut gw, &good);
     }
-    let t = Test::new();
-    let pki = Pki::new(&t);
-    // The foreign certificate carries the mapped CN: a CN is worth something only on a verified certificate.
-    let file = pki.cn_tenants_file(&t, &t.name("carol"));
-    let mut gw = tlsverify_gateway(&t, &pki, &["--tls-cn-tenants".to_string(), file], false);
-    let alice_plain = gw.tenant("alice");
-    let good = TlsClient::verify(&alice_plain, pki.ca.cert(), Some(&pki.unmapped));
-    good.ok(&["ps"]);
+);
 
-    // A certificate signed by a CA the gateway does not trust: the handshake fails, with or without a token.
-    let foreign = TlsClient::verify(&gw.client_with("foreign", None, None), pki.ca.cert(), Some(&pki.foreign));
-    let out = foreign.fails(&["ps"]);
-    assert!(!out.stderr.contains("Error response from daemon"), "a foreign certificate got an HTTP answer: {out}");
-    let foreign_alice = TlsClient::verify(&alice_plain, pki.ca.cert(), Some(&pki.foreign));
-    foreign_alice.fails(&["ps"]);
-    let r = curl_get(gw.host(), "/_ping", pki.ca.cert(), Some(&pki.foreign), &[]);
-    assert_eq!(r.status, 0, "a foreign certificate got an HTTP answer: {:?}", r.body);
-    assert_still_serving(&mut gw, &good);
-
-    // No client certificate at all, even with a valid token.
-    let no_cert = TlsClient::verify(&alice_plain, pki.ca.cert(), None);
-    let out = no_cert.fails(&["ps"]);
-    assert!(!out.stderr.contains("Error response from daemon"), "a client without a certificate got an answer: {out}");
-    let r = curl_get(gw.host(), "/_ping", pki.ca.cert(), None, &[]);
-    assert_eq!(r.status, 0, "a client without a certificate got an HTTP answer: {:?}", r.body);
-    assert_still_serving(&mut gw, &good);
-
-    // Plain HTTP to the TLS listener.
-    let out = alice_plain.docker(&["ps"]);
-    assert!(!out.success(), "plain HTTP was served on a TLS listener: {out}");
-    let c = t.name("plain");
-    let out = alice_plain.docker(&["run", "--rm", "--name", &c, image(), "true"]);
-    assert!(!out.success(), "plain HTTP was served on a TLS listener: {out}");
-    assert_eq!(engine_ok(&["ps", "-a", "-q", "--filter", &format!("name={c}")]), "", "plain HTTP created {c}");
-    assert_still_serving(&mut gw, &good);
-}
-
-#[test]
-fn tls_without_verification_takes_clients_without_certificates() {
-    if skip_in_direct_mode("the gateway's TLS") {
-        return;
-    }
-    let t = Test::new();
+it_test!(tls_without_verification_takes_clients_without_certificates, mtswarm_only("the gateway's TLS"), |t| {
     let pki = Pki::new(&t);
     let args = tls_args(&pki.server);
     let gw = Gateway::start(&t, GatewayOpts { args, ..GatewayOpts::default() });
@@ -235,14 +217,9 @@ fn tls_without_verification_takes_clients_without_certificates() {
     assert!(!out.success(), "plain HTTP was served on a TLS listener: {out}");
     alice.ok(&["ps"]);
     assert_tenant_logged(&gw, &gw.tenant_id("alice"));
-}
+});
 
-#[test]
-fn the_unix_listener_stays_plain() {
-    if skip_in_direct_mode("the gateway's TLS") {
-        return;
-    }
-    let t = Test::new();
+it_test!(the_unix_listener_stays_plain, mtswarm_only("the gateway's TLS"), |t| {
     let pki = Pki::new(&t);
     let gw = tlsverify_gateway(&t, &pki, &[], true);
     let alice = gw.tenant("alice");
@@ -255,14 +232,9 @@ fn the_unix_listener_stays_plain() {
     // The TCP listener of the same gateway speaks TLS.
     TlsClient::verify(&alice, pki.ca.cert(), Some(&pki.unmapped)).ok(&["ps"]);
     assert!(!alice.docker(&["ps"]).success(), "plain HTTP was served on the TLS listener");
-}
+});
 
-#[test]
-fn cn_tenants_without_tlsverify_stops_start_up() {
-    if skip_in_direct_mode("the gateway's TLS") {
-        return;
-    }
-    let t = Test::new();
+it_test!(cn_tenants_without_tlsverify_stops_start_up, mtswarm_only("the gateway's TLS"), |t| {
     let pki = Pki::new(&t);
     let file = pki.cn_tenants_file(&t, &t.name("carol"));
     let tokens = t.path("tokens.json");
@@ -282,4 +254,4 @@ fn cn_tenants_without_tlsverify_stops_start_up() {
         assert!(!out.stdout.contains("listening on"), "mtswarm listened before refusing to start: {out}");
         assert!(out.stderr.contains("--tlsverify"), "the error does not mention --tlsverify: {out}");
     }
-}
+});

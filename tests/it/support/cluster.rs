@@ -148,21 +148,30 @@ fn testbed_script(args: &[&str]) {
     );
 }
 
-/// mtswarm in front of the three engines (`nodes://`), with more `manage` flags.
-pub fn cluster_gateway<'t>(t: &'t Test, args: &[&str]) -> Gateway<'t> {
-    discovery_gateway(t, &nodes_discovery(), args)
-}
+impl GatewayOpts {
+    /// mtswarm in front of the three engines (`nodes://`), with more `manage` flags.
+    pub fn cluster(args: &[&str]) -> GatewayOpts {
+        GatewayOpts::discovery(&nodes_discovery(), args)
+    }
 
-/// mtswarm with the given discovery URL and `manage` flags, tenants alice and bob.
-pub fn discovery_gateway<'t>(t: &'t Test, discovery: &str, args: &[&str]) -> Gateway<'t> {
-    Gateway::start(
-        t,
+    /// mtswarm with the given discovery URL and `manage` flags, tenants alice and bob.
+    pub fn discovery(discovery: &str, args: &[&str]) -> GatewayOpts {
         GatewayOpts {
             engine: Some(discovery.to_string()),
             args: args.iter().map(|a| a.to_string()).collect(),
             ..GatewayOpts::default()
-        },
-    )
+        }
+    }
+}
+
+/// mtswarm in front of the three engines (`nodes://`), with more `manage` flags.
+pub fn cluster_gateway<'t>(t: &'t Test, args: &[&str]) -> Gateway<'t> {
+    Gateway::start(t, GatewayOpts::cluster(args))
+}
+
+/// mtswarm with the given discovery URL and `manage` flags, tenants alice and bob.
+pub fn discovery_gateway<'t>(t: &'t Test, discovery: &str, args: &[&str]) -> Gateway<'t> {
+    Gateway::start(t, GatewayOpts::discovery(discovery, args))
 }
 
 // ---------------------------------------------------------------------------------------------------------

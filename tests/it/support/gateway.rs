@@ -259,6 +259,15 @@ impl<'t> Gateway<'t> {
         self.client(self.admin.clone())
     }
 
+    /// The client that a parameter of `it_test!` names: the admin's for `admin`, else tenant `name`'s.
+    pub fn client_named(&self, name: &str) -> Client {
+        if name == "admin" {
+            self.admin()
+        } else {
+            self.tenant(name)
+        }
+    }
+
     /// The tenant id of tenant `name`.
     pub fn tenant_id(&self, name: &str) -> String {
         format!("{}-{name}", self.test.tag)
