@@ -2,9 +2,10 @@
 //! classic was, driven through the real docker CLI and raw HTTP.
 //!
 //! Where a container landed is asked of the engines themselves (`support::cluster::placement`), never of mtswarm.
-//! Every test holds `cluster_lock` (they share node1 and node2, and one stops node2) and counts only its own
-//! tenants' containers: the other tests run meanwhile and put theirs on node0. Containers that should spread or
-//! pack carry a memory reservation (`-m`) large enough to outweigh whatever the other tests leave on node0.
+//! Every test but the overlay one holds `cluster_lock` (they share node1 and node2, and one stops node2: see
+//! `support::cluster::CLUSTER`) and counts only its own tenants' containers: the other tests run meanwhile and
+//! put theirs on node0. Containers that should spread or pack carry a memory reservation (`-m`) large enough to
+//! outweigh whatever the other tests leave on node0.
 //!
 //! All of this is mtswarm's own behaviour: in direct mode (`MTSWARM_IT_DIRECT=1`) every test returns at once.
 

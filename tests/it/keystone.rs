@@ -5,8 +5,8 @@
 //!
 //! The fixture (`Ks`) makes each test's own projects and users over Keystone's REST API with a tiny HTTP client,
 //! and deletes them after. Keystone is single-threaded and hashes passwords with bcrypt (about 0.6 s a user or a
-//! password token), so tests make few calls. Every test holds `KEYSTONE`: one test stops Keystone, and the
-//! others must not run meanwhile.
+//! password token), so tests make few calls. Every test holds `KEYSTONE` (see there): one test stops Keystone,
+//! and the others must not run meanwhile.
 
 use std::collections::HashMap;
 use std::fs;
@@ -20,7 +20,12 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use crate::support::auth::*;
 use crate::support::*;
 
-/// Held by every Keystone test: `keystone_down_...` stops Keystone, which must not break the others.
+/// The one lock of the Keystone tests: all 13 tests of this file take it (`lock(keystone_lock)` in `it_test!`),
+/// and no other test does, so only one Keystone test runs at a time. Why: `keystone_down_cached_tokens_keep_
+/// working_and_new_ones_get_503` stops the test bed's Keystone for a while, and any other Keystone test would
+/// fail meanwhile. It also keeps the tests' calls from queueing behind each other at the single-threaded
+/// Keystone (a bcrypt hash, about 0.6 s, per user or password token), which matters to
+/// `keystone_expired_token_is_refused_even_when_cached`: its setup must end within the token's lifetime.
 static KEYSTONE: Mutex<()> = Mutex::new(());
 
 fn keystone_lock() -> MutexGuard<'static, ()> {

@@ -4,7 +4,8 @@
 //! a test.
 //!
 //! The cluster tests share node1 and node2 (the other tests use node0 only), and one of them stops node2, so they
-//! hold [`cluster_lock`] from before their `Test` is created until after it has cleaned up. Other tests run at the
+//! hold [`cluster_lock`] from before their `Test` is created until after it has cleaned up (see `CLUSTER` for
+//! which tests and why). Other tests run at the
 //! same time and put their own containers on node0: everything here counts only one tenant's objects, by the
 //! label `mtswarm.tenant=<tenant id>` that mtswarm puts on everything a tenant creates.
 
@@ -114,6 +115,20 @@ pub fn etcd_addr() -> String {
 // One cluster test at a time
 // ---------------------------------------------------------------------------------------------------------
 
+/// The one lock of the cluster tests: every test in front of node1 and node2 takes it (`lock(cluster_lock)` in
+/// `it_test!`), so that only one of them runs at a time. They are the tests of `cluster.rs` but the overlay one
+/// (which runs on the overlay engines, ovnode1 and ovnode2, and has them to itself) and
+/// `surface::image_operations_over_the_nodes_answer_as_one_engine`. Why:
+/// - `cluster::a_failed_node_is_left_out_until_it_comes_back` stops node2 for a while: any other test on node2
+///   would fail meanwhile;
+/// - the scheduling tests (spread, binpack, constraints, affinities) place by what the nodes have reserved, and
+///   `info_shows_the_cluster...` counts what is on them: another test's containers on node1 or node2 would move
+///   their placements and counts;
+/// - `etcd_discovery_with_mtswarm_join` and `file_discovery_follows_the_file` make node1 and node2 join and
+///   leave a cluster of their own.
+///
+/// The other tests use node0 only and run meanwhile: the cluster tests count only their own tenants' objects,
+/// and outweigh what others leave on node0 with memory reservations (`-m`).
 static CLUSTER: Mutex<()> = Mutex::new(());
 
 /// Takes the cluster tests' lock (a test that failed while holding it does not stop the others), and makes sure
