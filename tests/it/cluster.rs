@@ -623,7 +623,7 @@ it_test!(file_discovery_follows_the_file, mtswarm_only("discovery"), lock(cluste
 });
 
 it_test!(etcd_discovery_with_mtswarm_join, mtswarm_only("discovery"), lock(cluster_lock), |t| {
-    let discovery = format!("etcd://{}/{}", etcd_addr(), t.tag);
+    let discovery = format!("etcd://{}/{}", testbed().etcd_addr(), t.tag);
     let mut join1 = Join::start(&t, &engine("node1").addr, &discovery);
     let mut join2 = Join::start(&t, &engine("node2").addr, &discovery);
     let gw = discovery_gateway(&t, &discovery, &[]);
@@ -802,10 +802,9 @@ it_test!(
 /// The overlay engines of the test bed (`scripts/testbed.sh up overlay`): ovnode1 and ovnode2, each in its own
 /// network namespace, sharing a cluster store.
 fn overlay_nodes() -> Vec<String> {
-    let env = std::fs::read_to_string("/run/mtswarm-testbed/env").unwrap_or_default();
-    let line = env.lines().find_map(|l| l.strip_prefix("MTSWARM_OVERLAY_NODES="));
-    let nodes =
-        line.unwrap_or_else(|| panic!("no MTSWARM_OVERLAY_NODES: the test needs `scripts/testbed.sh up overlay`"));
+    let nodes = testbed_env()
+        .get("MTSWARM_OVERLAY_NODES")
+        .unwrap_or_else(|| panic!("no MTSWARM_OVERLAY_NODES: the test needs `scripts/testbed.sh up overlay`"));
     nodes.split(',').map(str::to_string).collect()
 }
 

@@ -6,8 +6,8 @@
 //! a config directory of its own, and `DOCKER_HOST` points at the gateway.
 
 use std::fs;
-use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::path::PathBuf;
+use std::process::Command;
 use std::time::Duration;
 
 use crate::support::*;
@@ -51,12 +51,15 @@ impl Compose {
             .env("COMPOSE_INTERACTIVE_NO_CLI", "1")
             .current_dir(&self.project_dir)
             .args(["-p", &self.project])
-            .args(args)
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped());
-        let desc = format!("DOCKER_HOST={} docker-compose -p {} {}", self.host, self.project, args.join(" "));
-        run_bounded(cmd, desc, &self.project_dir)
+            .args(args);
+        let desc = format!(
+            "DOCKER_HOST={} docker-compose -p {} {} (in {})",
+            self.host,
+            self.project,
+            args.join(" "),
+            self.project_dir.display()
+        );
+        run_bounded(cmd, desc, COMPOSE_TIMEOUT)
     }
 
     fn ok(&self, args: &[&str]) -> String {
@@ -64,11 +67,6 @@ impl Compose {
         assert!(out.success(), "expected success: {out}");
         out.stdout.trim().to_string()
     }
-}
-
-/// Runs `cmd` to its end, or kills it after `COMPOSE_TIMEOUT` and fails the test.
-fn run_bounded(cmd: Command, desc: String, dir: &Path) -> Output {
-    crate::support::auth::run_bounded(cmd, format!("{desc} (in {})", dir.display()), COMPOSE_TIMEOUT)
 }
 
 fn compose_file(image: &str) -> String {
@@ -91,11 +89,6 @@ volumes:
   data: {{}}
 "#
     )
-}
-
-/// The engine-side name of tenant `client`'s object `name`.
-fn scoped(client: &Client, name: &str) -> String {
-    format!("t{}-{}-{name}", client.tenant_id.len(), client.tenant_id)
 }
 
 it_test!(
@@ -139,11 +132,11 @@ it_test!(
 
             // On the engine, under the tenant's engine-side names.
             for name in [&web, &db] {
-                let state = engine_ok(&["inspect", "--format", "{{.State.Status}}", &scoped(client, name)]);
+                let state = engine_ok(&["inspect", "--format", "{{.State.Status}}", &client.scoped(name)]);
                 assert_eq!(state, "running", "{who}'s {name}");
             }
-            engine_ok(&["network", "inspect", "--format", "{{.Id}}", &scoped(client, &backend)]);
-            engine_ok(&["volume", "inspect", "--format", "{{.Name}}", &scoped(client, &data)]);
+            engine_ok(&["network", "inspect", "--format", "{{.Id}}", &client.scoped(&backend)]);
+            engine_ok(&["volume", "inspect", "--format", "{{.Name}}", &client.scoped(&data)]);
         }
 
         // The two projects do not share their volume, and each web finds its own db by the service's name.
@@ -167,16 +160,16 @@ it_test!(
         assert_eq!(lines(&alice_compose.ok(&["ps", "-q"])), Vec::<String>::new());
         for name in [&web, &db] {
             assert!(
-                !engine_docker(&["inspect", &scoped(&alice, name)]).success(),
+                !engine_docker(&["inspect", &alice.scoped(name)]).success(),
                 "alice's {name} is still on the engine"
             );
-            let state = engine_ok(&["inspect", "--format", "{{.State.Status}}", &scoped(&bob, name)]);
+            let state = engine_ok(&["inspect", "--format", "{{.State.Status}}", &bob.scoped(name)]);
             assert_eq!(state, "running", "bob's {name} after alice's down");
         }
-        assert!(!engine_docker(&["network", "inspect", &scoped(&alice, &backend)]).success());
-        assert!(!engine_docker(&["volume", "inspect", &scoped(&alice, &data)]).success());
-        engine_ok(&["network", "inspect", "--format", "{{.Id}}", &scoped(&bob, &backend)]);
-        engine_ok(&["volume", "inspect", "--format", "{{.Name}}", &scoped(&bob, &data)]);
+        assert!(!engine_docker(&["network", "inspect", &alice.scoped(&backend)]).success());
+        assert!(!engine_docker(&["volume", "inspect", &alice.scoped(&data)]).success());
+        engine_ok(&["network", "inspect", "--format", "{{.Id}}", &bob.scoped(&backend)]);
+        engine_ok(&["volume", "inspect", "--format", "{{.Name}}", &bob.scoped(&data)]);
         assert_eq!(lines(&bob_compose.ok(&["ps", "-q"])).len(), 2);
 
         bob_compose.ok(&["down", "-v", "-t", "1"]);

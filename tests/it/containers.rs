@@ -148,7 +148,7 @@ it_test!(stop_start_restart_kill_wait, |t, gw, alice| {
     assert_eq!(state(&alice), "exited");
 
     let e = t.name("exit3");
-    alice.ok(&["run", "-d", "--name", &e, image(), "sh", "-c", "exit 3"]);
+    alice.run_detached_sh(&e, "exit 3");
     assert_eq!(alice.ok(&["wait", &e]), "3");
     assert_eq!(alice.ok(&["inspect", "--format", "{{.State.ExitCode}}", &e]), "3");
 

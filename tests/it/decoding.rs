@@ -23,9 +23,6 @@ use serde_json::{json, Value};
 use crate::support::auth::assert_error;
 use crate::support::*;
 
-/// The label that marks a tenant's objects on the engine.
-const TENANT_LABEL: &str = "mtswarm.tenant";
-
 /// dockerd's refusal of an API version below 1.24 (for the version in the path, 1.23).
 const TOO_OLD_1_23: &str =
     "client version 1.23 is too old. Minimum supported API version is 1.24, please upgrade your client to a newer version";
@@ -42,16 +39,6 @@ const KELVIN: char = '\u{212A}';
 // ---------------------------------------------------------------------------------------------------------
 // Small helpers
 // ---------------------------------------------------------------------------------------------------------
-
-/// `t<len>-<tenant id>-`: the engine-side prefix of a tenant's names.
-fn prefix(tenant: &Client) -> String {
-    format!("t{}-{}-", tenant.tenant_id.len(), tenant.tenant_id)
-}
-
-/// The engine-side name of `tenant`'s object `name`.
-fn scoped(tenant: &Client, name: &str) -> String {
-    format!("{}{name}", prefix(tenant))
-}
 
 /// `key` with every `s` (either case) replaced by the long s, as a key Go still reads as `key`.
 fn long_s(key: &str) -> String {
@@ -122,12 +109,6 @@ fn exists(kind: &str, reference: &str) -> bool {
     engine_docker(&[kind, "inspect", reference]).success()
 }
 
-/// The tenant label of an object on the engine.
-fn owner(kind: &str, reference: &str) -> String {
-    let labels = if kind == "container" { ".Config.Labels" } else { ".Labels" };
-    engine_ok(&[kind, "inspect", "--format", &format!("{{{{index {labels} \"{TENANT_LABEL}\"}}}}"), reference])
-}
-
 /// The ids (containers, networks) or names (volumes) of the engine's objects labelled with `tenant_id`.
 fn labelled(kind: &str, tenant_id: &str) -> Vec<String> {
     let filter = format!("label={TENANT_LABEL}={tenant_id}");
@@ -186,7 +167,7 @@ fn assert_mounts_only_own(id: &str, tenant_id: &str, victim: &str, what: &str) {
     let mounted = mounted_volumes(id);
     assert!(!mounted.iter().any(|v| v == victim), "{what}: the container mounts the other tenant's {victim}");
     for v in &mounted {
-        assert_eq!(owner("volume", v), tenant_id, "{what}: the container mounts {v}, a volume not its tenant's");
+        assert_eq!(engine_owner("volume", v), tenant_id, "{what}: the container mounts {v}, a volume not its tenant's");
     }
 }
 
@@ -217,8 +198,8 @@ impl Victim {
             &format!("echo {secret} > /d/secret"),
         ]);
         let container = bob.ok(&["run", "-d", "--name", &holder, "-v", &format!("{data}:/d"), image(), "sleep", "300"]);
-        let victim = Victim { volume: scoped(bob, &data), container, container_name: scoped(bob, &holder), secret };
-        assert_eq!(owner("volume", &victim.volume), bob.tenant_id, "setup: bob's volume");
+        let victim = Victim { volume: bob.scoped(&data), container, container_name: bob.scoped(&holder), secret };
+        assert_eq!(engine_owner("volume", &victim.volume), bob.tenant_id, "setup: bob's volume");
         victim.assert_untouched("setup");
         victim
     }
@@ -386,7 +367,7 @@ it_test!(
                     assert!(!seen.contains(&victim.secret), "{what}: alice's container read bob's secret: {seen:?}");
                 } else {
                     assert_client_error(&r, &what);
-                    assert!(!exists("container", &scoped(&alice, &name)) && !exists("container", &name), "{what}: {r}");
+                    assert!(!exists("container", &alice.scoped(&name)) && !exists("container", &name), "{what}: {r}");
                 }
                 victim.assert_untouched(&what);
                 victim.assert_not_mounted_by(&alice.tenant_id, &what);
@@ -401,10 +382,10 @@ it_test!(
             for (variant, body) in [("trick", &trick), ("plain", &plain)] {
                 let what = format!("{what} ({variant}) naming alice's own volume");
                 let id = created_id(&create(&http, &t.name(&format!("own{i}-{variant}")), body), &what);
-                assert_eq!(mounted_volumes(&id), [scoped(&alice, &own)], "{what}: not alice's own volume mounted");
+                assert_eq!(mounted_volumes(&id), [alice.scoped(&own)], "{what}: not alice's own volume mounted");
             }
         }
-        assert_eq!(owner("volume", &scoped(&alice, &own)), alice.tenant_id);
+        assert_eq!(engine_owner("volume", &alice.scoped(&own)), alice.tenant_id);
         assert!(!exists("volume", &own), "a spelling made the unscoped volume {own} on the engine");
         victim.assert_untouched("the end");
         victim.assert_not_mounted_by(&alice.tenant_id, "the end");
@@ -485,7 +466,7 @@ it_test!(
         for (i, key) in ["VolumesFrom".to_string(), long_s("VolumesFrom")].iter().enumerate() {
             let what = format!("{key} naming alice's own container");
             let created = created_id(&create(&http, &t.name(&format!("from{i}")), &body(key, json!([&src]))), &what);
-            assert_eq!(mounted_volumes(&created), [scoped(&alice, &data)], "{what}");
+            assert_eq!(mounted_volumes(&created), [alice.scoped(&data)], "{what}");
         }
         for (i, key) in ["Links".to_string(), kelvin("Links")].iter().enumerate() {
             let what = format!("{key} naming alice's own container");
@@ -496,7 +477,7 @@ it_test!(
             // On the tenant's private bridge (a user-defined network, issue 12) a link is the endpoint's.
             let links = inspect(&created, "{{json .HostConfig.Links}} {{json .NetworkSettings.Networks}}");
             assert!(
-                links.contains(&format!("{}:", scoped(&alice, &src))),
+                links.contains(&format!("{}:", alice.scoped(&src))),
                 "{what}: not linked to alice's container: {links}"
             );
         }
@@ -529,7 +510,7 @@ it_test!(host_paths_are_refused_in_every_spelling, mtswarm_only("the host-escape
         let name = t.name(&format!("host{i}"));
         let r = create(&http, &name, body);
         assert!(
-            !exists("container", &scoped(&alice, &name)) && !exists("container", &name),
+            !exists("container", &alice.scoped(&name)) && !exists("container", &name),
             "{what}: a container with a host path was created on the engine: {r}"
         );
         assert_refused(&r, 403, &[field], what);
@@ -539,11 +520,8 @@ it_test!(host_paths_are_refused_in_every_spelling, mtswarm_only("the host-escape
     // Without the trick: a named volume of alice's own.
     let data = t.name("data");
     let id = created_id(&create(&http, &t.name("vol"), &hc("Binds", json!([format!("{data}:/d")]))), "a named volume");
-    assert_eq!(mounted_volumes(&id), [scoped(&alice, &data)]);
-    assert_eq!(
-        inspect(&id, "{{json .HostConfig.Binds}}"),
-        json!([format!("{}:/d", scoped(&alice, &data))]).to_string()
-    );
+    assert_eq!(mounted_volumes(&id), [alice.scoped(&data)]);
+    assert_eq!(inspect(&id, "{{json .HostConfig.Binds}}"), json!([format!("{}:/d", alice.scoped(&data))]).to_string());
 });
 
 // ---------------------------------------------------------------------------------------------------------
@@ -561,7 +539,7 @@ it_test!(a_field_given_twice_is_refused, mtswarm_only("tenant isolation"), |t, g
     let (anet, ac) = (t.name("anet"), t.name("ac"));
     let anet_id = alice.ok(&["network", "create", &anet]);
     let ac_id = alice.ok(&["run", "-d", "--name", &ac, image(), "sleep", "300"]);
-    let bob_volume = scoped(&bob, &bvol);
+    let bob_volume = bob.scoped(&bvol);
     let bob_mountpoint = engine_ok(&["volume", "inspect", "--format", "{{.Mountpoint}}", &bob_volume]);
     let bob_volumes = labelled("volume", &bob_id);
     let bob_networks = labelled("network", &bob_id);
@@ -570,16 +548,12 @@ it_test!(a_field_given_twice_is_refused, mtswarm_only("tenant isolation"), |t, g
     let bob_unchanged = |what: &str| {
         assert_eq!(labelled("volume", &bob_id), bob_volumes, "{what}: a volume labelled bob's was made");
         assert_eq!(labelled("network", &bob_id), bob_networks, "{what}: a network labelled bob's was made");
-        assert_eq!(owner("volume", &bob_volume), bob_id, "{what}: bob's volume changed hands");
+        assert_eq!(engine_owner("volume", &bob_volume), bob_id, "{what}: bob's volume changed hands");
         let named = engine_ok(&["network", "ls", "--no-trunc", "--format", "{{.ID}} {{.Name}}"]);
         let same_name: Vec<&str> =
-            named.lines().filter(|l| l.split(' ').nth(1) == Some(scoped(&bob, &bnet).as_str())).collect();
-        assert_eq!(
-            same_name,
-            [format!("{bnet_id} {}", scoped(&bob, &bnet))],
-            "{what}: a second network has bob's name"
-        );
-        assert!(!networks_of(&bc_id).contains(&scoped(&alice, &anet)), "{what}: bob's container is on alice's network");
+            named.lines().filter(|l| l.split(' ').nth(1) == Some(bob.scoped(&bnet).as_str())).collect();
+        assert_eq!(same_name, [format!("{bnet_id} {}", bob.scoped(&bnet))], "{what}: a second network has bob's name");
+        assert!(!networks_of(&bc_id).contains(&alice.scoped(&anet)), "{what}: bob's container is on alice's network");
         assert!(!members(&anet_id).contains(&bc_id), "{what}: bob's container is on alice's network");
     };
 
@@ -619,13 +593,13 @@ it_test!(a_field_given_twice_is_refused, mtswarm_only("tenant isolation"), |t, g
         (
             "network Name and name",
             "/networks/create".into(),
-            format!(r#"{{"Name":{},"name":{}}}"#, js(&n2), js(&scoped(&bob, &bnet))),
+            format!(r#"{{"Name":{},"name":{}}}"#, js(&n2), js(&bob.scoped(&bnet))),
             &["Name"],
         ),
         (
             "network Name and NAME",
             "/networks/create".into(),
-            format!(r#"{{"Name":{},"NAME":{}}}"#, js(&n3), js(&scoped(&bob, &bnet))),
+            format!(r#"{{"Name":{},"NAME":{}}}"#, js(&n3), js(&bob.scoped(&bnet))),
             &["Name"],
         ),
         (
@@ -637,7 +611,7 @@ it_test!(a_field_given_twice_is_refused, mtswarm_only("tenant isolation"), |t, g
         (
             "connect Container and CONTAINER, bob's engine-side name",
             format!("/networks/{anet}/connect"),
-            format!(r#"{{"Container":{},"CONTAINER":{}}}"#, js(&ac), js(&scoped(&bob, &bc))),
+            format!(r#"{{"Container":{},"CONTAINER":{}}}"#, js(&ac), js(&bob.scoped(&bc))),
             &["Container"],
         ),
     ];
@@ -648,29 +622,29 @@ it_test!(a_field_given_twice_is_refused, mtswarm_only("tenant isolation"), |t, g
         assert_refused(&r, 400, field, what);
     }
     for v in [&v1, &v2, &v3, &v4] {
-        assert!(!exists("volume", &scoped(&alice, v)) && !exists("volume", v), "a refused volume create made {v}");
+        assert!(!exists("volume", &alice.scoped(v)) && !exists("volume", v), "a refused volume create made {v}");
     }
     for n in [&n1, &n2, &n3] {
-        assert!(!exists("network", &scoped(&alice, n)) && !exists("network", n), "a refused network create made {n}");
+        assert!(!exists("network", &alice.scoped(n)) && !exists("network", n), "a refused network create made {n}");
     }
     // Only alice's private default network (issue 12).
-    assert_eq!(networks_of(&ac_id), [scoped(&alice, "bridge")], "a refused connect attached alice's container");
+    assert_eq!(networks_of(&ac_id), [alice.scoped("bridge")], "a refused connect attached alice's container");
 
     // Without the trick: one spelling each, with names of their own.
     let (v5, v6, n4, n5) = (t.name("v5"), t.name("v6"), t.name("n4"), t.name("n5"));
     let r = post_raw(&http, "/volumes/create", &json!({"Name": v5, "Labels": {"a": "1"}}).to_string());
     assert_eq!(r.status, 201, "{r}");
-    assert_eq!(owner("volume", &scoped(&alice, &v5)), alice.tenant_id);
-    assert_eq!(engine_ok(&["volume", "inspect", "--format", "{{index .Labels \"a\"}}", &scoped(&alice, &v5)]), "1");
+    assert_eq!(engine_owner("volume", &alice.scoped(&v5)), alice.tenant_id);
+    assert_eq!(engine_ok(&["volume", "inspect", "--format", "{{index .Labels \"a\"}}", &alice.scoped(&v5)]), "1");
     let r = post_raw(&http, "/volumes/create", &json!({"name": v6}).to_string());
     assert_eq!(r.status, 201, "{r}");
-    assert_eq!(owner("volume", &scoped(&alice, &v6)), alice.tenant_id);
+    assert_eq!(engine_owner("volume", &alice.scoped(&v6)), alice.tenant_id);
     let r = post_raw(&http, "/networks/create", &json!({"Name": n4, "labels": {"a": "1"}}).to_string());
     assert_eq!(r.status, 201, "{r}");
-    assert_eq!(owner("network", &scoped(&alice, &n4)), alice.tenant_id);
+    assert_eq!(engine_owner("network", &alice.scoped(&n4)), alice.tenant_id);
     let r = post_raw(&http, "/networks/create", &json!({"name": n5}).to_string());
     assert_eq!(r.status, 201, "{r}");
-    assert_eq!(owner("network", &scoped(&alice, &n5)), alice.tenant_id);
+    assert_eq!(engine_owner("network", &alice.scoped(&n5)), alice.tenant_id);
     let r = post_raw(&http, &format!("/networks/{anet}/connect"), &json!({"container": ac_id}).to_string());
     assert_eq!(r.status, 200, "{r}");
     assert!(members(&anet_id).contains(&ac_id), "alice's own connect did not attach her container");
@@ -692,7 +666,7 @@ it_test!(wrong_json_types_are_400_naming_the_field, mtswarm_only("body decoding"
     for (i, (what, body, field)) in cases.iter().enumerate() {
         let name = t.name(&format!("bad{i}"));
         let r = create(&http, &name, &body.to_string());
-        assert!(!exists("container", &scoped(&alice, &name)), "{what}: created on the engine: {r}");
+        assert!(!exists("container", &alice.scoped(&name)), "{what}: created on the engine: {r}");
         assert_refused(&r, 400, &[field], what);
     }
     assert_eq!(labelled("container", &alice.tenant_id), Vec::<String>::new());
@@ -727,7 +701,7 @@ it_test!(a_network_id_does_not_reach_another_tenants_network, mtswarm_only("tena
             "{what}: a container of alice's joined bob's network"
         );
         for id in labelled("container", &alice.tenant_id) {
-            assert!(!networks_of(&id).contains(&scoped(&bob, &bnet)), "{what}: alice's {id} is on bob's network");
+            assert!(!networks_of(&id).contains(&bob.scoped(&bnet)), "{what}: alice's {id} is on bob's network");
         }
     };
     let create_body = |network_id: Option<&str>| {
@@ -745,7 +719,7 @@ it_test!(a_network_id_does_not_reach_another_tenants_network, mtswarm_only("tena
     };
 
     // Create: bob's network by id, id prefix and engine-side name.
-    let bob_refs = [bnet_id.clone(), bnet_id[..12].to_string(), scoped(&bob, &bnet)];
+    let bob_refs = [bnet_id.clone(), bnet_id[..12].to_string(), bob.scoped(&bnet)];
     for (i, reference) in bob_refs.iter().enumerate() {
         let what = format!("create with NetworkID {reference}");
         let r = create(&http, &t.name(&format!("c{i}")), &create_body(Some(reference)));
@@ -768,7 +742,7 @@ it_test!(a_network_id_does_not_reach_another_tenants_network, mtswarm_only("tena
         assert_client_error(&r, &what);
     }
     // Only alice's private default network (issue 12), engine-side `t<len>-<alice>-bridge`.
-    assert_eq!(networks_of(&ac), [scoped(&alice, "bridge")]);
+    assert_eq!(networks_of(&ac), [alice.scoped("bridge")]);
 
     // Without the trick: anet's own id, or no NetworkID.
     for (i, network_id) in [Some(anet_id.as_str()), None].into_iter().enumerate() {
@@ -777,7 +751,7 @@ it_test!(a_network_id_does_not_reach_another_tenants_network, mtswarm_only("tena
         let r = post_empty(&http, &format!("/containers/{id}/start"));
         assert_eq!(r.status, 204, "{what}: {r}");
         assert!(members(&anet_id).contains(&id), "{what}: not on alice's network");
-        assert_eq!(networks_of(&id), [scoped(&alice, &anet)], "{what}");
+        assert_eq!(networks_of(&id), [alice.scoped(&anet)], "{what}");
     }
     for (i, network_id) in [Some(anet_id.as_str()), None].into_iter().enumerate() {
         let what = format!("connect with NetworkID {network_id:?}");
@@ -872,7 +846,7 @@ it_test!(network_options_that_reach_the_host_are_refused, mtswarm_only("the host
         let body = body(30 + i, rest);
         let r = post_raw(&http, "/networks/create", &body);
         assert_eq!(r.status, 201, "{body}: {r}");
-        assert_eq!(owner("network", &scoped(&alice, &net(30 + i))), alice.tenant_id);
+        assert_eq!(engine_owner("network", &alice.scoped(&net(30 + i))), alice.tenant_id);
     }
 });
 
@@ -903,10 +877,10 @@ it_test!(
             "inspect",
             "--format",
             "{{range .IPAM.Config}}{{.Subnet}}{{end}}",
-            &scoped(&alice, &name),
+            &alice.scoped(&name),
         ]);
         assert_eq!(engine_subnet, inside);
-        assert_eq!(owner("network", &scoped(&alice, &name)), alice.tenant_id);
+        assert_eq!(engine_owner("network", &alice.scoped(&name)), alice.tenant_id);
     }
 );
 
@@ -966,7 +940,7 @@ it_test!(
         )
             });
         assert!(exists("container", &bob_dead), "alice's prune with a form body removed bob's container: {r}");
-        assert_eq!(owner("container", &bob_dead), bob.tenant_id);
+        assert_eq!(engine_owner("container", &bob_dead), bob.tenant_id);
         assert_eq!(r.status, 200, "{r}");
         assert!(!exists("container", &alice_dead), "alice's prune with a form body left her own container: {r}");
         assert!(!r.text().contains(&bob_dead), "the prune answer names bob's container: {r}");
@@ -991,23 +965,23 @@ it_test!(
 
         let c = alice.ok(&["create", "--name", &t.name("c"), image(), "true"]);
         let newname = t.name("newname");
-        let bobs = scoped(&bob, &t.name("x"));
+        let bobs = bob.scoped(&t.name("x"));
         let r =
             post_form(&http, &format!("/containers/{c}/rename?name={newname}"), &format!("name={}", urlencode(&bobs)));
         let engine_name = inspect(&c, "{{.Name}}");
         assert!(
-            !engine_name.starts_with(&format!("/{}", prefix(&bob))),
+            !engine_name.starts_with(&format!("/{}", bob.scope_prefix())),
             "alice's container went into bob's scope as {engine_name}: {r}"
         );
-        assert_eq!(engine_name, format!("/{}", scoped(&alice, &newname)), "{r}");
-        assert_eq!(owner("container", &c), alice.tenant_id);
+        assert_eq!(engine_name, format!("/{}", alice.scoped(&newname)), "{r}");
+        assert_eq!(engine_owner("container", &c), alice.tenant_id);
         assert!(!exists("container", &bobs), "a container is on the engine under bob's name {bobs}");
 
         // Without the trick.
         let other = t.name("other");
         let r = post_empty(&http, &format!("/containers/{c}/rename?name={other}"));
         assert_eq!(r.status, 204, "{r}");
-        assert_eq!(inspect(&c, "{{.Name}}"), format!("/{}", scoped(&alice, &other)));
+        assert_eq!(inspect(&c, "{{.Name}}"), format!("/{}", alice.scoped(&other)));
     }
 );
 
@@ -1084,7 +1058,7 @@ it_test!(ports_are_not_published_on_the_hosts_loopback, mtswarm_only("the publis
                           "HostConfig": {"PortBindings": {"80/tcp": [{"HostIp": ip, "HostPort": ""}]}}});
         let r = create(&http, &name, &body.to_string());
         assert_refused(&r, 403, &["PortBindings"], ip);
-        assert!(!exists("container", &scoped(&alice, &name)), "{ip}: the container was created");
+        assert!(!exists("container", &alice.scoped(&name)), "{ip}: the container was created");
     }
     // The host's network addresses stay allowed.
     let name = t.name("published");

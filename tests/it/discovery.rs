@@ -33,8 +33,7 @@ struct Prefix {
 
 impl Prefix {
     fn new(test: &Test) -> Prefix {
-        let url = &testbed().etcd;
-        let endpoint = url.strip_prefix("http://").unwrap_or(url).trim_end_matches('/').to_string();
+        let endpoint = testbed().etcd_addr().to_string();
         Prefix { endpoint, prefix: format!("mtswarm-test-{}", test.tag) }
     }
 

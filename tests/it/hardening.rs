@@ -1,7 +1,6 @@
 //! Hardening around the engines: mutual TLS to an engine run with `dockerd --tlsverify` (the test bed's
 //! tlsnode), per-tenant caps on open streams, and tenants' pulls that cannot re-point the shared catalogue.
 
-use std::collections::HashMap;
 use std::io::{BufRead, BufReader, Write};
 use std::time::Duration;
 
@@ -10,9 +9,7 @@ use crate::support::*;
 /// The test bed's TLS engine and the files mtswarm needs for it, from the env file; `None` when the test bed
 /// has no tls component (then the TLS test says so and passes, as the other optional components' tests do).
 fn tls_engine() -> Option<(String, Vec<String>)> {
-    let path = std::env::var("MTSWARM_TESTBED_ENV").unwrap_or_else(|_| "/run/mtswarm-testbed/env".to_string());
-    let text = std::fs::read_to_string(path).ok()?;
-    let vars: HashMap<&str, &str> = text.lines().filter_map(|l| l.trim().split_once('=')).collect();
+    let vars = testbed_env();
     let engine = vars.get("MTSWARM_TLS_ENGINE")?.to_string();
     let args = [
         ("--node-tlscacert", "MTSWARM_TLS_CA"),
@@ -20,7 +17,7 @@ fn tls_engine() -> Option<(String, Vec<String>)> {
         ("--node-tlskey", "MTSWARM_TLS_KEY"),
     ]
     .iter()
-    .flat_map(|(flag, var)| [flag.to_string(), vars.get(var).map(|v| v.to_string()).unwrap_or_default()])
+    .flat_map(|(flag, var)| [flag.to_string(), vars.get(*var).cloned().unwrap_or_default()])
     .collect();
     Some((engine, args))
 }

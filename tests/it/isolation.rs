@@ -16,21 +16,22 @@ use std::time::Duration;
 
 use crate::support::*;
 
-/// The label that marks a tenant's objects on the engine.
-const TENANT_LABEL: &str = "mtswarm.tenant";
-
 /// How long one attempt on another tenant's object may take: it must fail at once, and a leak into a stream
 /// (attach, wait, logs) must show as a failure, not as a hang.
 const ATTEMPT_TIMEOUT: Duration = Duration::from_secs(30);
 
-/// `t<len>-<tenant id>-`: the engine-side prefix of a tenant's names.
-fn prefix(tenant: &Client) -> String {
-    format!("t{}-{}-", tenant.tenant_id.len(), tenant.tenant_id)
-}
-
-/// The engine-side name of `tenant`'s object `name`.
-fn scoped(tenant: &Client, name: &str) -> String {
-    format!("{}{name}", prefix(tenant))
+/// Writes `who` into `/data/who` of volume `volume` (a file naming the volume's owner), as `client`.
+fn write_owner(client: &Client, volume: &str, who: &str) {
+    client.ok(&[
+        "run",
+        "--rm",
+        "-v",
+        &format!("{volume}:/data"),
+        image(),
+        "sh",
+        "-c",
+        &format!("echo {who} > /data/who"),
+    ]);
 }
 
 /// How many requests the gateway has answered with 403 so far (its request log says `status=403`).
@@ -135,13 +136,6 @@ fn network_state(id: &str) -> String {
     engine_ok(&["network", "inspect", "--format", "{{.Name}}|{{range $k, $v := .Containers}}{{$k}},{{end}}", id])
 }
 
-/// The value of the tenant label on a container, network or volume on the engine (`kind` is `container`,
-/// `network` or `volume`).
-fn engine_owner(kind: &str, reference: &str) -> String {
-    let labels = if kind == "container" { ".Config.Labels" } else { ".Labels" };
-    engine_ok(&[kind, "inspect", "--format", &format!("{{{{index {labels} \"{TENANT_LABEL}\"}}}}"), reference])
-}
-
 /// The names of the networks a container is attached to, as `client` sees them, sorted.
 fn networks_of(client: &Client, container: &str) -> Vec<String> {
     let out =
@@ -171,18 +165,18 @@ it_test!(
         assert_eq!(alice.ok(&["volume", "create", &data]), data);
 
         // On the engine: the label and the scoped names.
-        assert_eq!(engine_ok(&["inspect", "--format", "{{.Name}}", &id]), format!("/{}", scoped(&alice, &web)));
+        assert_eq!(engine_ok(&["inspect", "--format", "{{.Name}}", &id]), format!("/{}", alice.scoped(&web)));
         assert_eq!(engine_owner("container", &id), alice.tenant_id);
         let engine_unnamed = engine_ok(&["inspect", "--format", "{{.Name}}", &unnamed]);
         let generated = engine_unnamed
-            .strip_prefix(&format!("/{}", prefix(&alice)))
+            .strip_prefix(&format!("/{}", alice.scope_prefix()))
             .unwrap_or_else(|| panic!("the unnamed container's engine name {engine_unnamed:?} is not scoped"))
             .to_string();
         assert!(!generated.is_empty(), "{engine_unnamed:?}");
         assert_eq!(engine_owner("container", &unnamed), alice.tenant_id);
-        assert_eq!(engine_ok(&["network", "inspect", "--format", "{{.Name}}", &net]), scoped(&alice, &backend));
+        assert_eq!(engine_ok(&["network", "inspect", "--format", "{{.Name}}", &net]), alice.scoped(&backend));
         assert_eq!(engine_owner("network", &net), alice.tenant_id);
-        assert_eq!(engine_owner("volume", &scoped(&alice, &data)), alice.tenant_id);
+        assert_eq!(engine_owner("volume", &alice.scoped(&data)), alice.tenant_id);
         let unscoped_volume = engine_docker(&["volume", "inspect", &data]);
         assert!(!unscoped_volume.success(), "the volume is on the engine under its tenant's name: {unscoped_volume}");
 
@@ -245,7 +239,7 @@ it_test!(a_tenant_cannot_set_the_tenant_label, mtswarm_only("the tenant label"),
 
     // Without the label, the same creates work.
     alice.ok(&["run", "-d", "--label", &t.label(), "--name", &t.name("c"), image(), "sleep", "300"]);
-    assert_eq!(engine_owner("container", &scoped(&alice, &t.name("c"))), alice.tenant_id);
+    assert_eq!(engine_owner("container", &alice.scoped(&t.name("c"))), alice.tenant_id);
 });
 
 it_test!(two_tenants_use_the_same_names_at_once, mtswarm_only("name scoping"), |t, gw, alice, bob| {
@@ -255,16 +249,7 @@ it_test!(two_tenants_use_the_same_names_at_once, mtswarm_only("name scoping"), |
     for (tenant, who) in [(&alice, "alice"), (&bob, "bob")] {
         let net = tenant.ok(&["network", "create", &backend]);
         assert_eq!(tenant.ok(&["volume", "create", &data]), data);
-        tenant.ok(&[
-            "run",
-            "--rm",
-            "-v",
-            &format!("{data}:/data"),
-            image(),
-            "sh",
-            "-c",
-            &format!("echo {who} > /data/who"),
-        ]);
+        write_owner(tenant, &data, who);
         let id = tenant.ok(&[
             "run",
             "-d",
@@ -289,10 +274,10 @@ it_test!(two_tenants_use_the_same_names_at_once, mtswarm_only("name scoping"), |
     {
         // Both run, each under its own engine name and label.
         assert_eq!(container_state(web_id).split('|').nth(1), Some("running"));
-        assert_eq!(engine_ok(&["inspect", "--format", "{{.Name}}", web_id]), format!("/{}", scoped(tenant, &web)));
+        assert_eq!(engine_ok(&["inspect", "--format", "{{.Name}}", web_id]), format!("/{}", tenant.scoped(&web)));
         assert_eq!(engine_owner("container", web_id), tenant.tenant_id);
         assert_eq!(engine_owner("network", net_id), tenant.tenant_id);
-        assert_eq!(engine_owner("volume", &scoped(tenant, &data)), tenant.tenant_id);
+        assert_eq!(engine_owner("volume", &tenant.scoped(&data)), tenant.tenant_id);
 
         // Each name resolves to the tenant's own object.
         assert_eq!(tenant.ok(&["inspect", "--format", "{{.Id}}", &web]), *web_id);
@@ -322,7 +307,7 @@ it_test!(a_tenant_sees_its_own_names_unscoped, mtswarm_only("name scoping"), |t,
     alice.ok(&["run", "-d", "--name", &api, "--network", &backend, image(), "sleep", "300"]);
     alice.ok(&["run", "-d", "--name", &linker, "--link", &format!("{web}:db"), image(), "sleep", "300"]);
 
-    let scope = prefix(&alice);
+    let scope = alice.scope_prefix();
     let assert_unscoped = |what: &str, text: &str| {
         assert!(!text.contains(&scope), "{what} shows the engine-side prefix {scope:?}: {text}");
         assert!(!text.contains(&bob.tenant_id), "{what} shows bob's tenant id: {text}");
@@ -403,7 +388,7 @@ it_test!(events_show_only_own_objects_with_their_names, mtswarm_only("event scop
     assert!(lines(&volumes).contains(&format!("create {data}")), "{volumes}");
     let all = events(&alice, &["--format", "{{json .}}"]);
     assert!(all.contains(&alice_web) && all.contains(&alice_net), "{all}");
-    assert!(!all.contains(&prefix(&alice)), "alice's events show engine-side names: {all}");
+    assert!(!all.contains(&alice.scope_prefix()), "alice's events show engine-side names: {all}");
     assert!(!all.contains(&bob_other) && !all.contains(&bob.tenant_id), "alice's events show bob's: {all}");
 
     // Bob's events hold only his.
@@ -469,7 +454,7 @@ it_test!(another_tenants_container_answers_as_an_absent_one, mtswarm_only("tenan
     let all_states = || containers_state(&[&id, &idle_id, &frozen_id]);
     let before = all_states();
     let references =
-        |name: &str, cid: &str| [name.to_string(), cid.to_string(), cid[..12].to_string(), scoped(&alice, name)];
+        |name: &str, cid: &str| [name.to_string(), cid.to_string(), cid[..12].to_string(), alice.scoped(name)];
     let mut attempts: Vec<(Vec<&str>, &[&str], String)> = Vec::new();
     for reference in references(&web, &id) {
         for (template, needle) in &commands {
@@ -528,7 +513,7 @@ it_test!(another_tenants_container_answers_as_an_absent_one, mtswarm_only("tenan
     assert_eq!(ps, format!("{bob_own} {}", t.name("bob-own")));
     for filter in [
         format!("name={web}"),
-        format!("name={}", scoped(&alice, &web)),
+        format!("name={}", alice.scoped(&web)),
         format!("id={id}"),
         format!("id={}", &id[..12]),
         format!("label={TENANT_LABEL}={}", alice.tenant_id),
@@ -588,7 +573,7 @@ it_test!(another_tenants_network_answers_as_an_absent_one, mtswarm_only("tenant 
         (vec!["run", "--rm", "--network", "{}", image(), "true"], not_found),
     ];
     let before = (network_state(&net), container_state(&web_id));
-    for reference in [backend.clone(), net.clone(), net[..12].to_string(), scoped(&alice, &backend)] {
+    for reference in [backend.clone(), net.clone(), net[..12].to_string(), alice.scoped(&backend)] {
         for (template, needle) in &commands {
             assert_as_absent(&bob, template, &reference, needle);
             assert_eq!(
@@ -637,7 +622,7 @@ it_test!(
                 "echo alice-secret > /x/secret",
             ]);
         }
-        let alice_data = scoped(&alice, &data);
+        let alice_data = alice.scoped(&data);
         let owner_before = engine_owner("volume", &alice_data);
 
         let not_found: &[&str] = &["get {}: no such volume"];
@@ -668,8 +653,8 @@ it_test!(
         let seen = bob.ok(&["run", "--rm", "-v", &format!("{alice_data}:/x"), image(), "ls", "-A", "/x"]);
         assert_eq!(seen, "", "bob's -v with alice's engine-side name mounted alice's volume");
         for vol in [&data, &data2] {
-            assert_eq!(engine_owner("volume", &scoped(&bob, vol)), bob.tenant_id);
-            assert_eq!(engine_owner("volume", &scoped(&alice, vol)), alice.tenant_id);
+            assert_eq!(engine_owner("volume", &bob.scoped(vol)), bob.tenant_id);
+            assert_eq!(engine_owner("volume", &alice.scoped(vol)), alice.tenant_id);
             let secret = alice.ok(&["run", "--rm", "-v", &format!("{vol}:/x"), image(), "cat", "/x/secret"]);
             assert_eq!(secret, "alice-secret");
         }
@@ -744,16 +729,7 @@ it_test!(
         // `web` holds `data` (with a file naming its owner), shares its IPC, and runs a command naming its owner.
         let start_web = |client: &Client, who: &str, sleep: &str| -> (String, String) {
             client.ok(&["volume", "create", &data]);
-            client.ok(&[
-                "run",
-                "--rm",
-                "-v",
-                &format!("{data}:/data"),
-                image(),
-                "sh",
-                "-c",
-                &format!("echo {who} > /data/who"),
-            ]);
+            write_owner(client, &data, who);
             let net = client.ok(&["network", "create", &backend]);
             let id = client.ok(&[
                 "run",
@@ -807,8 +783,8 @@ it_test!(
             client.ok(&["create", "--name", &probe, "--network", &backend, image(), "true"]);
             assert_eq!(client.ok(&["inspect", "--format", "{{.HostConfig.NetworkMode}}", &probe]), backend);
             assert_eq!(
-                engine_ok(&["inspect", "--format", "{{.HostConfig.NetworkMode}}", &scoped(client, &probe)]),
-                scoped(client, &backend)
+                engine_ok(&["inspect", "--format", "{{.HostConfig.NetworkMode}}", &client.scoped(&probe)]),
+                client.scoped(&backend)
             );
             client.ok(&["rm", &probe]);
         };
@@ -873,13 +849,10 @@ it_test!(prune_removes_only_the_tenants_own_objects, mtswarm_only("tenant isolat
     assert!(out.contains(&alice_dead) && !out.contains(&bob_dead), "alice's container prune: {out}");
     let out = alice.ok(&["volume", "prune", "-f", "--filter", &filter]);
     assert!(out.contains(&alice_vol) && !out.contains(&bob_vol), "alice's volume prune: {out}");
-    assert!(!out.contains(&scoped(&alice, &alice_vol)), "the prune names alice's volume by its engine name: {out}");
+    assert!(!out.contains(&alice.scoped(&alice_vol)), "the prune names alice's volume by its engine name: {out}");
     let out = alice.ok(&["network", "prune", "-f", "--filter", &filter]);
     assert!(out.contains(&alice_net_name) && !out.contains(&bob_net_name), "alice's network prune: {out}");
-    assert!(
-        !out.contains(&scoped(&alice, &alice_net_name)),
-        "the prune names alice's network by its engine name: {out}"
-    );
+    assert!(!out.contains(&alice.scoped(&alice_net_name)), "the prune names alice's network by its engine name: {out}");
 
     // Alice's are gone, bob's all there, on the engine and in bob's view.
     assert_eq!(alice.ok(&["ps", "-a", "-q"]), "");
@@ -887,10 +860,10 @@ it_test!(prune_removes_only_the_tenants_own_objects, mtswarm_only("tenant isolat
     assert_eq!(sorted_lines(&alice.ok(&["network", "ls", "--format", "{{.Name}}"])), sorted(&["bridge", "none"]));
     assert!(!engine_docker(&["inspect", &alice_dead]).success());
     assert!(!engine_docker(&["network", "inspect", &alice_net]).success());
-    assert!(!engine_docker(&["volume", "inspect", &scoped(&alice, &alice_vol)]).success());
+    assert!(!engine_docker(&["volume", "inspect", &alice.scoped(&alice_vol)]).success());
     assert_eq!(engine_owner("container", &bob_dead), bob.tenant_id);
     assert_eq!(engine_owner("network", &bob_net), bob.tenant_id);
-    assert_eq!(engine_owner("volume", &scoped(&bob, &bob_vol)), bob.tenant_id);
+    assert_eq!(engine_owner("volume", &bob.scoped(&bob_vol)), bob.tenant_id);
     assert_eq!(bob.ok(&["ps", "-a", "-q", "--no-trunc"]), bob_dead);
     assert_eq!(bob.ok(&["volume", "ls", "-q"]), bob_vol);
 
@@ -939,8 +912,8 @@ it_test!(
         let ps = admin.ok(&["ps", "-a", "--filter", &mine, "--format", &format!("{{{{.Names}}}} {label}")]);
         let expected = |item: &str| {
             let mut v = vec![
-                format!("{} {}", scoped(&alice, item), alice.tenant_id),
-                format!("{} {}", scoped(&bob, item), bob.tenant_id),
+                format!("{} {}", alice.scoped(item), alice.tenant_id),
+                format!("{} {}", bob.scoped(item), bob.tenant_id),
             ];
             v.sort();
             v
@@ -956,7 +929,7 @@ it_test!(
         assert!(lines(&admin.ok(&["network", "ls", "--format", "{{.Name}}"])).iter().any(|n| n == "host"));
 
         // The admin names objects by their engine names, and may act on them.
-        let alice_web = scoped(&alice, &web);
+        let alice_web = alice.scoped(&web);
         assert_eq!(admin.ok(&["inspect", "--format", "{{.Name}}", &alice_web]), format!("/{alice_web}"));
         admin.ok(&["stop", "-t", "1", &alice_web]);
         assert_eq!(alice.ok(&["inspect", "--format", "{{.State.Status}}", &web]), "exited");
@@ -974,7 +947,7 @@ it_test!(
         let ip = engine_ok(&[
             "inspect",
             "--format",
-            &format!("{{{{(index .NetworkSettings.Networks \"{}\").IPAddress}}}}", scoped(&alice, &backend)),
+            &format!("{{{{(index .NetworkSettings.Networks \"{}\").IPAddress}}}}", alice.scoped(&backend)),
             &id,
         ]);
         let out = alice.docker(&["run", "--rm", "--network", &backend, image(), "ping", "-c", "1", "-W", "5", &web]);

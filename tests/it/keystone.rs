@@ -8,11 +8,8 @@
 //! password token), so tests make few calls. Every test holds `KEYSTONE` (see there): one test stops Keystone,
 //! and the others must not run meanwhile.
 
-use std::collections::HashMap;
-use std::fs;
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Mutex, MutexGuard, OnceLock};
 use std::thread;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
@@ -53,16 +50,9 @@ struct KeystoneEnv {
 fn keystone_env() -> &'static KeystoneEnv {
     static ENV: OnceLock<KeystoneEnv> = OnceLock::new();
     ENV.get_or_init(|| {
-        let path = std::env::var("MTSWARM_TESTBED_ENV").unwrap_or_else(|_| "/run/mtswarm-testbed/env".to_string());
-        let text = fs::read_to_string(&path).unwrap_or_default();
-        let vars: HashMap<String, String> = text
-            .lines()
-            .filter_map(|l| l.trim().split_once('='))
-            .map(|(k, v)| (k.trim().to_string(), v.trim().trim_matches('"').to_string()))
-            .collect();
         let get = |key: &str| {
-            vars.get(key).cloned().unwrap_or_else(|| {
-                panic!("{path} has no {key}: the Keystone tests need `scripts/testbed.sh up keystone`")
+            testbed_env().get(key).cloned().unwrap_or_else(|| {
+                panic!("{} has no {key}: the Keystone tests need `scripts/testbed.sh up keystone`", testbed_env_path())
             })
         };
         let url = get("MTSWARM_KEYSTONE_URL").trim_end_matches('/').to_string();
@@ -162,21 +152,6 @@ fn ks_request(
     Ok(KsResponse { status, headers, body: body.to_string() })
 }
 
-/// A password, unique and unguessable enough for a test.
-fn random_secret() -> String {
-    use std::collections::hash_map::RandomState;
-    use std::hash::{BuildHasher, Hasher};
-    static N: AtomicUsize = AtomicUsize::new(0);
-    let mut out = String::new();
-    for _ in 0..2 {
-        let mut h = RandomState::new().build_hasher();
-        h.write_usize(N.fetch_add(1, Ordering::SeqCst));
-        h.write_u128(SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_nanos());
-        out.push_str(&format!("{:016x}", h.finish()));
-    }
-    out
-}
-
 /// `secs` since the epoch as ISO 8601 UTC, `YYYY-MM-DDTHH:MM:SSZ`.
 fn iso8601(secs: u64) -> String {
     // Howard Hinnant's civil_from_days.
@@ -261,13 +236,21 @@ impl<'t> Ks<'t> {
     /// A new user named `<tag>-<suffix>` in the Default domain.
     fn user(&self, suffix: &str) -> User {
         let name = self.test.name(suffix);
-        let password = random_secret();
+        let password = secret();
         let body = serde_json::json!({"user": {"name": name, "domain_id": "default", "password": password}});
         let r = self.admin_call("POST", "/v3/users", Some(&body));
         assert_eq!(r.status, 201, "creating user {name}: {}", r.body);
         let id = r.json()["user"]["id"].as_str().expect("no user id").to_string();
         self.users.lock().unwrap().push(id.clone());
         User { id, password }
+    }
+
+    /// A new project and a new user who is a member of it (`project`, `user` and `grant`, in that order).
+    fn member(&self, project_suffix: &str, user_suffix: &str) -> (String, User) {
+        let project = self.project(project_suffix);
+        let user = self.user(user_suffix);
+        self.grant(&user, &project);
+        (project, user)
     }
 
     /// Gives `user` the role `member` on `project`.
@@ -372,7 +355,7 @@ fn member_role(ks: &Ks) -> String {
 
 /// A project id that no Keystone project has (Keystone ids are 32 hex digits).
 fn unknown_project_id() -> String {
-    format!("{:0>32}", random_secret())[..32].to_string()
+    format!("{:0>32}", secret())[..32].to_string()
 }
 
 // ---------------------------------------------------------------------------------------------------------
@@ -454,7 +437,7 @@ it_test!(keystone_garbage_tokens_are_refused, mtswarm_only("authentication"), lo
     let project = unknown_project_id();
     // A fernet-looking token, a short word and a long random string.
     let fernet_like = format!("gAAAAABgarbage{}", "x".repeat(160));
-    let random = random_secret();
+    let random = secret();
     for (name, token) in [("fernet", fernet_like.as_str()), ("word", "garbage"), ("random", random.as_str())] {
         let c = gw.client_with(name, Some(token), Some(&project));
         assert_cli_refused(&c.docker(&["ps"]), INVALID);
@@ -470,9 +453,7 @@ it_test!(
     lock(keystone_lock),
     |t| {
         let ks = Ks::new(&t);
-        let p = ks.project("p");
-        let u = ks.user("u");
-        ks.grant(&u, &p);
+        let (p, u) = ks.member("p", "u");
         let token = ks.scoped_token(&u, &p);
         let gw = keystone_gateway(&t, &[("SWARM_AUTH_CACHE_TTL", "2")]);
         let c = gw.client_with("u", Some(&token), Some(&p));
@@ -579,9 +560,7 @@ it_test!(keystone_admin_tenant_authenticates, mtswarm_only("authentication"), lo
 
 it_test!(keystone_v2_url_is_served_by_the_v3_api, mtswarm_only("authentication"), lock(keystone_lock), |t| {
     let ks = Ks::new(&t);
-    let p = ks.project("p");
-    let u = ks.user("u");
-    ks.grant(&u, &p);
+    let (p, u) = ks.member("p", "u");
     let token = ks.scoped_token(&u, &p);
     let base = keystone_env().url.trim_end_matches("/v3").to_string();
 
@@ -608,14 +587,12 @@ it_test!(
     lock(keystone_lock),
     |t| {
         let ks = Ks::new(&t);
-        let p = ks.project("p");
-        let u = ks.user("u");
-        ks.grant(&u, &p);
+        let (p, u) = ks.member("p", "u");
         let token = ks.scoped_token(&u, &p);
         let env = keystone_env();
 
         // A wrong password: the operator's mistake, not the user's. Their valid token must not be called invalid.
-        let wrong_password = format!("wrong-{}", random_secret());
+        let wrong_password = format!("wrong-{}", secret());
         let gw = keystone_gateway(
             &t,
             &[
@@ -653,9 +630,7 @@ it_test!(
 
 it_test!(keystone_service_account_validates_tokens, mtswarm_only("authentication"), lock(keystone_lock), |t| {
     let ks = Ks::new(&t);
-    let p = ks.project("p");
-    let u = ks.user("u");
-    ks.grant(&u, &p);
+    let (p, u) = ks.member("p", "u");
     let token = ks.scoped_token(&u, &p);
     let unscoped = ks.unscoped_token(&u);
     let service = service_account_env();
@@ -688,9 +663,7 @@ it_test!(
     lock(keystone_lock),
     |t| {
         let ks = Ks::new(&t);
-        let p = ks.project("p");
-        let u = ks.user("u");
-        ks.grant(&u, &p);
+        let (p, u) = ks.member("p", "u");
         // The self-validating gateway and the one with a service account, both with the default TTL of 300 s.
         let selfcheck = keystone_gateway(&t, &[]);
         let service = keystone_gateway(&t, &service_account_env());
@@ -745,19 +718,7 @@ struct StartKeystoneOnDrop;
 
 impl Drop for StartKeystoneOnDrop {
     fn drop(&mut self) {
-        testbed_script("keystone-start");
-    }
-}
-
-fn testbed_script(cmd: &str) {
-    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/scripts/testbed.sh");
-    let out = std::process::Command::new(script).arg(cmd).output().unwrap_or_else(|e| panic!("{script}: {e}"));
-    if !out.status.success() && !thread::panicking() {
-        panic!(
-            "`{script} {cmd}` failed: {}\n{}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        );
+        testbed_script(&["keystone-start"]);
     }
 }
 
@@ -767,9 +728,7 @@ it_test!(
     lock(keystone_lock),
     |t| {
         let ks = Ks::new(&t);
-        let p = ks.project("p");
-        let u = ks.user("u");
-        ks.grant(&u, &p);
+        let (p, u) = ks.member("p", "u");
         let cached = ks.scoped_token(&u, &p);
         let fresh = ks.scoped_token(&u, &p);
         let mut gw = keystone_gateway(&t, &[("SWARM_KEYSTONE_TIMEOUT", "2")]);
@@ -785,7 +744,7 @@ it_test!(
         });
 
         let restart = StartKeystoneOnDrop;
-        testbed_script("keystone-stop");
+        testbed_script(&["keystone-stop"]);
 
         cached_client.ok(&["ps"]);
         let started = Instant::now();
@@ -837,9 +796,7 @@ it_test!(
     lock(keystone_lock),
     |t| {
         let ks = Ks::new(&t);
-        let p = ks.project("p");
-        let u = ks.user("u");
-        ks.grant(&u, &p);
+        let (p, u) = ks.member("p", "u");
         let token = ks.scoped_token(&u, &p);
         let (proxy, url) = keystone_proxy(Duration::from_millis(700));
         let gw = keystone_gateway(&t, &[("SWARM_KEYSTONE_URL", &url)]);
@@ -870,13 +827,13 @@ it_test!(
         let (_proxy, url) = keystone_proxy(Duration::from_secs(10));
         let mut gw = keystone_gateway(&t, &[("SWARM_KEYSTONE_URL", &url), ("SWARM_KEYSTONE_TIMEOUT", "2")]);
         let started = Instant::now();
-        let r = get_containers(&gw, &random_secret(), &project);
+        let r = get_containers(&gw, &secret(), &project);
         let took = started.elapsed();
         assert_error(&r, 503, UNAVAILABLE);
         assert!(r.message().starts_with(UNAVAILABLE), "{r}");
         assert!(took >= Duration::from_millis(1500), "a 503 after {took:?} cannot have waited for the 2 s timeout");
         assert!(took < Duration::from_secs(6), "the timeout is 2 s but the answer took {took:?}");
-        let out = gw.client_with("slow", Some(&random_secret()), Some(&project)).docker(&["ps"]);
+        let out = gw.client_with("slow", Some(&secret()), Some(&project)).docker(&["ps"]);
         assert_cli_refused(&out, UNAVAILABLE);
         assert_eq!(http(&gw, &[]).get("/_ping").status, 200);
         assert!(gw.alive(), "{}", gw.stderr());
@@ -888,7 +845,7 @@ it_test!(
         let url = format!("http://127.0.0.1:{port}/v3");
         let mut gw2 = keystone_gateway(&t, &[("SWARM_KEYSTONE_URL", &url), ("SWARM_KEYSTONE_TIMEOUT", "2")]);
         let started = Instant::now();
-        assert_error(&get_containers(&gw2, &random_secret(), &project), 503, UNAVAILABLE);
+        assert_error(&get_containers(&gw2, &secret(), &project), 503, UNAVAILABLE);
         assert!(started.elapsed() < Duration::from_secs(3), "took {:?}", started.elapsed());
         assert_eq!(http(&gw2, &[]).get("/_ping").status, 200);
         assert!(gw2.alive(), "{}", gw2.stderr());

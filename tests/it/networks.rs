@@ -10,14 +10,6 @@ use std::time::Duration;
 
 use crate::support::*;
 
-/// The label that marks a tenant's objects on the engine.
-const TENANT_LABEL: &str = "mtswarm.tenant";
-
-/// The engine-side name of `tenant`'s object `name`.
-fn scoped(tenant: &Client, name: &str) -> String {
-    format!("t{}-{}-{name}", tenant.tenant_id.len(), tenant.tenant_id)
-}
-
 /// Starts a web server in a tenant's container that answers `page` on port 8080; returns the container's id.
 fn web_server(tenant: &Client, name: &str, page: &str, extra: &[&str]) -> String {
     let script = format!("mkdir -p /www && echo {page} > /www/index.html && exec httpd -f -p 8080 -h /www");
@@ -77,7 +69,7 @@ it_test!(
 
         // On the default network.
         let id = web_server(&alice, &web, &page, &[]);
-        let ip = address(&id, &scoped(&alice, "bridge"));
+        let ip = address(&id, &alice.scoped("bridge"));
         wait_for_page(&alice, &[], &ip, &page);
         // By name too: the tenant's bridge is a user-defined network, with the engine's DNS.
         wait_for_page(&alice, &[], &web, &page);
@@ -87,7 +79,7 @@ it_test!(
         // On one of the tenant's own networks, from the other tenant's default network and from its own network.
         alice.ok(&["network", "create", &back]);
         let id2 = web_server(&alice, &web2, &page, &["--network", &back]);
-        let ip2 = address(&id2, &scoped(&alice, &back));
+        let ip2 = address(&id2, &alice.scoped(&back));
         wait_for_page(&alice, &["--network", &back], &web2, &page);
         bob.ok(&["network", "create", &bnet]);
         assert_unreachable(&bob, &[], &ip2, &page);
@@ -126,7 +118,7 @@ it_test!(
         let (web, knock, own) = (t.name("web"), t.name("knock"), t.name("own"));
         let page = format!("secret-of-{}", alice.tenant_id);
         let id = web_server(&alice, &web, &page, &[]);
-        let ip = address(&id, &scoped(&alice, "bridge"));
+        let ip = address(&id, &alice.scoped("bridge"));
         wait_for_page(&alice, &[], &ip, &page);
 
         prober(&bob, &knock, &ip, &page);
@@ -197,7 +189,7 @@ it_test!(
         bob.ok(&["network", "create", &bnet]);
 
         // On the engine: the container is on the tenant's own network, labelled, and not on the engine's bridge.
-        let own = scoped(&alice, "bridge");
+        let own = alice.scoped("bridge");
         let labels = engine_ok(&["network", "inspect", "--format", "{{json .Labels}}", &own]);
         assert!(labels.contains(&format!("\"{TENANT_LABEL}\":\"{}\"", alice.tenant_id)), "{labels}");
         assert_eq!(engine_ok(&["inspect", "--format", "{{.HostConfig.NetworkMode}}", &id]), own);
@@ -233,7 +225,7 @@ it_test!(
         alice.ok(&["rm", "-f", &c]);
         alice.ok(&["network", "prune", "-f"]);
         assert!(engine_docker(&["network", "inspect", &own]).success());
-        assert!(!engine_docker(&["network", "inspect", &scoped(&alice, &back)]).success());
+        assert!(!engine_docker(&["network", "inspect", &alice.scoped(&back)]).success());
         assert_eq!(alice.ok(&["run", "--rm", image(), "echo", "again"]), "again");
     }
 );
@@ -260,7 +252,7 @@ it_test!(
         let id = alice.ok(&["run", "-d", "--name", &c, image(), "sleep", "300"]);
         let on = engine_ok(&["inspect", "--format", "{{range $k, $v := .NetworkSettings.Networks}}{{$k}}{{end}}", &id]);
         assert_eq!(on, "bridge");
-        assert!(!engine_docker(&["network", "inspect", &scoped(&alice, "bridge")]).success());
+        assert!(!engine_docker(&["network", "inspect", &alice.scoped("bridge")]).success());
         assert!(gw.stderr_text().contains("share"), "no warning: {}", gw.stderr_text());
 
         // Which is why it is not the default: there, another tenant's container gets the page (the check above finds
@@ -281,19 +273,19 @@ it_test!(
         let on_networks = |id: &str| {
             engine_ok(&["inspect", "--format", "{{range $k, $v := .NetworkSettings.Networks}}{{$k}} {{end}}", id])
         };
-        let own = scoped(&alice, "bridge");
+        let own = alice.scoped("bridge");
 
         // Connecting to `bridge` joins the tenant's own, made then if need be.
         alice.ok(&["network", "create", &back]);
         let id = alice.ok(&["run", "-d", "--name", &c, "--network", &back, image(), "sleep", "300"]);
         alice.ok(&["network", "connect", "bridge", &c]);
-        assert_eq!(sorted_lines(&on_networks(&id).replace(' ', "\n")), sorted(&[&own, &scoped(&alice, &back)]));
+        assert_eq!(sorted_lines(&on_networks(&id).replace(' ', "\n")), sorted(&[&own, &alice.scoped(&back)]));
         assert_eq!(
             sorted_lines(&alice.ok(&["network", "ls", "--format", "{{.Name}}"])),
             sorted(&[&back, "bridge", "none"])
         );
         alice.ok(&["network", "disconnect", "bridge", &c]);
-        assert_eq!(on_networks(&id).trim(), scoped(&alice, &back));
+        assert_eq!(on_networks(&id).trim(), alice.scoped(&back));
 
         // Naming the engine's bridge by its id names the tenant's bridge too.
         let engine_bridge = engine_ok(&["network", "inspect", "--format", "{{.Id}}", "bridge"]);

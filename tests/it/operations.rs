@@ -18,22 +18,23 @@ fn scrape(gw: &Gateway) -> String {
     r.text()
 }
 
+/// Writes the test's API filter file (`SWARM_APIFILTER_FILE`) with `text`; returns its path and the env entry that
+/// names it.
+fn api_filter(t: &Test, text: &str) -> (std::path::PathBuf, (String, String)) {
+    let path = t.path("apifilter.json");
+    std::fs::write(&path, text).unwrap();
+    let env = ("SWARM_APIFILTER_FILE".to_string(), path.display().to_string());
+    (path, env)
+}
+
 fn ops_gateway<'t>(t: &'t Test, mut opts: GatewayOpts) -> Gateway<'t> {
     opts.args.extend(["--metrics-addr".to_string(), "127.0.0.1:0".to_string()]);
     Gateway::start(t, opts)
 }
 
 it_test!(counters_move_for_a_run_a_denial_and_a_401, mtswarm_only("the metrics"), |t| {
-    let filter = t.path("apifilter.json");
-    std::fs::write(&filter, r#"{"disableapi": ["networkslist"]}"#).unwrap();
-    let gw = ops_gateway(
-        &t,
-        GatewayOpts {
-            env: vec![("SWARM_APIFILTER_FILE".into(), filter.display().to_string())],
-            tenants: vec!["alice"],
-            ..GatewayOpts::default()
-        },
-    );
+    let (_, filter) = api_filter(&t, r#"{"disableapi": ["networkslist"]}"#);
+    let gw = ops_gateway(&t, GatewayOpts { env: vec![filter], tenants: vec!["alice"], ..GatewayOpts::default() });
     let alice = gw.tenant("alice");
     let c = t.name("counted");
     alice.ok(&["run", "--name", &c, "-m", "64m", image(), "echo", "hi"]);
@@ -196,16 +197,12 @@ fn audit_records(path: &std::path::Path) -> Vec<serde_json::Value> {
 }
 
 it_test!(the_audit_log_has_the_create_the_denial_and_the_401_and_no_token, mtswarm_only("the audit log"), |t| {
-    let filter = t.path("apifilter.json");
-    std::fs::write(&filter, r#"{"disableapi": ["networkslist"]}"#).unwrap();
+    let (_, filter) = api_filter(&t, r#"{"disableapi": ["networkslist"]}"#);
     let log = t.path("audit.log");
     let gw = Gateway::start(
         &t,
         GatewayOpts {
-            env: vec![
-                ("SWARM_APIFILTER_FILE".into(), filter.display().to_string()),
-                ("SWARM_AUDIT_LOG".into(), log.display().to_string()),
-            ],
+            env: vec![filter, ("SWARM_AUDIT_LOG".into(), log.display().to_string())],
             tenants: vec!["alice"],
             ..GatewayOpts::default()
         },
@@ -267,28 +264,11 @@ fn hup(gw: &Gateway) {
 }
 
 it_test!(sighup_reloads_the_api_filter_and_open_streams_keep_going, mtswarm_only("reload on SIGHUP"), |t| {
-    let filter = t.path("apifilter.json");
-    std::fs::write(&filter, r#"{"disableapi": []}"#).unwrap();
-    let gw = ops_gateway(
-        &t,
-        GatewayOpts {
-            env: vec![("SWARM_APIFILTER_FILE".into(), filter.display().to_string())],
-            tenants: vec!["alice"],
-            ..GatewayOpts::default()
-        },
-    );
+    let (filter, env) = api_filter(&t, r#"{"disableapi": []}"#);
+    let gw = ops_gateway(&t, GatewayOpts { env: vec![env], tenants: vec!["alice"], ..GatewayOpts::default() });
     let alice = gw.tenant("alice");
     let c = t.name("ticker");
-    alice.ok(&[
-        "run",
-        "-d",
-        "--name",
-        &c,
-        image(),
-        "sh",
-        "-c",
-        "i=0; while true; do echo tick$i; i=$((i+1)); sleep 0.2; done",
-    ]);
+    alice.run_detached_sh(&c, "i=0; while true; do echo tick$i; i=$((i+1)); sleep 0.2; done");
     let mut follow = alice.spawn(&["logs", "-f", &c]);
     follow.expect_line("a first tick", WAIT, |l| l.starts_with("tick"));
 

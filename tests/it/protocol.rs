@@ -175,37 +175,36 @@ fn assert_exec_ended_with_zero(alice: &Client, id: &str) {
     assert_eq!(v["ExitCode"], 0, "{v}");
 }
 
+/// Writes a line to the hijacked `cat` of exec `id`, half-closes, and asserts that the line comes back, the stream
+/// ends (cat saw EOF and exited, and the engine closed) and the exec exited with 0.
+fn assert_cat_echoes_and_ends(alice: &Client, mut h: Hijacked, id: &str) {
+    h.conn.write_all(b"hello\n").unwrap();
+    h.conn.shutdown_write();
+    let raw = h.read_to_end();
+    assert_eq!(String::from_utf8_lossy(&demux_stream(&raw, 1)), "hello\n");
+    assert_exec_ended_with_zero(alice, id);
+}
+
 it_test!(exec_start_upgrade_passes_half_close, |t, gw, alice| {
     let id = exec_cat(&t, &alice);
 
-    let mut h =
+    let h =
         alice.http().hijack("POST", &format!("/v1.41/exec/{id}/start"), &json!({"Detach": false, "Tty": false}), true);
     assert_eq!(h.status, 101, "{:?}", h.headers);
     assert!(h.headers.iter().any(|(k, v)| k == "upgrade" && v == "tcp"), "{:?}", h.headers);
-    h.conn.write_all(b"hello\n").unwrap();
-    h.conn.shutdown_write();
-    // cat sees EOF, exits, and the engine closes: this read ends.
-    let raw = h.read_to_end();
-    let stdout: Vec<u8> = demux(&raw).into_iter().filter(|(s, _)| *s == 1).flat_map(|(_, p)| p).collect();
-    assert_eq!(String::from_utf8_lossy(&stdout), "hello\n");
-    assert_exec_ended_with_zero(&alice, &id);
+    assert_cat_echoes_and_ends(&alice, h, &id);
 });
 
 it_test!(exec_start_raw_200_form_passes_half_close, |t, gw, alice| {
     let id = exec_cat(&t, &alice);
 
     // Without `Upgrade`, dockerd answers 200 and hijacks anyway (clients before API 1.24 did this).
-    let mut h =
+    let h =
         alice.http().hijack("POST", &format!("/v1.41/exec/{id}/start"), &json!({"Detach": false, "Tty": false}), false);
     assert_eq!(h.status, 200, "{:?}", h.headers);
     // The stream follows the head raw: framing it as a body (chunked) would end it before any output.
     assert!(!h.headers.iter().any(|(k, _)| k == "transfer-encoding"), "a raw stream framed as a body: {:?}", h.headers);
-    h.conn.write_all(b"hello\n").unwrap();
-    h.conn.shutdown_write();
-    let raw = h.read_to_end();
-    let stdout: Vec<u8> = demux(&raw).into_iter().filter(|(s, _)| *s == 1).flat_map(|(_, p)| p).collect();
-    assert_eq!(String::from_utf8_lossy(&stdout), "hello\n");
-    assert_exec_ended_with_zero(&alice, &id);
+    assert_cat_echoes_and_ends(&alice, h, &id);
 });
 
 it_test!(attach_to_a_missing_container_is_a_plain_404, |t, gw, alice| {

@@ -40,16 +40,7 @@ it_test!(logs_tail_and_timestamps, |t, gw, alice| {
 it_test!(logs_since, |t, gw, alice| {
     let c = t.name("since");
 
-    alice.ok(&[
-        "run",
-        "-d",
-        "--name",
-        &c,
-        image(),
-        "sh",
-        "-c",
-        "echo first; while [ ! -f /tmp/go ]; do sleep 0.1; done; echo second",
-    ]);
+    alice.run_detached_sh(&c, "echo first; while [ ! -f /tmp/go ]; do sleep 0.1; done; echo second");
     poll("the first log line", STREAM_WAIT, || alice.ok(&["logs", &c]).contains("first").then_some(()));
     // `first` was logged before this instant and `second` will be logged after it.
     let mid = timestamp(Duration::ZERO, false);
@@ -64,16 +55,7 @@ it_test!(logs_since, |t, gw, alice| {
 it_test!(logs_follow_streams_and_ends_when_the_container_exits, |t, gw, alice| {
     let c = t.name("follow");
 
-    alice.ok(&[
-        "run",
-        "-d",
-        "--name",
-        &c,
-        image(),
-        "sh",
-        "-c",
-        "echo l1; while [ ! -f /tmp/go ]; do sleep 0.1; done; echo l2; echo l3; exit 2",
-    ]);
+    alice.run_detached_sh(&c, "echo l1; while [ ! -f /tmp/go ]; do sleep 0.1; done; echo l2; echo l3; exit 2");
     let mut follow = alice.spawn(&["logs", "-f", &c]);
     // The first line arrives while the container still runs: the stream is not buffered.
     follow.expect_line("l1", STREAM_WAIT, |l| l == "l1");
@@ -162,7 +144,7 @@ it_test!(stats_once_and_streamed, |t, gw, alice| {
 it_test!(attach_to_a_running_container_and_detach_by_killing_the_client, |t, gw, alice| {
     let c = t.name("ticker");
 
-    alice.ok(&["run", "-d", "--name", &c, image(), "sh", "-c", "while true; do echo tick; sleep 0.2; done"]);
+    alice.run_detached_sh(&c, "while true; do echo tick; sleep 0.2; done");
     let mut attached = alice.spawn(&["attach", "--sig-proxy=false", &c]);
     attached.expect_line("`tick`", STREAM_WAIT, |l| l == "tick");
     attached.expect_line("a second `tick`", STREAM_WAIT, |l| l == "tick");

@@ -4,7 +4,7 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use super::{run_command, Http, Output, RunOpts, Spawned, Target};
+use super::{image, run_command, Http, Output, RunOpts, Spawned, Target};
 
 /// The docker CLI 28.x. `/usr/bin/docker` is Debian's 20.10 client, which is not the one under test.
 const DOCKER: &str = "/usr/local/bin/docker";
@@ -16,9 +16,16 @@ pub struct Client {
     pub(super) config: PathBuf,
     pub tenant_id: String,
     pub(super) token: String,
+    /// Global flags before every command: how this client speaks TLS (see `Client::tls_verify`), or none.
+    pub(super) flags: Vec<String>,
 }
 
 impl Client {
+    /// `FLAGS ARGS`: the client's global flags, then the command.
+    fn with_flags<'a>(&'a self, args: &[&'a str]) -> Vec<&'a str> {
+        self.flags.iter().map(String::as_str).chain(args.iter().copied()).collect()
+    }
+
     /// The same tenant through another listener (e.g. the gateway's unix socket).
     pub fn via(&self, host: &str) -> Client {
         Client { host: host.to_string(), ..self.clone() }
@@ -30,13 +37,13 @@ impl Client {
 
     /// Runs `docker ARGS` with options; fails the test only when the command has to be killed.
     pub fn run(&self, args: &[&str], opts: RunOpts) -> Output {
-        let (cmd, desc) = docker_command(&self.host, Some(&self.config), args);
+        let (cmd, desc) = docker_command(&self.host, Some(&self.config), &self.with_flags(args));
         run_command(cmd, desc, opts).unwrap_or_else(|e| panic!("{e}"))
     }
 
     /// Runs `ARGS` with another docker CLI binary (e.g. Debian's 20.10 client, `/usr/bin/docker`).
     pub fn run_cli(&self, cli: &str, args: &[&str], opts: RunOpts) -> Output {
-        let (cmd, desc) = docker_command_of(cli, &self.host, Some(&self.config), args);
+        let (cmd, desc) = docker_command_of(cli, &self.host, Some(&self.config), &self.with_flags(args));
         run_command(cmd, desc, opts).unwrap_or_else(|e| panic!("{e}"))
     }
 
@@ -67,6 +74,11 @@ impl Client {
         out.stdout.trim().to_string()
     }
 
+    /// `docker run -d --name NAME IMAGE sh -c SCRIPT` (the test image), asserting success; returns the id.
+    pub fn run_detached_sh(&self, name: &str, script: &str) -> String {
+        self.ok(&["run", "-d", "--name", name, image(), "sh", "-c", script])
+    }
+
     /// Asserts that `docker ARGS` fails; returns its stderr.
     pub fn fails(&self, args: &[&str]) -> String {
         let out = self.docker(args);
@@ -82,7 +94,7 @@ impl Client {
             shell_quote(&self.host),
             shell_quote(&self.config.display().to_string())
         );
-        for arg in args {
+        for arg in self.with_flags(args) {
             line.push(' ');
             line.push_str(&shell_quote(arg));
         }
@@ -101,13 +113,13 @@ impl Client {
 
     /// Starts `docker ARGS` in the background, for streams (events, logs -f, attach, stats).
     pub fn spawn(&self, args: &[&str]) -> Spawned {
-        let (mut cmd, desc) = docker_command(&self.host, Some(&self.config), args);
+        let (mut cmd, desc) = docker_command(&self.host, Some(&self.config), &self.with_flags(args));
         Spawned::start(&mut cmd, desc, false)
     }
 
     /// Like `spawn`, with a stdin pipe that stays open until `Spawned::close_stdin` (or the end).
     pub fn spawn_with_stdin(&self, args: &[&str]) -> Spawned {
-        let (mut cmd, desc) = docker_command(&self.host, Some(&self.config), args);
+        let (mut cmd, desc) = docker_command(&self.host, Some(&self.config), &self.with_flags(args));
         Spawned::start(&mut cmd, desc, true)
     }
 

@@ -9,7 +9,7 @@
 //! same time and put their own containers on node0: everything here counts only one tenant's objects, by the
 //! label `mtswarm.tenant=<tenant id>` that mtswarm puts on everything a tenant creates.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 use std::fs;
 use std::net::{SocketAddr, TcpStream};
 use std::process::{Child, Command, ExitStatus, Stdio};
@@ -18,9 +18,6 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use super::*;
-
-/// The label mtswarm puts on every object of a tenant.
-pub const TENANT_LABEL: &str = "mtswarm.tenant";
 
 /// The labels a create's `constraint:` and `affinity:` env entries are moved into, as Swarm classic did.
 pub const CONSTRAINTS_LABEL: &str = "com.docker.swarm.constraints";
@@ -67,7 +64,7 @@ impl Engine {
 pub fn engines() -> &'static [Engine] {
     static ENGINES: OnceLock<Vec<Engine>> = OnceLock::new();
     ENGINES.get_or_init(|| {
-        let vars = testbed_vars();
+        let vars = testbed_env();
         (0..3)
             .map(|n| {
                 let url = vars
@@ -89,26 +86,10 @@ pub fn engine(name: &str) -> &'static Engine {
     engines().iter().find(|e| e.name == name).unwrap_or_else(|| panic!("the test bed has no engine {name}"))
 }
 
-/// The test bed's env file as a map (the same file `support::testbed` reads).
-fn testbed_vars() -> HashMap<String, String> {
-    let path = std::env::var("MTSWARM_TESTBED_ENV").unwrap_or_else(|_| "/run/mtswarm-testbed/env".to_string());
-    let text = fs::read_to_string(path).unwrap_or_default();
-    text.lines()
-        .filter_map(|line| line.trim().strip_prefix("export ").unwrap_or(line.trim()).split_once('='))
-        .map(|(k, v)| (k.trim().to_string(), v.trim().trim_matches('"').trim_matches('\'').to_string()))
-        .collect()
-}
-
 /// `nodes://127.0.0.1:23750,127.0.0.1:23751,127.0.0.1:23752`: the whole test bed as mtswarm's discovery.
 pub fn nodes_discovery() -> String {
     let addrs: Vec<&str> = engines().iter().map(|e| e.addr.as_str()).collect();
     format!("nodes://{}", addrs.join(","))
-}
-
-/// `127.0.0.1:23790`, the test bed's etcd (MTSWARM_ETCD), as `etcd://` discovery takes it.
-pub fn etcd_addr() -> String {
-    let url = testbed_vars().get("MTSWARM_ETCD").cloned().unwrap_or_else(|| "http://127.0.0.1:23790".to_string());
-    url.trim_start_matches("http://").trim_end_matches('/').to_string()
 }
 
 // ---------------------------------------------------------------------------------------------------------
@@ -143,24 +124,6 @@ pub fn cluster_lock() -> MutexGuard<'static, ()> {
         }
     }
     guard
-}
-
-/// Runs `scripts/testbed.sh ARGS`, failing the test if it fails.
-fn testbed_script(args: &[&str]) {
-    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/scripts/testbed.sh");
-    let out = Command::new(script)
-        .args(args)
-        .stdin(Stdio::null())
-        .output()
-        .unwrap_or_else(|e| panic!("cannot run {script}: {e}"));
-    assert!(
-        out.status.success(),
-        "`scripts/testbed.sh {}` failed ({}):\n{}{}",
-        args.join(" "),
-        out.status,
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
 }
 
 impl GatewayOpts {
@@ -267,11 +230,6 @@ pub fn placed(tenant_id: &str, id: &str) -> Placed {
     let found: Vec<Placed> = containers_of(tenant_id).into_iter().filter(|c| c.id.starts_with(id)).collect();
     assert_eq!(found.len(), 1, "expected container {id} of {tenant_id} on exactly one engine; found {found:?}");
     found[0].clone()
-}
-
-/// The engine-side name of a tenant's object: `t<len>-<tenant id>-<name>` (see `isolation.rs`).
-pub fn scoped(tenant_id: &str, name: &str) -> String {
-    format!("t{}-{tenant_id}-{name}", tenant_id.len())
 }
 
 /// The engines that hold the tenant's volume (`kind` "volume") or network (`kind` "network") `name`.
@@ -398,16 +356,8 @@ impl Drop for StoppedEngine {
     fn drop(&mut self) {
         if self.stopped {
             self.stopped = false;
-            let script = concat!(env!("CARGO_MANIFEST_DIR"), "/scripts/testbed.sh");
-            match Command::new(script).args(["engine-start", &self.n.to_string()]).stdin(Stdio::null()).output() {
-                Ok(out) if out.status.success() => {}
-                Ok(out) => eprintln!(
-                    "could not start node{} again ({}): {}",
-                    self.n,
-                    out.status,
-                    String::from_utf8_lossy(&out.stderr)
-                ),
-                Err(e) => eprintln!("could not run {script} engine-start {}: {e}", self.n),
+            if let Err(e) = try_testbed_script(&["engine-start", &self.n.to_string()]) {
+                eprintln!("could not start node{} again: {e}", self.n);
             }
         }
     }

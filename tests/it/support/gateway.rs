@@ -280,7 +280,7 @@ impl<'t> Gateway<'t> {
             "HttpHeaders": {"X-Auth-Token": tenant.token, "X-Auth-TenantId": tenant.id}
         });
         fs::write(config.join("config.json"), json.to_string()).expect("write config.json");
-        Client { host: self.host.clone(), config, tenant_id: tenant.id, token: tenant.token }
+        Client { host: self.host.clone(), config, tenant_id: tenant.id, token: tenant.token, flags: Vec::new() }
     }
 
     /// True while the mtswarm process runs (always true in direct mode).
@@ -314,8 +314,8 @@ impl Drop for Gateway<'_> {
     }
 }
 
-/// A secret token that no other test guesses.
-fn secret() -> String {
+/// A secret (a token, a password) that no other test guesses.
+pub fn secret() -> String {
     use std::collections::hash_map::RandomState;
     use std::hash::{BuildHasher, Hasher};
     static N: AtomicUsize = AtomicUsize::new(0);
@@ -352,6 +352,7 @@ impl Gateway<'_> {
             config,
             tenant_id: tenant_id.unwrap_or_default().to_string(),
             token: token.unwrap_or_default().to_string(),
+            flags: Vec::new(),
         }
     }
 

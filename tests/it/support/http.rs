@@ -199,6 +199,11 @@ pub fn demux(raw: &[u8]) -> Vec<(u8, Vec<u8>)> {
     frames
 }
 
+/// The payload of stream `stream` (1 stdout, 2 stderr) of a multiplexed (non-TTY) stream, its frames joined.
+pub fn demux_stream(raw: &[u8], stream: u8) -> Vec<u8> {
+    demux(raw).into_iter().filter(|(s, _)| *s == stream).flat_map(|(_, p)| p).collect()
+}
+
 /// Raw HTTP/1.1 with a tenant's headers.
 pub struct Http {
     pub(super) target: Target,

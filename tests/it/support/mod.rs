@@ -9,7 +9,9 @@
 //! its own expectations against dockerd. Tests of what only mtswarm does return early in that mode.
 //!
 //! The files, by concern:
-//! - `testbed.rs`: the shared engines and image (the test bed's env file), direct mode, the CLI against an engine;
+//! - `testbed.rs`: the shared engines and image (the test bed's env file), direct mode, the CLI against an engine,
+//!   `scripts/testbed.sh` (stopping and starting an engine or Keystone);
+//! - `tenant.rs`: what mtswarm makes of a tenant's objects on the engine (the owner label, engine-side names);
 //! - `test.rs`: one test's tag, directory and cleanup; `poll`;
 //! - `gateway.rs`: a running `mtswarm manage` and its tenants;
 //! - `client.rs`: the docker CLI as one tenant; `spawned.rs`: a command in the background; `process.rs`: a
@@ -78,6 +80,7 @@ mod gateway;
 mod http;
 mod process;
 mod spawned;
+mod tenant;
 mod test;
 mod testbed;
 
@@ -92,6 +95,7 @@ pub use gateway::*;
 pub use http::*;
 pub use process::*;
 pub use spawned::*;
+pub use tenant::*;
 pub use testbed::*;
 
 /// Declares one integration test and its prelude: see this module's header for the forms.

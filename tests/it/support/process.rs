@@ -2,7 +2,7 @@
 
 use std::fmt;
 use std::io::{Read, Write};
-use std::os::unix::process::CommandExt;
+use std::os::unix::process::{CommandExt, ExitStatusExt};
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::thread;
 use std::time::{Duration, Instant};
@@ -14,7 +14,10 @@ pub const CLI_TIMEOUT: Duration = Duration::from_secs(60);
 /// The result of one finished command.
 pub struct Output {
     pub desc: String,
+    /// The exit code; for a command killed by a signal, 128 + the signal, as a shell reports it.
     pub code: Option<i32>,
+    /// The signal that killed the command, if one did.
+    pub signal: Option<i32>,
     pub stdout: String,
     pub stdout_bytes: Vec<u8>,
     pub stderr: String,
@@ -30,8 +33,12 @@ impl fmt::Display for Output {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(
             f,
-            "`{}` exited with {:?}\n--- stdout ---\n{}\n--- stderr ---\n{}\n---",
-            self.desc, self.code, self.stdout, self.stderr
+            "`{}` exited with {:?}{}\n--- stdout ---\n{}\n--- stderr ---\n{}\n---",
+            self.desc,
+            self.code,
+            self.signal.map(|s| format!(" (killed by signal {s})")).unwrap_or_default(),
+            self.stdout,
+            self.stderr
         )
     }
 }
@@ -48,7 +55,6 @@ pub struct RunOpts {
 }
 
 pub(super) fn exit_code(status: ExitStatus) -> Option<i32> {
-    use std::os::unix::process::ExitStatusExt;
     status.code().or_else(|| status.signal().map(|s| 128 + s))
 }
 
@@ -99,6 +105,7 @@ pub(super) fn run_command(mut cmd: Command, desc: String, opts: RunOpts) -> Resu
     let output = Output {
         desc,
         code: status.and_then(exit_code),
+        signal: status.and_then(|s| s.signal()),
         stdout: String::from_utf8_lossy(&stdout_bytes).into_owned(),
         stdout_bytes,
         stderr: String::from_utf8_lossy(&err.join().unwrap_or_default()).into_owned(),
@@ -107,4 +114,10 @@ pub(super) fn run_command(mut cmd: Command, desc: String, opts: RunOpts) -> Resu
         Some(_) => Ok(output),
         None => Err(format!("timed out after {timeout:?} and killed: {output}")),
     }
+}
+
+/// Runs a prepared command (`mtswarm`, `docker-compose`) to its end, failing the test if it has to be killed
+/// after `timeout`.
+pub fn run_bounded(cmd: Command, desc: String, timeout: Duration) -> Output {
+    run_command(cmd, desc, RunOpts { timeout: Some(timeout), ..RunOpts::default() }).unwrap_or_else(|e| panic!("{e}"))
 }

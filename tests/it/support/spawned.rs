@@ -2,7 +2,7 @@
 //! its stdout read line by line as it comes.
 
 use std::io::{BufRead, BufReader, Read, Write};
-use std::os::unix::process::CommandExt;
+use std::os::unix::process::{CommandExt, ExitStatusExt};
 use std::process::{Child, Command, Stdio};
 use std::sync::mpsc::{self, Receiver, RecvTimeoutError};
 use std::sync::{Arc, Mutex};
@@ -158,6 +158,7 @@ impl Spawned {
         Output {
             desc: self.desc.clone(),
             code: exit_code(status),
+            signal: status.signal(),
             stdout_bytes: stdout.clone().into_bytes(),
             stdout,
             stderr: self.stderr_text(),

@@ -8,13 +8,10 @@ use std::sync::Mutex;
 use std::thread;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use super::{engine_command, testbed, Gateway, GatewayOpts};
+use super::{engine_command, testbed, Gateway, GatewayOpts, TENANT_LABEL};
 
 /// The label that tests put on objects they prune, so a prune only ever matches the test's own objects.
 pub const TEST_LABEL_KEY: &str = "mtswarm.it";
-
-/// The label the gateway will put on every object it creates for a tenant (later issues).
-const TENANT_LABEL_KEY: &str = "mtswarm.tenant";
 
 /// One test's identity and drop guard. Declare it first in a test, so it drops last (after the gateway).
 pub struct Test {
@@ -104,7 +101,7 @@ impl Test {
                 all.extend(items.iter().map(String::as_str));
                 let _ = engine_command(engine, &all, None, &[], Duration::from_secs(60));
             };
-            let tenant_label = format!("{{{{.Label \"{TENANT_LABEL_KEY}\"}}}}");
+            let tenant_label = format!("{{{{.Label \"{TENANT_LABEL}\"}}}}");
 
             // Containers first: they hold networks, volumes and images.
             let format = format!("{{{{.ID}}}}\t{{{{.Names}}}}\t{tenant_label}");

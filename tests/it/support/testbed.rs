@@ -4,7 +4,9 @@
 
 use std::collections::HashMap;
 use std::fs;
+use std::process::{Command, Stdio};
 use std::sync::OnceLock;
+use std::thread;
 use std::time::Duration;
 
 use super::{docker_command, run_command, Output, RunOpts, CLI_TIMEOUT};
@@ -23,13 +25,31 @@ pub struct Testbed {
     pub etcd: String,
 }
 
-/// Reads the test bed's env file once (`MTSWARM_TESTBED_ENV`, default `/run/mtswarm-testbed/env`), falling back
-/// to the local engine, `busybox:latest` and the test bed's etcd address.
+impl Testbed {
+    /// `HOST:PORT` of the etcd, as `etcd://` discovery takes it.
+    pub fn etcd_addr(&self) -> &str {
+        self.etcd.strip_prefix("http://").unwrap_or(&self.etcd).trim_end_matches('/')
+    }
+}
+
+/// The test bed's env file: `MTSWARM_TESTBED_ENV`, by default `/run/mtswarm-testbed/env`.
+pub fn testbed_env_path() -> String {
+    std::env::var("MTSWARM_TESTBED_ENV").unwrap_or_else(|_| "/run/mtswarm-testbed/env".to_string())
+}
+
+/// The variables of the test bed's env file (`KEY=value` lines, `export` and quotes allowed), read once; empty
+/// when there is no file. Every optional component (Keystone, the TLS engine, the overlay engines) is found here.
+pub fn testbed_env() -> &'static HashMap<String, String> {
+    static ENV: OnceLock<HashMap<String, String>> = OnceLock::new();
+    ENV.get_or_init(|| fs::read_to_string(testbed_env_path()).map(|text| parse_env_file(&text)).unwrap_or_default())
+}
+
+/// Reads the engines and the image from the test bed's env file, falling back to the local engine,
+/// `busybox:latest` and the test bed's etcd address.
 pub fn testbed() -> &'static Testbed {
     static TESTBED: OnceLock<Testbed> = OnceLock::new();
     TESTBED.get_or_init(|| {
-        let path = std::env::var("MTSWARM_TESTBED_ENV").unwrap_or_else(|_| "/run/mtswarm-testbed/env".to_string());
-        let vars = fs::read_to_string(&path).map(|text| parse_env_file(&text)).unwrap_or_default();
+        let vars = testbed_env();
         let engine0 = vars.get("MTSWARM_ENGINE0").cloned().unwrap_or_else(|| "unix:///var/run/docker.sock".to_string());
         let mut engines: Vec<(u32, String)> = vars
             .iter()
@@ -111,4 +131,36 @@ pub fn engine_ok(args: &[&str]) -> String {
 /// containers landed on each engine. `Err` only when the command had to be killed.
 pub fn engine_docker_at(engine: &str, args: &[&str]) -> Result<Output, String> {
     engine_command(engine, args, None, &[], CLI_TIMEOUT)
+}
+
+/// Runs `scripts/testbed.sh ARGS` (e.g. `engine-stop 2`, `keystone-start`); `Err` with its output when it fails.
+pub fn try_testbed_script(args: &[&str]) -> Result<(), String> {
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/scripts/testbed.sh");
+    let out = Command::new(script)
+        .args(args)
+        .stdin(Stdio::null())
+        .output()
+        .map_err(|e| format!("cannot run {script}: {e}"))?;
+    if out.status.success() {
+        return Ok(());
+    }
+    Err(format!(
+        "`scripts/testbed.sh {}` failed ({}):\n{}{}",
+        args.join(" "),
+        out.status,
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    ))
+}
+
+/// Runs `scripts/testbed.sh ARGS`, failing the test if it fails (only saying so when the test is failing
+/// already, as in a drop guard).
+pub fn testbed_script(args: &[&str]) {
+    if let Err(e) = try_testbed_script(args) {
+        if thread::panicking() {
+            eprintln!("{e}");
+        } else {
+            panic!("{e}");
+        }
+    }
 }
