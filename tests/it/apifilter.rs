@@ -1,15 +1,10 @@
 //! The API filter (`SWARM_APIFILTER_FILE`): a disabled command is refused to tenants with dockerd's error shape,
 //! everything else and the admin tenant are untouched, and a bad file stops start-up.
 
-use crate::support::{direct, Gateway, GatewayOpts, Test};
-use crate::support_auth::mtswarm;
+use crate::support::auth::mtswarm;
+use crate::support::{it_test, Gateway, GatewayOpts};
 
-#[test]
-fn disabled_commands_are_refused_to_tenants_only() {
-    if direct() {
-        return; // The filter is mtswarm's; dockerd has none.
-    }
-    let t = Test::new();
+it_test!(disabled_commands_are_refused_to_tenants_only, mtswarm_only("the API filter"), |t| {
     let file = t.dir().join("apifilter.json");
     std::fs::write(&file, r#"{"disableapi": ["networkslist", "containerpause", "containersps"]}"#).unwrap();
     let gw = Gateway::start(
@@ -37,11 +32,9 @@ fn disabled_commands_are_refused_to_tenants_only() {
     let admin = gw.admin();
     let list = admin.ok(&["network", "ls", "--format", "{{.Name}}"]);
     assert!(list.lines().any(|l| l == "bridge"), "{list}");
-}
+});
 
-#[test]
-fn an_unknown_command_name_stops_start_up() {
-    let t = Test::new();
+it_test!(an_unknown_command_name_stops_start_up, |t| {
     let file = t.dir().join("apifilter.json");
     std::fs::write(&file, r#"{"disableapi": ["networkslist", "containerz"]}"#).unwrap();
     let tokens = t.dir().join("tokens.json");
@@ -63,14 +56,9 @@ fn an_unknown_command_name_stops_start_up() {
     for name in ["containerscreate", "networkslist", "volumedelete", "containerrename", "build", "commit"] {
         assert!(out.stdout.lines().any(|l| l.starts_with(&format!("{name} "))), "{name} missing: {out}");
     }
-}
+});
 
-#[test]
-fn every_command_name_refuses_its_own_endpoint() {
-    if direct() {
-        return;
-    }
-    let t = Test::new();
+it_test!(every_command_name_refuses_its_own_endpoint, mtswarm_only("the API filter"), |t| {
     // The names as the operator reads them: `mtswarm apifilter names`.
     let listing = mtswarm(&["apifilter", "names"], t.dir(), &[]);
     assert_eq!(listing.code, Some(0), "{listing}");
@@ -106,4 +94,4 @@ fn every_command_name_refuses_its_own_endpoint() {
     // The admin is not filtered.
     let resp = gw.admin().http().get("/containers/json");
     assert_eq!(resp.status, 200, "{resp}");
-}
+});

@@ -6,8 +6,8 @@
 use std::fs;
 use std::time::{Duration, Instant};
 
+use crate::support::auth::*;
 use crate::support::*;
-use crate::support_auth::*;
 
 /// A gateway whose tokens file is `file` (instead of the one `Gateway::start` writes), with more `env`.
 fn gateway_on<'t>(t: &'t Test, file: &std::path::Path, env: &[(&str, &str)]) -> Gateway<'t> {
@@ -22,38 +22,28 @@ fn assert_no_container(name: &str) {
     assert_eq!(found, "", "a refused request still created container {name} on the engine");
 }
 
-#[test]
-fn a_valid_token_and_tenant_pass_on_plain_and_hijacked_requests() {
-    if skip_in_direct_mode("authentication") {
-        return;
+it_test!(
+    a_valid_token_and_tenant_pass_on_plain_and_hijacked_requests,
+    mtswarm_only("authentication"),
+    |t, gw, alice| {
+        alice.ok(&["ps"]);
+        // `run` without -d attaches: a hijacked request carries the headers too.
+        let out = alice.docker(&["run", "--rm", "--name", &t.name("hello"), image(), "echo", "hello"]);
+        assert!(out.success(), "{out}");
+        assert_eq!(out.stdout.trim(), "hello", "{out}");
+        let r = alice.http().get("/v1.41/containers/json");
+        assert_eq!(r.status, 200, "{r}");
+        // Header names are case-insensitive.
+        let lower = http(&gw, &[("x-auth-token", &gw.token_of("alice")), ("x-auth-tenantid", &gw.tenant_id("alice"))]);
+        let r = lower.get("/v1.41/containers/json");
+        assert_eq!(r.status, 200, "{r}");
+
+        assert_tenant_logged(&gw, &gw.tenant_id("alice"));
+        assert_not_logged(&gw, &[&gw.token_of("alice")]);
     }
-    let t = Test::new();
-    let gw = t.gateway();
-    let alice = gw.tenant("alice");
+);
 
-    alice.ok(&["ps"]);
-    // `run` without -d attaches: a hijacked request carries the headers too.
-    let out = alice.docker(&["run", "--rm", "--name", &t.name("hello"), image(), "echo", "hello"]);
-    assert!(out.success(), "{out}");
-    assert_eq!(out.stdout.trim(), "hello", "{out}");
-    let r = alice.http().get("/v1.41/containers/json");
-    assert_eq!(r.status, 200, "{r}");
-    // Header names are case-insensitive.
-    let lower = http(&gw, &[("x-auth-token", &gw.token_of("alice")), ("x-auth-tenantid", &gw.tenant_id("alice"))]);
-    let r = lower.get("/v1.41/containers/json");
-    assert_eq!(r.status, 200, "{r}");
-
-    assert_tenant_logged(&gw, &gw.tenant_id("alice"));
-    assert_not_logged(&gw, &[&gw.token_of("alice")]);
-}
-
-#[test]
-fn no_token_is_refused_before_anything_is_forwarded() {
-    if skip_in_direct_mode("authentication") {
-        return;
-    }
-    let t = Test::new();
-    let gw = t.gateway();
+it_test!(no_token_is_refused_before_anything_is_forwarded, mtswarm_only("authentication"), |t, gw| {
     let alice_id = gw.tenant_id("alice");
 
     // A config.json without HttpHeaders: the CLI sends no auth header at all.
@@ -82,15 +72,9 @@ fn no_token_is_refused_before_anything_is_forwarded() {
     // A hijack (attach, with the Upgrade the CLI sends) is refused with a plain 401, not upgraded.
     let h = raw.hijack("POST", "/v1.41/containers/whatever/attach?stream=1&stdout=1", &serde_json::json!({}), true);
     assert_eq!(h.status, 401, "a hijack without a token was not refused: {:?}", h.headers);
-}
+});
 
-#[test]
-fn a_wrong_token_is_refused_and_not_logged() {
-    if skip_in_direct_mode("authentication") {
-        return;
-    }
-    let t = Test::new();
-    let gw = t.gateway();
+it_test!(a_wrong_token_is_refused_and_not_logged, mtswarm_only("authentication"), |t, gw| {
     let alice_id = gw.tenant_id("alice");
     let wrong = format!("wrong-{}-0123456789abcdef", t.tag);
 
@@ -120,48 +104,42 @@ fn a_wrong_token_is_refused_and_not_logged() {
         assert!(token.len() < 2 || !r.text().contains(token), "the error echoes the token: {r}");
     }
     assert_not_logged(&gw, &[&wrong, &flipped, prefix]);
-}
+});
 
-#[test]
-fn another_tenants_id_is_refused_with_the_same_message_whether_it_exists_or_not() {
-    if skip_in_direct_mode("authentication") {
-        return;
+it_test!(
+    another_tenants_id_is_refused_with_the_same_message_whether_it_exists_or_not,
+    mtswarm_only("authentication"),
+    |t, gw| {
+        let alice_token = gw.token_of("alice");
+        let bob_id = gw.tenant_id("bob");
+        let nobody_id = gw.tenant_id("nobody");
+
+        let as_bob = gw.client_with("alice-as-bob", Some(&alice_token), Some(&bob_id));
+        assert_cli_refused(&as_bob.docker(&["ps"]), &wrong_tenant(&bob_id));
+        let as_nobody = gw.client_with("alice-as-nobody", Some(&alice_token), Some(&nobody_id));
+        assert_cli_refused(&as_nobody.docker(&["ps"]), &wrong_tenant(&nobody_id));
+
+        let existing =
+            http(&gw, &[("X-Auth-Token", &alice_token), ("X-Auth-TenantId", &bob_id)]).get("/containers/json");
+        let missing =
+            http(&gw, &[("X-Auth-Token", &alice_token), ("X-Auth-TenantId", &nobody_id)]).get("/containers/json");
+        assert_401(&existing, &wrong_tenant(&bob_id));
+        assert_401(&missing, &wrong_tenant(&nobody_id));
+        // No leak: apart from the id that was sent, the two answers are the same.
+        assert_eq!(
+            existing.message().replace(&bob_id, "ID"),
+            missing.message().replace(&nobody_id, "ID"),
+            "the message tells an existing tenant from a missing one"
+        );
+        assert_eq!(existing.status, missing.status);
+        assert!(!existing.text().contains(&alice_token), "the error echoes the token: {existing}");
+
+        // A refusal for another tenant is about that pair only: the token still works for its own tenant.
+        gw.client_with("alice-after", Some(&alice_token), Some(&gw.tenant_id("alice"))).ok(&["ps"]);
     }
-    let t = Test::new();
-    let gw = t.gateway();
-    let alice_token = gw.token_of("alice");
-    let bob_id = gw.tenant_id("bob");
-    let nobody_id = gw.tenant_id("nobody");
+);
 
-    let as_bob = gw.client_with("alice-as-bob", Some(&alice_token), Some(&bob_id));
-    assert_cli_refused(&as_bob.docker(&["ps"]), &wrong_tenant(&bob_id));
-    let as_nobody = gw.client_with("alice-as-nobody", Some(&alice_token), Some(&nobody_id));
-    assert_cli_refused(&as_nobody.docker(&["ps"]), &wrong_tenant(&nobody_id));
-
-    let existing = http(&gw, &[("X-Auth-Token", &alice_token), ("X-Auth-TenantId", &bob_id)]).get("/containers/json");
-    let missing = http(&gw, &[("X-Auth-Token", &alice_token), ("X-Auth-TenantId", &nobody_id)]).get("/containers/json");
-    assert_401(&existing, &wrong_tenant(&bob_id));
-    assert_401(&missing, &wrong_tenant(&nobody_id));
-    // No leak: apart from the id that was sent, the two answers are the same.
-    assert_eq!(
-        existing.message().replace(&bob_id, "ID"),
-        missing.message().replace(&nobody_id, "ID"),
-        "the message tells an existing tenant from a missing one"
-    );
-    assert_eq!(existing.status, missing.status);
-    assert!(!existing.text().contains(&alice_token), "the error echoes the token: {existing}");
-
-    // A refusal for another tenant is about that pair only: the token still works for its own tenant.
-    gw.client_with("alice-after", Some(&alice_token), Some(&gw.tenant_id("alice"))).ok(&["ps"]);
-}
-
-#[test]
-fn a_malformed_tenant_id_is_refused() {
-    if skip_in_direct_mode("authentication") {
-        return;
-    }
-    let t = Test::new();
-    let gw = t.gateway();
+it_test!(a_malformed_tenant_id_is_refused, mtswarm_only("authentication"), |t, gw| {
     let alice_token = gw.token_of("alice");
 
     let slash = format!("{}/x", gw.tenant_id("alice"));
@@ -171,29 +149,18 @@ fn a_malformed_tenant_id_is_refused() {
         let r = http(&gw, &[("X-Auth-Token", &alice_token), ("X-Auth-TenantId", id)]).get("/containers/json");
         assert_401(&r, &bad_tenant_id(id));
     }
-}
+});
 
-#[test]
-fn without_a_tenant_id_the_tokens_tenant_is_used() {
-    if skip_in_direct_mode("authentication") {
-        return;
-    }
-    let t = Test::new();
-    let gw = t.gateway();
+it_test!(without_a_tenant_id_the_tokens_tenant_is_used, mtswarm_only("authentication"), |t, gw| {
     let alice_id = gw.tenant_id("alice");
 
     let token_only = gw.client_with("token-only", Some(&gw.token_of("alice")), None);
     token_only.ok(&["ps"]);
     assert_tenant_logged(&gw, &alice_id);
     assert!(!logs_tenant(&gw.stderr_text(), &gw.tenant_id("bob")), "bob made no request:\n{}", gw.stderr());
-}
+});
 
-#[test]
-fn a_sha256_entry_authenticates_with_its_token_and_not_with_the_hash() {
-    if skip_in_direct_mode("authentication") {
-        return;
-    }
-    let t = Test::new();
+it_test!(a_sha256_entry_authenticates_with_its_token_and_not_with_the_hash, mtswarm_only("authentication"), |t| {
     let plain_tenant = t.name("plain");
     let hashed_tenant = t.name("hashed");
     let plain_token = format!("plain-{}", t.tag);
@@ -216,14 +183,9 @@ fn a_sha256_entry_authenticates_with_its_token_and_not_with_the_hash() {
     );
     assert_tenant_logged(&gw, &hashed_tenant);
     assert_not_logged(&gw, &[&hashed_token, &plain_token]);
-}
+});
 
-#[test]
-fn tokens_add_stores_only_the_hash_and_a_running_gateway_picks_it_up() {
-    if skip_in_direct_mode("authentication") {
-        return;
-    }
-    let t = Test::new();
+it_test!(tokens_add_stores_only_the_hash_and_a_running_gateway_picks_it_up, mtswarm_only("authentication"), |t| {
     let file = t.path("tokens.json");
     let carol = t.name("carol");
     let dave = t.name("dave");
@@ -267,14 +229,9 @@ fn tokens_add_stores_only_the_hash_and_a_running_gateway_picks_it_up() {
     // The old tokens still work after the reload.
     gw.client_with("carol-after", Some(&carol_token), Some(&carol)).ok(&["ps"]);
     assert_not_logged(&gw, &[&carol_token, &carol_token2, &dave_token]);
-}
+});
 
-#[test]
-fn tokens_add_keeps_a_hand_written_file() {
-    if skip_in_direct_mode("authentication") {
-        return;
-    }
-    let t = Test::new();
+it_test!(tokens_add_keeps_a_hand_written_file, mtswarm_only("authentication"), |t| {
     let file = t.path("tokens.json");
     let erin = t.name("erin");
     let frank = t.name("frank");
@@ -285,14 +242,9 @@ fn tokens_add_keeps_a_hand_written_file() {
     let gw = gateway_on(&t, &file, &[]);
     gw.client_with("erin", Some(&erin_token), Some(&erin)).ok(&["ps"]);
     gw.client_with("frank", Some(&frank_token), Some(&frank)).ok(&["ps"]);
-}
+});
 
-#[test]
-fn a_missing_tokens_file_stops_start_up_and_says_how_to_make_one() {
-    if skip_in_direct_mode("start-up checks") {
-        return;
-    }
-    let t = Test::new();
+it_test!(a_missing_tokens_file_stops_start_up_and_says_how_to_make_one, mtswarm_only("start-up checks"), |t| {
     let missing = t.path("no-such-tokens.json");
     let out = manage_must_fail(t.dir(), &[("SWARM_TOKENS_FILE", missing.to_str().unwrap())]);
     assert!(out.stderr.contains("mtswarm tokens add"), "the error does not say how to make a tokens file: {out}");
@@ -305,38 +257,31 @@ fn a_missing_tokens_file_stops_start_up_and_says_how_to_make_one() {
     let out = manage_must_fail(&empty, &[]);
     assert!(out.stderr.contains("mtswarm tokens add"), "the error does not say how to make a tokens file: {out}");
     assert!(out.stderr.contains("tokens.json"), "the error does not name the file: {out}");
-}
+});
 
-#[test]
-fn a_malformed_tokens_file_stops_start_up_naming_the_file_and_the_problem() {
-    if skip_in_direct_mode("start-up checks") {
-        return;
+it_test!(
+    a_malformed_tokens_file_stops_start_up_naming_the_file_and_the_problem,
+    mtswarm_only("start-up checks"),
+    |t| {
+        let cases: &[(&str, &str, &[&str])] = &[
+            ("truncated", r#"{"tokens": [{"tenant": "a", "token": "s"}"#, &["eof", "line", "expected", "json"]),
+            ("typo", r#"{"tokens": [{"tenant": "a", "tokne": "s"}]}"#, &["tokne"]),
+            ("top-level-typo", r#"{"tokenz": []}"#, &["tokenz"]),
+            ("short-hash", r#"{"tokens": [{"tenant": "a", "sha256": "abc"}]}"#, &["sha256"]),
+        ];
+        for (name, text, problem) in cases {
+            let file = t.path(&format!("{name}.json"));
+            fs::write(&file, text).unwrap();
+            let out = manage_must_fail(t.dir(), &[("SWARM_TOKENS_FILE", file.to_str().unwrap())]);
+            assert!(out.stderr.contains(file.to_str().unwrap()), "{name}: the error does not name the file: {out}");
+            let lower = out.stderr.to_lowercase();
+            assert!(problem.iter().any(|p| lower.contains(p)), "{name}: the error does not say what is wrong: {out}");
+            assert!(!out.stderr.contains("panicked"), "{name}: {out}");
+        }
     }
-    let t = Test::new();
-    let cases: &[(&str, &str, &[&str])] = &[
-        ("truncated", r#"{"tokens": [{"tenant": "a", "token": "s"}"#, &["eof", "line", "expected", "json"]),
-        ("typo", r#"{"tokens": [{"tenant": "a", "tokne": "s"}]}"#, &["tokne"]),
-        ("top-level-typo", r#"{"tokenz": []}"#, &["tokenz"]),
-        ("short-hash", r#"{"tokens": [{"tenant": "a", "sha256": "abc"}]}"#, &["sha256"]),
-    ];
-    for (name, text, problem) in cases {
-        let file = t.path(&format!("{name}.json"));
-        fs::write(&file, text).unwrap();
-        let out = manage_must_fail(t.dir(), &[("SWARM_TOKENS_FILE", file.to_str().unwrap())]);
-        assert!(out.stderr.contains(file.to_str().unwrap()), "{name}: the error does not name the file: {out}");
-        let lower = out.stderr.to_lowercase();
-        assert!(problem.iter().any(|p| lower.contains(p)), "{name}: the error does not say what is wrong: {out}");
-        assert!(!out.stderr.contains("panicked"), "{name}: {out}");
-    }
-}
+);
 
-#[test]
-fn ping_needs_no_credentials() {
-    if skip_in_direct_mode("authentication") {
-        return;
-    }
-    let t = Test::new();
-    let gw = t.gateway();
+it_test!(ping_needs_no_credentials, mtswarm_only("authentication"), |t, gw| {
     let raw = http(&gw, &[]);
     for path in ["/_ping", "/v1.41/_ping"] {
         let r = raw.get(path);
@@ -350,75 +295,55 @@ fn ping_needs_no_credentials() {
     assert_eq!(r.status, 200, "{r}");
     // The rest of the API still needs a token.
     assert_401(&raw.get("/v1.41/version"), NO_TOKEN);
-}
+});
 
-#[test]
-fn tokens_are_never_logged_even_at_debug_level_and_the_tenant_is() {
-    if skip_in_direct_mode("authentication") {
-        return;
+it_test!(
+    tokens_are_never_logged_even_at_debug_level_and_the_tenant_is,
+    mtswarm_only("authentication"),
+    gw = GatewayOpts { env: vec![("MTSWARM_LOG".to_string(), "debug".to_string())], ..GatewayOpts::default() },
+    |t, gw, alice, bob| {
+        let alice_token = gw.token_of("alice");
+        let bob_token = gw.token_of("bob");
+        let wrong = format!("wrong-{}-fedcba9876543210", t.tag);
+
+        alice.ok(&["ps"]);
+        bob.ok(&["ps", "-a"]);
+        assert!(alice.docker(&["run", "--rm", image(), "true"]).success());
+        gw.client_with("wrong", Some(&wrong), Some(&gw.tenant_id("alice"))).docker(&["ps"]);
+        gw.client_with("cross", Some(&bob_token), Some(&gw.tenant_id("alice"))).docker(&["ps"]);
+        gw.client_with("slash", Some(&alice_token), Some("x/y")).docker(&["ps"]);
+
+        assert_not_logged(&gw, &[&alice_token, &bob_token, &wrong]);
+        // Each line of a request of alice or bob names the tenant.
+        let text = gw.stderr_text();
+        assert!(logs_tenant(&text, &gw.tenant_id("alice")), "{}", gw.stderr());
+        assert!(logs_tenant(&text, &gw.tenant_id("bob")), "{}", gw.stderr());
     }
-    let t = Test::new();
-    let gw = Gateway::start(
-        &t,
-        GatewayOpts { env: vec![("MTSWARM_LOG".to_string(), "debug".to_string())], ..GatewayOpts::default() },
-    );
-    let alice = gw.tenant("alice");
-    let bob = gw.tenant("bob");
-    let alice_token = gw.token_of("alice");
-    let bob_token = gw.token_of("bob");
-    let wrong = format!("wrong-{}-fedcba9876543210", t.tag);
+);
 
-    alice.ok(&["ps"]);
-    bob.ok(&["ps", "-a"]);
-    assert!(alice.docker(&["run", "--rm", image(), "true"]).success());
-    gw.client_with("wrong", Some(&wrong), Some(&gw.tenant_id("alice"))).docker(&["ps"]);
-    gw.client_with("cross", Some(&bob_token), Some(&gw.tenant_id("alice"))).docker(&["ps"]);
-    gw.client_with("slash", Some(&alice_token), Some("x/y")).docker(&["ps"]);
-
-    assert_not_logged(&gw, &[&alice_token, &bob_token, &wrong]);
-    // Each line of a request of alice or bob names the tenant.
-    let text = gw.stderr_text();
-    assert!(logs_tenant(&text, &gw.tenant_id("alice")), "{}", gw.stderr());
-    assert!(logs_tenant(&text, &gw.tenant_id("bob")), "{}", gw.stderr());
-}
-
-#[test]
-fn multi_tenancy_off_needs_no_credentials() {
-    if skip_in_direct_mode("authentication") {
-        return;
+it_test!(
+    multi_tenancy_off_needs_no_credentials,
+    mtswarm_only("authentication"),
+    gw = GatewayOpts { env: vec![("SWARM_MULTI_TENANT".to_string(), "false".to_string())], ..GatewayOpts::default() },
+    |t, gw| {
+        let anonymous = gw.client_with("anonymous", None, None);
+        anonymous.ok(&["ps"]);
+        let out = anonymous.docker(&["run", "--rm", "--name", &t.name("plain"), image(), "echo", "vanilla"]);
+        assert!(out.success(), "{out}");
+        assert_eq!(out.stdout.trim(), "vanilla");
+        gw.client_with("garbage", Some("garbage"), Some("x/y")).ok(&["ps"]);
+        let r = http(&gw, &[]).get("/v1.41/containers/json");
+        assert_eq!(r.status, 200, "{r}");
     }
-    let t = Test::new();
-    let gw = Gateway::start(
-        &t,
-        GatewayOpts { env: vec![("SWARM_MULTI_TENANT".to_string(), "false".to_string())], ..GatewayOpts::default() },
-    );
-    let anonymous = gw.client_with("anonymous", None, None);
-    anonymous.ok(&["ps"]);
-    let out = anonymous.docker(&["run", "--rm", "--name", &t.name("plain"), image(), "echo", "vanilla"]);
-    assert!(out.success(), "{out}");
-    assert_eq!(out.stdout.trim(), "vanilla");
-    gw.client_with("garbage", Some("garbage"), Some("x/y")).ok(&["ps"]);
-    let r = http(&gw, &[]).get("/v1.41/containers/json");
-    assert_eq!(r.status, 200, "{r}");
-}
+);
 
-#[test]
-fn multi_tenancy_off_does_not_need_a_tokens_file() {
-    if skip_in_direct_mode("authentication") {
-        return;
-    }
-    let t = Test::new();
+it_test!(multi_tenancy_off_does_not_need_a_tokens_file, mtswarm_only("authentication"), |t| {
     let missing = t.path("no-such-tokens.json");
     let gw = gateway_on(&t, &missing, &[("SWARM_MULTI_TENANT", "false")]);
     gw.client_with("anonymous", None, None).ok(&["ps"]);
-}
+});
 
-#[test]
-fn the_none_backend_trusts_the_tenant_id_and_warns_at_start_up() {
-    if skip_in_direct_mode("authentication") {
-        return;
-    }
-    let t = Test::new();
+it_test!(the_none_backend_trusts_the_tenant_id_and_warns_at_start_up, mtswarm_only("authentication"), |t| {
     let missing = t.path("no-such-tokens.json");
     // No tokens file is needed either.
     let gw = gateway_on(&t, &missing, &[("SWARM_AUTH_BACKEND", "None")]);
@@ -434,15 +359,10 @@ fn the_none_backend_trusts_the_tenant_id_and_warns_at_start_up() {
     poll("the SWARM_AUTH_BACKEND=None warning on stderr", Duration::from_secs(5), || {
         gw.stderr_text().contains("SWARM_AUTH_BACKEND=None").then_some(())
     });
-}
+});
 
-/// The issue asks for the `None` warning on /info too; `docker info` prints /info's `Warnings`.
-#[test]
-fn the_none_backend_warns_on_info() {
-    if skip_in_direct_mode("authentication") {
-        return;
-    }
-    let t = Test::new();
+// The issue asks for the `None` warning on /info too; `docker info` prints /info's `Warnings`.
+it_test!(the_none_backend_warns_on_info, mtswarm_only("authentication"), |t| {
     let missing = t.path("no-such-tokens.json");
     let gw = gateway_on(&t, &missing, &[("SWARM_AUTH_BACKEND", "None")]);
     let out = gw.client_with("carol", None, Some(&t.name("carol"))).docker(&["info"]);
@@ -451,40 +371,40 @@ fn the_none_backend_warns_on_info() {
         out.stdout.contains("SWARM_AUTH_BACKEND=None") || out.stderr.contains("SWARM_AUTH_BACKEND=None"),
         "`docker info` shows no warning about SWARM_AUTH_BACKEND=None: {out}"
     );
-}
+});
 
-#[test]
-fn tokens_are_not_forwarded_to_the_engine_and_refused_requests_are_not_forwarded_at_all() {
-    if skip_in_direct_mode("authentication") {
-        return;
+it_test!(
+    tokens_are_not_forwarded_to_the_engine_and_refused_requests_are_not_forwarded_at_all,
+    mtswarm_only("authentication"),
+    |t| {
+        let engine_tcp = testbed().engine0_tcp.clone().expect("the test bed gives the default engine a TCP port");
+        let engine = TcpRecorder::start(engine_tcp.trim_start_matches("tcp://"), Duration::ZERO);
+        let gw =
+            Gateway::start(&t, GatewayOpts { engine: Some(format!("tcp://{}", engine.addr())), ..Default::default() });
+        let alice = gw.tenant("alice");
+        let token = gw.token_of("alice");
+
+        alice.ok(&["ps", "-a"]);
+        let out = alice.docker(&["run", "--rm", "--name", &t.name("hello"), image(), "echo", "hello"]);
+        assert!(out.success(), "{out}");
+        assert_eq!(alice.http().get("/v1.41/images/json").status, 200);
+        let sent = engine.sent();
+        assert!(sent.contains("/containers/create"), "the recorder saw no create; is it in the path? {sent:?}");
+        assert!(!sent.contains(&token), "the token reached the engine");
+        assert!(!sent.to_ascii_lowercase().contains("x-auth-token"), "an X-Auth-Token header reached the engine");
+
+        // Refused requests send nothing to the engine.
+        let before = engine.count("/containers/create");
+        let c = t.name("refused");
+        let mallory = gw.client_with("mallory", Some("not-a-token"), Some(&gw.tenant_id("alice")));
+        assert_eq!(mallory.docker(&["create", "--name", &c, image(), "true"]).code, Some(1));
+        let anonymous = gw.client_with("anonymous", None, None);
+        assert_eq!(anonymous.docker(&["create", "--name", &c, image(), "true"]).code, Some(1));
+        let r = http(&gw, &[])
+            .post_json(&format!("/v1.41/containers/create?name={c}"), &serde_json::json!({"Image": image()}));
+        assert_eq!(r.status, 401, "{r}");
+        assert_eq!(engine.count("/containers/create"), before, "a refused create reached the engine");
+        assert!(!engine.sent().contains(&c), "a refused request reached the engine");
+        assert_no_container(&c);
     }
-    let t = Test::new();
-    let engine_tcp = testbed().engine0_tcp.clone().expect("the test bed gives the default engine a TCP port");
-    let engine = TcpRecorder::start(engine_tcp.trim_start_matches("tcp://"), Duration::ZERO);
-    let gw = Gateway::start(&t, GatewayOpts { engine: Some(format!("tcp://{}", engine.addr())), ..Default::default() });
-    let alice = gw.tenant("alice");
-    let token = gw.token_of("alice");
-
-    alice.ok(&["ps", "-a"]);
-    let out = alice.docker(&["run", "--rm", "--name", &t.name("hello"), image(), "echo", "hello"]);
-    assert!(out.success(), "{out}");
-    assert_eq!(alice.http().get("/v1.41/images/json").status, 200);
-    let sent = engine.sent();
-    assert!(sent.contains("/containers/create"), "the recorder saw no create; is it in the path? {sent:?}");
-    assert!(!sent.contains(&token), "the token reached the engine");
-    assert!(!sent.to_ascii_lowercase().contains("x-auth-token"), "an X-Auth-Token header reached the engine");
-
-    // Refused requests send nothing to the engine.
-    let before = engine.count("/containers/create");
-    let c = t.name("refused");
-    let mallory = gw.client_with("mallory", Some("not-a-token"), Some(&gw.tenant_id("alice")));
-    assert_eq!(mallory.docker(&["create", "--name", &c, image(), "true"]).code, Some(1));
-    let anonymous = gw.client_with("anonymous", None, None);
-    assert_eq!(anonymous.docker(&["create", "--name", &c, image(), "true"]).code, Some(1));
-    let r =
-        http(&gw, &[]).post_json(&format!("/v1.41/containers/create?name={c}"), &serde_json::json!({"Image": image()}));
-    assert_eq!(r.status, 401, "{r}");
-    assert_eq!(engine.count("/containers/create"), before, "a refused create reached the engine");
-    assert!(!engine.sent().contains(&c), "a refused request reached the engine");
-    assert_no_container(&c);
-}
+);

@@ -6,8 +6,8 @@
 //! a config directory of its own, and `DOCKER_HOST` points at the gateway.
 
 use std::fs;
-use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::path::PathBuf;
+use std::process::Command;
 use std::time::Duration;
 
 use crate::support::*;
@@ -51,12 +51,15 @@ impl Compose {
             .env("COMPOSE_INTERACTIVE_NO_CLI", "1")
             .current_dir(&self.project_dir)
             .args(["-p", &self.project])
-            .args(args)
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped());
-        let desc = format!("DOCKER_HOST={} docker-compose -p {} {}", self.host, self.project, args.join(" "));
-        run_bounded(cmd, desc, &self.project_dir)
+            .args(args);
+        let desc = format!(
+            "DOCKER_HOST={} docker-compose -p {} {} (in {})",
+            self.host,
+            self.project,
+            args.join(" "),
+            self.project_dir.display()
+        );
+        run_bounded(cmd, desc, COMPOSE_TIMEOUT)
     }
 
     fn ok(&self, args: &[&str]) -> String {
@@ -64,11 +67,6 @@ impl Compose {
         assert!(out.success(), "expected success: {out}");
         out.stdout.trim().to_string()
     }
-}
-
-/// Runs `cmd` to its end, or kills it after `COMPOSE_TIMEOUT` and fails the test.
-fn run_bounded(cmd: Command, desc: String, dir: &Path) -> Output {
-    crate::support_auth::run_bounded(cmd, format!("{desc} (in {})", dir.display()), COMPOSE_TIMEOUT)
 }
 
 fn compose_file(image: &str) -> String {
@@ -93,99 +91,93 @@ volumes:
     )
 }
 
-/// The engine-side name of tenant `client`'s object `name`.
-fn scoped(client: &Client, name: &str) -> String {
-    format!("t{}-{}-{name}", client.tenant_id.len(), client.tenant_id)
-}
+it_test!(
+    two_tenants_bring_up_and_down_projects_of_the_same_name,
+    mtswarm_only("tenant isolation under docker-compose"),
+    |t, gw, alice, bob| {
+        // docker-compose keeps only [-_a-z0-9] of a project name; the test's name is made of those.
+        let project = t.name("proj");
+        let file = compose_file(image());
+        let alice_compose = Compose::new(&t, &alice, &project, &file);
+        let bob_compose = Compose::new(&t, &bob, &project, &file);
+        let (web, db) = (format!("{project}_web_1"), format!("{project}_db_1"));
+        let (backend, data) = (format!("{project}_backend"), format!("{project}_data"));
+        let project_label = format!("label=com.docker.compose.project={project}");
 
-#[test]
-fn two_tenants_bring_up_and_down_projects_of_the_same_name() {
-    if skip_in_direct_mode("tenant isolation under docker-compose") {
-        return;
-    }
-    let t = Test::new();
-    let gw = t.gateway();
-    let alice = gw.tenant("alice");
-    let bob = gw.tenant("bob");
-    // docker-compose keeps only [-_a-z0-9] of a project name; the test's name is made of those.
-    let project = t.name("proj");
-    let file = compose_file(image());
-    let alice_compose = Compose::new(&t, &alice, &project, &file);
-    let bob_compose = Compose::new(&t, &bob, &project, &file);
-    let (web, db) = (format!("{project}_web_1"), format!("{project}_db_1"));
-    let (backend, data) = (format!("{project}_backend"), format!("{project}_data"));
-    let project_label = format!("label=com.docker.compose.project={project}");
+        alice_compose.ok(&["up", "-d"]);
+        bob_compose.ok(&["up", "-d"]);
 
-    alice_compose.ok(&["up", "-d"]);
-    bob_compose.ok(&["up", "-d"]);
+        for (client, compose, who) in [(&alice, &alice_compose, "alice"), (&bob, &bob_compose, "bob")] {
+            // docker-compose's own view: two containers, the tenant's.
+            let ids = lines(&compose.ok(&["ps", "-q"]));
+            assert_eq!(ids.len(), 2, "{who}'s docker-compose ps -q: {ids:?}");
+            for id in &ids {
+                let owner = engine_ok(&["inspect", "--format", "{{index .Config.Labels \"mtswarm.tenant\"}}", id]);
+                assert_eq!(owner, client.tenant_id, "{who}'s docker-compose ps shows {id} of {owner}");
+            }
+            let ps = compose.ok(&["ps"]);
+            assert!(ps.contains(&web) && ps.contains(&db), "{who}'s docker-compose ps: {ps}");
 
-    for (client, compose, who) in [(&alice, &alice_compose, "alice"), (&bob, &bob_compose, "bob")] {
-        // docker-compose's own view: two containers, the tenant's.
-        let ids = lines(&compose.ok(&["ps", "-q"]));
-        assert_eq!(ids.len(), 2, "{who}'s docker-compose ps -q: {ids:?}");
-        for id in &ids {
-            let owner = engine_ok(&["inspect", "--format", "{{index .Config.Labels \"mtswarm.tenant\"}}", id]);
-            assert_eq!(owner, client.tenant_id, "{who}'s docker-compose ps shows {id} of {owner}");
+            // The docker CLI's view: the same two, by their unscoped names.
+            let names = client.ok(&["ps", "--format", "{{.Names}}"]);
+            let mut expected = vec![db.clone(), web.clone()];
+            expected.sort();
+            assert_eq!(sorted_lines(&names), expected, "{who}'s docker ps");
+            let names = client.ok(&["ps", "-a", "--filter", &project_label, "--format", "{{.Names}}"]);
+            assert_eq!(sorted_lines(&names), expected, "{who}'s docker ps --filter {project_label}");
+            let mut nets = vec![backend.clone(), "bridge".to_string(), "none".to_string()];
+            nets.sort();
+            assert_eq!(sorted_lines(&client.ok(&["network", "ls", "--format", "{{.Name}}"])), nets, "{who}'s networks");
+            assert_eq!(client.ok(&["volume", "ls", "--format", "{{.Name}}"]), data, "{who}'s volumes");
+
+            // On the engine, under the tenant's engine-side names.
+            for name in [&web, &db] {
+                let state = engine_ok(&["inspect", "--format", "{{.State.Status}}", &client.scoped(name)]);
+                assert_eq!(state, "running", "{who}'s {name}");
+            }
+            engine_ok(&["network", "inspect", "--format", "{{.Id}}", &client.scoped(&backend)]);
+            engine_ok(&["volume", "inspect", "--format", "{{.Name}}", &client.scoped(&data)]);
         }
-        let ps = compose.ok(&["ps"]);
-        assert!(ps.contains(&web) && ps.contains(&db), "{who}'s docker-compose ps: {ps}");
 
-        // The docker CLI's view: the same two, by their unscoped names.
-        let names = client.ok(&["ps", "--format", "{{.Names}}"]);
-        let mut expected = vec![db.clone(), web.clone()];
-        expected.sort();
-        assert_eq!(sorted_lines(&names), expected, "{who}'s docker ps");
-        let names = client.ok(&["ps", "-a", "--filter", &project_label, "--format", "{{.Names}}"]);
-        assert_eq!(sorted_lines(&names), expected, "{who}'s docker ps --filter {project_label}");
-        let mut nets = vec![backend.clone(), "bridge".to_string(), "none".to_string()];
-        nets.sort();
-        assert_eq!(sorted_lines(&client.ok(&["network", "ls", "--format", "{{.Name}}"])), nets, "{who}'s networks");
-        assert_eq!(client.ok(&["volume", "ls", "--format", "{{.Name}}"]), data, "{who}'s volumes");
+        // The two projects do not share their volume, and each web finds its own db by the service's name.
+        alice.ok(&["exec", &db, "sh", "-c", "echo alice > /data/who"]);
+        assert_eq!(bob.ok(&["exec", &db, "ls", "-A", "/data"]), "", "bob's db sees alice's volume");
+        for (client, who) in [(&alice, "alice"), (&bob, "bob")] {
+            let db_ip = client.ok(&[
+                "inspect",
+                "--format",
+                &format!("{{{{(index .NetworkSettings.Networks \"{backend}\").IPAddress}}}}"),
+                &db,
+            ]);
+            let out = client.docker(&["exec", &web, "ping", "-c", "1", "-W", "5", "db"]);
+            assert!(out.success() && out.stdout.contains(&db_ip), "{who}'s web does not reach its db ({db_ip}): {out}");
+        }
 
-        // On the engine, under the tenant's engine-side names.
+        // Alice's down takes hers and leaves bob's running.
+        alice_compose.ok(&["down", "-v", "-t", "1"]);
+        assert_eq!(alice.ok(&["ps", "-a", "-q"]), "");
+        assert_eq!(alice.ok(&["volume", "ls", "-q"]), "");
+        assert_eq!(lines(&alice_compose.ok(&["ps", "-q"])), Vec::<String>::new());
         for name in [&web, &db] {
-            let state = engine_ok(&["inspect", "--format", "{{.State.Status}}", &scoped(client, name)]);
-            assert_eq!(state, "running", "{who}'s {name}");
+            assert!(
+                !engine_docker(&["inspect", &alice.scoped(name)]).success(),
+                "alice's {name} is still on the engine"
+            );
+            let state = engine_ok(&["inspect", "--format", "{{.State.Status}}", &bob.scoped(name)]);
+            assert_eq!(state, "running", "bob's {name} after alice's down");
         }
-        engine_ok(&["network", "inspect", "--format", "{{.Id}}", &scoped(client, &backend)]);
-        engine_ok(&["volume", "inspect", "--format", "{{.Name}}", &scoped(client, &data)]);
-    }
+        assert!(!engine_docker(&["network", "inspect", &alice.scoped(&backend)]).success());
+        assert!(!engine_docker(&["volume", "inspect", &alice.scoped(&data)]).success());
+        engine_ok(&["network", "inspect", "--format", "{{.Id}}", &bob.scoped(&backend)]);
+        engine_ok(&["volume", "inspect", "--format", "{{.Name}}", &bob.scoped(&data)]);
+        assert_eq!(lines(&bob_compose.ok(&["ps", "-q"])).len(), 2);
 
-    // The two projects do not share their volume, and each web finds its own db by the service's name.
-    alice.ok(&["exec", &db, "sh", "-c", "echo alice > /data/who"]);
-    assert_eq!(bob.ok(&["exec", &db, "ls", "-A", "/data"]), "", "bob's db sees alice's volume");
-    for (client, who) in [(&alice, "alice"), (&bob, "bob")] {
-        let db_ip = client.ok(&[
-            "inspect",
-            "--format",
-            &format!("{{{{(index .NetworkSettings.Networks \"{backend}\").IPAddress}}}}"),
-            &db,
-        ]);
-        let out = client.docker(&["exec", &web, "ping", "-c", "1", "-W", "5", "db"]);
-        assert!(out.success() && out.stdout.contains(&db_ip), "{who}'s web does not reach its db ({db_ip}): {out}");
+        bob_compose.ok(&["down", "-v", "-t", "1"]);
+        assert_eq!(bob.ok(&["ps", "-a", "-q"]), "");
+        assert_eq!(bob.ok(&["volume", "ls", "-q"]), "");
+        let left = engine_ok(&["ps", "-a", "-q", "--filter", &project_label]);
+        assert_eq!(left, "", "containers of the project are left on the engine");
+        let left = engine_ok(&["network", "ls", "-q", "--filter", &format!("name={project}")]);
+        assert_eq!(left, "", "networks of the project are left on the engine");
     }
-
-    // Alice's down takes hers and leaves bob's running.
-    alice_compose.ok(&["down", "-v", "-t", "1"]);
-    assert_eq!(alice.ok(&["ps", "-a", "-q"]), "");
-    assert_eq!(alice.ok(&["volume", "ls", "-q"]), "");
-    assert_eq!(lines(&alice_compose.ok(&["ps", "-q"])), Vec::<String>::new());
-    for name in [&web, &db] {
-        assert!(!engine_docker(&["inspect", &scoped(&alice, name)]).success(), "alice's {name} is still on the engine");
-        let state = engine_ok(&["inspect", "--format", "{{.State.Status}}", &scoped(&bob, name)]);
-        assert_eq!(state, "running", "bob's {name} after alice's down");
-    }
-    assert!(!engine_docker(&["network", "inspect", &scoped(&alice, &backend)]).success());
-    assert!(!engine_docker(&["volume", "inspect", &scoped(&alice, &data)]).success());
-    engine_ok(&["network", "inspect", "--format", "{{.Id}}", &scoped(&bob, &backend)]);
-    engine_ok(&["volume", "inspect", "--format", "{{.Name}}", &scoped(&bob, &data)]);
-    assert_eq!(lines(&bob_compose.ok(&["ps", "-q"])).len(), 2);
-
-    bob_compose.ok(&["down", "-v", "-t", "1"]);
-    assert_eq!(bob.ok(&["ps", "-a", "-q"]), "");
-    assert_eq!(bob.ok(&["volume", "ls", "-q"]), "");
-    let left = engine_ok(&["ps", "-a", "-q", "--filter", &project_label]);
-    assert_eq!(left, "", "containers of the project are left on the engine");
-    let left = engine_ok(&["network", "ls", "-q", "--filter", &format!("name={project}")]);
-    assert_eq!(left, "", "networks of the project are left on the engine");
-}
+);

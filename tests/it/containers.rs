@@ -6,24 +6,16 @@ use std::time::Duration;
 
 use crate::support::*;
 
-#[test]
-fn run_detached_prints_the_id_and_the_container_runs() {
-    let t = Test::new();
-    let gw = t.gateway();
-    let alice = gw.tenant("alice");
+it_test!(run_detached_prints_the_id_and_the_container_runs, |t, gw, alice| {
     let c = t.name("web");
 
     let id = alice.ok(&["run", "-d", "--name", &c, image(), "sleep", "300"]);
     assert_full_id(&id);
     assert_eq!(alice.ok(&["inspect", "--format", "{{.State.Running}}", &c]), "true");
     assert_eq!(alice.ok(&["inspect", "--format", "{{.Id}}", &c]), id);
-}
+});
 
-#[test]
-fn run_rm_carries_the_exit_code_and_removes_the_container() {
-    let t = Test::new();
-    let gw = t.gateway();
-    let alice = gw.tenant("alice");
+it_test!(run_rm_carries_the_exit_code_and_removes_the_container, |t, gw, alice| {
     let c = t.name("exit3");
 
     let out = alice.docker(&["run", "--rm", "--name", &c, image(), "sh", "-c", "echo before-exit; exit 3"]);
@@ -34,14 +26,9 @@ fn run_rm_carries_the_exit_code_and_removes_the_container() {
 
     let out = alice.docker(&["run", "--rm", image(), "true"]);
     assert_eq!(out.code, Some(0), "{out}");
-}
+});
 
-#[test]
-fn run_interactive_reads_piped_stdin_to_its_end() {
-    let t = Test::new();
-    let gw = t.gateway();
-    let alice = gw.tenant("alice");
-
+it_test!(run_interactive_reads_piped_stdin_to_its_end, |t, gw, alice| {
     let out = alice.docker_stdin(&["run", "-i", "--rm", image(), "cat"], "hi\n");
     assert!(out.success(), "{out}");
     assert_eq!(out.stdout, "hi\n");
@@ -51,24 +38,15 @@ fn run_interactive_reads_piped_stdin_to_its_end() {
     let out = alice.docker_stdin(&["run", "-i", "--rm", image(), "wc", "-c"], big);
     assert!(out.success(), "{out}");
     assert_eq!(out.stdout.trim(), "1048576");
-}
+});
 
-#[test]
-fn run_tty_under_a_pty() {
-    let t = Test::new();
-    let gw = t.gateway();
-    let alice = gw.tenant("alice");
-
+it_test!(run_tty_under_a_pty, |t, gw, alice| {
     let out = alice.pty(&["run", "-it", "--rm", image(), "sh"], "echo hello; exit 5\n");
     assert_eq!(out.code, Some(5), "{out}");
     assert!(lines(&out.stdout).iter().any(|l| l == "hello"), "no `hello` line: {out}");
-}
+});
 
-#[test]
-fn create_then_start() {
-    let t = Test::new();
-    let gw = t.gateway();
-    let alice = gw.tenant("alice");
+it_test!(create_then_start, |t, gw, alice| {
     let c = t.name("created");
 
     let id = alice.ok(&["create", "--name", &c, image(), "sh", "-c", "echo from-create"]);
@@ -79,13 +57,9 @@ fn create_then_start() {
     assert_eq!(alice.ok(&["wait", &c]), "0");
     assert_eq!(alice.ok(&["logs", &c]), "from-create");
     assert_eq!(alice.ok(&["start", "-a", &c]), "from-create");
-}
+});
 
-#[test]
-fn ps_lists_filters_and_formats() {
-    let t = Test::new();
-    let gw = t.gateway();
-    let alice = gw.tenant("alice");
+it_test!(ps_lists_filters_and_formats, |t, gw, alice| {
     let running = t.name("running");
     let exited = t.name("exited");
 
@@ -114,13 +88,9 @@ fn ps_lists_filters_and_formats() {
     assert_eq!(ex, exited);
     let status = alice.ok(&["ps", "-a", "--filter", &format!("name={exited}"), "--format", "{{.Status}}"]);
     assert!(status.starts_with("Exited (0)"), "{status}");
-}
+});
 
-#[test]
-fn inspect_formats_fields_and_reports_missing_containers() {
-    let t = Test::new();
-    let gw = t.gateway();
-    let alice = gw.tenant("alice");
+it_test!(inspect_formats_fields_and_reports_missing_containers, |t, gw, alice| {
     let c = t.name("insp");
 
     alice.ok(&["run", "-d", "--name", &c, "--label", "color=blue", image(), "sleep", "300"]);
@@ -134,13 +104,9 @@ fn inspect_formats_fields_and_reports_missing_containers() {
     let missing = t.name("missing");
     let err = alice.fails(&["inspect", &missing]);
     assert!(err.contains("No such") && err.contains(&missing), "{err}");
-}
+});
 
-#[test]
-fn rename_a_container() {
-    let t = Test::new();
-    let gw = t.gateway();
-    let alice = gw.tenant("alice");
+it_test!(rename_a_container, |t, gw, alice| {
     let old = t.name("old");
     let new = t.name("new");
 
@@ -149,13 +115,9 @@ fn rename_a_container() {
     assert_eq!(alice.ok(&["inspect", "--format", "{{.Name}}", &new]), format!("/{new}"));
     let err = alice.fails(&["inspect", &old]);
     assert!(err.contains("No such"), "{err}");
-}
+});
 
-#[test]
-fn pause_and_unpause() {
-    let t = Test::new();
-    let gw = t.gateway();
-    let alice = gw.tenant("alice");
+it_test!(pause_and_unpause, |t, gw, alice| {
     let c = t.name("p");
 
     alice.ok(&["run", "-d", "--name", &c, image(), "sleep", "300"]);
@@ -165,13 +127,9 @@ fn pause_and_unpause() {
     assert!(status.ends_with("(Paused)"), "{status}");
     assert_eq!(alice.ok(&["unpause", &c]), c);
     assert_eq!(alice.ok(&["inspect", "--format", "{{.State.Status}}", &c]), "running");
-}
+});
 
-#[test]
-fn stop_start_restart_kill_wait() {
-    let t = Test::new();
-    let gw = t.gateway();
-    let alice = gw.tenant("alice");
+it_test!(stop_start_restart_kill_wait, |t, gw, alice| {
     let c = t.name("life");
     let state = |alice: &Client| alice.ok(&["inspect", "--format", "{{.State.Status}}", &c]);
 
@@ -190,7 +148,7 @@ fn stop_start_restart_kill_wait() {
     assert_eq!(state(&alice), "exited");
 
     let e = t.name("exit3");
-    alice.ok(&["run", "-d", "--name", &e, image(), "sh", "-c", "exit 3"]);
+    alice.run_detached_sh(&e, "exit 3");
     assert_eq!(alice.ok(&["wait", &e]), "3");
     assert_eq!(alice.ok(&["inspect", "--format", "{{.State.ExitCode}}", &e]), "3");
 
@@ -200,26 +158,18 @@ fn stop_start_restart_kill_wait() {
     let mut waiting = alice.spawn(&["wait", &w]);
     alice.ok(&["kill", "-s", "KILL", &w]);
     waiting.expect_line("137", Duration::from_secs(30), |l| l.trim() == "137");
-}
+});
 
-#[test]
-fn update_memory_limit() {
-    let t = Test::new();
-    let gw = t.gateway();
-    let alice = gw.tenant("alice");
+it_test!(update_memory_limit, |t, gw, alice| {
     let c = t.name("upd");
 
     alice.ok(&["run", "-d", "--name", &c, image(), "sleep", "300"]);
     assert_eq!(alice.ok(&["update", "--memory", "64m", "--memory-swap", "128m", &c]), c);
     assert_eq!(alice.ok(&["inspect", "--format", "{{.HostConfig.Memory}}", &c]), "67108864");
     assert_eq!(alice.ok(&["inspect", "--format", "{{.HostConfig.MemorySwap}}", &c]), "134217728");
-}
+});
 
-#[test]
-fn rm_force_removes_a_running_container() {
-    let t = Test::new();
-    let gw = t.gateway();
-    let alice = gw.tenant("alice");
+it_test!(rm_force_removes_a_running_container, |t, gw, alice| {
     let c = t.name("gone");
 
     alice.ok(&["run", "-d", "--name", &c, image(), "sleep", "300"]);
@@ -228,13 +178,9 @@ fn rm_force_removes_a_running_container() {
     assert_eq!(alice.ok(&["rm", "-f", &c]), c);
     let err = alice.fails(&["inspect", &c]);
     assert!(err.contains("No such"), "{err}");
-}
+});
 
-#[test]
-fn top_lists_the_processes() {
-    let t = Test::new();
-    let gw = t.gateway();
-    let alice = gw.tenant("alice");
+it_test!(top_lists_the_processes, |t, gw, alice| {
     let c = t.name("top");
 
     alice.ok(&["run", "-d", "--name", &c, image(), "sleep", "301"]);
@@ -242,13 +188,9 @@ fn top_lists_the_processes() {
     let first = top.lines().next().unwrap_or_default();
     assert!(first.contains("PID") && first.contains("CMD"), "{top}");
     assert!(top.contains("sleep 301"), "{top}");
-}
+});
 
-#[test]
-fn port_shows_the_published_port() {
-    let t = Test::new();
-    let gw = t.gateway();
-    let alice = gw.tenant("alice");
+it_test!(port_shows_the_published_port, |t, gw, alice| {
     let c = t.name("port");
 
     // The default engine (node0) is the one with a bridge network. (The engine host's loopback is not for tenants:
@@ -262,13 +204,9 @@ fn port_shows_the_published_port() {
     let port: u16 = host.strip_prefix("0.0.0.0:").and_then(|p| p.parse().ok()).unwrap_or_else(|| panic!("{all}"));
     assert!(port > 0);
     assert_eq!(alice.ok(&["port", &c, "80/tcp"]), host);
-}
+});
 
-#[test]
-fn cp_files_and_directories_in_and_out() {
-    let t = Test::new();
-    let gw = t.gateway();
-    let alice = gw.tenant("alice");
+it_test!(cp_files_and_directories_in_and_out, |t, gw, alice| {
     let c = t.name("cp");
 
     alice.ok(&["run", "-d", "--name", &c, image(), "sleep", "300"]);
@@ -302,25 +240,17 @@ fn cp_files_and_directories_in_and_out() {
     // A missing path is an error, not an empty copy.
     let err = alice.fails(&["cp", &format!("{c}:/no/such/file"), t.path("nothing").to_str().unwrap()]);
     assert!(err.contains("No such") || err.contains("not find"), "{err}");
-}
+});
 
-#[test]
-fn diff_shows_an_added_file() {
-    let t = Test::new();
-    let gw = t.gateway();
-    let alice = gw.tenant("alice");
+it_test!(diff_shows_an_added_file, |t, gw, alice| {
     let c = t.name("diff");
 
     alice.ok(&["run", "--name", &c, image(), "touch", "/newfile"]);
     let diff = alice.ok(&["diff", &c]);
     assert!(lines(&diff).iter().any(|l| l == "A /newfile"), "{diff}");
-}
+});
 
-#[test]
-fn export_writes_a_tar_of_the_filesystem() {
-    let t = Test::new();
-    let gw = t.gateway();
-    let alice = gw.tenant("alice");
+it_test!(export_writes_a_tar_of_the_filesystem, |t, gw, alice| {
     let c = t.name("exp");
 
     alice.ok(&["run", "--name", &c, image(), "sh", "-c", "echo exported > /exported-file"]);
@@ -339,4 +269,4 @@ fn export_writes_a_tar_of_the_filesystem() {
     assert!(out.success(), "{out}");
     assert_eq!(&out.stdout_bytes[257..262], b"ustar");
     assert_eq!(out.stdout_bytes.len() as u64, fs::metadata(&tar).unwrap().len());
-}
+});

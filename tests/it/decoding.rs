@@ -20,11 +20,8 @@
 
 use serde_json::{json, Value};
 
+use crate::support::auth::assert_error;
 use crate::support::*;
-use crate::support_auth::assert_error;
-
-/// The label that marks a tenant's objects on the engine.
-const TENANT_LABEL: &str = "mtswarm.tenant";
 
 /// dockerd's refusal of an API version below 1.24 (for the version in the path, 1.23).
 const TOO_OLD_1_23: &str =
@@ -42,16 +39,6 @@ const KELVIN: char = '\u{212A}';
 // ---------------------------------------------------------------------------------------------------------
 // Small helpers
 // ---------------------------------------------------------------------------------------------------------
-
-/// `t<len>-<tenant id>-`: the engine-side prefix of a tenant's names.
-fn prefix(tenant: &Client) -> String {
-    format!("t{}-{}-", tenant.tenant_id.len(), tenant.tenant_id)
-}
-
-/// The engine-side name of `tenant`'s object `name`.
-fn scoped(tenant: &Client, name: &str) -> String {
-    format!("{}{name}", prefix(tenant))
-}
 
 /// `key` with every `s` (either case) replaced by the long s, as a key Go still reads as `key`.
 fn long_s(key: &str) -> String {
@@ -122,12 +109,6 @@ fn exists(kind: &str, reference: &str) -> bool {
     engine_docker(&[kind, "inspect", reference]).success()
 }
 
-/// The tenant label of an object on the engine.
-fn owner(kind: &str, reference: &str) -> String {
-    let labels = if kind == "container" { ".Config.Labels" } else { ".Labels" };
-    engine_ok(&[kind, "inspect", "--format", &format!("{{{{index {labels} \"{TENANT_LABEL}\"}}}}"), reference])
-}
-
 /// The ids (containers, networks) or names (volumes) of the engine's objects labelled with `tenant_id`.
 fn labelled(kind: &str, tenant_id: &str) -> Vec<String> {
     let filter = format!("label={TENANT_LABEL}={tenant_id}");
@@ -186,7 +167,7 @@ fn assert_mounts_only_own(id: &str, tenant_id: &str, victim: &str, what: &str) {
     let mounted = mounted_volumes(id);
     assert!(!mounted.iter().any(|v| v == victim), "{what}: the container mounts the other tenant's {victim}");
     for v in &mounted {
-        assert_eq!(owner("volume", v), tenant_id, "{what}: the container mounts {v}, a volume not its tenant's");
+        assert_eq!(engine_owner("volume", v), tenant_id, "{what}: the container mounts {v}, a volume not its tenant's");
     }
 }
 
@@ -217,8 +198,8 @@ impl Victim {
             &format!("echo {secret} > /d/secret"),
         ]);
         let container = bob.ok(&["run", "-d", "--name", &holder, "-v", &format!("{data}:/d"), image(), "sleep", "300"]);
-        let victim = Victim { volume: scoped(bob, &data), container, container_name: scoped(bob, &holder), secret };
-        assert_eq!(owner("volume", &victim.volume), bob.tenant_id, "setup: bob's volume");
+        let victim = Victim { volume: bob.scoped(&data), container, container_name: bob.scoped(&holder), secret };
+        assert_eq!(engine_owner("volume", &victim.volume), bob.tenant_id, "setup: bob's volume");
         victim.assert_untouched("setup");
         victim
     }
@@ -272,13 +253,7 @@ fn assert_not_started_with_escape(id: &str, what: &str) {
     assert_eq!(parts[0], "false", "{what}: the container was started ({state})");
 }
 
-#[test]
-fn api_versions_below_1_24_are_refused_for_everyone() {
-    if skip_in_direct_mode("mtswarm's minimum API version") {
-        return;
-    }
-    let t = Test::new();
-    let gw = t.gateway();
+it_test!(api_versions_below_1_24_are_refused_for_everyone, mtswarm_only("mtswarm's minimum API version"), |t, gw| {
     let http = gw.tenant("alice").http();
     let id = created_id(
         &create(&http, &t.name("c"), &json!({"Image": image(), "Cmd": ["sleep", "300"]}).to_string()),
@@ -305,15 +280,9 @@ fn api_versions_below_1_24_are_refused_for_everyone() {
     let r = post_empty(&http, &format!("/v1.24/containers/{id}/start"));
     assert_eq!(r.status, 204, "{r}");
     assert_eq!(inspect(&id, "{{.State.Running}}|{{json .HostConfig.Binds}}|{{.HostConfig.PidMode}}"), "true|null|");
-}
+});
 
-#[test]
-fn a_start_body_is_refused_at_api_1_24_and_later() {
-    if skip_in_direct_mode("start bodies") {
-        return;
-    }
-    let t = Test::new();
-    let gw = t.gateway();
+it_test!(a_start_body_is_refused_at_api_1_24_and_later, mtswarm_only("start bodies"), |t, gw| {
     let http = gw.tenant("alice").http();
     let id = created_id(
         &create(&http, &t.name("c"), &json!({"Image": image(), "Cmd": ["sleep", "300"]}).to_string()),
@@ -333,7 +302,7 @@ fn a_start_body_is_refused_at_api_1_24_and_later() {
     let r = post_empty(&http, &format!("/v1.41/containers/{id}/start"));
     assert_eq!(r.status, 204, "{r}");
     assert_eq!(inspect(&id, "{{.State.Running}}|{{json .HostConfig.Binds}}|{{.HostConfig.PidMode}}"), "true|null|");
-}
+});
 
 // ---------------------------------------------------------------------------------------------------------
 // 3: key spellings that Go folds onto a field
@@ -378,147 +347,144 @@ fn volume_bodies(vol: &str) -> Vec<(&'static str, String, String)> {
     ]
 }
 
-#[test]
-fn folded_key_spellings_do_not_mount_another_tenants_volume() {
-    if skip_in_direct_mode("tenant isolation") {
-        return;
-    }
-    let t = Test::new();
-    let gw = t.gateway();
-    let (alice, bob) = (gw.tenant("alice"), gw.tenant("bob"));
-    let http = alice.http();
-    let victim = Victim::new(&t, &bob);
+it_test!(
+    folded_key_spellings_do_not_mount_another_tenants_volume,
+    mtswarm_only("tenant isolation"),
+    |t, gw, alice, bob| {
+        let http = alice.http();
+        let victim = Victim::new(&t, &bob);
 
-    for (i, (what, trick, plain)) in volume_bodies(&victim.volume).into_iter().enumerate() {
-        let mut statuses = Vec::new();
-        for (variant, body) in [("trick", &trick), ("plain", &plain)] {
-            let what = format!("{what} ({variant}) naming bob's volume");
-            let name = t.name(&format!("v{i}-{variant}"));
-            let r = create(&http, &name, body);
-            if r.status == 201 {
-                let id = created_id(&r, &what);
-                assert_mounts_only_own(&id, &alice.tenant_id, &victim.volume, &what);
-                let seen = run_through(&http, &id);
-                assert!(!seen.contains(&victim.secret), "{what}: alice's container read bob's secret: {seen:?}");
-            } else {
+        for (i, (what, trick, plain)) in volume_bodies(&victim.volume).into_iter().enumerate() {
+            let mut statuses = Vec::new();
+            for (variant, body) in [("trick", &trick), ("plain", &plain)] {
+                let what = format!("{what} ({variant}) naming bob's volume");
+                let name = t.name(&format!("v{i}-{variant}"));
+                let r = create(&http, &name, body);
+                if r.status == 201 {
+                    let id = created_id(&r, &what);
+                    assert_mounts_only_own(&id, &alice.tenant_id, &victim.volume, &what);
+                    let seen = run_through(&http, &id);
+                    assert!(!seen.contains(&victim.secret), "{what}: alice's container read bob's secret: {seen:?}");
+                } else {
+                    assert_client_error(&r, &what);
+                    assert!(!exists("container", &alice.scoped(&name)) && !exists("container", &name), "{what}: {r}");
+                }
+                victim.assert_untouched(&what);
+                victim.assert_not_mounted_by(&alice.tenant_id, &what);
+                statuses.push(r.status);
+            }
+            assert_eq!(statuses[0], statuses[1], "{what}: the folded spelling is not answered as the plain one");
+        }
+
+        // Without the trick, alice's own volume: every spelling mounts alice's own engine-side volume.
+        let own = t.name("alice-data");
+        for (i, (what, trick, plain)) in volume_bodies(&own).into_iter().enumerate() {
+            for (variant, body) in [("trick", &trick), ("plain", &plain)] {
+                let what = format!("{what} ({variant}) naming alice's own volume");
+                let id = created_id(&create(&http, &t.name(&format!("own{i}-{variant}")), body), &what);
+                assert_eq!(mounted_volumes(&id), [alice.scoped(&own)], "{what}: not alice's own volume mounted");
+            }
+        }
+        assert_eq!(engine_owner("volume", &alice.scoped(&own)), alice.tenant_id);
+        assert!(!exists("volume", &own), "a spelling made the unscoped volume {own} on the engine");
+        victim.assert_untouched("the end");
+        victim.assert_not_mounted_by(&alice.tenant_id, "the end");
+    }
+);
+
+it_test!(
+    folded_key_spellings_do_not_reach_another_tenants_container,
+    mtswarm_only("tenant isolation"),
+    |t, gw, alice, bob| {
+        let http = alice.http();
+        let victim = Victim::new(&t, &bob);
+
+        let body = |key: &str, value: Value| {
+            let mut hc = serde_json::Map::new();
+            hc.insert(key.to_string(), value);
+            json!({"Image": image(), "Cmd": ["sleep", "300"], "HostConfig": Value::Object(hc)}).to_string()
+        };
+        let (name, id) = (&victim.container_name, &victim.container);
+        let cases = [
+            (
+                "Volume\u{17F}From, bob's engine-side name",
+                body(&long_s("VolumesFrom"), json!([name])),
+                body("VolumesFrom", json!([name])),
+            ),
+            (
+                "Volume\u{17F}From, bob's id",
+                body(&long_s("VolumesFrom"), json!([id])),
+                body("VolumesFrom", json!([id])),
+            ),
+            (
+                "volumesfrom, bob's engine-side name",
+                body("volumesfrom", json!([name])),
+                body("VolumesFrom", json!([name])),
+            ),
+            (
+                "Lin\u{212A}s, bob's engine-side name",
+                body(&kelvin("Links"), json!([format!("{name}:x")])),
+                body("Links", json!([format!("{name}:x")])),
+            ),
+            (
+                "Lin\u{212A}s, bob's id",
+                body(&kelvin("Links"), json!([format!("{id}:x")])),
+                body("Links", json!([format!("{id}:x")])),
+            ),
+        ];
+        for (i, (what, trick, plain)) in cases.iter().enumerate() {
+            let mut statuses = Vec::new();
+            for (variant, body) in [("trick", trick), ("plain", plain)] {
+                let what = format!("{what} ({variant})");
+                let cname = t.name(&format!("c{i}-{variant}"));
+                let r = create(&http, &cname, body);
+                if r.status == 201 {
+                    let created = created_id(&r, &what);
+                    assert_mounts_only_own(&created, &alice.tenant_id, &victim.volume, &what);
+                    let links = inspect(&created, "{{json .HostConfig.Links}}");
+                    assert!(
+                        !links.contains(name.as_str()) && !links.contains(id.as_str()),
+                        "{what}: alice's container is linked to bob's: {links}"
+                    );
+                }
                 assert_client_error(&r, &what);
-                assert!(!exists("container", &scoped(&alice, &name)) && !exists("container", &name), "{what}: {r}");
-            }
-            victim.assert_untouched(&what);
-            victim.assert_not_mounted_by(&alice.tenant_id, &what);
-            statuses.push(r.status);
-        }
-        assert_eq!(statuses[0], statuses[1], "{what}: the folded spelling is not answered as the plain one");
-    }
-
-    // Without the trick, alice's own volume: every spelling mounts alice's own engine-side volume.
-    let own = t.name("alice-data");
-    for (i, (what, trick, plain)) in volume_bodies(&own).into_iter().enumerate() {
-        for (variant, body) in [("trick", &trick), ("plain", &plain)] {
-            let what = format!("{what} ({variant}) naming alice's own volume");
-            let id = created_id(&create(&http, &t.name(&format!("own{i}-{variant}")), body), &what);
-            assert_eq!(mounted_volumes(&id), [scoped(&alice, &own)], "{what}: not alice's own volume mounted");
-        }
-    }
-    assert_eq!(owner("volume", &scoped(&alice, &own)), alice.tenant_id);
-    assert!(!exists("volume", &own), "a spelling made the unscoped volume {own} on the engine");
-    victim.assert_untouched("the end");
-    victim.assert_not_mounted_by(&alice.tenant_id, "the end");
-}
-
-#[test]
-fn folded_key_spellings_do_not_reach_another_tenants_container() {
-    if skip_in_direct_mode("tenant isolation") {
-        return;
-    }
-    let t = Test::new();
-    let gw = t.gateway();
-    let (alice, bob) = (gw.tenant("alice"), gw.tenant("bob"));
-    let http = alice.http();
-    let victim = Victim::new(&t, &bob);
-
-    let body = |key: &str, value: Value| {
-        let mut hc = serde_json::Map::new();
-        hc.insert(key.to_string(), value);
-        json!({"Image": image(), "Cmd": ["sleep", "300"], "HostConfig": Value::Object(hc)}).to_string()
-    };
-    let (name, id) = (&victim.container_name, &victim.container);
-    let cases = [
-        (
-            "Volume\u{17F}From, bob's engine-side name",
-            body(&long_s("VolumesFrom"), json!([name])),
-            body("VolumesFrom", json!([name])),
-        ),
-        ("Volume\u{17F}From, bob's id", body(&long_s("VolumesFrom"), json!([id])), body("VolumesFrom", json!([id]))),
-        ("volumesfrom, bob's engine-side name", body("volumesfrom", json!([name])), body("VolumesFrom", json!([name]))),
-        (
-            "Lin\u{212A}s, bob's engine-side name",
-            body(&kelvin("Links"), json!([format!("{name}:x")])),
-            body("Links", json!([format!("{name}:x")])),
-        ),
-        (
-            "Lin\u{212A}s, bob's id",
-            body(&kelvin("Links"), json!([format!("{id}:x")])),
-            body("Links", json!([format!("{id}:x")])),
-        ),
-    ];
-    for (i, (what, trick, plain)) in cases.iter().enumerate() {
-        let mut statuses = Vec::new();
-        for (variant, body) in [("trick", trick), ("plain", plain)] {
-            let what = format!("{what} ({variant})");
-            let cname = t.name(&format!("c{i}-{variant}"));
-            let r = create(&http, &cname, body);
-            if r.status == 201 {
-                let created = created_id(&r, &what);
-                assert_mounts_only_own(&created, &alice.tenant_id, &victim.volume, &what);
-                let links = inspect(&created, "{{json .HostConfig.Links}}");
                 assert!(
-                    !links.contains(name.as_str()) && !links.contains(id.as_str()),
-                    "{what}: alice's container is linked to bob's: {links}"
+                    r.message().to_lowercase().contains("no such container"),
+                    "{what}: expected bob's container to be unknown to alice: {r}"
                 );
+                statuses.push(r.status);
             }
-            assert_client_error(&r, &what);
-            assert!(
-                r.message().to_lowercase().contains("no such container"),
-                "{what}: expected bob's container to be unknown to alice: {r}"
-            );
-            statuses.push(r.status);
+            assert_eq!(statuses[0], statuses[1], "{what}: the folded spelling is not answered as the plain one");
         }
-        assert_eq!(statuses[0], statuses[1], "{what}: the folded spelling is not answered as the plain one");
-    }
-    victim.assert_untouched("the attempts");
-    victim.assert_not_mounted_by(&alice.tenant_id, "the attempts");
-    assert_eq!(labelled("container", &alice.tenant_id), Vec::<String>::new(), "an attempt created a container");
+        victim.assert_untouched("the attempts");
+        victim.assert_not_mounted_by(&alice.tenant_id, "the attempts");
+        assert_eq!(labelled("container", &alice.tenant_id), Vec::<String>::new(), "an attempt created a container");
 
-    // Without the trick: alice's own container, in either spelling.
-    let (src, data) = (t.name("alice-src"), t.name("alice-data"));
-    alice.ok(&["run", "-d", "--name", &src, "-v", &format!("{data}:/d"), image(), "sleep", "300"]);
-    for (i, key) in ["VolumesFrom".to_string(), long_s("VolumesFrom")].iter().enumerate() {
-        let what = format!("{key} naming alice's own container");
-        let created = created_id(&create(&http, &t.name(&format!("from{i}")), &body(key, json!([&src]))), &what);
-        assert_eq!(mounted_volumes(&created), [scoped(&alice, &data)], "{what}");
+        // Without the trick: alice's own container, in either spelling.
+        let (src, data) = (t.name("alice-src"), t.name("alice-data"));
+        alice.ok(&["run", "-d", "--name", &src, "-v", &format!("{data}:/d"), image(), "sleep", "300"]);
+        for (i, key) in ["VolumesFrom".to_string(), long_s("VolumesFrom")].iter().enumerate() {
+            let what = format!("{key} naming alice's own container");
+            let created = created_id(&create(&http, &t.name(&format!("from{i}")), &body(key, json!([&src]))), &what);
+            assert_eq!(mounted_volumes(&created), [alice.scoped(&data)], "{what}");
+        }
+        for (i, key) in ["Links".to_string(), kelvin("Links")].iter().enumerate() {
+            let what = format!("{key} naming alice's own container");
+            let created = created_id(
+                &create(&http, &t.name(&format!("link{i}")), &body(key, json!([format!("{src}:x")]))),
+                &what,
+            );
+            // On the tenant's private bridge (a user-defined network, issue 12) a link is the endpoint's.
+            let links = inspect(&created, "{{json .HostConfig.Links}} {{json .NetworkSettings.Networks}}");
+            assert!(
+                links.contains(&format!("{}:", alice.scoped(&src))),
+                "{what}: not linked to alice's container: {links}"
+            );
+        }
     }
-    for (i, key) in ["Links".to_string(), kelvin("Links")].iter().enumerate() {
-        let what = format!("{key} naming alice's own container");
-        let created =
-            created_id(&create(&http, &t.name(&format!("link{i}")), &body(key, json!([format!("{src}:x")]))), &what);
-        // On the tenant's private bridge (a user-defined network, issue 12) a link is the endpoint's.
-        let links = inspect(&created, "{{json .HostConfig.Links}} {{json .NetworkSettings.Networks}}");
-        assert!(
-            links.contains(&format!("{}:", scoped(&alice, &src))),
-            "{what}: not linked to alice's container: {links}"
-        );
-    }
-}
+);
 
-#[test]
-fn host_paths_are_refused_in_every_spelling() {
-    if skip_in_direct_mode("the host-escape rules") {
-        return;
-    }
-    let t = Test::new();
-    let gw = t.gateway();
-    let alice = gw.tenant("alice");
+it_test!(host_paths_are_refused_in_every_spelling, mtswarm_only("the host-escape rules"), |t, gw, alice| {
     let http = alice.http();
 
     let hc = |key: &str, value: Value| {
@@ -544,7 +510,7 @@ fn host_paths_are_refused_in_every_spelling() {
         let name = t.name(&format!("host{i}"));
         let r = create(&http, &name, body);
         assert!(
-            !exists("container", &scoped(&alice, &name)) && !exists("container", &name),
+            !exists("container", &alice.scoped(&name)) && !exists("container", &name),
             "{what}: a container with a host path was created on the engine: {r}"
         );
         assert_refused(&r, 403, &[field], what);
@@ -554,25 +520,15 @@ fn host_paths_are_refused_in_every_spelling() {
     // Without the trick: a named volume of alice's own.
     let data = t.name("data");
     let id = created_id(&create(&http, &t.name("vol"), &hc("Binds", json!([format!("{data}:/d")]))), "a named volume");
-    assert_eq!(mounted_volumes(&id), [scoped(&alice, &data)]);
-    assert_eq!(
-        inspect(&id, "{{json .HostConfig.Binds}}"),
-        json!([format!("{}:/d", scoped(&alice, &data))]).to_string()
-    );
-}
+    assert_eq!(mounted_volumes(&id), [alice.scoped(&data)]);
+    assert_eq!(inspect(&id, "{{json .HostConfig.Binds}}"), json!([format!("{}:/d", alice.scoped(&data))]).to_string());
+});
 
 // ---------------------------------------------------------------------------------------------------------
 // 4: a field given twice
 // ---------------------------------------------------------------------------------------------------------
 
-#[test]
-fn a_field_given_twice_is_refused() {
-    if skip_in_direct_mode("tenant isolation") {
-        return;
-    }
-    let t = Test::new();
-    let gw = t.gateway();
-    let (alice, bob) = (gw.tenant("alice"), gw.tenant("bob"));
+it_test!(a_field_given_twice_is_refused, mtswarm_only("tenant isolation"), |t, gw, alice, bob| {
     let http = alice.http();
     let bob_id = bob.tenant_id.clone();
 
@@ -583,7 +539,7 @@ fn a_field_given_twice_is_refused() {
     let (anet, ac) = (t.name("anet"), t.name("ac"));
     let anet_id = alice.ok(&["network", "create", &anet]);
     let ac_id = alice.ok(&["run", "-d", "--name", &ac, image(), "sleep", "300"]);
-    let bob_volume = scoped(&bob, &bvol);
+    let bob_volume = bob.scoped(&bvol);
     let bob_mountpoint = engine_ok(&["volume", "inspect", "--format", "{{.Mountpoint}}", &bob_volume]);
     let bob_volumes = labelled("volume", &bob_id);
     let bob_networks = labelled("network", &bob_id);
@@ -592,16 +548,12 @@ fn a_field_given_twice_is_refused() {
     let bob_unchanged = |what: &str| {
         assert_eq!(labelled("volume", &bob_id), bob_volumes, "{what}: a volume labelled bob's was made");
         assert_eq!(labelled("network", &bob_id), bob_networks, "{what}: a network labelled bob's was made");
-        assert_eq!(owner("volume", &bob_volume), bob_id, "{what}: bob's volume changed hands");
+        assert_eq!(engine_owner("volume", &bob_volume), bob_id, "{what}: bob's volume changed hands");
         let named = engine_ok(&["network", "ls", "--no-trunc", "--format", "{{.ID}} {{.Name}}"]);
         let same_name: Vec<&str> =
-            named.lines().filter(|l| l.split(' ').nth(1) == Some(scoped(&bob, &bnet).as_str())).collect();
-        assert_eq!(
-            same_name,
-            [format!("{bnet_id} {}", scoped(&bob, &bnet))],
-            "{what}: a second network has bob's name"
-        );
-        assert!(!networks_of(&bc_id).contains(&scoped(&alice, &anet)), "{what}: bob's container is on alice's network");
+            named.lines().filter(|l| l.split(' ').nth(1) == Some(bob.scoped(&bnet).as_str())).collect();
+        assert_eq!(same_name, [format!("{bnet_id} {}", bob.scoped(&bnet))], "{what}: a second network has bob's name");
+        assert!(!networks_of(&bc_id).contains(&alice.scoped(&anet)), "{what}: bob's container is on alice's network");
         assert!(!members(&anet_id).contains(&bc_id), "{what}: bob's container is on alice's network");
     };
 
@@ -641,13 +593,13 @@ fn a_field_given_twice_is_refused() {
         (
             "network Name and name",
             "/networks/create".into(),
-            format!(r#"{{"Name":{},"name":{}}}"#, js(&n2), js(&scoped(&bob, &bnet))),
+            format!(r#"{{"Name":{},"name":{}}}"#, js(&n2), js(&bob.scoped(&bnet))),
             &["Name"],
         ),
         (
             "network Name and NAME",
             "/networks/create".into(),
-            format!(r#"{{"Name":{},"NAME":{}}}"#, js(&n3), js(&scoped(&bob, &bnet))),
+            format!(r#"{{"Name":{},"NAME":{}}}"#, js(&n3), js(&bob.scoped(&bnet))),
             &["Name"],
         ),
         (
@@ -659,7 +611,7 @@ fn a_field_given_twice_is_refused() {
         (
             "connect Container and CONTAINER, bob's engine-side name",
             format!("/networks/{anet}/connect"),
-            format!(r#"{{"Container":{},"CONTAINER":{}}}"#, js(&ac), js(&scoped(&bob, &bc))),
+            format!(r#"{{"Container":{},"CONTAINER":{}}}"#, js(&ac), js(&bob.scoped(&bc))),
             &["Container"],
         ),
     ];
@@ -670,47 +622,40 @@ fn a_field_given_twice_is_refused() {
         assert_refused(&r, 400, field, what);
     }
     for v in [&v1, &v2, &v3, &v4] {
-        assert!(!exists("volume", &scoped(&alice, v)) && !exists("volume", v), "a refused volume create made {v}");
+        assert!(!exists("volume", &alice.scoped(v)) && !exists("volume", v), "a refused volume create made {v}");
     }
     for n in [&n1, &n2, &n3] {
-        assert!(!exists("network", &scoped(&alice, n)) && !exists("network", n), "a refused network create made {n}");
+        assert!(!exists("network", &alice.scoped(n)) && !exists("network", n), "a refused network create made {n}");
     }
     // Only alice's private default network (issue 12).
-    assert_eq!(networks_of(&ac_id), [scoped(&alice, "bridge")], "a refused connect attached alice's container");
+    assert_eq!(networks_of(&ac_id), [alice.scoped("bridge")], "a refused connect attached alice's container");
 
     // Without the trick: one spelling each, with names of their own.
     let (v5, v6, n4, n5) = (t.name("v5"), t.name("v6"), t.name("n4"), t.name("n5"));
     let r = post_raw(&http, "/volumes/create", &json!({"Name": v5, "Labels": {"a": "1"}}).to_string());
     assert_eq!(r.status, 201, "{r}");
-    assert_eq!(owner("volume", &scoped(&alice, &v5)), alice.tenant_id);
-    assert_eq!(engine_ok(&["volume", "inspect", "--format", "{{index .Labels \"a\"}}", &scoped(&alice, &v5)]), "1");
+    assert_eq!(engine_owner("volume", &alice.scoped(&v5)), alice.tenant_id);
+    assert_eq!(engine_ok(&["volume", "inspect", "--format", "{{index .Labels \"a\"}}", &alice.scoped(&v5)]), "1");
     let r = post_raw(&http, "/volumes/create", &json!({"name": v6}).to_string());
     assert_eq!(r.status, 201, "{r}");
-    assert_eq!(owner("volume", &scoped(&alice, &v6)), alice.tenant_id);
+    assert_eq!(engine_owner("volume", &alice.scoped(&v6)), alice.tenant_id);
     let r = post_raw(&http, "/networks/create", &json!({"Name": n4, "labels": {"a": "1"}}).to_string());
     assert_eq!(r.status, 201, "{r}");
-    assert_eq!(owner("network", &scoped(&alice, &n4)), alice.tenant_id);
+    assert_eq!(engine_owner("network", &alice.scoped(&n4)), alice.tenant_id);
     let r = post_raw(&http, "/networks/create", &json!({"name": n5}).to_string());
     assert_eq!(r.status, 201, "{r}");
-    assert_eq!(owner("network", &scoped(&alice, &n5)), alice.tenant_id);
+    assert_eq!(engine_owner("network", &alice.scoped(&n5)), alice.tenant_id);
     let r = post_raw(&http, &format!("/networks/{anet}/connect"), &json!({"container": ac_id}).to_string());
     assert_eq!(r.status, 200, "{r}");
     assert!(members(&anet_id).contains(&ac_id), "alice's own connect did not attach her container");
     bob_unchanged("the allowed requests");
-}
+});
 
 // ---------------------------------------------------------------------------------------------------------
 // 5: wrong JSON types
 // ---------------------------------------------------------------------------------------------------------
 
-#[test]
-fn wrong_json_types_are_400_naming_the_field() {
-    if skip_in_direct_mode("body decoding") {
-        return;
-    }
-    let t = Test::new();
-    let gw = t.gateway();
-    let alice = gw.tenant("alice");
+it_test!(wrong_json_types_are_400_naming_the_field, mtswarm_only("body decoding"), |t, gw, alice| {
     let http = alice.http();
 
     let cases = [
@@ -721,7 +666,7 @@ fn wrong_json_types_are_400_naming_the_field() {
     for (i, (what, body, field)) in cases.iter().enumerate() {
         let name = t.name(&format!("bad{i}"));
         let r = create(&http, &name, &body.to_string());
-        assert!(!exists("container", &scoped(&alice, &name)), "{what}: created on the engine: {r}");
+        assert!(!exists("container", &alice.scoped(&name)), "{what}: created on the engine: {r}");
         assert_refused(&r, 400, &[field], what);
     }
     assert_eq!(labelled("container", &alice.tenant_id), Vec::<String>::new());
@@ -736,20 +681,13 @@ fn wrong_json_types_are_400_naming_the_field() {
     for (i, (what, body)) in fine.iter().enumerate() {
         created_id(&create(&http, &t.name(&format!("fine{i}")), &body.to_string()), what);
     }
-}
+});
 
 // ---------------------------------------------------------------------------------------------------------
 // 6: NetworkID
 // ---------------------------------------------------------------------------------------------------------
 
-#[test]
-fn a_network_id_does_not_reach_another_tenants_network() {
-    if skip_in_direct_mode("tenant isolation") {
-        return;
-    }
-    let t = Test::new();
-    let gw = t.gateway();
-    let (alice, bob) = (gw.tenant("alice"), gw.tenant("bob"));
+it_test!(a_network_id_does_not_reach_another_tenants_network, mtswarm_only("tenant isolation"), |t, gw, alice, bob| {
     let http = alice.http();
     let (anet, bnet) = (t.name("anet"), t.name("bnet"));
     let anet_id = alice.ok(&["network", "create", &anet]);
@@ -763,7 +701,7 @@ fn a_network_id_does_not_reach_another_tenants_network() {
             "{what}: a container of alice's joined bob's network"
         );
         for id in labelled("container", &alice.tenant_id) {
-            assert!(!networks_of(&id).contains(&scoped(&bob, &bnet)), "{what}: alice's {id} is on bob's network");
+            assert!(!networks_of(&id).contains(&bob.scoped(&bnet)), "{what}: alice's {id} is on bob's network");
         }
     };
     let create_body = |network_id: Option<&str>| {
@@ -781,7 +719,7 @@ fn a_network_id_does_not_reach_another_tenants_network() {
     };
 
     // Create: bob's network by id, id prefix and engine-side name.
-    let bob_refs = [bnet_id.clone(), bnet_id[..12].to_string(), scoped(&bob, &bnet)];
+    let bob_refs = [bnet_id.clone(), bnet_id[..12].to_string(), bob.scoped(&bnet)];
     for (i, reference) in bob_refs.iter().enumerate() {
         let what = format!("create with NetworkID {reference}");
         let r = create(&http, &t.name(&format!("c{i}")), &create_body(Some(reference)));
@@ -804,7 +742,7 @@ fn a_network_id_does_not_reach_another_tenants_network() {
         assert_client_error(&r, &what);
     }
     // Only alice's private default network (issue 12), engine-side `t<len>-<alice>-bridge`.
-    assert_eq!(networks_of(&ac), [scoped(&alice, "bridge")]);
+    assert_eq!(networks_of(&ac), [alice.scoped("bridge")]);
 
     // Without the trick: anet's own id, or no NetworkID.
     for (i, network_id) in [Some(anet_id.as_str()), None].into_iter().enumerate() {
@@ -813,7 +751,7 @@ fn a_network_id_does_not_reach_another_tenants_network() {
         let r = post_empty(&http, &format!("/containers/{id}/start"));
         assert_eq!(r.status, 204, "{what}: {r}");
         assert!(members(&anet_id).contains(&id), "{what}: not on alice's network");
-        assert_eq!(networks_of(&id), [scoped(&alice, &anet)], "{what}");
+        assert_eq!(networks_of(&id), [alice.scoped(&anet)], "{what}");
     }
     for (i, network_id) in [Some(anet_id.as_str()), None].into_iter().enumerate() {
         let what = format!("connect with NetworkID {network_id:?}");
@@ -827,7 +765,7 @@ fn a_network_id_does_not_reach_another_tenants_network() {
         assert!(members(&anet_id).contains(&c), "{what}: not on alice's network");
     }
     bnet_untouched("the allowed requests");
-}
+});
 
 // ---------------------------------------------------------------------------------------------------------
 // 7: network create
@@ -846,14 +784,7 @@ fn tenant_networks(tenant_id: &str) -> Vec<(String, String, String)> {
         .collect()
 }
 
-#[test]
-fn network_options_that_reach_the_host_are_refused() {
-    if skip_in_direct_mode("the host-escape rules") {
-        return;
-    }
-    let t = Test::new();
-    let gw = t.gateway();
-    let alice = gw.tenant("alice");
+it_test!(network_options_that_reach_the_host_are_refused, mtswarm_only("the host-escape rules"), |t, gw, alice| {
     let http = alice.http();
     // Interface names of this test's own (at most 15 bytes), never the name of a host interface; one per case,
     // so that a case let through does not make the next one fail for a name already taken.
@@ -915,59 +846,49 @@ fn network_options_that_reach_the_host_are_refused() {
         let body = body(30 + i, rest);
         let r = post_raw(&http, "/networks/create", &body);
         assert_eq!(r.status, 201, "{body}: {r}");
-        assert_eq!(owner("network", &scoped(&alice, &net(30 + i))), alice.tenant_id);
+        assert_eq!(engine_owner("network", &alice.scoped(&net(30 + i))), alice.tenant_id);
     }
-}
+});
 
-#[test]
-fn tenant_subnets_bound_a_tenants_ipam() {
-    if skip_in_direct_mode("the host-escape rules") {
-        return;
-    }
-    let t = Test::new();
-    let args = vec!["--tenant-subnets".to_string(), "10.213.0.0/16".to_string()];
-    let gw = Gateway::start(&t, GatewayOpts { args, ..GatewayOpts::default() });
-    let alice = gw.tenant("alice");
-    let http = alice.http();
-    // A /24 of this run's own inside the tenant range, apart from the 10.213.5.0/24 of the test above.
-    let inside = format!("10.213.{}.0/24", 50 + std::process::id() % 150);
+it_test!(
+    tenant_subnets_bound_a_tenants_ipam,
+    mtswarm_only("the host-escape rules"),
+    gw = GatewayOpts { args: vec!["--tenant-subnets".into(), "10.213.0.0/16".into()], ..Default::default() },
+    |t, gw, alice| {
+        let http = alice.http();
+        // A /24 of this run's own inside the tenant range, apart from the 10.213.5.0/24 of the test above.
+        let inside = format!("10.213.{}.0/24", 50 + std::process::id() % 150);
 
-    for (i, subnet) in ["10.99.7.0/24", "10.213.0.0/15", "0.0.0.0/0"].iter().enumerate() {
-        let name = t.name(&format!("out{i}"));
-        let body = json!({"Name": name, "IPAM": {"Config": [{"Subnet": subnet}]}}).to_string();
+        for (i, subnet) in ["10.99.7.0/24", "10.213.0.0/15", "0.0.0.0/0"].iter().enumerate() {
+            let name = t.name(&format!("out{i}"));
+            let body = json!({"Name": name, "IPAM": {"Config": [{"Subnet": subnet}]}}).to_string();
+            let r = post_raw(&http, "/networks/create", &body);
+            let made = engine_ok(&["network", "ls", "-q", "--filter", &format!("name={name}")]);
+            assert_eq!(made, "", "{body}: a subnet outside the tenant range reached the engine: {r}");
+            assert_refused(&r, 403, &["IPAM", "Subnet"], &body);
+        }
+
+        let name = t.name("in");
+        let body = json!({"Name": name, "IPAM": {"Config": [{"Subnet": inside}]}}).to_string();
         let r = post_raw(&http, "/networks/create", &body);
-        let made = engine_ok(&["network", "ls", "-q", "--filter", &format!("name={name}")]);
-        assert_eq!(made, "", "{body}: a subnet outside the tenant range reached the engine: {r}");
-        assert_refused(&r, 403, &["IPAM", "Subnet"], &body);
+        assert_eq!(r.status, 201, "{body}: {r}");
+        let engine_subnet = engine_ok(&[
+            "network",
+            "inspect",
+            "--format",
+            "{{range .IPAM.Config}}{{.Subnet}}{{end}}",
+            &alice.scoped(&name),
+        ]);
+        assert_eq!(engine_subnet, inside);
+        assert_eq!(engine_owner("network", &alice.scoped(&name)), alice.tenant_id);
     }
-
-    let name = t.name("in");
-    let body = json!({"Name": name, "IPAM": {"Config": [{"Subnet": inside}]}}).to_string();
-    let r = post_raw(&http, "/networks/create", &body);
-    assert_eq!(r.status, 201, "{body}: {r}");
-    let engine_subnet = engine_ok(&[
-        "network",
-        "inspect",
-        "--format",
-        "{{range .IPAM.Config}}{{.Subnet}}{{end}}",
-        &scoped(&alice, &name),
-    ]);
-    assert_eq!(engine_subnet, inside);
-    assert_eq!(owner("network", &scoped(&alice, &name)), alice.tenant_id);
-}
+);
 
 // ---------------------------------------------------------------------------------------------------------
 // 8, 9: query parameters and form bodies
 // ---------------------------------------------------------------------------------------------------------
 
-#[test]
-fn malformed_query_parameters_are_400() {
-    if skip_in_direct_mode("query parsing") {
-        return;
-    }
-    let t = Test::new();
-    let gw = t.gateway();
-    let alice = gw.tenant("alice");
+it_test!(malformed_query_parameters_are_400, mtswarm_only("query parsing"), |t, gw, alice| {
     let http = alice.http();
     let id = alice.ok(&["run", "-d", "--label", &t.label(), "--name", &t.name("c"), image(), "sleep", "300"]);
 
@@ -990,93 +911,85 @@ fn malformed_query_parameters_are_400() {
     let r = post_empty(&http, &format!("/containers/{id}/stop?t=1"));
     assert_eq!(r.status, 204, "{r}");
     assert_eq!(inspect(&id, "{{.State.Running}}"), "false");
-}
+});
 
 /// `POST path` with an `application/x-www-form-urlencoded` body.
 fn post_form(http: &Http, path: &str, form: &str) -> Response {
     http.request("POST", path, &[("Content-Type", "application/x-www-form-urlencoded")], Some(form.as_bytes()))
 }
 
-#[test]
-fn a_prune_with_a_form_body_removes_only_the_tenants_own_containers() {
-    if skip_in_direct_mode("tenant isolation") {
-        return;
-    }
-    let t = Test::new();
-    let gw = t.gateway();
-    let (alice, bob) = (gw.tenant("alice"), gw.tenant("bob"));
-    let http = alice.http();
-    let label = t.label();
+it_test!(
+    a_prune_with_a_form_body_removes_only_the_tenants_own_containers,
+    mtswarm_only("tenant isolation"),
+    |t, gw, alice, bob| {
+        let http = alice.http();
+        let label = t.label();
 
-    // The form body's filters (this test's label only) take the place of the query's for dockerd; they must not
-    // take the place of the tenant filter.
-    let alice_dead = alice.ok(&["create", "--label", &label, "--name", &t.name("alice-dead"), image(), "true"]);
-    let bob_dead = bob.ok(&["create", "--label", &label, "--name", &t.name("bob-dead"), image(), "true"]);
-    let form = format!("filters={}", urlencode(&json!({"label": [label]}).to_string()));
-    let client = alice.clone();
-    let r =
-        std::thread::spawn(move || post_form(&client.http(), "/containers/prune", &form)).join().unwrap_or_else(|_| {
-            panic!(
+        // The form body's filters (this test's label only) take the place of the query's for dockerd; they must not
+        // take the place of the tenant filter.
+        let alice_dead = alice.ok(&["create", "--label", &label, "--name", &t.name("alice-dead"), image(), "true"]);
+        let bob_dead = bob.ok(&["create", "--label", &label, "--name", &t.name("bob-dead"), image(), "true"]);
+        let form = format!("filters={}", urlencode(&json!({"label": [label]}).to_string()));
+        let client = alice.clone();
+        let r = std::thread::spawn(move || post_form(&client.http(), "/containers/prune", &form))
+            .join()
+            .unwrap_or_else(|_| {
+                panic!(
             "alice's prune with a form body got no answer (the read error is above); bob's container still there: {}",
             exists("container", &bob_dead)
         )
-        });
-    assert!(exists("container", &bob_dead), "alice's prune with a form body removed bob's container: {r}");
-    assert_eq!(owner("container", &bob_dead), bob.tenant_id);
-    assert_eq!(r.status, 200, "{r}");
-    assert!(!exists("container", &alice_dead), "alice's prune with a form body left her own container: {r}");
-    assert!(!r.text().contains(&bob_dead), "the prune answer names bob's container: {r}");
+            });
+        assert!(exists("container", &bob_dead), "alice's prune with a form body removed bob's container: {r}");
+        assert_eq!(engine_owner("container", &bob_dead), bob.tenant_id);
+        assert_eq!(r.status, 200, "{r}");
+        assert!(!exists("container", &alice_dead), "alice's prune with a form body left her own container: {r}");
+        assert!(!r.text().contains(&bob_dead), "the prune answer names bob's container: {r}");
 
-    // Without the trick: the filters in the query.
-    let alice_dead = alice.ok(&["create", "--label", &label, "--name", &t.name("alice-dead2"), image(), "true"]);
-    let r =
-        post_empty(&http, &format!("/containers/prune?filters={}", urlencode(&json!({"label": [label]}).to_string())));
-    assert_eq!(r.status, 200, "{r}");
-    assert!(!exists("container", &alice_dead), "alice's prune left her own container: {r}");
-    assert!(exists("container", &bob_dead), "alice's prune removed bob's container: {r}");
-}
-
-#[test]
-fn a_rename_with_a_form_body_stays_in_the_tenants_scope() {
-    if skip_in_direct_mode("tenant isolation") {
-        return;
+        // Without the trick: the filters in the query.
+        let alice_dead = alice.ok(&["create", "--label", &label, "--name", &t.name("alice-dead2"), image(), "true"]);
+        let r = post_empty(
+            &http,
+            &format!("/containers/prune?filters={}", urlencode(&json!({"label": [label]}).to_string())),
+        );
+        assert_eq!(r.status, 200, "{r}");
+        assert!(!exists("container", &alice_dead), "alice's prune left her own container: {r}");
+        assert!(exists("container", &bob_dead), "alice's prune removed bob's container: {r}");
     }
-    let t = Test::new();
-    let gw = t.gateway();
-    let (alice, bob) = (gw.tenant("alice"), gw.tenant("bob"));
-    let http = alice.http();
+);
 
-    let c = alice.ok(&["create", "--name", &t.name("c"), image(), "true"]);
-    let newname = t.name("newname");
-    let bobs = scoped(&bob, &t.name("x"));
-    let r = post_form(&http, &format!("/containers/{c}/rename?name={newname}"), &format!("name={}", urlencode(&bobs)));
-    let engine_name = inspect(&c, "{{.Name}}");
-    assert!(
-        !engine_name.starts_with(&format!("/{}", prefix(&bob))),
-        "alice's container went into bob's scope as {engine_name}: {r}"
-    );
-    assert_eq!(engine_name, format!("/{}", scoped(&alice, &newname)), "{r}");
-    assert_eq!(owner("container", &c), alice.tenant_id);
-    assert!(!exists("container", &bobs), "a container is on the engine under bob's name {bobs}");
+it_test!(
+    a_rename_with_a_form_body_stays_in_the_tenants_scope,
+    mtswarm_only("tenant isolation"),
+    |t, gw, alice, bob| {
+        let http = alice.http();
 
-    // Without the trick.
-    let other = t.name("other");
-    let r = post_empty(&http, &format!("/containers/{c}/rename?name={other}"));
-    assert_eq!(r.status, 204, "{r}");
-    assert_eq!(inspect(&c, "{{.Name}}"), format!("/{}", scoped(&alice, &other)));
-}
+        let c = alice.ok(&["create", "--name", &t.name("c"), image(), "true"]);
+        let newname = t.name("newname");
+        let bobs = bob.scoped(&t.name("x"));
+        let r =
+            post_form(&http, &format!("/containers/{c}/rename?name={newname}"), &format!("name={}", urlencode(&bobs)));
+        let engine_name = inspect(&c, "{{.Name}}");
+        assert!(
+            !engine_name.starts_with(&format!("/{}", bob.scope_prefix())),
+            "alice's container went into bob's scope as {engine_name}: {r}"
+        );
+        assert_eq!(engine_name, format!("/{}", alice.scoped(&newname)), "{r}");
+        assert_eq!(engine_owner("container", &c), alice.tenant_id);
+        assert!(!exists("container", &bobs), "a container is on the engine under bob's name {bobs}");
+
+        // Without the trick.
+        let other = t.name("other");
+        let r = post_empty(&http, &format!("/containers/{c}/rename?name={other}"));
+        assert_eq!(r.status, 204, "{r}");
+        assert_eq!(inspect(&c, "{{.Name}}"), format!("/{}", alice.scoped(&other)));
+    }
+);
 
 // ---------------------------------------------------------------------------------------------------------
 // 10: old-version defaults
 // ---------------------------------------------------------------------------------------------------------
 
-#[test]
-fn creates_at_old_api_versions_get_a_private_cgroup_namespace() {
-    if skip_in_direct_mode("old-version defaults") {
-        return;
-    }
-    let t = Test::new();
-    let gw = t.gateway();
+it_test!(creates_at_old_api_versions_get_a_private_cgroup_namespace, mtswarm_only("old-version defaults"), |t, gw| {
     let http = gw.tenant("alice").http();
     // The premise: on a cgroup v1 engine dockerd gives a create without a CgroupnsMode the host's cgroup
     // namespace. Seen straight on this engine at /v1.40 and at /v1.41 alike (the daemon's default mode is `host`
@@ -1098,56 +1011,46 @@ fn creates_at_old_api_versions_get_a_private_cgroup_namespace() {
     let body = json!({"Image": image(), "HostConfig": {"CgroupnsMode": "private"}}).to_string();
     let id = created_id(&post_raw(&http, &format!("/v1.40/containers/create?name={name}"), &body), "explicit");
     assert_eq!(inspect(&id, "{{.HostConfig.CgroupnsMode}}"), "private");
-}
+});
 
 // ---------------------------------------------------------------------------------------------------------
 // 11: query parameters that reach the host (found by the red team of this change)
 // ---------------------------------------------------------------------------------------------------------
 
-/// `docker top`'s `ps_args` go to the host's `ps`: a format that renames a column to PID made dockerd's error
-/// quote a field of any host process, e.g. the cgroup path that holds another tenant's container id.
-#[test]
-fn top_arguments_cannot_read_the_hosts_or_another_tenants_processes() {
-    if skip_in_direct_mode("the ps_args rule") {
-        return;
+// `docker top`'s `ps_args` go to the host's `ps`: a format that renames a column to PID made dockerd's error
+// quote a field of any host process, e.g. the cgroup path that holds another tenant's container id.
+it_test!(
+    top_arguments_cannot_read_the_hosts_or_another_tenants_processes,
+    mtswarm_only("the ps_args rule"),
+    |t, gw, alice, bob| {
+        let mine = alice.ok(&["run", "-d", "--name", &t.name("top"), image(), "sleep", "301"]);
+        let bobs = bob.ok(&["run", "-d", "--name", &t.name("secret"), image(), "sleep", "302"]);
+        let pid = inspect(&bobs, "{{.State.Pid}}");
+        let http = alice.http();
+        for args in [
+            format!("-ocgroup=PID -p{pid} --sort=pid"),
+            "-oargs=PID -p1 --sort=pid".to_string(),
+            "-eo args,pid".to_string(),
+            format!("-ef -p {pid}"),
+        ] {
+            let r = http.get(&format!("/containers/{mine}/top?ps_args={}", urlencode(&args)));
+            assert_refused(&r, 403, &["ps_args"], &args);
+            assert!(!r.text().contains(&bobs), "{args}: bob's container id in the answer: {r}");
+        }
+        // The usual forms work and show alice's process only.
+        for args in ["", "-ef", "aux", "-o pid,comm,args"] {
+            let r = http.get(&format!("/containers/{mine}/top?ps_args={}", urlencode(args)));
+            assert_eq!(r.status, 200, "{args:?}: {r}");
+            let text = r.text();
+            assert!(text.contains("sleep"), "{args:?}: {text}");
+            assert!(!text.contains("sleep 302"), "{args:?}: bob's process shown: {text}");
+        }
     }
-    let t = Test::new();
-    let gw = t.gateway();
-    let (alice, bob) = (gw.tenant("alice"), gw.tenant("bob"));
-    let mine = alice.ok(&["run", "-d", "--name", &t.name("top"), image(), "sleep", "301"]);
-    let bobs = bob.ok(&["run", "-d", "--name", &t.name("secret"), image(), "sleep", "302"]);
-    let pid = inspect(&bobs, "{{.State.Pid}}");
-    let http = alice.http();
-    for args in [
-        format!("-ocgroup=PID -p{pid} --sort=pid"),
-        "-oargs=PID -p1 --sort=pid".to_string(),
-        "-eo args,pid".to_string(),
-        format!("-ef -p {pid}"),
-    ] {
-        let r = http.get(&format!("/containers/{mine}/top?ps_args={}", urlencode(&args)));
-        assert_refused(&r, 403, &["ps_args"], &args);
-        assert!(!r.text().contains(&bobs), "{args}: bob's container id in the answer: {r}");
-    }
-    // The usual forms work and show alice's process only.
-    for args in ["", "-ef", "aux", "-o pid,comm,args"] {
-        let r = http.get(&format!("/containers/{mine}/top?ps_args={}", urlencode(args)));
-        assert_eq!(r.status, 200, "{args:?}: {r}");
-        let text = r.text();
-        assert!(text.contains("sleep"), "{args:?}: {text}");
-        assert!(!text.contains("sleep 302"), "{args:?}: bob's process shown: {text}");
-    }
-}
+);
 
-/// A port published on the engine host's `::1` bound beside a host service listening on `127.0.0.1` only, so the
-/// host's own clients of `localhost` could reach the tenant's container.
-#[test]
-fn ports_are_not_published_on_the_hosts_loopback() {
-    if skip_in_direct_mode("the published-port rule") {
-        return;
-    }
-    let t = Test::new();
-    let gw = t.gateway();
-    let alice = gw.tenant("alice");
+// A port published on the engine host's `::1` bound beside a host service listening on `127.0.0.1` only, so the
+// host's own clients of `localhost` could reach the tenant's container.
+it_test!(ports_are_not_published_on_the_hosts_loopback, mtswarm_only("the published-port rule"), |t, gw, alice| {
     let http = alice.http();
     for (i, ip) in ["::1", "127.0.0.1", "::ffff:127.0.0.1", "169.254.10.10"].iter().enumerate() {
         let name = t.name(&format!("squat{i}"));
@@ -1155,11 +1058,11 @@ fn ports_are_not_published_on_the_hosts_loopback() {
                           "HostConfig": {"PortBindings": {"80/tcp": [{"HostIp": ip, "HostPort": ""}]}}});
         let r = create(&http, &name, &body.to_string());
         assert_refused(&r, 403, &["PortBindings"], ip);
-        assert!(!exists("container", &scoped(&alice, &name)), "{ip}: the container was created");
+        assert!(!exists("container", &alice.scoped(&name)), "{ip}: the container was created");
     }
     // The host's network addresses stay allowed.
     let name = t.name("published");
     let body = json!({"Image": image(), "Cmd": ["sleep", "300"], "ExposedPorts": {"80/tcp": {}},
                       "HostConfig": {"PortBindings": {"80/tcp": [{"HostIp": "0.0.0.0", "HostPort": ""}]}}});
     created_id(&create(&http, &name, &body.to_string()), "a port on 0.0.0.0");
-}
+});

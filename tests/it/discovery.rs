@@ -9,8 +9,8 @@ use std::time::{Duration, Instant};
 use mtswarm::cluster::etcd::Etcd;
 use mtswarm::cluster::{Discovery, DiscoveryError};
 
-use crate::support::{poll, testbed, Spawned, Test};
-use crate::support_auth::mtswarm;
+use crate::support::auth::mtswarm;
+use crate::support::{it_test, poll, testbed, Spawned, Test};
 
 /// The TTL the tests' joins register with; short, so the expiry test is quick.
 const TTL: u64 = 4;
@@ -33,8 +33,7 @@ struct Prefix {
 
 impl Prefix {
     fn new(test: &Test) -> Prefix {
-        let url = &testbed().etcd;
-        let endpoint = url.strip_prefix("http://").unwrap_or(url).trim_end_matches('/').to_string();
+        let endpoint = testbed().etcd_addr().to_string();
         Prefix { endpoint, prefix: format!("mtswarm-test-{}", test.tag) }
     }
 
@@ -73,9 +72,7 @@ impl Drop for Prefix {
     }
 }
 
-#[test]
-fn join_registers_and_leaves_at_once_on_sigterm() {
-    let test = Test::new();
+it_test!(join_registers_and_leaves_at_once_on_sigterm, |test| {
     let prefix = Prefix::new(&test);
     let join = prefix.join("10.255.0.1:2375");
     prefix.wait_for("join to register", Duration::from_secs(10), &["tcp://10.255.0.1:2375"]);
@@ -93,11 +90,9 @@ fn join_registers_and_leaves_at_once_on_sigterm() {
     assert_eq!(out.code, Some(0), "{out}");
     // Gone at once, not when the lease runs out.
     assert_eq!(engines(&prefix.discovery()).expect("list etcd"), Vec::<String>::new(), "{out}");
-}
+});
 
-#[test]
-fn a_killed_join_leaves_when_its_ttl_runs_out() {
-    let test = Test::new();
+it_test!(a_killed_join_leaves_when_its_ttl_runs_out, |test| {
     let prefix = Prefix::new(&test);
     let mut join = prefix.join("10.255.0.2:2375");
     prefix.wait_for("join to register", Duration::from_secs(10), &["tcp://10.255.0.2:2375"]);
@@ -109,11 +104,9 @@ fn a_killed_join_leaves_when_its_ttl_runs_out() {
     prefix.wait_for("the registration to expire", Duration::from_secs(TTL + 10), &[]);
     let after = killed.elapsed();
     assert!(after >= Duration::from_secs(TTL - 2), "the key went {after:?} after the kill, before its TTL of {TTL} s");
-}
+});
 
-#[test]
-fn join_registers_again_when_its_lease_is_lost() {
-    let test = Test::new();
+it_test!(join_registers_again_when_its_lease_is_lost, |test| {
     let prefix = Prefix::new(&test);
     let _join = prefix.join("10.255.0.3:2375");
     prefix.wait_for("join to register", Duration::from_secs(10), &["tcp://10.255.0.3:2375"]);
@@ -129,11 +122,9 @@ fn join_registers_again_when_its_lease_is_lost() {
     prefix.wait_for("join to register again", Duration::from_secs(10), &["tcp://10.255.0.3:2375"]);
     let again = block_on(etcd.range_prefix(dir.as_bytes())).expect("list etcd")[0].lease;
     assert!(again != 0 && again != lease, "a new lease: {again} (was {lease})");
-}
+});
 
-#[test]
-fn join_takes_etcd_discovery_only() {
-    let test = Test::new();
+it_test!(join_takes_etcd_discovery_only, |test| {
     for discovery in ["file:///etc/engines", "nodes://a:1,b:2", "tcp://127.0.0.1:2375"] {
         let out = mtswarm(&["join", "--advertise", "10.255.0.4:2375", discovery], test.dir(), &[]);
         assert_eq!(out.code, Some(1), "{out}");
@@ -146,7 +137,7 @@ fn join_takes_etcd_discovery_only() {
     );
     assert_eq!(out.code, Some(1), "{out}");
     assert!(out.stderr.contains("--ttl 5 must be more than --heartbeat 5"), "{out}");
-}
+});
 
 #[test]
 fn an_unreachable_etcd_is_an_error_naming_it() {
@@ -170,9 +161,7 @@ fn a_hung_etcd_is_an_error_within_the_timeout() {
     assert!(started.elapsed() < Duration::from_secs(10), "took {:?}", started.elapsed());
 }
 
-#[test]
-fn file_discovery_reads_the_file_at_each_call() {
-    let test = Test::new();
+it_test!(file_discovery_reads_the_file_at_each_call, |test| {
     let path = test.path("engines");
     let discovery = Discovery::parse(&format!("file://{}", path.display())).expect("a valid URL");
     assert!(discovery.follows());
@@ -195,4 +184,4 @@ fn file_discovery_reads_the_file_at_each_call() {
 
     fs::write(&path, "").expect("empty");
     assert_eq!(engines(&discovery).expect("read the file"), Vec::<String>::new());
-}
+});

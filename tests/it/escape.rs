@@ -9,8 +9,8 @@
 use std::fs;
 use std::time::Duration;
 
+use crate::support::auth::*;
 use crate::support::*;
-use crate::support_auth::*;
 
 const SLOW: Duration = Duration::from_secs(120);
 
@@ -82,43 +82,31 @@ fn check_table(t: &Test, gw: &Gateway, client: &Client, refused: &[(&[&str], &st
     }
 }
 
-#[test]
-fn privileges_capabilities_devices_cgroups_and_runtimes_are_refused() {
-    if skip_in_direct_mode("the host-escape rules") {
-        return;
+it_test!(
+    privileges_capabilities_devices_cgroups_and_runtimes_are_refused,
+    mtswarm_only("the host-escape rules"),
+    |t, gw, alice| {
+        check_table(
+            &t,
+            &gw,
+            &alice,
+            &[
+                (&["--privileged"], "HostConfig.Privileged"),
+                (&["--cap-add", "SYS_ADMIN"], "HostConfig.CapAdd"),
+                (&["--cap-add", "ALL"], "HostConfig.CapAdd"),
+                (&["--device", "/dev/null"], "HostConfig.Devices"),
+                (&["--device-cgroup-rule", "c 1:3 r"], "HostConfig.DeviceCgroupRules"),
+                (&["--cgroup-parent", "foo"], "HostConfig.CgroupParent"),
+                (&["--runtime", "foo"], "HostConfig.Runtime"),
+            ],
+            &[&[], &["--cap-add", "NET_BIND_SERVICE"], &["--cap-drop", "ALL"]],
+        );
+        // Root inside the container is the tenant's business.
+        assert_eq!(assert_runs(&gw, &alice, &["--user", "0"], &["id", "-u"]), "0");
     }
-    let t = Test::new();
-    let gw = t.gateway();
-    let alice = gw.tenant("alice");
+);
 
-    check_table(
-        &t,
-        &gw,
-        &alice,
-        &[
-            (&["--privileged"], "HostConfig.Privileged"),
-            (&["--cap-add", "SYS_ADMIN"], "HostConfig.CapAdd"),
-            (&["--cap-add", "ALL"], "HostConfig.CapAdd"),
-            (&["--device", "/dev/null"], "HostConfig.Devices"),
-            (&["--device-cgroup-rule", "c 1:3 r"], "HostConfig.DeviceCgroupRules"),
-            (&["--cgroup-parent", "foo"], "HostConfig.CgroupParent"),
-            (&["--runtime", "foo"], "HostConfig.Runtime"),
-        ],
-        &[&[], &["--cap-add", "NET_BIND_SERVICE"], &["--cap-drop", "ALL"]],
-    );
-    // Root inside the container is the tenant's business.
-    assert_eq!(assert_runs(&gw, &alice, &["--user", "0"], &["id", "-u"]), "0");
-}
-
-#[test]
-fn host_paths_are_refused_and_named_volumes_allowed() {
-    if skip_in_direct_mode("the host-escape rules") {
-        return;
-    }
-    let t = Test::new();
-    let gw = t.gateway();
-    let alice = gw.tenant("alice");
-
+it_test!(host_paths_are_refused_and_named_volumes_allowed, mtswarm_only("the host-escape rules"), |t, gw, alice| {
     check_table(
         &t,
         &gw,
@@ -176,17 +164,9 @@ fn host_paths_are_refused_and_named_volumes_allowed() {
         tmpfs
     );
     assert_runs(&gw, &alice, &["-v", &format!("{tmpfs}:/t")], &[]);
-}
+});
 
-#[test]
-fn host_namespaces_and_global_sysctls_are_refused() {
-    if skip_in_direct_mode("the host-escape rules") {
-        return;
-    }
-    let t = Test::new();
-    let gw = t.gateway();
-    let alice = gw.tenant("alice");
-
+it_test!(host_namespaces_and_global_sysctls_are_refused, mtswarm_only("the host-escape rules"), |t, gw, alice| {
     check_table(
         &t,
         &gw,
@@ -222,82 +202,69 @@ fn host_namespaces_and_global_sysctls_are_refused() {
         assert_error(&http.post_json(&format!("/containers/create?name={name}"), &body), 403, "HostConfig.Sysctls");
         assert_no_container(&name);
     }
-}
+});
 
-#[test]
-fn security_options_that_weaken_confinement_are_refused() {
-    if skip_in_direct_mode("the host-escape rules") {
-        return;
+it_test!(
+    security_options_that_weaken_confinement_are_refused,
+    mtswarm_only("the host-escape rules"),
+    |t, gw, alice| {
+        check_table(
+            &t,
+            &gw,
+            &alice,
+            &[
+                (&["--security-opt", "seccomp=unconfined"], "HostConfig.SecurityOpt"),
+                (&["--security-opt", "apparmor=unconfined"], "HostConfig.SecurityOpt"),
+                (&["--security-opt", "label=disable"], "HostConfig.SecurityOpt"),
+                (&["--security-opt", "no-new-privileges=false"], "HostConfig.SecurityOpt"),
+                (&["--security-opt", "systempaths=unconfined"], "HostConfig."),
+            ],
+            &[&["--security-opt", "no-new-privileges"], &["--security-opt", "no-new-privileges=true"]],
+        );
     }
-    let t = Test::new();
-    let gw = t.gateway();
-    let alice = gw.tenant("alice");
+);
 
-    check_table(
-        &t,
-        &gw,
-        &alice,
-        &[
-            (&["--security-opt", "seccomp=unconfined"], "HostConfig.SecurityOpt"),
-            (&["--security-opt", "apparmor=unconfined"], "HostConfig.SecurityOpt"),
-            (&["--security-opt", "label=disable"], "HostConfig.SecurityOpt"),
-            (&["--security-opt", "no-new-privileges=false"], "HostConfig.SecurityOpt"),
-            (&["--security-opt", "systempaths=unconfined"], "HostConfig."),
-        ],
-        &[&["--security-opt", "no-new-privileges"], &["--security-opt", "no-new-privileges=true"]],
-    );
-}
+it_test!(
+    exec_privileged_and_update_of_the_cgroup_parent_are_refused,
+    mtswarm_only("the host-escape rules"),
+    |t, gw, alice| {
+        let c = t.name("target");
+        let id = alice.ok(&["run", "-d", "--name", &c, image(), "sleep", "300"]);
+        assert_full_id(&id);
+        let exec_ids = || engine_ok(&["inspect", "--format", "{{len .ExecIDs}}", &id]);
 
-#[test]
-fn exec_privileged_and_update_of_the_cgroup_parent_are_refused() {
-    if skip_in_direct_mode("the host-escape rules") {
-        return;
+        let out = assert_refused(&gw, &alice, &["exec", "--privileged", &c, "true"], "Privileged");
+        assert!(out.stderr.contains("privileged"), "{out}");
+        assert_eq!(exec_ids(), "0", "the refused exec was created on the engine");
+        let r = alice
+            .http()
+            .post_json(&format!("/containers/{id}/exec"), &serde_json::json!({"Cmd": ["true"], "privileged": true}));
+        assert_error(&r, 403, "Privileged");
+        assert_eq!(exec_ids(), "0", "the refused exec was created on the engine");
+        alice.ok(&["exec", &c, "true"]);
+        assert_eq!(alice.ok(&["exec", "--user", "0", &c, "id", "-u"]), "0");
+
+        // `docker update` has no flag for these; the API does.
+        for (body, field) in [
+            (serde_json::json!({"CgroupParent": "x"}), "CgroupParent"),
+            (
+                serde_json::json!({"Devices": [{"PathOnHost": "/dev/null", "PathInContainer": "/dev/n", "CgroupPermissions": "rwm"}]}),
+                "Devices",
+            ),
+            (serde_json::json!({"DeviceCgroupRules": ["c 1:3 r"]}), "DeviceCgroupRules"),
+        ] {
+            let r = alice.http().post_json(&format!("/containers/{id}/update"), &body);
+            assert_error(&r, 403, field);
+        }
+        assert_eq!(engine_ok(&["inspect", "--format", "{{.HostConfig.CgroupParent}}", &id]), "");
+        // An ordinary update still goes through.
+        alice.ok(&["update", "--cpu-shares", "512", &c]);
+        assert_eq!(engine_ok(&["inspect", "--format", "{{.HostConfig.CpuShares}}", &id]), "512");
+        alice.ok(&["rm", "-f", &c]);
     }
-    let t = Test::new();
-    let gw = t.gateway();
-    let alice = gw.tenant("alice");
-    let c = t.name("target");
-    let id = alice.ok(&["run", "-d", "--name", &c, image(), "sleep", "300"]);
-    assert_full_id(&id);
-    let exec_ids = || engine_ok(&["inspect", "--format", "{{len .ExecIDs}}", &id]);
+);
 
-    let out = assert_refused(&gw, &alice, &["exec", "--privileged", &c, "true"], "Privileged");
-    assert!(out.stderr.contains("privileged"), "{out}");
-    assert_eq!(exec_ids(), "0", "the refused exec was created on the engine");
-    let r = alice
-        .http()
-        .post_json(&format!("/containers/{id}/exec"), &serde_json::json!({"Cmd": ["true"], "privileged": true}));
-    assert_error(&r, 403, "Privileged");
-    assert_eq!(exec_ids(), "0", "the refused exec was created on the engine");
-    alice.ok(&["exec", &c, "true"]);
-    assert_eq!(alice.ok(&["exec", "--user", "0", &c, "id", "-u"]), "0");
-
-    // `docker update` has no flag for these; the API does.
-    for (body, field) in [
-        (serde_json::json!({"CgroupParent": "x"}), "CgroupParent"),
-        (
-            serde_json::json!({"Devices": [{"PathOnHost": "/dev/null", "PathInContainer": "/dev/n", "CgroupPermissions": "rwm"}]}),
-            "Devices",
-        ),
-        (serde_json::json!({"DeviceCgroupRules": ["c 1:3 r"]}), "DeviceCgroupRules"),
-    ] {
-        let r = alice.http().post_json(&format!("/containers/{id}/update"), &body);
-        assert_error(&r, 403, field);
-    }
-    assert_eq!(engine_ok(&["inspect", "--format", "{{.HostConfig.CgroupParent}}", &id]), "");
-    // An ordinary update still goes through.
-    alice.ok(&["update", "--cpu-shares", "512", &c]);
-    assert_eq!(engine_ok(&["inspect", "--format", "{{.HostConfig.CpuShares}}", &id]), "512");
-    alice.ok(&["rm", "-f", &c]);
-}
-
-#[test]
-fn raw_create_bodies_are_read_as_docker_reads_them() {
-    if skip_in_direct_mode("the host-escape rules") {
-        return;
-    }
-    let t = Test::new();
-    let gw = t.gateway();
+it_test!(raw_create_bodies_are_read_as_docker_reads_them, mtswarm_only("the host-escape rules"), |t, gw| {
     let http = gw.tenant("alice").http();
 
     let cases = [
@@ -319,44 +286,33 @@ fn raw_create_bodies_are_read_as_docker_reads_them() {
         &serde_json::json!({"Image": image(), "hostconfig": {"privileged": false}}),
     );
     assert_eq!(r.status, 201, "{r}");
-}
+});
 
-#[test]
-fn network_authorization_false_lets_the_host_network_through_and_nothing_else() {
-    if skip_in_direct_mode("the host-escape rules") {
-        return;
+it_test!(
+    network_authorization_false_lets_the_host_network_through_and_nothing_else,
+    mtswarm_only("the host-escape rules"),
+    gw = GatewayOpts { env: vec![("SWARM_NETWORK_AUTHORIZATION".into(), "false".into())], ..Default::default() },
+    |t, gw, alice| {
+        // `--rm` and `true`: a host-network container lives no longer than it takes to start.
+        assert_runs(&gw, &alice, &["--net", "host"], &[]);
+        // The other rules stay on, the sysctl rule among them: in the host's network namespace a net.* sysctl
+        // would change the host.
+        check_table(
+            &t,
+            &gw,
+            &alice,
+            &[
+                (&["--privileged"], "HostConfig.Privileged"),
+                (&["--pid", "host"], "HostConfig.PidMode"),
+                (&["-v", "/etc:/host"], "HostConfig.Binds"),
+                (&["--net", "host", "--sysctl", "net.ipv4.ip_forward=1"], "HostConfig.Sysctls"),
+            ],
+            &[],
+        );
     }
-    let t = Test::new();
-    let env = vec![("SWARM_NETWORK_AUTHORIZATION".to_string(), "false".to_string())];
-    let gw = Gateway::start(&t, GatewayOpts { env, ..GatewayOpts::default() });
-    let alice = gw.tenant("alice");
+);
 
-    // `--rm` and `true`: a host-network container lives no longer than it takes to start.
-    assert_runs(&gw, &alice, &["--net", "host"], &[]);
-    // The other rules stay on, the sysctl rule among them: in the host's network namespace a net.* sysctl
-    // would change the host.
-    check_table(
-        &t,
-        &gw,
-        &alice,
-        &[
-            (&["--privileged"], "HostConfig.Privileged"),
-            (&["--pid", "host"], "HostConfig.PidMode"),
-            (&["-v", "/etc:/host"], "HostConfig.Binds"),
-            (&["--net", "host", "--sysctl", "net.ipv4.ip_forward=1"], "HostConfig.Sysctls"),
-        ],
-        &[],
-    );
-}
-
-#[test]
-fn the_admin_tenant_is_not_limited() {
-    if skip_in_direct_mode("the host-escape rules") {
-        return;
-    }
-    let t = Test::new();
-    let gw = t.gateway();
-    let admin = gw.admin();
+it_test!(the_admin_tenant_is_not_limited, mtswarm_only("the host-escape rules"), |t, gw, admin| {
     // The test bed's engines cannot start a privileged process at all (runc: "unable to apply caps: operation
     // not permitted", straight on the engine too), so the admin's privileged container is created, not started,
     // and the engine shows it privileged: the gateway passed it through.
@@ -376,108 +332,99 @@ fn the_admin_tenant_is_not_limited() {
         .post_json(&format!("/containers/{id}/exec"), &serde_json::json!({"Cmd": ["true"], "Privileged": true}));
     assert_eq!(r.status, 201, "{r}");
     admin.ok(&["rm", "-f", &target]);
-}
+});
 
-#[test]
-fn tenants_read_the_image_catalogue_but_do_not_change_it() {
-    if skip_in_direct_mode("the image rules") {
-        return;
+it_test!(
+    tenants_read_the_image_catalogue_but_do_not_change_it,
+    mtswarm_only("the image rules"),
+    |t, gw, alice, admin| {
+        const ADMIN_ONLY: &str = "admin tenant";
+
+        // Reading is open.
+        let list = alice.ok(&["images", "--format", "{{.Repository}}:{{.Tag}}"]);
+        assert!(lines(&list).iter().any(|l| l == image()), "{list}");
+        assert_full_id(&alice.ok(&["image", "inspect", "--format", "{{.Id}}", image()]));
+        assert!(alice.ok(&["history", image()]).starts_with("IMAGE"));
+        let tar = t.path("saved.tar");
+        let out = alice.run(
+            &["save", "-o", tar.to_str().unwrap(), image()],
+            RunOpts { timeout: Some(SLOW), ..RunOpts::default() },
+        );
+        assert!(out.success(), "{out}");
+        assert!(fs::metadata(&tar).map(|m| m.len() > 0).unwrap_or(false), "save wrote nothing");
+
+        // Tag.
+        let tagged = format!("{}-tagged:v1", t.tag);
+        assert_refused(&gw, &alice, &["tag", image(), &tagged], ADMIN_ONLY);
+        assert_no_image(&tagged);
+
+        // Remove: the admin's tag survives a tenant's rmi, and the admin may remove it.
+        let admins = format!("{}-admins:v1", t.tag);
+        admin.ok(&["tag", image(), &admins]);
+        assert_refused(&gw, &alice, &["rmi", &admins], ADMIN_ONLY);
+        assert_refused(&gw, &alice, &["rmi", "-f", &admins], ADMIN_ONLY);
+        engine_ok(&["image", "inspect", &admins]);
+        assert_eq!(admin.ok(&["rmi", &admins]), format!("Untagged: {admins}"));
+        assert_no_image(&admins);
+
+        // Prune, with a filter that could only ever match this test's images.
+        assert_refused(&gw, &alice, &["image", "prune", "-f", "--filter", &format!("label={}", t.label())], ADMIN_ONLY);
+
+        // Load: the body is a whole image; the refusal must still reach the CLI.
+        let load = RunOpts { timeout: Some(SLOW), ..RunOpts::default() };
+        assert_refused_with(&gw, &alice, &["load", "-i", tar.to_str().unwrap()], load, ADMIN_ONLY);
+
+        // Import.
+        let rootfs_dir = t.path("rootfs");
+        fs::create_dir_all(&rootfs_dir).unwrap();
+        fs::write(rootfs_dir.join("marker"), "imported\n").unwrap();
+        let rootfs = t.path("rootfs.tar");
+        let status = std::process::Command::new("tar")
+            .arg("-cf")
+            .arg(&rootfs)
+            .arg("-C")
+            .arg(&rootfs_dir)
+            .arg("marker")
+            .status()
+            .unwrap();
+        assert!(status.success());
+        let imported = format!("{}-imported:v1", t.tag);
+        assert_refused(&gw, &alice, &["import", rootfs.to_str().unwrap(), &imported], ADMIN_ONLY);
+        assert_no_image(&imported);
+        let imported_stdin = format!("{}-imported:v2", t.tag);
+        let opts = RunOpts { stdin: Some(fs::read(&rootfs).unwrap()), ..RunOpts::default() };
+        assert_refused_with(&gw, &alice, &["import", "-", &imported_stdin], opts, ADMIN_ONLY);
+        assert_no_image(&imported_stdin);
+
+        // Commit.
+        let c = t.name("to-commit");
+        alice.ok(&["run", "--name", &c, image(), "sh", "-c", "echo changed > /changed"]);
+        let committed = format!("{}-committed:v1", t.tag);
+        assert_refused(&gw, &alice, &["commit", &c, &committed], ADMIN_ONLY);
+        assert_no_image(&committed);
+        alice.ok(&["rm", &c]);
+
+        // Build, with the legacy builder (the test bed has no buildx).
+        let ctx = t.path("ctx");
+        fs::create_dir_all(&ctx).unwrap();
+        fs::write(ctx.join("Dockerfile"), format!("FROM {}\nRUN echo built > /built\n", image())).unwrap();
+        let built = format!("{}-built:v1", t.tag);
+        let legacy = RunOpts { env: vec![("DOCKER_BUILDKIT".to_string(), "0".to_string())], ..RunOpts::default() };
+        assert_refused_with(&gw, &alice, &["build", "-t", &built, ctx.to_str().unwrap()], legacy, ADMIN_ONLY);
+        assert_no_image(&built);
+
+        // The catalogue is as it was: the shared image is still there.
+        engine_ok(&["image", "inspect", image()]);
     }
-    let t = Test::new();
-    let gw = t.gateway();
-    let alice = gw.tenant("alice");
-    let admin = gw.admin();
-    const ADMIN_ONLY: &str = "admin tenant";
+);
 
-    // Reading is open.
-    let list = alice.ok(&["images", "--format", "{{.Repository}}:{{.Tag}}"]);
-    assert!(lines(&list).iter().any(|l| l == image()), "{list}");
-    assert_full_id(&alice.ok(&["image", "inspect", "--format", "{{.Id}}", image()]));
-    assert!(alice.ok(&["history", image()]).starts_with("IMAGE"));
-    let tar = t.path("saved.tar");
-    let out = alice
-        .run(&["save", "-o", tar.to_str().unwrap(), image()], RunOpts { timeout: Some(SLOW), ..RunOpts::default() });
-    assert!(out.success(), "{out}");
-    assert!(fs::metadata(&tar).map(|m| m.len() > 0).unwrap_or(false), "save wrote nothing");
-
-    // Tag.
-    let tagged = format!("{}-tagged:v1", t.tag);
-    assert_refused(&gw, &alice, &["tag", image(), &tagged], ADMIN_ONLY);
-    assert_no_image(&tagged);
-
-    // Remove: the admin's tag survives a tenant's rmi, and the admin may remove it.
-    let admins = format!("{}-admins:v1", t.tag);
-    admin.ok(&["tag", image(), &admins]);
-    assert_refused(&gw, &alice, &["rmi", &admins], ADMIN_ONLY);
-    assert_refused(&gw, &alice, &["rmi", "-f", &admins], ADMIN_ONLY);
-    engine_ok(&["image", "inspect", &admins]);
-    assert_eq!(admin.ok(&["rmi", &admins]), format!("Untagged: {admins}"));
-    assert_no_image(&admins);
-
-    // Prune, with a filter that could only ever match this test's images.
-    assert_refused(&gw, &alice, &["image", "prune", "-f", "--filter", &format!("label={}", t.label())], ADMIN_ONLY);
-
-    // Load: the body is a whole image; the refusal must still reach the CLI.
-    let load = RunOpts { timeout: Some(SLOW), ..RunOpts::default() };
-    assert_refused_with(&gw, &alice, &["load", "-i", tar.to_str().unwrap()], load, ADMIN_ONLY);
-
-    // Import.
-    let rootfs_dir = t.path("rootfs");
-    fs::create_dir_all(&rootfs_dir).unwrap();
-    fs::write(rootfs_dir.join("marker"), "imported\n").unwrap();
-    let rootfs = t.path("rootfs.tar");
-    let status = std::process::Command::new("tar")
-        .arg("-cf")
-        .arg(&rootfs)
-        .arg("-C")
-        .arg(&rootfs_dir)
-        .arg("marker")
-        .status()
-        .unwrap();
-    assert!(status.success());
-    let imported = format!("{}-imported:v1", t.tag);
-    assert_refused(&gw, &alice, &["import", rootfs.to_str().unwrap(), &imported], ADMIN_ONLY);
-    assert_no_image(&imported);
-    let imported_stdin = format!("{}-imported:v2", t.tag);
-    let opts = RunOpts { stdin: Some(fs::read(&rootfs).unwrap()), ..RunOpts::default() };
-    assert_refused_with(&gw, &alice, &["import", "-", &imported_stdin], opts, ADMIN_ONLY);
-    assert_no_image(&imported_stdin);
-
-    // Commit.
-    let c = t.name("to-commit");
-    alice.ok(&["run", "--name", &c, image(), "sh", "-c", "echo changed > /changed"]);
-    let committed = format!("{}-committed:v1", t.tag);
-    assert_refused(&gw, &alice, &["commit", &c, &committed], ADMIN_ONLY);
-    assert_no_image(&committed);
-    alice.ok(&["rm", &c]);
-
-    // Build, with the legacy builder (the test bed has no buildx).
-    let ctx = t.path("ctx");
-    fs::create_dir_all(&ctx).unwrap();
-    fs::write(ctx.join("Dockerfile"), format!("FROM {}\nRUN echo built > /built\n", image())).unwrap();
-    let built = format!("{}-built:v1", t.tag);
-    let legacy = RunOpts { env: vec![("DOCKER_BUILDKIT".to_string(), "0".to_string())], ..RunOpts::default() };
-    assert_refused_with(&gw, &alice, &["build", "-t", &built, ctx.to_str().unwrap()], legacy, ADMIN_ONLY);
-    assert_no_image(&built);
-
-    // The catalogue is as it was: the shared image is still there.
-    engine_ok(&["image", "inspect", image()]);
-}
-
-/// A refusal that comes before the gateway reads the request body (load, import, build: the body is an image or
-/// a context) must still reach the client as the 403 and its message. The client is still writing when the
-/// answer comes; a server that then closes the connection with the body unread makes the kernel reset it, and
-/// the CLI shows "broken pipe" or "connection reset by peer" instead of the message (dockerd, like every Go
-/// server, half-closes and lingers so the client reads the answer). It is a race, so it is run ten times with
-/// bodies of a few megabytes.
-#[test]
-fn refused_uploads_still_show_the_refusal() {
-    if skip_in_direct_mode("the image rules") {
-        return;
-    }
-    let t = Test::new();
-    let gw = t.gateway();
-    let alice = gw.tenant("alice");
+// A refusal that comes before the gateway reads the request body (load, import, build: the body is an image or
+// a context) must still reach the client as the 403 and its message. The client is still writing when the
+// answer comes; a server that then closes the connection with the body unread makes the kernel reset it, and
+// the CLI shows "broken pipe" or "connection reset by peer" instead of the message (dockerd, like every Go
+// server, half-closes and lingers so the client reads the answer). It is a race, so it is run ten times with
+// bodies of a few megabytes.
+it_test!(refused_uploads_still_show_the_refusal, mtswarm_only("the image rules"), |t, gw, alice| {
     let slow = || RunOpts { timeout: Some(SLOW), ..RunOpts::default() };
 
     let saved = t.path("saved.tar");
@@ -497,4 +444,4 @@ fn refused_uploads_still_show_the_refusal() {
         assert_refused_with(&gw, &alice, &["import", rootfs.to_str().unwrap(), &imported], slow(), "admin tenant");
     }
     assert_no_image(&imported);
-}
+});

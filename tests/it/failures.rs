@@ -19,35 +19,32 @@ fn assert_engine_error(r: &Response) {
     assert_eq!(r.header("Api-Version"), Some("1.41"), "{r}");
 }
 
-#[test]
-fn engine_down_fails_fast_and_the_gateway_keeps_serving() {
-    if skip_in_direct_mode("the gateway's answer for a down engine") {
-        return;
+// Nothing listens on port 1.
+it_test!(
+    engine_down_fails_fast_and_the_gateway_keeps_serving,
+    mtswarm_only("the gateway's answer for a down engine"),
+    gw = GatewayOpts { engine: Some("tcp://127.0.0.1:1".to_string()), ..Default::default() },
+    |t, mut gw, alice| {
+        let fast = || RunOpts { timeout: Some(FAST), ..RunOpts::default() };
+
+        let started = Instant::now();
+        let out = alice.run(&["ps"], fast());
+        assert!(!out.success(), "{out}");
+        assert!(out.stderr.to_lowercase().contains("engine"), "the error does not mention the engine: {out}");
+        let out = alice.run(&["run", "--rm", image(), "true"], fast());
+        assert!(!out.success(), "{out}");
+        assert!(started.elapsed() < FAST, "took {:?}", started.elapsed());
+
+        let http = alice.http();
+        assert_engine_error(&http.get("/v1.41/containers/json"));
+        assert_engine_error(&http.get("/containers/json"));
+
+        let ping = http.get("/_ping");
+        assert_eq!(ping.status, 200, "{ping}");
+        assert_eq!(ping.header("Api-Version"), Some("1.41"), "{ping}");
+        assert!(gw.alive(), "mtswarm exited: {}", gw.stderr());
     }
-    let t = Test::new();
-    // Nothing listens on port 1.
-    let mut gw =
-        Gateway::start(&t, GatewayOpts { engine: Some("tcp://127.0.0.1:1".to_string()), ..GatewayOpts::default() });
-    let alice = gw.tenant("alice");
-    let fast = || RunOpts { timeout: Some(FAST), ..RunOpts::default() };
-
-    let started = Instant::now();
-    let out = alice.run(&["ps"], fast());
-    assert!(!out.success(), "{out}");
-    assert!(out.stderr.to_lowercase().contains("engine"), "the error does not mention the engine: {out}");
-    let out = alice.run(&["run", "--rm", image(), "true"], fast());
-    assert!(!out.success(), "{out}");
-    assert!(started.elapsed() < FAST, "took {:?}", started.elapsed());
-
-    let http = alice.http();
-    assert_engine_error(&http.get("/v1.41/containers/json"));
-    assert_engine_error(&http.get("/containers/json"));
-
-    let ping = http.get("/_ping");
-    assert_eq!(ping.status, 200, "{ping}");
-    assert_eq!(ping.header("Api-Version"), Some("1.41"), "{ping}");
-    assert!(gw.alive(), "mtswarm exited: {}", gw.stderr());
-}
+);
 
 /// A fake engine for what the real engines of the test bed cannot be made to show on demand: dying in the
 /// middle of a request, and an older API version (every engine here is 20.10, API 1.41). It answers `/_ping`,
@@ -183,12 +180,7 @@ fn serve_fake(conn: TcpStream, api: &str) {
     }
 }
 
-#[test]
-fn engine_dying_mid_request_is_not_a_hang() {
-    if skip_in_direct_mode("the gateway's answer for an engine that dies") {
-        return;
-    }
-    let t = Test::new();
+it_test!(engine_dying_mid_request_is_not_a_hang, mtswarm_only("the gateway's answer for an engine that dies"), |t| {
     let fake = FakeEngine::start("1.41");
     let mut gw = Gateway::start(&t, GatewayOpts { engine: Some(fake.url()), ..GatewayOpts::default() });
     let alice = gw.tenant("alice");
@@ -212,14 +204,9 @@ fn engine_dying_mid_request_is_not_a_hang() {
     let ping = http.get("/_ping");
     assert_eq!(ping.status, 200, "{ping}");
     assert!(gw.alive(), "mtswarm exited: {}", gw.stderr());
-}
+});
 
-#[test]
-fn the_lowest_engine_api_version_is_advertised() {
-    if skip_in_direct_mode("the version mtswarm advertises") {
-        return;
-    }
-    let t = Test::new();
+it_test!(the_lowest_engine_api_version_is_advertised, mtswarm_only("the version mtswarm advertises"), |t| {
     let fake = FakeEngine::start("1.40");
     let gw = Gateway::start(&t, GatewayOpts { engine: Some(fake.url()), ..GatewayOpts::default() });
     let alice = gw.tenant("alice");
@@ -234,4 +221,4 @@ fn the_lowest_engine_api_version_is_advertised() {
     assert_eq!(r.message(), "client version 1.41 is too new. Maximum supported API version is 1.40");
     assert_eq!(http.get("/version").json()["ApiVersion"], "1.40");
     assert_eq!(alice.ok(&["version", "--format", "{{.Server.APIVersion}}"]), "1.40");
-}
+});

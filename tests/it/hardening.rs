@@ -1,7 +1,6 @@
 //! Hardening around the engines: mutual TLS to an engine run with `dockerd --tlsverify` (the test bed's
 //! tlsnode), per-tenant caps on open streams, and tenants' pulls that cannot re-point the shared catalogue.
 
-use std::collections::HashMap;
 use std::io::{BufRead, BufReader, Write};
 use std::time::Duration;
 
@@ -10,9 +9,7 @@ use crate::support::*;
 /// The test bed's TLS engine and the files mtswarm needs for it, from the env file; `None` when the test bed
 /// has no tls component (then the TLS test says so and passes, as the other optional components' tests do).
 fn tls_engine() -> Option<(String, Vec<String>)> {
-    let path = std::env::var("MTSWARM_TESTBED_ENV").unwrap_or_else(|_| "/run/mtswarm-testbed/env".to_string());
-    let text = std::fs::read_to_string(path).ok()?;
-    let vars: HashMap<&str, &str> = text.lines().filter_map(|l| l.trim().split_once('=')).collect();
+    let vars = testbed_env();
     let engine = vars.get("MTSWARM_TLS_ENGINE")?.to_string();
     let args = [
         ("--node-tlscacert", "MTSWARM_TLS_CA"),
@@ -20,21 +17,16 @@ fn tls_engine() -> Option<(String, Vec<String>)> {
         ("--node-tlskey", "MTSWARM_TLS_KEY"),
     ]
     .iter()
-    .flat_map(|(flag, var)| [flag.to_string(), vars.get(var).map(|v| v.to_string()).unwrap_or_default()])
+    .flat_map(|(flag, var)| [flag.to_string(), vars.get(*var).cloned().unwrap_or_default()])
     .collect();
     Some((engine, args))
 }
 
-#[test]
-fn run_exec_logs_and_cp_through_a_tls_engine() {
+it_test!(run_exec_logs_and_cp_through_a_tls_engine, mtswarm_only("a TLS engine"), |t| {
     let Some((engine, args)) = tls_engine() else {
         eprintln!("skipped: the test bed has no tls component (scripts/testbed.sh up tls)");
         return;
     };
-    if skip_in_direct_mode("a TLS engine") {
-        return;
-    }
-    let t = Test::new();
     let gw = Gateway::start(&t, GatewayOpts { engine: Some(engine.clone()), args, ..Default::default() });
     let alice = gw.tenant("alice");
     assert_eq!(alice.ok(&["run", "--rm", "--network", "none", image(), "echo", "over-tls"]), "over-tls");
@@ -63,7 +55,7 @@ fn run_exec_logs_and_cp_through_a_tls_engine() {
     let plain = Gateway::start(&t, GatewayOpts { engine: Some(engine), ..Default::default() });
     let err = plain.tenant("alice").fails(&["ps"]);
     assert!(!err.is_empty());
-}
+});
 
 /// Opens `GET /events` as `tenant` on a raw connection and returns the status and the open connection.
 fn open_events(gw: &Gateway<'_>, tenant: &str) -> (u16, BufReader<std::net::TcpStream>) {
@@ -81,83 +73,83 @@ fn open_events(gw: &Gateway<'_>, tenant: &str) -> (u16, BufReader<std::net::TcpS
     (code, r)
 }
 
-#[test]
-fn a_tenant_over_its_stream_cap_gets_429_and_others_do_not_notice() {
-    if skip_in_direct_mode("mtswarm's limits") {
-        return;
-    }
-    let t = Test::new();
-    let gw =
-        Gateway::start(&t, GatewayOpts { args: vec!["--tenant-max-streams".into(), "8".into()], ..Default::default() });
-    let mut open = Vec::new();
-    let mut refused = Vec::new();
-    for _ in 0..12 {
-        let (code, mut conn) = open_events(&gw, "alice");
-        match code {
-            200 => open.push(conn),
-            429 => {
-                let mut rest = String::new();
-                while conn.read_line(&mut rest).is_ok_and(|n| n > 0) && !rest.contains("}") {}
-                refused.push(rest);
+it_test!(
+    a_tenant_over_its_stream_cap_gets_429_and_others_do_not_notice,
+    mtswarm_only("mtswarm's limits"),
+    gw = GatewayOpts { args: vec!["--tenant-max-streams".into(), "8".into()], ..Default::default() },
+    |t, gw| {
+        let mut open = Vec::new();
+        let mut refused = Vec::new();
+        for _ in 0..12 {
+            let (code, mut conn) = open_events(&gw, "alice");
+            match code {
+                200 => open.push(conn),
+                429 => {
+                    let mut rest = String::new();
+                    while conn.read_line(&mut rest).is_ok_and(|n| n > 0) && !rest.contains("}") {}
+                    refused.push(rest);
+                }
+                other => panic!("GET /events answered {other}"),
             }
-            other => panic!("GET /events answered {other}"),
+        }
+        assert_eq!((open.len(), refused.len()), (8, 4), "{refused:?}");
+        assert!(refused.iter().all(|m| m.contains("--tenant-max-streams")), "{refused:?}");
+        // Another tenant's requests and streams, and alice's own ordinary requests, go on.
+        let bob = gw.tenant("bob");
+        bob.ok(&["ps"]);
+        assert_eq!(open_events(&gw, "bob").0, 200);
+        gw.tenant("alice").ok(&["ps"]);
+        // A closed stream gives its permit back.
+        drop(open.pop());
+        poll("a stream permit given back", Duration::from_secs(20), || {
+            (open_events(&gw, "alice").0 == 200).then_some(())
+        });
+    }
+);
+
+it_test!(
+    a_pull_from_the_engine_hosts_loopback_is_refused_by_mtswarm,
+    mtswarm_only("mtswarm's pull rules"),
+    |t, gw, alice| {
+        for reference in ["127.0.0.1:5999/team/app:1", "localhost:5999/x", "[::1]:5999/x:2", "169.254.169.254/x"] {
+            let err = alice.fails(&["pull", reference]);
+            // mtswarm's own refusal: the engine, which would say "connection refused", was never asked.
+            assert!(err.contains("403") || err.contains("refused: a registry on a loopback"), "{reference}: {err}");
+            assert!(err.contains("loopback, link-local or unspecified"), "{reference}: {err}");
         }
     }
-    assert_eq!((open.len(), refused.len()), (8, 4), "{refused:?}");
-    assert!(refused.iter().all(|m| m.contains("--tenant-max-streams")), "{refused:?}");
-    // Another tenant's requests and streams, and alice's own ordinary requests, go on.
-    let bob = gw.tenant("bob");
-    bob.ok(&["ps"]);
-    assert_eq!(open_events(&gw, "bob").0, 200);
-    gw.tenant("alice").ok(&["ps"]);
-    // A closed stream gives its permit back.
-    drop(open.pop());
-    poll("a stream permit given back", Duration::from_secs(20), || (open_events(&gw, "alice").0 == 200).then_some(()));
-}
+);
 
-#[test]
-fn a_pull_from_the_engine_hosts_loopback_is_refused_by_mtswarm() {
-    if skip_in_direct_mode("mtswarm's pull rules") {
-        return;
+// A search, a distribution inspect and a login make the engine contact a registry too: the same rule as a pull.
+it_test!(
+    searches_inspects_and_logins_do_not_reach_the_engine_hosts_own_registries,
+    mtswarm_only("mtswarm's registry rules"),
+    |t, gw| {
+        let http = gw.tenant("alice").http();
+        let refused = |r: &Response, what: &str| {
+            assert_eq!(r.status, 403, "{what}: {r}");
+            assert!(r.message().contains("loopback, link-local or unspecified"), "{what}: {r}");
+        };
+        refused(&http.get("/v1.41/images/search?term=127.0.0.1:5999/x"), "search on a loopback registry");
+        refused(&http.get("/v1.41/images/search?term=localhost:5999/x"), "search on localhost");
+        refused(
+            &http.get("/v1.41/distribution/127.0.0.1:5999/x:1/json"),
+            "distribution inspect on a loopback registry",
+        );
+        refused(&http.get("/v1.41/distribution/[::1]:5999/x/json"), "distribution inspect on ::1");
+        for address in ["169.254.169.254", "http://127.0.0.1:5999/v2/", "localhost:5999"] {
+            let r = http.post_json(
+                "/v1.41/auth",
+                &serde_json::json!({"username": "u", "password": "p", "serveraddress": address}),
+            );
+            refused(&r, &format!("login to {address}"));
+        }
+        // A search without a registry of the host's own is the engine's to answer (it cannot reach Docker Hub here:
+        // anything but mtswarm's refusal).
+        let r = http.get("/v1.41/images/search?term=busybox&limit=1");
+        assert!(!r.message().contains("loopback, link-local or unspecified"), "{r}");
     }
-    let t = Test::new();
-    let gw = t.gateway();
-    let alice = gw.tenant("alice");
-    for reference in ["127.0.0.1:5999/team/app:1", "localhost:5999/x", "[::1]:5999/x:2", "169.254.169.254/x"] {
-        let err = alice.fails(&["pull", reference]);
-        // mtswarm's own refusal: the engine, which would say "connection refused", was never asked.
-        assert!(err.contains("403") || err.contains("refused: a registry on a loopback"), "{reference}: {err}");
-        assert!(err.contains("loopback, link-local or unspecified"), "{reference}: {err}");
-    }
-}
-
-/// A search, a distribution inspect and a login make the engine contact a registry too: the same rule as a pull.
-#[test]
-fn searches_inspects_and_logins_do_not_reach_the_engine_hosts_own_registries() {
-    if skip_in_direct_mode("mtswarm's registry rules") {
-        return;
-    }
-    let t = Test::new();
-    let gw = t.gateway();
-    let http = gw.tenant("alice").http();
-    let refused = |r: &Response, what: &str| {
-        assert_eq!(r.status, 403, "{what}: {r}");
-        assert!(r.message().contains("loopback, link-local or unspecified"), "{what}: {r}");
-    };
-    refused(&http.get("/v1.41/images/search?term=127.0.0.1:5999/x"), "search on a loopback registry");
-    refused(&http.get("/v1.41/images/search?term=localhost:5999/x"), "search on localhost");
-    refused(&http.get("/v1.41/distribution/127.0.0.1:5999/x:1/json"), "distribution inspect on a loopback registry");
-    refused(&http.get("/v1.41/distribution/[::1]:5999/x/json"), "distribution inspect on ::1");
-    for address in ["169.254.169.254", "http://127.0.0.1:5999/v2/", "localhost:5999"] {
-        let r = http
-            .post_json("/v1.41/auth", &serde_json::json!({"username": "u", "password": "p", "serveraddress": address}));
-        refused(&r, &format!("login to {address}"));
-    }
-    // A search without a registry of the host's own is the engine's to answer (it cannot reach Docker Hub here:
-    // anything but mtswarm's refusal).
-    let r = http.get("/v1.41/images/search?term=busybox&limit=1");
-    assert!(!r.message().contains("loopback, link-local or unspecified"), "{r}");
-}
+);
 
 /// Removes an image tag from the default engine when the test ends.
 struct TagGuard(String);
@@ -168,14 +160,7 @@ impl Drop for TagGuard {
     }
 }
 
-#[test]
-fn a_tenants_pull_cannot_re_point_an_existing_tag() {
-    if skip_in_direct_mode("mtswarm's pull rules") {
-        return;
-    }
-    let t = Test::new();
-    let gw = t.gateway();
-    let alice = gw.tenant("alice");
+it_test!(a_tenants_pull_cannot_re_point_an_existing_tag, mtswarm_only("mtswarm's pull rules"), |t, gw, alice| {
     let repo = format!("team-{}", t.tag);
     let existing = format!("{repo}:1");
     engine_ok(&["tag", image(), &existing]);
@@ -195,4 +180,4 @@ fn a_tenants_pull_cannot_re_point_an_existing_tag() {
     // The admin may re-point a tag (here too the engine finds no registry).
     let err = gw.admin().fails(&["pull", &existing]);
     assert!(!err.contains("exists on this service"), "{err}");
-}
+});

@@ -14,11 +14,7 @@ fn tar_listing(path: &std::path::Path) -> Vec<String> {
     lines(&String::from_utf8_lossy(&out.stdout))
 }
 
-#[test]
-fn images_inspect_history() {
-    let t = Test::new();
-    let gw = t.gateway();
-    let alice = gw.tenant("alice");
+it_test!(images_inspect_history, |t, gw, alice| {
     let (repo, tag) = image().rsplit_once(':').unwrap_or((image(), "latest"));
 
     let list = alice.ok(&["images"]);
@@ -39,13 +35,9 @@ fn images_inspect_history() {
 
     let err = alice.fails(&["image", "inspect", &format!("{}-none:v0", t.tag)]);
     assert!(err.contains("No such image"), "{err}");
-}
+});
 
-#[test]
-fn tag_and_rmi() {
-    let t = Test::new();
-    let gw = t.gateway();
-    let admin = gw.admin();
+it_test!(tag_and_rmi, |t, gw, admin| {
     let r = format!("{}-tagged:v1", t.tag);
 
     assert_eq!(admin.ok(&["tag", image(), &r]), "");
@@ -60,13 +52,9 @@ fn tag_and_rmi() {
     assert!(err.contains("No such image"), "{err}");
     // The shared image is still there.
     admin.ok(&["image", "inspect", image()]);
-}
+});
 
-#[test]
-fn save_and_load() {
-    let t = Test::new();
-    let gw = t.gateway();
-    let admin = gw.admin();
+it_test!(save_and_load, |t, gw, admin| {
     let r = format!("{}-saved:v1", t.tag);
     admin.ok(&["tag", image(), &r]);
 
@@ -93,13 +81,9 @@ fn save_and_load() {
     let loaded = admin.ok(&["load", "-i", tar.to_str().unwrap()]);
     assert!(loaded.contains(&format!("Loaded image: {r}")), "{loaded}");
     assert_eq!(admin.ok(&["run", "--rm", &r, "echo", "alive"]), "alive");
-}
+});
 
-#[test]
-fn import_an_exported_rootfs() {
-    let t = Test::new();
-    let gw = t.gateway();
-    let admin = gw.admin();
+it_test!(import_an_exported_rootfs, |t, gw, admin| {
     let c = t.name("src");
     let r = format!("{}-imported:v1", t.tag);
     let r2 = format!("{}-imported:v2", t.tag);
@@ -119,13 +103,9 @@ fn import_an_exported_rootfs() {
     );
     assert!(out.success(), "{out}");
     assert_eq!(admin.ok(&["run", "--rm", &r2]), "imported");
-}
+});
 
-#[test]
-fn build_with_the_legacy_builder() {
-    let t = Test::new();
-    let gw = t.gateway();
-    let admin = gw.admin();
+it_test!(build_with_the_legacy_builder, |t, gw, admin| {
     let r = format!("{}-built:v1", t.tag);
 
     let ctx = t.path("ctx");
@@ -158,13 +138,9 @@ fn build_with_the_legacy_builder() {
     );
     assert!(!out.success(), "{out}");
     assert!(format!("{}{}", out.stdout, out.stderr).contains("non-zero code: 9"), "{out}");
-}
+});
 
-#[test]
-fn commit_then_run_the_new_image() {
-    let t = Test::new();
-    let gw = t.gateway();
-    let admin = gw.admin();
+it_test!(commit_then_run_the_new_image, |t, gw, admin| {
     let c = t.name("src");
     let r = format!("{}-committed:v1", t.tag);
 
@@ -173,13 +149,9 @@ fn commit_then_run_the_new_image() {
     assert_full_id(&id);
     assert_eq!(admin.ok(&["run", "--rm", &r, "cat", "/changed"]), "committed");
     assert_eq!(admin.ok(&["run", "--rm", &r, "sh", "-c", "echo $COMMITTED"]), "yes");
-}
+});
 
-#[test]
-fn image_prune_removes_only_the_labelled_images() {
-    let t = Test::new();
-    let gw = t.gateway();
-    let admin = gw.admin();
+it_test!(image_prune_removes_only_the_labelled_images, |t, gw, admin| {
     let label = t.label();
     let change = format!("LABEL {label}");
     let filter = format!("label={label}");
@@ -218,4 +190,4 @@ fn image_prune_removes_only_the_labelled_images() {
     admin.fails(&["image", "inspect", &r]);
     let shared = admin.ok(&["image", "inspect", "--format", "{{.Id}}", image()]);
     assert!(!deleted(&out).contains(&shared), "{out}");
-}
+});

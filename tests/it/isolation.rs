@@ -16,21 +16,22 @@ use std::time::Duration;
 
 use crate::support::*;
 
-/// The label that marks a tenant's objects on the engine.
-const TENANT_LABEL: &str = "mtswarm.tenant";
-
 /// How long one attempt on another tenant's object may take: it must fail at once, and a leak into a stream
 /// (attach, wait, logs) must show as a failure, not as a hang.
 const ATTEMPT_TIMEOUT: Duration = Duration::from_secs(30);
 
-/// `t<len>-<tenant id>-`: the engine-side prefix of a tenant's names.
-fn prefix(tenant: &Client) -> String {
-    format!("t{}-{}-", tenant.tenant_id.len(), tenant.tenant_id)
-}
-
-/// The engine-side name of `tenant`'s object `name`.
-fn scoped(tenant: &Client, name: &str) -> String {
-    format!("{}{name}", prefix(tenant))
+/// Writes `who` into `/data/who` of volume `volume` (a file naming the volume's owner), as `client`.
+fn write_owner(client: &Client, volume: &str, who: &str) {
+    client.ok(&[
+        "run",
+        "--rm",
+        "-v",
+        &format!("{volume}:/data"),
+        image(),
+        "sh",
+        "-c",
+        &format!("echo {who} > /data/who"),
+    ]);
 }
 
 /// How many requests the gateway has answered with 403 so far (its request log says `status=403`).
@@ -135,13 +136,6 @@ fn network_state(id: &str) -> String {
     engine_ok(&["network", "inspect", "--format", "{{.Name}}|{{range $k, $v := .Containers}}{{$k}},{{end}}", id])
 }
 
-/// The value of the tenant label on a container, network or volume on the engine (`kind` is `container`,
-/// `network` or `volume`).
-fn engine_owner(kind: &str, reference: &str) -> String {
-    let labels = if kind == "container" { ".Config.Labels" } else { ".Labels" };
-    engine_ok(&[kind, "inspect", "--format", &format!("{{{{index {labels} \"{TENANT_LABEL}\"}}}}"), reference])
-}
-
 /// The names of the networks a container is attached to, as `client` sees them, sorted.
 fn networks_of(client: &Client, container: &str) -> Vec<String> {
     let out =
@@ -159,58 +153,48 @@ fn sorted(items: &[&str]) -> Vec<String> {
 // Ownership and names
 // ---------------------------------------------------------------------------------------------------------
 
-#[test]
-fn tenant_objects_carry_the_owner_label_and_scoped_engine_names() {
-    if skip_in_direct_mode("ownership labels and name scoping") {
-        return;
+it_test!(
+    tenant_objects_carry_the_owner_label_and_scoped_engine_names,
+    mtswarm_only("ownership labels and name scoping"),
+    |t, gw, alice| {
+        let (web, backend, data) = (t.name("web"), t.name("backend"), t.name("data"));
+
+        let id = alice.ok(&["run", "-d", "--name", &web, image(), "sleep", "300"]);
+        let unnamed = alice.ok(&["run", "-d", image(), "sleep", "300"]);
+        let net = alice.ok(&["network", "create", &backend]);
+        assert_eq!(alice.ok(&["volume", "create", &data]), data);
+
+        // On the engine: the label and the scoped names.
+        assert_eq!(engine_ok(&["inspect", "--format", "{{.Name}}", &id]), format!("/{}", alice.scoped(&web)));
+        assert_eq!(engine_owner("container", &id), alice.tenant_id);
+        let engine_unnamed = engine_ok(&["inspect", "--format", "{{.Name}}", &unnamed]);
+        let generated = engine_unnamed
+            .strip_prefix(&format!("/{}", alice.scope_prefix()))
+            .unwrap_or_else(|| panic!("the unnamed container's engine name {engine_unnamed:?} is not scoped"))
+            .to_string();
+        assert!(!generated.is_empty(), "{engine_unnamed:?}");
+        assert_eq!(engine_owner("container", &unnamed), alice.tenant_id);
+        assert_eq!(engine_ok(&["network", "inspect", "--format", "{{.Name}}", &net]), alice.scoped(&backend));
+        assert_eq!(engine_owner("network", &net), alice.tenant_id);
+        assert_eq!(engine_owner("volume", &alice.scoped(&data)), alice.tenant_id);
+        let unscoped_volume = engine_docker(&["volume", "inspect", &data]);
+        assert!(!unscoped_volume.success(), "the volume is on the engine under its tenant's name: {unscoped_volume}");
+
+        // What alice sees: her names, unscoped.
+        assert_eq!(alice.ok(&["inspect", "--format", "{{.Name}}", &web]), format!("/{web}"));
+        assert_eq!(alice.ok(&["inspect", "--format", "{{.Name}}", &id]), format!("/{web}"));
+        assert_eq!(alice.ok(&["inspect", "--format", "{{.Name}}", &unnamed]), format!("/{generated}"));
+        assert_eq!(alice.ok(&["inspect", "--format", "{{.Id}}", &generated]), unnamed);
+        let names = alice.ok(&["ps", "-a", "--format", "{{.Names}}"]);
+        assert_eq!(sorted_lines(&names), sorted(&[&web, &generated]));
+        assert_eq!(alice.ok(&["network", "inspect", "--format", "{{.Name}}", &backend]), backend);
+        assert_eq!(alice.ok(&["network", "inspect", "--format", "{{.Name}}", &net]), backend);
+        assert_eq!(alice.ok(&["volume", "inspect", "--format", "{{.Name}}", &data]), data);
+        assert_eq!(alice.ok(&["volume", "ls", "--format", "{{.Name}}"]), data);
     }
-    let t = Test::new();
-    let gw = t.gateway();
-    let alice = gw.tenant("alice");
-    let (web, backend, data) = (t.name("web"), t.name("backend"), t.name("data"));
+);
 
-    let id = alice.ok(&["run", "-d", "--name", &web, image(), "sleep", "300"]);
-    let unnamed = alice.ok(&["run", "-d", image(), "sleep", "300"]);
-    let net = alice.ok(&["network", "create", &backend]);
-    assert_eq!(alice.ok(&["volume", "create", &data]), data);
-
-    // On the engine: the label and the scoped names.
-    assert_eq!(engine_ok(&["inspect", "--format", "{{.Name}}", &id]), format!("/{}", scoped(&alice, &web)));
-    assert_eq!(engine_owner("container", &id), alice.tenant_id);
-    let engine_unnamed = engine_ok(&["inspect", "--format", "{{.Name}}", &unnamed]);
-    let generated = engine_unnamed
-        .strip_prefix(&format!("/{}", prefix(&alice)))
-        .unwrap_or_else(|| panic!("the unnamed container's engine name {engine_unnamed:?} is not scoped"))
-        .to_string();
-    assert!(!generated.is_empty(), "{engine_unnamed:?}");
-    assert_eq!(engine_owner("container", &unnamed), alice.tenant_id);
-    assert_eq!(engine_ok(&["network", "inspect", "--format", "{{.Name}}", &net]), scoped(&alice, &backend));
-    assert_eq!(engine_owner("network", &net), alice.tenant_id);
-    assert_eq!(engine_owner("volume", &scoped(&alice, &data)), alice.tenant_id);
-    let unscoped_volume = engine_docker(&["volume", "inspect", &data]);
-    assert!(!unscoped_volume.success(), "the volume is on the engine under its tenant's name: {unscoped_volume}");
-
-    // What alice sees: her names, unscoped.
-    assert_eq!(alice.ok(&["inspect", "--format", "{{.Name}}", &web]), format!("/{web}"));
-    assert_eq!(alice.ok(&["inspect", "--format", "{{.Name}}", &id]), format!("/{web}"));
-    assert_eq!(alice.ok(&["inspect", "--format", "{{.Name}}", &unnamed]), format!("/{generated}"));
-    assert_eq!(alice.ok(&["inspect", "--format", "{{.Id}}", &generated]), unnamed);
-    let names = alice.ok(&["ps", "-a", "--format", "{{.Names}}"]);
-    assert_eq!(sorted_lines(&names), sorted(&[&web, &generated]));
-    assert_eq!(alice.ok(&["network", "inspect", "--format", "{{.Name}}", &backend]), backend);
-    assert_eq!(alice.ok(&["network", "inspect", "--format", "{{.Name}}", &net]), backend);
-    assert_eq!(alice.ok(&["volume", "inspect", "--format", "{{.Name}}", &data]), data);
-    assert_eq!(alice.ok(&["volume", "ls", "--format", "{{.Name}}"]), data);
-}
-
-#[test]
-fn a_tenant_cannot_set_the_tenant_label() {
-    if skip_in_direct_mode("the tenant label") {
-        return;
-    }
-    let t = Test::new();
-    let gw = t.gateway();
-    let alice = gw.tenant("alice");
+it_test!(a_tenant_cannot_set_the_tenant_label, mtswarm_only("the tenant label"), |t, gw, alice| {
     let bob_id = gw.tenant_id("bob");
 
     for owner in [bob_id.as_str(), alice.tenant_id.as_str(), ""] {
@@ -255,34 +239,17 @@ fn a_tenant_cannot_set_the_tenant_label() {
 
     // Without the label, the same creates work.
     alice.ok(&["run", "-d", "--label", &t.label(), "--name", &t.name("c"), image(), "sleep", "300"]);
-    assert_eq!(engine_owner("container", &scoped(&alice, &t.name("c"))), alice.tenant_id);
-}
+    assert_eq!(engine_owner("container", &alice.scoped(&t.name("c"))), alice.tenant_id);
+});
 
-#[test]
-fn two_tenants_use_the_same_names_at_once() {
-    if skip_in_direct_mode("name scoping") {
-        return;
-    }
-    let t = Test::new();
-    let gw = t.gateway();
-    let alice = gw.tenant("alice");
-    let bob = gw.tenant("bob");
+it_test!(two_tenants_use_the_same_names_at_once, mtswarm_only("name scoping"), |t, gw, alice, bob| {
     let (web, backend, data) = (t.name("web"), t.name("backend"), t.name("data"));
 
     let mut ids = Vec::new();
     for (tenant, who) in [(&alice, "alice"), (&bob, "bob")] {
         let net = tenant.ok(&["network", "create", &backend]);
         assert_eq!(tenant.ok(&["volume", "create", &data]), data);
-        tenant.ok(&[
-            "run",
-            "--rm",
-            "-v",
-            &format!("{data}:/data"),
-            image(),
-            "sh",
-            "-c",
-            &format!("echo {who} > /data/who"),
-        ]);
+        write_owner(tenant, &data, who);
         let id = tenant.ok(&[
             "run",
             "-d",
@@ -307,10 +274,10 @@ fn two_tenants_use_the_same_names_at_once() {
     {
         // Both run, each under its own engine name and label.
         assert_eq!(container_state(web_id).split('|').nth(1), Some("running"));
-        assert_eq!(engine_ok(&["inspect", "--format", "{{.Name}}", web_id]), format!("/{}", scoped(tenant, &web)));
+        assert_eq!(engine_ok(&["inspect", "--format", "{{.Name}}", web_id]), format!("/{}", tenant.scoped(&web)));
         assert_eq!(engine_owner("container", web_id), tenant.tenant_id);
         assert_eq!(engine_owner("network", net_id), tenant.tenant_id);
-        assert_eq!(engine_owner("volume", &scoped(tenant, &data)), tenant.tenant_id);
+        assert_eq!(engine_owner("volume", &tenant.scoped(&data)), tenant.tenant_id);
 
         // Each name resolves to the tenant's own object.
         assert_eq!(tenant.ok(&["inspect", "--format", "{{.Id}}", &web]), *web_id);
@@ -322,17 +289,9 @@ fn two_tenants_use_the_same_names_at_once() {
         assert_eq!(tenant.ok(&["run", "--rm", "-v", &format!("{data}:/data"), image(), "cat", "/data/who"]), who);
         assert_eq!(networks_of(tenant, &web), std::slice::from_ref(&backend));
     }
-}
+});
 
-#[test]
-fn a_tenant_sees_its_own_names_unscoped() {
-    if skip_in_direct_mode("name scoping") {
-        return;
-    }
-    let t = Test::new();
-    let gw = t.gateway();
-    let alice = gw.tenant("alice");
-    let bob = gw.tenant("bob");
+it_test!(a_tenant_sees_its_own_names_unscoped, mtswarm_only("name scoping"), |t, gw, alice, bob| {
     let (web, api, linker, backend, data) =
         (t.name("web"), t.name("api"), t.name("linker"), t.name("backend"), t.name("data"));
 
@@ -348,7 +307,7 @@ fn a_tenant_sees_its_own_names_unscoped() {
     alice.ok(&["run", "-d", "--name", &api, "--network", &backend, image(), "sleep", "300"]);
     alice.ok(&["run", "-d", "--name", &linker, "--link", &format!("{web}:db"), image(), "sleep", "300"]);
 
-    let scope = prefix(&alice);
+    let scope = alice.scope_prefix();
     let assert_unscoped = |what: &str, text: &str| {
         assert!(!text.contains(&scope), "{what} shows the engine-side prefix {scope:?}: {text}");
         assert!(!text.contains(&bob.tenant_id), "{what} shows bob's tenant id: {text}");
@@ -398,17 +357,9 @@ fn a_tenant_sees_its_own_names_unscoped() {
     assert!(!out.success(), "{out}");
     assert!(out.stderr.contains(&backend), "{out}");
     assert_unscoped("the network conflict message", &out.stderr);
-}
+});
 
-#[test]
-fn events_show_only_own_objects_with_their_names() {
-    if skip_in_direct_mode("event scoping") {
-        return;
-    }
-    let t = Test::new();
-    let gw = t.gateway();
-    let alice = gw.tenant("alice");
-    let bob = gw.tenant("bob");
+it_test!(events_show_only_own_objects_with_their_names, mtswarm_only("event scoping"), |t, gw, alice, bob| {
     let (web, backend, data, other) = (t.name("web"), t.name("backend"), t.name("data"), t.name("other"));
 
     let since = timestamp(Duration::ZERO, false);
@@ -437,7 +388,7 @@ fn events_show_only_own_objects_with_their_names() {
     assert!(lines(&volumes).contains(&format!("create {data}")), "{volumes}");
     let all = events(&alice, &["--format", "{{json .}}"]);
     assert!(all.contains(&alice_web) && all.contains(&alice_net), "{all}");
-    assert!(!all.contains(&prefix(&alice)), "alice's events show engine-side names: {all}");
+    assert!(!all.contains(&alice.scope_prefix()), "alice's events show engine-side names: {all}");
     assert!(!all.contains(&bob_other) && !all.contains(&bob.tenant_id), "alice's events show bob's: {all}");
 
     // Bob's events hold only his.
@@ -448,21 +399,13 @@ fn events_show_only_own_objects_with_their_names() {
     }
     assert_eq!(events(&bob, &["--filter", &format!("container={web}")]), "");
     assert_eq!(events(&bob, &["--filter", &format!("container={alice_web}")]), "");
-}
+});
 
 // ---------------------------------------------------------------------------------------------------------
 // Another tenant's objects answer as absent ones
 // ---------------------------------------------------------------------------------------------------------
 
-#[test]
-fn another_tenants_container_answers_as_an_absent_one() {
-    if skip_in_direct_mode("tenant isolation") {
-        return;
-    }
-    let t = Test::new();
-    let gw = t.gateway();
-    let alice = gw.tenant("alice");
-    let bob = gw.tenant("bob");
+it_test!(another_tenants_container_answers_as_an_absent_one, mtswarm_only("tenant isolation"), |t, gw, alice, bob| {
     let (web, idle, frozen) = (t.name("web"), t.name("idle"), t.name("frozen"));
 
     let id = alice.ok(&["run", "-d", "--name", &web, image(), "sleep", "300"]);
@@ -511,7 +454,7 @@ fn another_tenants_container_answers_as_an_absent_one() {
     let all_states = || containers_state(&[&id, &idle_id, &frozen_id]);
     let before = all_states();
     let references =
-        |name: &str, cid: &str| [name.to_string(), cid.to_string(), cid[..12].to_string(), scoped(&alice, name)];
+        |name: &str, cid: &str| [name.to_string(), cid.to_string(), cid[..12].to_string(), alice.scoped(name)];
     let mut attempts: Vec<(Vec<&str>, &[&str], String)> = Vec::new();
     for reference in references(&web, &id) {
         for (template, needle) in &commands {
@@ -570,7 +513,7 @@ fn another_tenants_container_answers_as_an_absent_one() {
     assert_eq!(ps, format!("{bob_own} {}", t.name("bob-own")));
     for filter in [
         format!("name={web}"),
-        format!("name={}", scoped(&alice, &web)),
+        format!("name={}", alice.scoped(&web)),
         format!("id={id}"),
         format!("id={}", &id[..12]),
         format!("label={TENANT_LABEL}={}", alice.tenant_id),
@@ -584,45 +527,32 @@ fn another_tenants_container_answers_as_an_absent_one() {
             assert_eq!(out, "", "bob's `ps -a --filter {filter}` shows alice's container");
         }
     }
-}
+});
 
-#[test]
-fn another_tenants_exec_instance_answers_as_an_absent_one() {
-    if skip_in_direct_mode("tenant isolation") {
-        return;
+it_test!(
+    another_tenants_exec_instance_answers_as_an_absent_one,
+    mtswarm_only("tenant isolation"),
+    |t, gw, alice, bob| {
+        let id = alice.ok(&["run", "-d", "--name", &t.name("web"), image(), "sleep", "300"]);
+        let r = alice
+            .http()
+            .post_json(&format!("/v1.41/containers/{id}/exec"), &serde_json::json!({"Cmd": ["touch", "/tmp/pwned"]}));
+        assert_eq!(r.status, 201, "{r}");
+        let exec = r.json()["Id"].as_str().expect("an exec id").to_string();
+
+        assert_http_as_absent(&bob, "GET", "/v1.41/exec/{}/json", &exec, 404);
+        assert_http_as_absent(&bob, "POST", "/v1.41/exec/{}/resize?h=10&w=10", &exec, 404);
+        let r = bob.http().post_json(&format!("/v1.41/exec/{exec}/start"), &serde_json::json!({"Detach": true}));
+        assert_eq!(r.status, 404, "bob started alice's exec instance: {r}");
+        assert_eq!(engine_ok(&["exec", &id, "ls", "-A", "/tmp"]), "", "bob's start ran alice's exec");
+
+        // Alice's own exec instance is hers to inspect and start.
+        let r = alice.http().get(&format!("/v1.41/exec/{exec}/json"));
+        assert_eq!(r.status, 200, "{r}");
     }
-    let t = Test::new();
-    let gw = t.gateway();
-    let alice = gw.tenant("alice");
-    let bob = gw.tenant("bob");
+);
 
-    let id = alice.ok(&["run", "-d", "--name", &t.name("web"), image(), "sleep", "300"]);
-    let r = alice
-        .http()
-        .post_json(&format!("/v1.41/containers/{id}/exec"), &serde_json::json!({"Cmd": ["touch", "/tmp/pwned"]}));
-    assert_eq!(r.status, 201, "{r}");
-    let exec = r.json()["Id"].as_str().expect("an exec id").to_string();
-
-    assert_http_as_absent(&bob, "GET", "/v1.41/exec/{}/json", &exec, 404);
-    assert_http_as_absent(&bob, "POST", "/v1.41/exec/{}/resize?h=10&w=10", &exec, 404);
-    let r = bob.http().post_json(&format!("/v1.41/exec/{exec}/start"), &serde_json::json!({"Detach": true}));
-    assert_eq!(r.status, 404, "bob started alice's exec instance: {r}");
-    assert_eq!(engine_ok(&["exec", &id, "ls", "-A", "/tmp"]), "", "bob's start ran alice's exec");
-
-    // Alice's own exec instance is hers to inspect and start.
-    let r = alice.http().get(&format!("/v1.41/exec/{exec}/json"));
-    assert_eq!(r.status, 200, "{r}");
-}
-
-#[test]
-fn another_tenants_network_answers_as_an_absent_one() {
-    if skip_in_direct_mode("tenant isolation") {
-        return;
-    }
-    let t = Test::new();
-    let gw = t.gateway();
-    let alice = gw.tenant("alice");
-    let bob = gw.tenant("bob");
+it_test!(another_tenants_network_answers_as_an_absent_one, mtswarm_only("tenant isolation"), |t, gw, alice, bob| {
     let (backend, web, bob_web, bob_net) = (t.name("backend"), t.name("web"), t.name("bob-web"), t.name("bob-net"));
 
     let net = alice.ok(&["network", "create", &backend]);
@@ -643,7 +573,7 @@ fn another_tenants_network_answers_as_an_absent_one() {
         (vec!["run", "--rm", "--network", "{}", image(), "true"], not_found),
     ];
     let before = (network_state(&net), container_state(&web_id));
-    for reference in [backend.clone(), net.clone(), net[..12].to_string(), scoped(&alice, &backend)] {
+    for reference in [backend.clone(), net.clone(), net[..12].to_string(), alice.scoped(&backend)] {
         for (template, needle) in &commands {
             assert_as_absent(&bob, template, &reference, needle);
             assert_eq!(
@@ -671,79 +601,76 @@ fn another_tenants_network_answers_as_an_absent_one() {
     {
         assert_eq!(bob.ok(&["network", "ls", "-q", "--filter", &filter]), "", "bob's `network ls --filter {filter}`");
     }
-}
+});
 
-#[test]
-fn another_tenants_volume_answers_as_an_absent_one_and_a_mount_makes_the_tenants_own() {
-    if skip_in_direct_mode("tenant isolation") {
-        return;
-    }
-    let t = Test::new();
-    let gw = t.gateway();
-    let alice = gw.tenant("alice");
-    let bob = gw.tenant("bob");
-    let (data, data2) = (t.name("data"), t.name("data2"));
+it_test!(
+    another_tenants_volume_answers_as_an_absent_one_and_a_mount_makes_the_tenants_own,
+    mtswarm_only("tenant isolation"),
+    |t, gw, alice, bob| {
+        let (data, data2) = (t.name("data"), t.name("data2"));
 
-    for vol in [&data, &data2] {
-        alice.ok(&["volume", "create", vol]);
-        alice.ok(&["run", "--rm", "-v", &format!("{vol}:/x"), image(), "sh", "-c", "echo alice-secret > /x/secret"]);
-    }
-    let alice_data = scoped(&alice, &data);
-    let owner_before = engine_owner("volume", &alice_data);
-
-    let not_found: &[&str] = &["get {}: no such volume"];
-    for reference in [data.clone(), alice_data.clone()] {
-        for template in [&["volume", "inspect", "{}"][..], &["volume", "rm", "{}"], &["volume", "rm", "-f", "{}"]] {
-            assert_as_absent(&bob, template, &reference, if template.contains(&"-f") { &[] } else { not_found });
-            assert_eq!(
-                engine_owner("volume", &alice_data),
-                owner_before,
-                "bob's `{}` changed alice's volume",
-                template.join(" ")
-            );
+        for vol in [&data, &data2] {
+            alice.ok(&["volume", "create", vol]);
+            alice.ok(&[
+                "run",
+                "--rm",
+                "-v",
+                &format!("{vol}:/x"),
+                image(),
+                "sh",
+                "-c",
+                "echo alice-secret > /x/secret",
+            ]);
         }
-        assert_http_as_absent(&bob, "GET", "/v1.41/volumes/{}", &reference, 404);
-        assert_http_as_absent(&bob, "DELETE", "/v1.41/volumes/{}?force=1", &reference, 404);
-    }
-    assert_eq!(bob.ok(&["volume", "ls", "-q"]), "");
-    for filter in [format!("name={data}"), format!("label={TENANT_LABEL}={}", alice.tenant_id)] {
-        assert_eq!(bob.ok(&["volume", "ls", "-q", "--filter", &filter]), "", "bob's `volume ls --filter {filter}`");
-    }
+        let alice_data = alice.scoped(&data);
+        let owner_before = engine_owner("volume", &alice_data);
 
-    // Naming alice's volume in a mount gives bob his own new, empty volume.
-    let seen = bob.ok(&["run", "--rm", "-v", &format!("{data}:/x"), image(), "ls", "-A", "/x"]);
-    assert_eq!(seen, "", "bob's -v {data} mounted alice's volume");
-    let seen =
-        bob.ok(&["run", "--rm", "--mount", &format!("type=volume,src={data2},dst=/x"), image(), "ls", "-A", "/x"]);
-    assert_eq!(seen, "", "bob's --mount of {data2} mounted alice's volume");
-    let seen = bob.ok(&["run", "--rm", "-v", &format!("{alice_data}:/x"), image(), "ls", "-A", "/x"]);
-    assert_eq!(seen, "", "bob's -v with alice's engine-side name mounted alice's volume");
-    for vol in [&data, &data2] {
-        assert_eq!(engine_owner("volume", &scoped(&bob, vol)), bob.tenant_id);
-        assert_eq!(engine_owner("volume", &scoped(&alice, vol)), alice.tenant_id);
-        let secret = alice.ok(&["run", "--rm", "-v", &format!("{vol}:/x"), image(), "cat", "/x/secret"]);
-        assert_eq!(secret, "alice-secret");
+        let not_found: &[&str] = &["get {}: no such volume"];
+        for reference in [data.clone(), alice_data.clone()] {
+            for template in [&["volume", "inspect", "{}"][..], &["volume", "rm", "{}"], &["volume", "rm", "-f", "{}"]] {
+                assert_as_absent(&bob, template, &reference, if template.contains(&"-f") { &[] } else { not_found });
+                assert_eq!(
+                    engine_owner("volume", &alice_data),
+                    owner_before,
+                    "bob's `{}` changed alice's volume",
+                    template.join(" ")
+                );
+            }
+            assert_http_as_absent(&bob, "GET", "/v1.41/volumes/{}", &reference, 404);
+            assert_http_as_absent(&bob, "DELETE", "/v1.41/volumes/{}?force=1", &reference, 404);
+        }
+        assert_eq!(bob.ok(&["volume", "ls", "-q"]), "");
+        for filter in [format!("name={data}"), format!("label={TENANT_LABEL}={}", alice.tenant_id)] {
+            assert_eq!(bob.ok(&["volume", "ls", "-q", "--filter", &filter]), "", "bob's `volume ls --filter {filter}`");
+        }
+
+        // Naming alice's volume in a mount gives bob his own new, empty volume.
+        let seen = bob.ok(&["run", "--rm", "-v", &format!("{data}:/x"), image(), "ls", "-A", "/x"]);
+        assert_eq!(seen, "", "bob's -v {data} mounted alice's volume");
+        let seen =
+            bob.ok(&["run", "--rm", "--mount", &format!("type=volume,src={data2},dst=/x"), image(), "ls", "-A", "/x"]);
+        assert_eq!(seen, "", "bob's --mount of {data2} mounted alice's volume");
+        let seen = bob.ok(&["run", "--rm", "-v", &format!("{alice_data}:/x"), image(), "ls", "-A", "/x"]);
+        assert_eq!(seen, "", "bob's -v with alice's engine-side name mounted alice's volume");
+        for vol in [&data, &data2] {
+            assert_eq!(engine_owner("volume", &bob.scoped(vol)), bob.tenant_id);
+            assert_eq!(engine_owner("volume", &alice.scoped(vol)), alice.tenant_id);
+            let secret = alice.ok(&["run", "--rm", "-v", &format!("{vol}:/x"), image(), "cat", "/x/secret"]);
+            assert_eq!(secret, "alice-secret");
+        }
+        assert_eq!(
+            sorted_lines(&bob.ok(&["volume", "ls", "--format", "{{.Name}}"])),
+            sorted(&[&data, &data2, &alice_data])
+        );
+        assert_eq!(sorted_lines(&alice.ok(&["volume", "ls", "--format", "{{.Name}}"])), sorted(&[&data, &data2]));
     }
-    assert_eq!(
-        sorted_lines(&bob.ok(&["volume", "ls", "--format", "{{.Name}}"])),
-        sorted(&[&data, &data2, &alice_data])
-    );
-    assert_eq!(sorted_lines(&alice.ok(&["volume", "ls", "--format", "{{.Name}}"])), sorted(&[&data, &data2]));
-}
+);
 
 // ---------------------------------------------------------------------------------------------------------
 // Lists, cross-references, prune, predefined networks, the admin
 // ---------------------------------------------------------------------------------------------------------
 
-#[test]
-fn lists_show_only_own_objects() {
-    if skip_in_direct_mode("tenant isolation") {
-        return;
-    }
-    let t = Test::new();
-    let gw = t.gateway();
-    let alice = gw.tenant("alice");
-    let bob = gw.tenant("bob");
+it_test!(lists_show_only_own_objects, mtswarm_only("tenant isolation"), |t, gw, alice, bob| {
     let (web, idle, backend, data) = (t.name("web"), t.name("idle"), t.name("backend"), t.name("data"));
     let (bweb, bnet, bdata) = (t.name("bweb"), t.name("bnet"), t.name("bdata"));
 
@@ -791,135 +718,118 @@ fn lists_show_only_own_objects() {
     assert_eq!(bob.ok(&["volume", "ls", "-q", "--filter", &alice_label]), "");
     assert_eq!(bob.ok(&["network", "ls", "-q", "--filter", "name=host"]), "", "the host network is listed");
     assert_eq!(bob.ok(&["volume", "ls", "-q", "--filter", "dangling=true"]), bdata);
-}
+});
 
-#[test]
-fn cross_references_resolve_among_the_tenants_own_objects() {
-    if skip_in_direct_mode("tenant isolation") {
-        return;
-    }
-    let t = Test::new();
-    let gw = t.gateway();
-    let alice = gw.tenant("alice");
-    let bob = gw.tenant("bob");
-    let (web, backend, data) = (t.name("web"), t.name("backend"), t.name("data"));
+it_test!(
+    cross_references_resolve_among_the_tenants_own_objects,
+    mtswarm_only("tenant isolation"),
+    |t, gw, alice, bob| {
+        let (web, backend, data) = (t.name("web"), t.name("backend"), t.name("data"));
 
-    // `web` holds `data` (with a file naming its owner), shares its IPC, and runs a command naming its owner.
-    let start_web = |client: &Client, who: &str, sleep: &str| -> (String, String) {
-        client.ok(&["volume", "create", &data]);
-        client.ok(&[
-            "run",
-            "--rm",
-            "-v",
-            &format!("{data}:/data"),
-            image(),
-            "sh",
-            "-c",
-            &format!("echo {who} > /data/who"),
-        ]);
-        let net = client.ok(&["network", "create", &backend]);
-        let id = client.ok(&[
-            "run",
-            "-d",
-            "--name",
-            &web,
-            "--ipc",
-            "shareable",
-            "-v",
-            &format!("{data}:/data"),
-            image(),
-            "sleep",
-            sleep,
-        ]);
-        (id, net)
-    };
-    // What each cross-reference reaches, as seen from a new container of `client`.
-    let check_own = |client: &Client, id: &str, who: &str, sleep: &str| {
-        // The default network is the tenant's own bridge, a user-defined network: a link is a name the engine's
-        // DNS answers there (not an /etc/hosts line, as on the engine's bridge), and the address is that network's.
-        let ip = engine_ok(&["inspect", "--format", "{{range .NetworkSettings.Networks}}{{.IPAddress}}{{end}}", id]);
-        let out = client.docker(&[
-            "run",
-            "--rm",
-            "--link",
-            &format!("{web}:db"),
-            image(),
-            "ping",
-            "-c",
-            "1",
-            "-W",
-            "3",
-            "db",
-        ]);
-        assert!(
-            out.stdout.contains(&format!("PING db ({ip})")),
-            "--link {web}:db did not link {who}'s web ({ip}): {out}"
-        );
-        assert_eq!(client.ok(&["run", "--rm", "--volumes-from", &web, image(), "cat", "/data/who"]), who);
-        let hostname = engine_ok(&["inspect", "--format", "{{.Config.Hostname}}", id]);
-        let net = format!("container:{web}");
-        assert_eq!(client.ok(&["run", "--rm", "--network", &net, image(), "cat", "/etc/hostname"]), hostname);
-        let procs = client.ok(&["run", "--rm", "--pid", &net, image(), "ps", "-o", "args"]);
-        assert!(lines(&procs).iter().any(|l| l == &format!("sleep {sleep}")), "--pid {net} is not {who}'s: {procs}");
-        client.ok(&["run", "--rm", "--ipc", &net, image(), "true"]);
-        let probe = t.name(&format!("probe-{who}"));
-        client.ok(&["create", "--name", &probe, "--network", &backend, image(), "true"]);
-        assert_eq!(client.ok(&["inspect", "--format", "{{.HostConfig.NetworkMode}}", &probe]), backend);
-        assert_eq!(
-            engine_ok(&["inspect", "--format", "{{.HostConfig.NetworkMode}}", &scoped(client, &probe)]),
-            scoped(client, &backend)
-        );
-        client.ok(&["rm", &probe]);
-    };
+        // `web` holds `data` (with a file naming its owner), shares its IPC, and runs a command naming its owner.
+        let start_web = |client: &Client, who: &str, sleep: &str| -> (String, String) {
+            client.ok(&["volume", "create", &data]);
+            write_owner(client, &data, who);
+            let net = client.ok(&["network", "create", &backend]);
+            let id = client.ok(&[
+                "run",
+                "-d",
+                "--name",
+                &web,
+                "--ipc",
+                "shareable",
+                "-v",
+                &format!("{data}:/data"),
+                image(),
+                "sleep",
+                sleep,
+            ]);
+            (id, net)
+        };
+        // What each cross-reference reaches, as seen from a new container of `client`.
+        let check_own = |client: &Client, id: &str, who: &str, sleep: &str| {
+            // The default network is the tenant's own bridge, a user-defined network: a link is a name the engine's
+            // DNS answers there (not an /etc/hosts line, as on the engine's bridge), and the address is that network's.
+            let ip =
+                engine_ok(&["inspect", "--format", "{{range .NetworkSettings.Networks}}{{.IPAddress}}{{end}}", id]);
+            let out = client.docker(&[
+                "run",
+                "--rm",
+                "--link",
+                &format!("{web}:db"),
+                image(),
+                "ping",
+                "-c",
+                "1",
+                "-W",
+                "3",
+                "db",
+            ]);
+            assert!(
+                out.stdout.contains(&format!("PING db ({ip})")),
+                "--link {web}:db did not link {who}'s web ({ip}): {out}"
+            );
+            assert_eq!(client.ok(&["run", "--rm", "--volumes-from", &web, image(), "cat", "/data/who"]), who);
+            let hostname = engine_ok(&["inspect", "--format", "{{.Config.Hostname}}", id]);
+            let net = format!("container:{web}");
+            assert_eq!(client.ok(&["run", "--rm", "--network", &net, image(), "cat", "/etc/hostname"]), hostname);
+            let procs = client.ok(&["run", "--rm", "--pid", &net, image(), "ps", "-o", "args"]);
+            assert!(
+                lines(&procs).iter().any(|l| l == &format!("sleep {sleep}")),
+                "--pid {net} is not {who}'s: {procs}"
+            );
+            client.ok(&["run", "--rm", "--ipc", &net, image(), "true"]);
+            let probe = t.name(&format!("probe-{who}"));
+            client.ok(&["create", "--name", &probe, "--network", &backend, image(), "true"]);
+            assert_eq!(client.ok(&["inspect", "--format", "{{.HostConfig.NetworkMode}}", &probe]), backend);
+            assert_eq!(
+                engine_ok(&["inspect", "--format", "{{.HostConfig.NetworkMode}}", &client.scoped(&probe)]),
+                client.scoped(&backend)
+            );
+            client.ok(&["rm", &probe]);
+        };
 
-    let (alice_web, alice_net) = start_web(&alice, "alice", "301");
-    check_own(&alice, &alice_web, "alice", "301");
-    let alice_state = container_state(&alice_web);
+        let (alice_web, alice_net) = start_web(&alice, "alice", "301");
+        check_own(&alice, &alice_web, "alice", "301");
+        let alice_state = container_state(&alice_web);
 
-    // Bob, who has no `web` and no `backend`, reaches nothing of alice's by her names or ids.
-    // A `container:` mode may be refused by the host-escape policy ("... is not one", 403) instead of not found:
-    // the same answer for an absent container, which is what matters.
-    let no_such: &[&str] = &["No such container: {}"];
-    let no_such_or_not_own: &[&str] = &["No such container: {}", "\"{}\" is not one"];
-    for reference in [web.clone(), alice_web.clone(), alice_web[..12].to_string()] {
-        for (template, needle) in [
-            (vec!["run", "--rm", "--link", "{}:db", image(), "true"], no_such),
-            (vec!["run", "--rm", "--volumes-from", "{}", image(), "cat", "/data/who"], no_such),
-            (vec!["run", "--rm", "--network", "container:{}", image(), "true"], no_such_or_not_own),
-            (vec!["run", "--rm", "--pid", "container:{}", image(), "true"], no_such_or_not_own),
-            (vec!["run", "--rm", "--ipc", "container:{}", image(), "true"], no_such_or_not_own),
-        ] {
-            let out = assert_as_absent(&bob, &template, &reference, needle);
+        // Bob, who has no `web` and no `backend`, reaches nothing of alice's by her names or ids.
+        // A `container:` mode may be refused by the host-escape policy ("... is not one", 403) instead of not found:
+        // the same answer for an absent container, which is what matters.
+        let no_such: &[&str] = &["No such container: {}"];
+        let no_such_or_not_own: &[&str] = &["No such container: {}", "\"{}\" is not one"];
+        for reference in [web.clone(), alice_web.clone(), alice_web[..12].to_string()] {
+            for (template, needle) in [
+                (vec!["run", "--rm", "--link", "{}:db", image(), "true"], no_such),
+                (vec!["run", "--rm", "--volumes-from", "{}", image(), "cat", "/data/who"], no_such),
+                (vec!["run", "--rm", "--network", "container:{}", image(), "true"], no_such_or_not_own),
+                (vec!["run", "--rm", "--pid", "container:{}", image(), "true"], no_such_or_not_own),
+                (vec!["run", "--rm", "--ipc", "container:{}", image(), "true"], no_such_or_not_own),
+            ] {
+                let out = assert_as_absent(&bob, &template, &reference, needle);
+                assert_eq!(out.code, Some(125), "{out}");
+            }
+        }
+        for reference in [backend.clone(), alice_net.clone(), alice_net[..12].to_string()] {
+            let out = assert_as_absent(
+                &bob,
+                &["run", "--rm", "--network", "{}", image(), "true"],
+                &reference,
+                &["network {} not found"],
+            );
             assert_eq!(out.code, Some(125), "{out}");
         }
-    }
-    for reference in [backend.clone(), alice_net.clone(), alice_net[..12].to_string()] {
-        let out = assert_as_absent(
-            &bob,
-            &["run", "--rm", "--network", "{}", image(), "true"],
-            &reference,
-            &["network {} not found"],
-        );
-        assert_eq!(out.code, Some(125), "{out}");
-    }
-    assert_eq!(container_state(&alice_web), alice_state);
+        assert_eq!(container_state(&alice_web), alice_state);
 
-    // Once bob has his own `web` and `backend`, the same names reach his.
-    let (bob_web, _) = start_web(&bob, "bob", "302");
-    check_own(&bob, &bob_web, "bob", "302");
-    assert_eq!(container_state(&alice_web), alice_state);
-    check_own(&alice, &alice_web, "alice", "301");
-}
-
-#[test]
-fn prune_removes_only_the_tenants_own_objects() {
-    if skip_in_direct_mode("tenant isolation") {
-        return;
+        // Once bob has his own `web` and `backend`, the same names reach his.
+        let (bob_web, _) = start_web(&bob, "bob", "302");
+        check_own(&bob, &bob_web, "bob", "302");
+        assert_eq!(container_state(&alice_web), alice_state);
+        check_own(&alice, &alice_web, "alice", "301");
     }
-    let t = Test::new();
-    let gw = t.gateway();
-    let alice = gw.tenant("alice");
-    let bob = gw.tenant("bob");
+);
+
+it_test!(prune_removes_only_the_tenants_own_objects, mtswarm_only("tenant isolation"), |t, gw, alice, bob| {
     let label = t.label();
     let filter = format!("label={label}");
 
@@ -939,13 +849,10 @@ fn prune_removes_only_the_tenants_own_objects() {
     assert!(out.contains(&alice_dead) && !out.contains(&bob_dead), "alice's container prune: {out}");
     let out = alice.ok(&["volume", "prune", "-f", "--filter", &filter]);
     assert!(out.contains(&alice_vol) && !out.contains(&bob_vol), "alice's volume prune: {out}");
-    assert!(!out.contains(&scoped(&alice, &alice_vol)), "the prune names alice's volume by its engine name: {out}");
+    assert!(!out.contains(&alice.scoped(&alice_vol)), "the prune names alice's volume by its engine name: {out}");
     let out = alice.ok(&["network", "prune", "-f", "--filter", &filter]);
     assert!(out.contains(&alice_net_name) && !out.contains(&bob_net_name), "alice's network prune: {out}");
-    assert!(
-        !out.contains(&scoped(&alice, &alice_net_name)),
-        "the prune names alice's network by its engine name: {out}"
-    );
+    assert!(!out.contains(&alice.scoped(&alice_net_name)), "the prune names alice's network by its engine name: {out}");
 
     // Alice's are gone, bob's all there, on the engine and in bob's view.
     assert_eq!(alice.ok(&["ps", "-a", "-q"]), "");
@@ -953,10 +860,10 @@ fn prune_removes_only_the_tenants_own_objects() {
     assert_eq!(sorted_lines(&alice.ok(&["network", "ls", "--format", "{{.Name}}"])), sorted(&["bridge", "none"]));
     assert!(!engine_docker(&["inspect", &alice_dead]).success());
     assert!(!engine_docker(&["network", "inspect", &alice_net]).success());
-    assert!(!engine_docker(&["volume", "inspect", &scoped(&alice, &alice_vol)]).success());
+    assert!(!engine_docker(&["volume", "inspect", &alice.scoped(&alice_vol)]).success());
     assert_eq!(engine_owner("container", &bob_dead), bob.tenant_id);
     assert_eq!(engine_owner("network", &bob_net), bob.tenant_id);
-    assert_eq!(engine_owner("volume", &scoped(&bob, &bob_vol)), bob.tenant_id);
+    assert_eq!(engine_owner("volume", &bob.scoped(&bob_vol)), bob.tenant_id);
     assert_eq!(bob.ok(&["ps", "-a", "-q", "--no-trunc"]), bob_dead);
     assert_eq!(bob.ok(&["volume", "ls", "-q"]), bob_vol);
 
@@ -967,94 +874,86 @@ fn prune_removes_only_the_tenants_own_objects() {
     assert_eq!(bob.ok(&["ps", "-a", "-q"]), "");
     assert_eq!(bob.ok(&["volume", "ls", "-q"]), "");
     assert!(!engine_docker(&["network", "inspect", &bob_net]).success());
-}
+});
 
-#[test]
-fn the_host_network_is_refused_and_bridge_and_none_work() {
-    if skip_in_direct_mode("the predefined networks rule") {
-        return;
+it_test!(
+    the_host_network_is_refused_and_bridge_and_none_work,
+    mtswarm_only("the predefined networks rule"),
+    |t, gw, alice| {
+        let c = t.name("c");
+
+        let before = forbidden_so_far(&gw);
+        let out = alice.docker(&["run", "--rm", "--name", &c, "--network", "host", image(), "true"]);
+        assert_eq!(out.code, Some(125), "{out}");
+        assert_eq!(forbidden_so_far(&gw), before + 1, "not one 403 for {out}");
+        assert_eq!(engine_ok(&["ps", "-a", "-q", "--filter", &format!("name={c}")]), "");
+
+        assert_eq!(alice.ok(&["run", "--rm", "--network", "none", image(), "ls", "/sys/class/net"]), "lo");
+        let nets = alice.ok(&["run", "--rm", "--network", "bridge", image(), "ls", "/sys/class/net"]);
+        assert_eq!(sorted_lines(&nets), ["eth0", "lo"]);
+        let id = alice.ok(&["run", "-d", "--name", &c, "--network", "none", image(), "sleep", "300"]);
+        assert_eq!(networks_of(&alice, &id), ["none"]);
     }
-    let t = Test::new();
-    let gw = t.gateway();
-    let alice = gw.tenant("alice");
-    let c = t.name("c");
+);
 
-    let before = forbidden_so_far(&gw);
-    let out = alice.docker(&["run", "--rm", "--name", &c, "--network", "host", image(), "true"]);
-    assert_eq!(out.code, Some(125), "{out}");
-    assert_eq!(forbidden_so_far(&gw), before + 1, "not one 403 for {out}");
-    assert_eq!(engine_ok(&["ps", "-a", "-q", "--filter", &format!("name={c}")]), "");
+it_test!(
+    the_admin_sees_everything_with_engine_names_and_labels,
+    mtswarm_only("the admin tenant"),
+    |t, gw, alice, bob, admin| {
+        let (web, backend, data) = (t.name("web"), t.name("backend"), t.name("data"));
 
-    assert_eq!(alice.ok(&["run", "--rm", "--network", "none", image(), "ls", "/sys/class/net"]), "lo");
-    let nets = alice.ok(&["run", "--rm", "--network", "bridge", image(), "ls", "/sys/class/net"]);
-    assert_eq!(sorted_lines(&nets), ["eth0", "lo"]);
-    let id = alice.ok(&["run", "-d", "--name", &c, "--network", "none", image(), "sleep", "300"]);
-    assert_eq!(networks_of(&alice, &id), ["none"]);
-}
+        for tenant in [&alice, &bob] {
+            tenant.ok(&["run", "-d", "--name", &web, image(), "sleep", "300"]);
+            tenant.ok(&["network", "create", &backend]);
+            tenant.ok(&["volume", "create", &data]);
+        }
+        let mine = format!("name={}", t.tag);
+        let label = format!("{{{{.Label \"{TENANT_LABEL}\"}}}}");
+        let ps = admin.ok(&["ps", "-a", "--filter", &mine, "--format", &format!("{{{{.Names}}}} {label}")]);
+        let expected = |item: &str| {
+            let mut v = vec![
+                format!("{} {}", alice.scoped(item), alice.tenant_id),
+                format!("{} {}", bob.scoped(item), bob.tenant_id),
+            ];
+            v.sort();
+            v
+        };
+        assert_eq!(sorted_lines(&ps), expected(&web));
+        let nets = admin.ok(&["network", "ls", "--filter", &mine, "--format", &format!("{{{{.Name}}}} {label}")]);
+        // Each tenant's default network too (its `bridge`, made by the first run).
+        let mut nets_expected = [expected(&backend), expected("bridge")].concat();
+        nets_expected.sort();
+        assert_eq!(sorted_lines(&nets), nets_expected);
+        let vols = admin.ok(&["volume", "ls", "--filter", &mine, "--format", &format!("{{{{.Name}}}} {label}")]);
+        assert_eq!(sorted_lines(&vols), expected(&data));
+        assert!(lines(&admin.ok(&["network", "ls", "--format", "{{.Name}}"])).iter().any(|n| n == "host"));
 
-#[test]
-fn the_admin_sees_everything_with_engine_names_and_labels() {
-    if skip_in_direct_mode("the admin tenant") {
-        return;
+        // The admin names objects by their engine names, and may act on them.
+        let alice_web = alice.scoped(&web);
+        assert_eq!(admin.ok(&["inspect", "--format", "{{.Name}}", &alice_web]), format!("/{alice_web}"));
+        admin.ok(&["stop", "-t", "1", &alice_web]);
+        assert_eq!(alice.ok(&["inspect", "--format", "{{.State.Status}}", &web]), "exited");
     }
-    let t = Test::new();
-    let gw = t.gateway();
-    let alice = gw.tenant("alice");
-    let bob = gw.tenant("bob");
-    let admin = gw.admin();
-    let (web, backend, data) = (t.name("web"), t.name("backend"), t.name("data"));
+);
 
-    for tenant in [&alice, &bob] {
-        tenant.ok(&["run", "-d", "--name", &web, image(), "sleep", "300"]);
-        tenant.ok(&["network", "create", &backend]);
-        tenant.ok(&["volume", "create", &data]);
+it_test!(
+    containers_reach_each_other_by_their_own_names_on_a_tenant_network,
+    mtswarm_only("name scoping"),
+    |t, gw, alice| {
+        let (web, backend) = (t.name("web"), t.name("backend"));
+
+        alice.ok(&["network", "create", &backend]);
+        let id = alice.ok(&["run", "-d", "--name", &web, "--network", &backend, image(), "sleep", "300"]);
+        let ip = engine_ok(&[
+            "inspect",
+            "--format",
+            &format!("{{{{(index .NetworkSettings.Networks \"{}\").IPAddress}}}}", alice.scoped(&backend)),
+            &id,
+        ]);
+        let out = alice.docker(&["run", "--rm", "--network", &backend, image(), "ping", "-c", "1", "-W", "5", &web]);
+        assert!(
+            out.success() && out.stdout.contains(&ip),
+            "{web} does not resolve to {ip} on alice's {backend}: {out}"
+        );
     }
-    let mine = format!("name={}", t.tag);
-    let label = format!("{{{{.Label \"{TENANT_LABEL}\"}}}}");
-    let ps = admin.ok(&["ps", "-a", "--filter", &mine, "--format", &format!("{{{{.Names}}}} {label}")]);
-    let expected = |item: &str| {
-        let mut v = vec![
-            format!("{} {}", scoped(&alice, item), alice.tenant_id),
-            format!("{} {}", scoped(&bob, item), bob.tenant_id),
-        ];
-        v.sort();
-        v
-    };
-    assert_eq!(sorted_lines(&ps), expected(&web));
-    let nets = admin.ok(&["network", "ls", "--filter", &mine, "--format", &format!("{{{{.Name}}}} {label}")]);
-    // Each tenant's default network too (its `bridge`, made by the first run).
-    let mut nets_expected = [expected(&backend), expected("bridge")].concat();
-    nets_expected.sort();
-    assert_eq!(sorted_lines(&nets), nets_expected);
-    let vols = admin.ok(&["volume", "ls", "--filter", &mine, "--format", &format!("{{{{.Name}}}} {label}")]);
-    assert_eq!(sorted_lines(&vols), expected(&data));
-    assert!(lines(&admin.ok(&["network", "ls", "--format", "{{.Name}}"])).iter().any(|n| n == "host"));
-
-    // The admin names objects by their engine names, and may act on them.
-    let alice_web = scoped(&alice, &web);
-    assert_eq!(admin.ok(&["inspect", "--format", "{{.Name}}", &alice_web]), format!("/{alice_web}"));
-    admin.ok(&["stop", "-t", "1", &alice_web]);
-    assert_eq!(alice.ok(&["inspect", "--format", "{{.State.Status}}", &web]), "exited");
-}
-
-#[test]
-fn containers_reach_each_other_by_their_own_names_on_a_tenant_network() {
-    if skip_in_direct_mode("name scoping") {
-        return;
-    }
-    let t = Test::new();
-    let gw = t.gateway();
-    let alice = gw.tenant("alice");
-    let (web, backend) = (t.name("web"), t.name("backend"));
-
-    alice.ok(&["network", "create", &backend]);
-    let id = alice.ok(&["run", "-d", "--name", &web, "--network", &backend, image(), "sleep", "300"]);
-    let ip = engine_ok(&[
-        "inspect",
-        "--format",
-        &format!("{{{{(index .NetworkSettings.Networks \"{}\").IPAddress}}}}", scoped(&alice, &backend)),
-        &id,
-    ]);
-    let out = alice.docker(&["run", "--rm", "--network", &backend, image(), "ping", "-c", "1", "-W", "5", &web]);
-    assert!(out.success() && out.stdout.contains(&ip), "{web} does not resolve to {ip} on alice's {backend}: {out}");
-}
+);

@@ -5,22 +5,24 @@
 //!
 //! The fixture (`Ks`) makes each test's own projects and users over Keystone's REST API with a tiny HTTP client,
 //! and deletes them after. Keystone is single-threaded and hashes passwords with bcrypt (about 0.6 s a user or a
-//! password token), so tests make few calls. Every test holds `KEYSTONE`: one test stops Keystone, and the
-//! others must not run meanwhile.
+//! password token), so tests make few calls. Every test holds `KEYSTONE` (see there): one test stops Keystone,
+//! and the others must not run meanwhile.
 
-use std::collections::HashMap;
-use std::fs;
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Mutex, MutexGuard, OnceLock};
 use std::thread;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
+use crate::support::auth::*;
 use crate::support::*;
-use crate::support_auth::*;
 
-/// Held by every Keystone test: `keystone_down_...` stops Keystone, which must not break the others.
+/// The one lock of the Keystone tests: all 13 tests of this file take it (`lock(keystone_lock)` in `it_test!`),
+/// and no other test does, so only one Keystone test runs at a time. Why: `keystone_down_cached_tokens_keep_
+/// working_and_new_ones_get_503` stops the test bed's Keystone for a while, and any other Keystone test would
+/// fail meanwhile. It also keeps the tests' calls from queueing behind each other at the single-threaded
+/// Keystone (a bcrypt hash, about 0.6 s, per user or password token), which matters to
+/// `keystone_expired_token_is_refused_even_when_cached`: its setup must end within the token's lifetime.
 static KEYSTONE: Mutex<()> = Mutex::new(());
 
 fn keystone_lock() -> MutexGuard<'static, ()> {
@@ -48,16 +50,9 @@ struct KeystoneEnv {
 fn keystone_env() -> &'static KeystoneEnv {
     static ENV: OnceLock<KeystoneEnv> = OnceLock::new();
     ENV.get_or_init(|| {
-        let path = std::env::var("MTSWARM_TESTBED_ENV").unwrap_or_else(|_| "/run/mtswarm-testbed/env".to_string());
-        let text = fs::read_to_string(&path).unwrap_or_default();
-        let vars: HashMap<String, String> = text
-            .lines()
-            .filter_map(|l| l.trim().split_once('='))
-            .map(|(k, v)| (k.trim().to_string(), v.trim().trim_matches('"').to_string()))
-            .collect();
         let get = |key: &str| {
-            vars.get(key).cloned().unwrap_or_else(|| {
-                panic!("{path} has no {key}: the Keystone tests need `scripts/testbed.sh up keystone`")
+            testbed_env().get(key).cloned().unwrap_or_else(|| {
+                panic!("{} has no {key}: the Keystone tests need `scripts/testbed.sh up keystone`", testbed_env_path())
             })
         };
         let url = get("MTSWARM_KEYSTONE_URL").trim_end_matches('/').to_string();
@@ -157,21 +152,6 @@ fn ks_request(
     Ok(KsResponse { status, headers, body: body.to_string() })
 }
 
-/// A password, unique and unguessable enough for a test.
-fn random_secret() -> String {
-    use std::collections::hash_map::RandomState;
-    use std::hash::{BuildHasher, Hasher};
-    static N: AtomicUsize = AtomicUsize::new(0);
-    let mut out = String::new();
-    for _ in 0..2 {
-        let mut h = RandomState::new().build_hasher();
-        h.write_usize(N.fetch_add(1, Ordering::SeqCst));
-        h.write_u128(SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_nanos());
-        out.push_str(&format!("{:016x}", h.finish()));
-    }
-    out
-}
-
 /// `secs` since the epoch as ISO 8601 UTC, `YYYY-MM-DDTHH:MM:SSZ`.
 fn iso8601(secs: u64) -> String {
     // Howard Hinnant's civil_from_days.
@@ -256,13 +236,21 @@ impl<'t> Ks<'t> {
     /// A new user named `<tag>-<suffix>` in the Default domain.
     fn user(&self, suffix: &str) -> User {
         let name = self.test.name(suffix);
-        let password = random_secret();
+        let password = secret();
         let body = serde_json::json!({"user": {"name": name, "domain_id": "default", "password": password}});
         let r = self.admin_call("POST", "/v3/users", Some(&body));
         assert_eq!(r.status, 201, "creating user {name}: {}", r.body);
         let id = r.json()["user"]["id"].as_str().expect("no user id").to_string();
         self.users.lock().unwrap().push(id.clone());
         User { id, password }
+    }
+
+    /// A new project and a new user who is a member of it (`project`, `user` and `grant`, in that order).
+    fn member(&self, project_suffix: &str, user_suffix: &str) -> (String, User) {
+        let project = self.project(project_suffix);
+        let user = self.user(user_suffix);
+        self.grant(&user, &project);
+        (project, user)
     }
 
     /// Gives `user` the role `member` on `project`.
@@ -367,7 +355,7 @@ fn member_role(ks: &Ks) -> String {
 
 /// A project id that no Keystone project has (Keystone ids are 32 hex digits).
 fn unknown_project_id() -> String {
-    format!("{:0>32}", random_secret())[..32].to_string()
+    format!("{:0>32}", secret())[..32].to_string()
 }
 
 // ---------------------------------------------------------------------------------------------------------
@@ -404,59 +392,52 @@ fn get_containers(gw: &Gateway, token: &str, tenant: &str) -> Response {
 // The tests
 // ---------------------------------------------------------------------------------------------------------
 
-#[test]
-fn keystone_scoped_token_authenticates_for_its_project_only() {
-    if skip_in_direct_mode("authentication") {
-        return;
+it_test!(
+    keystone_scoped_token_authenticates_for_its_project_only,
+    mtswarm_only("authentication"),
+    lock(keystone_lock),
+    |t| {
+        let ks = Ks::new(&t);
+        let p1 = ks.project("p1");
+        let p2 = ks.project("p2");
+        let u1 = ks.user("u1");
+        ks.grant(&u1, &p1);
+        let token = ks.scoped_token(&u1, &p1);
+        let gw = keystone_gateway(&t, &[]);
+
+        let c = gw.client_with("u1", Some(&token), Some(&p1));
+        c.ok(&["ps"]);
+        let out = c.docker(&["run", "--rm", "--name", &t.name("hello"), image(), "echo", "hello"]);
+        assert!(out.success(), "{out}");
+        assert_eq!(out.stdout.trim(), "hello");
+
+        // The token with another project's id, existing or not: one message but for the id.
+        let other = gw.client_with("u1-p2", Some(&token), Some(&p2));
+        assert_cli_refused(&other.docker(&["ps"]), &wrong_tenant(&p2));
+        let unknown = unknown_project_id();
+        let r_existing = get_containers(&gw, &token, &p2);
+        let r_unknown = get_containers(&gw, &token, &unknown);
+        assert_401(&r_existing, &wrong_tenant(&p2));
+        assert_401(&r_unknown, &wrong_tenant(&unknown));
+        assert_eq!(
+            r_existing.message().replace(&p2, "ID"),
+            r_unknown.message().replace(&unknown, "ID"),
+            "the message tells an existing project from a missing one"
+        );
+        let slash = format!("{p1}/x");
+        assert_401(&get_containers(&gw, &token, &slash), &bad_tenant_id(&slash));
+
+        assert_tenant_logged(&gw, &p1);
+        assert_not_logged(&gw, &[&token]);
     }
-    let _lock = keystone_lock();
-    let t = Test::new();
-    let ks = Ks::new(&t);
-    let p1 = ks.project("p1");
-    let p2 = ks.project("p2");
-    let u1 = ks.user("u1");
-    ks.grant(&u1, &p1);
-    let token = ks.scoped_token(&u1, &p1);
-    let gw = keystone_gateway(&t, &[]);
+);
 
-    let c = gw.client_with("u1", Some(&token), Some(&p1));
-    c.ok(&["ps"]);
-    let out = c.docker(&["run", "--rm", "--name", &t.name("hello"), image(), "echo", "hello"]);
-    assert!(out.success(), "{out}");
-    assert_eq!(out.stdout.trim(), "hello");
-
-    // The token with another project's id, existing or not: one message but for the id.
-    let other = gw.client_with("u1-p2", Some(&token), Some(&p2));
-    assert_cli_refused(&other.docker(&["ps"]), &wrong_tenant(&p2));
-    let unknown = unknown_project_id();
-    let r_existing = get_containers(&gw, &token, &p2);
-    let r_unknown = get_containers(&gw, &token, &unknown);
-    assert_401(&r_existing, &wrong_tenant(&p2));
-    assert_401(&r_unknown, &wrong_tenant(&unknown));
-    assert_eq!(
-        r_existing.message().replace(&p2, "ID"),
-        r_unknown.message().replace(&unknown, "ID"),
-        "the message tells an existing project from a missing one"
-    );
-    let slash = format!("{p1}/x");
-    assert_401(&get_containers(&gw, &token, &slash), &bad_tenant_id(&slash));
-
-    assert_tenant_logged(&gw, &p1);
-    assert_not_logged(&gw, &[&token]);
-}
-
-#[test]
-fn keystone_garbage_tokens_are_refused() {
-    if skip_in_direct_mode("authentication") {
-        return;
-    }
-    let _lock = keystone_lock();
-    let t = Test::new();
+it_test!(keystone_garbage_tokens_are_refused, mtswarm_only("authentication"), lock(keystone_lock), |t| {
     let gw = keystone_gateway(&t, &[]);
     let project = unknown_project_id();
     // A fernet-looking token, a short word and a long random string.
     let fernet_like = format!("gAAAAABgarbage{}", "x".repeat(160));
-    let random = random_secret();
+    let random = secret();
     for (name, token) in [("fernet", fernet_like.as_str()), ("word", "garbage"), ("random", random.as_str())] {
         let c = gw.client_with(name, Some(token), Some(&project));
         assert_cli_refused(&c.docker(&["ps"]), INVALID);
@@ -464,80 +445,70 @@ fn keystone_garbage_tokens_are_refused() {
     assert_401(&get_containers(&gw, "garbage", &project), INVALID);
     assert_401(&http(&gw, &[]).get("/v1.41/containers/json"), NO_TOKEN);
     assert_not_logged(&gw, &[&fernet_like]);
-}
+});
 
-#[test]
-fn keystone_revoked_token_stops_working_within_the_ttl() {
-    if skip_in_direct_mode("authentication") {
-        return;
+it_test!(
+    keystone_revoked_token_stops_working_within_the_ttl,
+    mtswarm_only("authentication"),
+    lock(keystone_lock),
+    |t| {
+        let ks = Ks::new(&t);
+        let (p, u) = ks.member("p", "u");
+        let token = ks.scoped_token(&u, &p);
+        let gw = keystone_gateway(&t, &[("SWARM_AUTH_CACHE_TTL", "2")]);
+        let c = gw.client_with("u", Some(&token), Some(&p));
+        c.ok(&["ps"]);
+
+        ks.revoke(&token);
+        assert_eq!(ks.validate(&token).status, 404, "Keystone still accepts the revoked token");
+        let revoked = Instant::now();
+        poll("the revoked token to be refused", Duration::from_secs(10), || {
+            let out = c.docker(&["ps"]);
+            if out.success() {
+                return None;
+            }
+            assert_cli_refused(&out, INVALID);
+            Some(())
+        });
+        eprintln!("the revoked token was refused {:?} after the revocation", revoked.elapsed());
+        assert_401(&get_containers(&gw, &token, &p), INVALID);
+        assert_not_logged(&gw, &[&token]);
     }
-    let _lock = keystone_lock();
-    let t = Test::new();
-    let ks = Ks::new(&t);
-    let p = ks.project("p");
-    let u = ks.user("u");
-    ks.grant(&u, &p);
-    let token = ks.scoped_token(&u, &p);
-    let gw = keystone_gateway(&t, &[("SWARM_AUTH_CACHE_TTL", "2")]);
-    let c = gw.client_with("u", Some(&token), Some(&p));
-    c.ok(&["ps"]);
+);
 
-    ks.revoke(&token);
-    assert_eq!(ks.validate(&token).status, 404, "Keystone still accepts the revoked token");
-    let revoked = Instant::now();
-    poll("the revoked token to be refused", Duration::from_secs(10), || {
-        let out = c.docker(&["ps"]);
-        if out.success() {
-            return None;
-        }
-        assert_cli_refused(&out, INVALID);
-        Some(())
-    });
-    eprintln!("the revoked token was refused {:?} after the revocation", revoked.elapsed());
-    assert_401(&get_containers(&gw, &token, &p), INVALID);
-    assert_not_logged(&gw, &[&token]);
-}
+it_test!(
+    keystone_unscoped_token_is_accepted_only_for_projects_of_the_user,
+    mtswarm_only("authentication"),
+    lock(keystone_lock),
+    |t| {
+        let ks = Ks::new(&t);
+        let mine = ks.project("mine");
+        let theirs = ks.project("theirs");
+        let u = ks.user("u");
+        ks.grant(&u, &mine);
+        let token = ks.unscoped_token(&u);
+        let gw = keystone_gateway(&t, &[]);
 
-#[test]
-fn keystone_unscoped_token_is_accepted_only_for_projects_of_the_user() {
-    if skip_in_direct_mode("authentication") {
-        return;
+        gw.client_with("mine", Some(&token), Some(&mine)).ok(&["ps"]);
+        let out = gw.client_with("theirs", Some(&token), Some(&theirs)).docker(&["ps"]);
+        assert_cli_refused(&out, &wrong_tenant(&theirs));
+        let unknown = unknown_project_id();
+        let r_existing = get_containers(&gw, &token, &theirs);
+        let r_unknown = get_containers(&gw, &token, &unknown);
+        assert_401(&r_unknown, &wrong_tenant(&unknown));
+        assert_eq!(
+            r_existing.message().replace(&theirs, "ID"),
+            r_unknown.message().replace(&unknown, "ID"),
+            "the message tells an existing project from a missing one"
+        );
+        // The refusals (cached or not) are about those projects only: the token still works for its own.
+        gw.client_with("mine-again", Some(&token), Some(&mine)).ok(&["ps"]);
+        assert_tenant_logged(&gw, &mine);
+        assert_not_logged(&gw, &[&token]);
     }
-    let _lock = keystone_lock();
-    let t = Test::new();
-    let ks = Ks::new(&t);
-    let mine = ks.project("mine");
-    let theirs = ks.project("theirs");
-    let u = ks.user("u");
-    ks.grant(&u, &mine);
-    let token = ks.unscoped_token(&u);
-    let gw = keystone_gateway(&t, &[]);
+);
 
-    gw.client_with("mine", Some(&token), Some(&mine)).ok(&["ps"]);
-    let out = gw.client_with("theirs", Some(&token), Some(&theirs)).docker(&["ps"]);
-    assert_cli_refused(&out, &wrong_tenant(&theirs));
-    let unknown = unknown_project_id();
-    let r_existing = get_containers(&gw, &token, &theirs);
-    let r_unknown = get_containers(&gw, &token, &unknown);
-    assert_401(&r_unknown, &wrong_tenant(&unknown));
-    assert_eq!(
-        r_existing.message().replace(&theirs, "ID"),
-        r_unknown.message().replace(&unknown, "ID"),
-        "the message tells an existing project from a missing one"
-    );
-    // The refusals (cached or not) are about those projects only: the token still works for its own.
-    gw.client_with("mine-again", Some(&token), Some(&mine)).ok(&["ps"]);
-    assert_tenant_logged(&gw, &mine);
-    assert_not_logged(&gw, &[&token]);
-}
-
-#[test]
-fn keystone_members_tenant_on_and_off() {
-    if skip_in_direct_mode("authentication") {
-        return;
-    }
-    let _lock = keystone_lock();
-    let t = Test::new();
+it_test!(keystone_members_tenant_on_and_off, mtswarm_only("authentication"), lock(keystone_lock), |t| {
     let ks = Ks::new(&t);
     let members = ks.project("members");
     let p1 = ks.project("p1");
@@ -564,15 +535,9 @@ fn keystone_members_tenant_on_and_off() {
     let off = keystone_gateway(&t, &[]);
     off.client_with("outsider", Some(&outsider_token), Some(&p2)).ok(&["ps"]);
     off.client_with("member", Some(&member_token), Some(&p1)).ok(&["ps"]);
-}
+});
 
-#[test]
-fn keystone_admin_tenant_authenticates() {
-    if skip_in_direct_mode("authentication") {
-        return;
-    }
-    let _lock = keystone_lock();
-    let t = Test::new();
+it_test!(keystone_admin_tenant_authenticates, mtswarm_only("authentication"), lock(keystone_lock), |t| {
     let ks = Ks::new(&t);
     let admin_project = ks.project("admins");
     let p = ks.project("p");
@@ -591,19 +556,11 @@ fn keystone_admin_tenant_authenticates() {
     assert_401(&r, &wrong_tenant(&p));
     assert_401(&get_containers(&gw, &u_token, &admin_project), &wrong_tenant(&admin_project));
     assert_tenant_logged(&gw, &admin_project);
-}
+});
 
-#[test]
-fn keystone_v2_url_is_served_by_the_v3_api() {
-    if skip_in_direct_mode("authentication") {
-        return;
-    }
-    let _lock = keystone_lock();
-    let t = Test::new();
+it_test!(keystone_v2_url_is_served_by_the_v3_api, mtswarm_only("authentication"), lock(keystone_lock), |t| {
     let ks = Ks::new(&t);
-    let p = ks.project("p");
-    let u = ks.user("u");
-    ks.grant(&u, &p);
+    let (p, u) = ks.member("p", "u");
     let token = ks.scoped_token(&u, &p);
     let base = keystone_env().url.trim_end_matches("/v3").to_string();
 
@@ -622,69 +579,58 @@ fn keystone_v2_url_is_served_by_the_v3_api() {
     let gw = keystone_gateway(&t, &[("SWARM_KEYSTONE_URL", &format!("{base}/v3/"))]);
     gw.client_with("u", Some(&token), Some(&p)).ok(&["ps"]);
     assert!(!gw.stderr_text().contains("v2.0"), "{}", gw.stderr());
-}
+});
 
-#[test]
-fn keystone_misconfigured_service_account_gives_503_not_401() {
-    if skip_in_direct_mode("authentication") {
-        return;
+it_test!(
+    keystone_misconfigured_service_account_gives_503_not_401,
+    mtswarm_only("authentication"),
+    lock(keystone_lock),
+    |t| {
+        let ks = Ks::new(&t);
+        let (p, u) = ks.member("p", "u");
+        let token = ks.scoped_token(&u, &p);
+        let env = keystone_env();
+
+        // A wrong password: the operator's mistake, not the user's. Their valid token must not be called invalid.
+        let wrong_password = format!("wrong-{}", secret());
+        let gw = keystone_gateway(
+            &t,
+            &[
+                ("SWARM_KEYSTONE_SERVICE_USER", &env.service_user),
+                ("SWARM_KEYSTONE_SERVICE_PASSWORD", &wrong_password),
+                ("SWARM_KEYSTONE_SERVICE_PROJECT", &env.service_project),
+            ],
+        );
+        let out = gw.client_with("u", Some(&token), Some(&p)).docker(&["ps"]);
+        assert_cli_refused(&out, UNAVAILABLE);
+        assert_error(&get_containers(&gw, &token, &p), 503, UNAVAILABLE);
+        assert_not_logged(&gw, &[&token, &wrong_password]);
+
+        // An account that logs in but lacks the role `service`: Keystone answers 403 to each validation.
+        let weak = ks.user("weak");
+        let service_project = {
+            let r = ks.admin_call("GET", &format!("/v3/projects?name={}", env.service_project), None);
+            r.json()["projects"][0]["id"].as_str().expect("no service project").to_string()
+        };
+        ks.grant(&weak, &service_project);
+        let weak_name = t.name("weak");
+        let gw = keystone_gateway(
+            &t,
+            &[
+                ("SWARM_KEYSTONE_SERVICE_USER", &weak_name),
+                ("SWARM_KEYSTONE_SERVICE_PASSWORD", &weak.password),
+                ("SWARM_KEYSTONE_SERVICE_PROJECT", &env.service_project),
+            ],
+        );
+        let out = gw.client_with("u", Some(&token), Some(&p)).docker(&["ps"]);
+        assert_cli_refused(&out, UNAVAILABLE);
+        assert_not_logged(&gw, &[&token, &weak.password]);
     }
-    let _lock = keystone_lock();
-    let t = Test::new();
+);
+
+it_test!(keystone_service_account_validates_tokens, mtswarm_only("authentication"), lock(keystone_lock), |t| {
     let ks = Ks::new(&t);
-    let p = ks.project("p");
-    let u = ks.user("u");
-    ks.grant(&u, &p);
-    let token = ks.scoped_token(&u, &p);
-    let env = keystone_env();
-
-    // A wrong password: the operator's mistake, not the user's. Their valid token must not be called invalid.
-    let wrong_password = format!("wrong-{}", random_secret());
-    let gw = keystone_gateway(
-        &t,
-        &[
-            ("SWARM_KEYSTONE_SERVICE_USER", &env.service_user),
-            ("SWARM_KEYSTONE_SERVICE_PASSWORD", &wrong_password),
-            ("SWARM_KEYSTONE_SERVICE_PROJECT", &env.service_project),
-        ],
-    );
-    let out = gw.client_with("u", Some(&token), Some(&p)).docker(&["ps"]);
-    assert_cli_refused(&out, UNAVAILABLE);
-    assert_error(&get_containers(&gw, &token, &p), 503, UNAVAILABLE);
-    assert_not_logged(&gw, &[&token, &wrong_password]);
-
-    // An account that logs in but lacks the role `service`: Keystone answers 403 to each validation.
-    let weak = ks.user("weak");
-    let service_project = {
-        let r = ks.admin_call("GET", &format!("/v3/projects?name={}", env.service_project), None);
-        r.json()["projects"][0]["id"].as_str().expect("no service project").to_string()
-    };
-    ks.grant(&weak, &service_project);
-    let weak_name = t.name("weak");
-    let gw = keystone_gateway(
-        &t,
-        &[
-            ("SWARM_KEYSTONE_SERVICE_USER", &weak_name),
-            ("SWARM_KEYSTONE_SERVICE_PASSWORD", &weak.password),
-            ("SWARM_KEYSTONE_SERVICE_PROJECT", &env.service_project),
-        ],
-    );
-    let out = gw.client_with("u", Some(&token), Some(&p)).docker(&["ps"]);
-    assert_cli_refused(&out, UNAVAILABLE);
-    assert_not_logged(&gw, &[&token, &weak.password]);
-}
-
-#[test]
-fn keystone_service_account_validates_tokens() {
-    if skip_in_direct_mode("authentication") {
-        return;
-    }
-    let _lock = keystone_lock();
-    let t = Test::new();
-    let ks = Ks::new(&t);
-    let p = ks.project("p");
-    let u = ks.user("u");
-    ks.grant(&u, &p);
+    let (p, u) = ks.member("p", "u");
     let token = ks.scoped_token(&u, &p);
     let unscoped = ks.unscoped_token(&u);
     let service = service_account_env();
@@ -709,144 +655,126 @@ fn keystone_service_account_validates_tokens() {
         service.iter().copied().filter(|(k, _)| *k != "SWARM_KEYSTONE_SERVICE_PROJECT").collect();
     let gw3 = keystone_gateway(&t, &defaults);
     gw3.client_with("unscoped", Some(&unscoped), Some(&p)).ok(&["ps"]);
-}
+});
 
-#[test]
-fn keystone_expired_token_is_refused_even_when_cached() {
-    if skip_in_direct_mode("authentication") {
-        return;
-    }
-    let _lock = keystone_lock();
-    let t = Test::new();
-    let ks = Ks::new(&t);
-    let p = ks.project("p");
-    let u = ks.user("u");
-    ks.grant(&u, &p);
-    // The self-validating gateway and the one with a service account, both with the default TTL of 300 s.
-    let selfcheck = keystone_gateway(&t, &[]);
-    let service = keystone_gateway(&t, &service_account_env());
+it_test!(
+    keystone_expired_token_is_refused_even_when_cached,
+    mtswarm_only("authentication"),
+    lock(keystone_lock),
+    |t| {
+        let ks = Ks::new(&t);
+        let (p, u) = ks.member("p", "u");
+        // The self-validating gateway and the one with a service account, both with the default TTL of 300 s.
+        let selfcheck = keystone_gateway(&t, &[]);
+        let service = keystone_gateway(&t, &service_account_env());
 
-    let now = || SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_secs();
-    // The token must be cached by both gateways with time to spare before it expires. On a loaded machine the
-    // setup can take longer than a short lifetime: then try again with a longer one.
-    let mut attempt = None;
-    for lifetime in [12, 30, 60] {
-        let expires_at = now() + lifetime;
-        let token = ks.expiring_token(&u, &p, expires_at);
-        let seen = ks.validate(&token);
-        assert_eq!(seen.status, 200, "{}", seen.body);
-        let keystone_says = seen.json()["token"]["expires_at"].as_str().unwrap_or_default().to_string();
-        assert!(
-            keystone_says.starts_with(iso8601(expires_at).trim_end_matches('Z')),
-            "Keystone did not cap the token's expiry at the credential's: {keystone_says} vs {}",
-            iso8601(expires_at)
-        );
-        let name = format!("u{lifetime}");
-        let a = selfcheck.client_with(&name, Some(&token), Some(&p));
-        let b = service.client_with(&name, Some(&token), Some(&p));
-        let (out_a, out_b) = (a.docker(&["ps"]), b.docker(&["ps"]));
-        if now() + 2 < expires_at {
-            assert!(out_a.success(), "{out_a}");
-            assert!(out_b.success(), "{out_b}");
-            attempt = Some((token, expires_at, a, b));
-            break;
+        let now = || SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_secs();
+        // The token must be cached by both gateways with time to spare before it expires. On a loaded machine the
+        // setup can take longer than a short lifetime: then try again with a longer one.
+        let mut attempt = None;
+        for lifetime in [12, 30, 60] {
+            let expires_at = now() + lifetime;
+            let token = ks.expiring_token(&u, &p, expires_at);
+            let seen = ks.validate(&token);
+            assert_eq!(seen.status, 200, "{}", seen.body);
+            let keystone_says = seen.json()["token"]["expires_at"].as_str().unwrap_or_default().to_string();
+            assert!(
+                keystone_says.starts_with(iso8601(expires_at).trim_end_matches('Z')),
+                "Keystone did not cap the token's expiry at the credential's: {keystone_says} vs {}",
+                iso8601(expires_at)
+            );
+            let name = format!("u{lifetime}");
+            let a = selfcheck.client_with(&name, Some(&token), Some(&p));
+            let b = service.client_with(&name, Some(&token), Some(&p));
+            let (out_a, out_b) = (a.docker(&["ps"]), b.docker(&["ps"]));
+            if now() + 2 < expires_at {
+                assert!(out_a.success(), "{out_a}");
+                assert!(out_b.success(), "{out_b}");
+                attempt = Some((token, expires_at, a, b));
+                break;
+            }
+            eprintln!("a token with a {lifetime} s lifetime expired during the setup; trying a longer one");
         }
-        eprintln!("a token with a {lifetime} s lifetime expired during the setup; trying a longer one");
-    }
-    let (token, expires_at, a, b) = attempt.expect("the machine is too slow to cache a 60 s token in time");
-    // Cached now, with a TTL far beyond the token's expiry.
-    a.ok(&["ps"]);
+        let (token, expires_at, a, b) = attempt.expect("the machine is too slow to cache a 60 s token in time");
+        // Cached now, with a TTL far beyond the token's expiry.
+        a.ok(&["ps"]);
 
-    // One second of grace for the clocks' rounding; then the first use must fail, no poll.
-    let wait =
-        Duration::from_secs(expires_at + 1).saturating_sub(SystemTime::now().duration_since(UNIX_EPOCH).unwrap());
-    thread::sleep(wait);
-    assert_eq!(ks.validate(&token).status, 404, "Keystone still accepts the expired token");
-    assert_cli_refused(&a.docker(&["ps"]), INVALID);
-    assert_cli_refused(&b.docker(&["ps"]), INVALID);
-    assert_401(&get_containers(&selfcheck, &token, &p), INVALID);
-    assert_401(&get_containers(&service, &token, &p), INVALID);
-    assert_not_logged(&selfcheck, &[&token]);
-    assert_not_logged(&service, &[&token]);
-}
+        // One second of grace for the clocks' rounding; then the first use must fail, no poll.
+        let wait =
+            Duration::from_secs(expires_at + 1).saturating_sub(SystemTime::now().duration_since(UNIX_EPOCH).unwrap());
+        thread::sleep(wait);
+        assert_eq!(ks.validate(&token).status, 404, "Keystone still accepts the expired token");
+        assert_cli_refused(&a.docker(&["ps"]), INVALID);
+        assert_cli_refused(&b.docker(&["ps"]), INVALID);
+        assert_401(&get_containers(&selfcheck, &token, &p), INVALID);
+        assert_401(&get_containers(&service, &token, &p), INVALID);
+        assert_not_logged(&selfcheck, &[&token]);
+        assert_not_logged(&service, &[&token]);
+    }
+);
 
 /// Restarts Keystone when dropped, so a failing test never leaves it stopped.
 struct StartKeystoneOnDrop;
 
 impl Drop for StartKeystoneOnDrop {
     fn drop(&mut self) {
-        testbed_script("keystone-start");
+        testbed_script(&["keystone-start"]);
     }
 }
 
-fn testbed_script(cmd: &str) {
-    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/scripts/testbed.sh");
-    let out = std::process::Command::new(script).arg(cmd).output().unwrap_or_else(|e| panic!("{script}: {e}"));
-    if !out.status.success() && !thread::panicking() {
-        panic!(
-            "`{script} {cmd}` failed: {}\n{}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        );
+it_test!(
+    keystone_down_cached_tokens_keep_working_and_new_ones_get_503,
+    mtswarm_only("authentication"),
+    lock(keystone_lock),
+    |t| {
+        let ks = Ks::new(&t);
+        let (p, u) = ks.member("p", "u");
+        let cached = ks.scoped_token(&u, &p);
+        let fresh = ks.scoped_token(&u, &p);
+        let mut gw = keystone_gateway(&t, &[("SWARM_KEYSTONE_TIMEOUT", "2")]);
+        let cached_client = gw.client_with("cached", Some(&cached), Some(&p));
+        let fresh_client = gw.client_with("fresh", Some(&fresh), Some(&p));
+        // Setup, not the behaviour under test: with a 2 s timeout a loaded machine may need a second try.
+        poll("the first token to be validated and cached", Duration::from_secs(20), || {
+            let out = cached_client.docker(&["ps"]);
+            if !out.success() {
+                eprintln!("caching the first token failed, retrying: {out}");
+            }
+            out.success().then_some(())
+        });
+
+        let restart = StartKeystoneOnDrop;
+        testbed_script(&["keystone-stop"]);
+
+        cached_client.ok(&["ps"]);
+        let started = Instant::now();
+        let out = fresh_client.docker(&["ps"]);
+        let took = started.elapsed();
+        assert_cli_refused(&out, UNAVAILABLE);
+        assert!(took < Duration::from_secs(5), "a new token with Keystone down took {took:?} to be refused");
+        let started = Instant::now();
+        let r = get_containers(&gw, &fresh, &p);
+        assert_error(&r, 503, UNAVAILABLE);
+        assert!(r.message().starts_with(UNAVAILABLE), "{r}");
+        assert!(!r.text().contains(&fresh), "the error echoes the token: {r}");
+        assert!(started.elapsed() < Duration::from_secs(4), "the 503 took {:?}", started.elapsed());
+        let ping = http(&gw, &[]).get("/_ping");
+        assert_eq!(ping.status, 200, "{ping}");
+        assert!(gw.alive(), "mtswarm exited with Keystone down:\n{}", gw.stderr());
+        // Keystone being down is no proof that a token is bad: garbage gets 503 too, not 401.
+        assert_error(&get_containers(&gw, "garbage", &p), 503, UNAVAILABLE);
+
+        drop(restart);
+        let back = Instant::now();
+        poll("the new token to work once Keystone is back", Duration::from_secs(20), || {
+            fresh_client.docker(&["ps"]).success().then_some(())
+        });
+        eprintln!("the new token worked {:?} after Keystone was back", back.elapsed());
+        cached_client.ok(&["ps"]);
+        assert!(gw.alive(), "{}", gw.stderr());
+        assert_not_logged(&gw, &[&cached, &fresh]);
     }
-}
-
-#[test]
-fn keystone_down_cached_tokens_keep_working_and_new_ones_get_503() {
-    if skip_in_direct_mode("authentication") {
-        return;
-    }
-    let _lock = keystone_lock();
-    let t = Test::new();
-    let ks = Ks::new(&t);
-    let p = ks.project("p");
-    let u = ks.user("u");
-    ks.grant(&u, &p);
-    let cached = ks.scoped_token(&u, &p);
-    let fresh = ks.scoped_token(&u, &p);
-    let mut gw = keystone_gateway(&t, &[("SWARM_KEYSTONE_TIMEOUT", "2")]);
-    let cached_client = gw.client_with("cached", Some(&cached), Some(&p));
-    let fresh_client = gw.client_with("fresh", Some(&fresh), Some(&p));
-    // Setup, not the behaviour under test: with a 2 s timeout a loaded machine may need a second try.
-    poll("the first token to be validated and cached", Duration::from_secs(20), || {
-        let out = cached_client.docker(&["ps"]);
-        if !out.success() {
-            eprintln!("caching the first token failed, retrying: {out}");
-        }
-        out.success().then_some(())
-    });
-
-    let restart = StartKeystoneOnDrop;
-    testbed_script("keystone-stop");
-
-    cached_client.ok(&["ps"]);
-    let started = Instant::now();
-    let out = fresh_client.docker(&["ps"]);
-    let took = started.elapsed();
-    assert_cli_refused(&out, UNAVAILABLE);
-    assert!(took < Duration::from_secs(5), "a new token with Keystone down took {took:?} to be refused");
-    let started = Instant::now();
-    let r = get_containers(&gw, &fresh, &p);
-    assert_error(&r, 503, UNAVAILABLE);
-    assert!(r.message().starts_with(UNAVAILABLE), "{r}");
-    assert!(!r.text().contains(&fresh), "the error echoes the token: {r}");
-    assert!(started.elapsed() < Duration::from_secs(4), "the 503 took {:?}", started.elapsed());
-    let ping = http(&gw, &[]).get("/_ping");
-    assert_eq!(ping.status, 200, "{ping}");
-    assert!(gw.alive(), "mtswarm exited with Keystone down:\n{}", gw.stderr());
-    // Keystone being down is no proof that a token is bad: garbage gets 503 too, not 401.
-    assert_error(&get_containers(&gw, "garbage", &p), 503, UNAVAILABLE);
-
-    drop(restart);
-    let back = Instant::now();
-    poll("the new token to work once Keystone is back", Duration::from_secs(20), || {
-        fresh_client.docker(&["ps"]).success().then_some(())
-    });
-    eprintln!("the new token worked {:?} after Keystone was back", back.elapsed());
-    cached_client.ok(&["ps"]);
-    assert!(gw.alive(), "{}", gw.stderr());
-    assert_not_logged(&gw, &[&cached, &fresh]);
-}
+);
 
 /// A proxy in front of the real Keystone: it counts token validations (`GET /v3/auth/tokens`) and can hold
 /// each request for a while. A real Keystone cannot be made slow on demand, nor does it count; the proxy lets
@@ -862,68 +790,64 @@ fn validations(proxy: &TcpRecorder) -> usize {
     proxy.count("GET /v3/auth/tokens")
 }
 
-#[test]
-fn keystone_concurrent_checks_of_one_token_make_one_call() {
-    if skip_in_direct_mode("authentication") {
-        return;
+it_test!(
+    keystone_concurrent_checks_of_one_token_make_one_call,
+    mtswarm_only("authentication"),
+    lock(keystone_lock),
+    |t| {
+        let ks = Ks::new(&t);
+        let (p, u) = ks.member("p", "u");
+        let token = ks.scoped_token(&u, &p);
+        let (proxy, url) = keystone_proxy(Duration::from_millis(700));
+        let gw = keystone_gateway(&t, &[("SWARM_KEYSTONE_URL", &url)]);
+        let before = validations(&proxy);
+
+        let results: Vec<u16> = thread::scope(|s| {
+            let handles: Vec<_> = (0..8).map(|_| s.spawn(|| get_containers(&gw, &token, &p).status)).collect();
+            handles.into_iter().map(|h| h.join().unwrap()).collect()
+        });
+        assert!(results.iter().all(|s| *s == 200), "not all concurrent requests passed: {results:?}\n{}", gw.stderr());
+        assert_eq!(validations(&proxy) - before, 1, "8 concurrent requests with one token made several validations");
+        // And later ones come from the cache.
+        for _ in 0..3 {
+            assert_eq!(get_containers(&gw, &token, &p).status, 200);
+        }
+        assert_eq!(validations(&proxy) - before, 1, "a cached token was validated again");
     }
-    let _lock = keystone_lock();
-    let t = Test::new();
-    let ks = Ks::new(&t);
-    let p = ks.project("p");
-    let u = ks.user("u");
-    ks.grant(&u, &p);
-    let token = ks.scoped_token(&u, &p);
-    let (proxy, url) = keystone_proxy(Duration::from_millis(700));
-    let gw = keystone_gateway(&t, &[("SWARM_KEYSTONE_URL", &url)]);
-    let before = validations(&proxy);
+);
 
-    let results: Vec<u16> = thread::scope(|s| {
-        let handles: Vec<_> = (0..8).map(|_| s.spawn(|| get_containers(&gw, &token, &p).status)).collect();
-        handles.into_iter().map(|h| h.join().unwrap()).collect()
-    });
-    assert!(results.iter().all(|s| *s == 200), "not all concurrent requests passed: {results:?}\n{}", gw.stderr());
-    assert_eq!(validations(&proxy) - before, 1, "8 concurrent requests with one token made several validations");
-    // And later ones come from the cache.
-    for _ in 0..3 {
-        assert_eq!(get_containers(&gw, &token, &p).status, 200);
+it_test!(
+    keystone_slow_or_unreachable_gives_503_within_the_timeout,
+    mtswarm_only("authentication"),
+    lock(keystone_lock),
+    |t| {
+        let project = unknown_project_id();
+
+        // Slow: every request to Keystone is held 10 s, longer than SWARM_KEYSTONE_TIMEOUT.
+        let (_proxy, url) = keystone_proxy(Duration::from_secs(10));
+        let mut gw = keystone_gateway(&t, &[("SWARM_KEYSTONE_URL", &url), ("SWARM_KEYSTONE_TIMEOUT", "2")]);
+        let started = Instant::now();
+        let r = get_containers(&gw, &secret(), &project);
+        let took = started.elapsed();
+        assert_error(&r, 503, UNAVAILABLE);
+        assert!(r.message().starts_with(UNAVAILABLE), "{r}");
+        assert!(took >= Duration::from_millis(1500), "a 503 after {took:?} cannot have waited for the 2 s timeout");
+        assert!(took < Duration::from_secs(6), "the timeout is 2 s but the answer took {took:?}");
+        let out = gw.client_with("slow", Some(&secret()), Some(&project)).docker(&["ps"]);
+        assert_cli_refused(&out, UNAVAILABLE);
+        assert_eq!(http(&gw, &[]).get("/_ping").status, 200);
+        assert!(gw.alive(), "{}", gw.stderr());
+
+        // Unreachable from the start: nothing listens on the port. mtswarm starts anyway and answers 503 at once.
+        let closed = TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = closed.local_addr().unwrap().port();
+        drop(closed);
+        let url = format!("http://127.0.0.1:{port}/v3");
+        let mut gw2 = keystone_gateway(&t, &[("SWARM_KEYSTONE_URL", &url), ("SWARM_KEYSTONE_TIMEOUT", "2")]);
+        let started = Instant::now();
+        assert_error(&get_containers(&gw2, &secret(), &project), 503, UNAVAILABLE);
+        assert!(started.elapsed() < Duration::from_secs(3), "took {:?}", started.elapsed());
+        assert_eq!(http(&gw2, &[]).get("/_ping").status, 200);
+        assert!(gw2.alive(), "{}", gw2.stderr());
     }
-    assert_eq!(validations(&proxy) - before, 1, "a cached token was validated again");
-}
-
-#[test]
-fn keystone_slow_or_unreachable_gives_503_within_the_timeout() {
-    if skip_in_direct_mode("authentication") {
-        return;
-    }
-    let _lock = keystone_lock();
-    let t = Test::new();
-    let project = unknown_project_id();
-
-    // Slow: every request to Keystone is held 10 s, longer than SWARM_KEYSTONE_TIMEOUT.
-    let (_proxy, url) = keystone_proxy(Duration::from_secs(10));
-    let mut gw = keystone_gateway(&t, &[("SWARM_KEYSTONE_URL", &url), ("SWARM_KEYSTONE_TIMEOUT", "2")]);
-    let started = Instant::now();
-    let r = get_containers(&gw, &random_secret(), &project);
-    let took = started.elapsed();
-    assert_error(&r, 503, UNAVAILABLE);
-    assert!(r.message().starts_with(UNAVAILABLE), "{r}");
-    assert!(took >= Duration::from_millis(1500), "a 503 after {took:?} cannot have waited for the 2 s timeout");
-    assert!(took < Duration::from_secs(6), "the timeout is 2 s but the answer took {took:?}");
-    let out = gw.client_with("slow", Some(&random_secret()), Some(&project)).docker(&["ps"]);
-    assert_cli_refused(&out, UNAVAILABLE);
-    assert_eq!(http(&gw, &[]).get("/_ping").status, 200);
-    assert!(gw.alive(), "{}", gw.stderr());
-
-    // Unreachable from the start: nothing listens on the port. mtswarm starts anyway and answers 503 at once.
-    let closed = TcpListener::bind("127.0.0.1:0").unwrap();
-    let port = closed.local_addr().unwrap().port();
-    drop(closed);
-    let url = format!("http://127.0.0.1:{port}/v3");
-    let mut gw2 = keystone_gateway(&t, &[("SWARM_KEYSTONE_URL", &url), ("SWARM_KEYSTONE_TIMEOUT", "2")]);
-    let started = Instant::now();
-    assert_error(&get_containers(&gw2, &random_secret(), &project), 503, UNAVAILABLE);
-    assert!(started.elapsed() < Duration::from_secs(3), "took {:?}", started.elapsed());
-    assert_eq!(http(&gw2, &[]).get("/_ping").status, 200);
-    assert!(gw2.alive(), "{}", gw2.stderr());
-}
+);

@@ -10,14 +10,6 @@ use std::time::Duration;
 
 use crate::support::*;
 
-/// The label that marks a tenant's objects on the engine.
-const TENANT_LABEL: &str = "mtswarm.tenant";
-
-/// The engine-side name of `tenant`'s object `name`.
-fn scoped(tenant: &Client, name: &str) -> String {
-    format!("t{}-{}-{name}", tenant.tenant_id.len(), tenant.tenant_id)
-}
-
 /// Starts a web server in a tenant's container that answers `page` on port 8080; returns the container's id.
 fn web_server(tenant: &Client, name: &str, page: &str, extra: &[&str]) -> String {
     let script = format!("mkdir -p /www && echo {page} > /www/index.html && exec httpd -f -p 8080 -h /www");
@@ -68,37 +60,33 @@ fn assert_unreachable(tenant: &Client, args: &[&str], host: &str, page: &str) {
     assert!(!out.stdout.contains(page), "{} reached {host}: {out}", tenant.tenant_id);
 }
 
-#[test]
-fn another_tenant_reaches_nothing_of_a_tenants_containers_by_ip() {
-    if skip_in_direct_mode("tenant-private networks") {
-        return;
+it_test!(
+    another_tenant_reaches_nothing_of_a_tenants_containers_by_ip,
+    mtswarm_only("tenant-private networks"),
+    |t, gw, alice, bob| {
+        let (web, back, web2, bnet) = (t.name("web"), t.name("back"), t.name("web2"), t.name("bnet"));
+        let page = format!("secret-of-{}", alice.tenant_id);
+
+        // On the default network.
+        let id = web_server(&alice, &web, &page, &[]);
+        let ip = address(&id, &alice.scoped("bridge"));
+        wait_for_page(&alice, &[], &ip, &page);
+        // By name too: the tenant's bridge is a user-defined network, with the engine's DNS.
+        wait_for_page(&alice, &[], &web, &page);
+        assert_unreachable(&bob, &[], &ip, &page);
+        assert_unreachable(&bob, &["--network", "bridge"], &ip, &page);
+
+        // On one of the tenant's own networks, from the other tenant's default network and from its own network.
+        alice.ok(&["network", "create", &back]);
+        let id2 = web_server(&alice, &web2, &page, &["--network", &back]);
+        let ip2 = address(&id2, &alice.scoped(&back));
+        wait_for_page(&alice, &["--network", &back], &web2, &page);
+        bob.ok(&["network", "create", &bnet]);
+        assert_unreachable(&bob, &[], &ip2, &page);
+        assert_unreachable(&bob, &["--network", &bnet], &ip2, &page);
+        assert_unreachable(&bob, &["--network", &bnet], &ip, &page);
     }
-    let t = Test::new();
-    let gw = t.gateway();
-    let alice = gw.tenant("alice");
-    let bob = gw.tenant("bob");
-    let (web, back, web2, bnet) = (t.name("web"), t.name("back"), t.name("web2"), t.name("bnet"));
-    let page = format!("secret-of-{}", alice.tenant_id);
-
-    // On the default network.
-    let id = web_server(&alice, &web, &page, &[]);
-    let ip = address(&id, &scoped(&alice, "bridge"));
-    wait_for_page(&alice, &[], &ip, &page);
-    // By name too: the tenant's bridge is a user-defined network, with the engine's DNS.
-    wait_for_page(&alice, &[], &web, &page);
-    assert_unreachable(&bob, &[], &ip, &page);
-    assert_unreachable(&bob, &["--network", "bridge"], &ip, &page);
-
-    // On one of the tenant's own networks, from the other tenant's default network and from its own network.
-    alice.ok(&["network", "create", &back]);
-    let id2 = web_server(&alice, &web2, &page, &["--network", &back]);
-    let ip2 = address(&id2, &scoped(&alice, &back));
-    wait_for_page(&alice, &["--network", &back], &web2, &page);
-    bob.ok(&["network", "create", &bnet]);
-    assert_unreachable(&bob, &[], &ip2, &page);
-    assert_unreachable(&bob, &["--network", &bnet], &ip2, &page);
-    assert_unreachable(&bob, &["--network", &bnet], &ip, &page);
-}
+);
 
 /// A container that asks `host`:8080 for a page 40 times at once, over and over, and prints `hit` for each answer
 /// with `page` and `miss` for each other attempt; returns its id.
@@ -118,53 +106,42 @@ fn hits_and_misses(tenant: &Client, name: &str) -> (usize, usize) {
     (hits, misses)
 }
 
-/// dockerd 20.10 deletes and inserts again the FORWARD chain's jump to its isolation chains each time a network is
-/// created; in between, every bridge forwarded to every other. A tenant that creates networks in a loop while its
-/// container knocks at another tenant's container got through (on the test bed, 26 times in 11 s, directly on the
-/// engine). The engine host's own isolation table (scripts/engine-isolation.sh, loaded by the test bed as the README
-/// tells operators) does not move: nothing gets through, and the tenant's own knocks do.
-#[test]
-fn another_tenant_reaches_nothing_while_it_creates_networks() {
-    if skip_in_direct_mode("tenant-private networks") {
-        return;
-    }
-    let t = Test::new();
-    let gw = t.gateway();
-    let alice = gw.tenant("alice");
-    let bob = gw.tenant("bob");
-    let (web, knock, own) = (t.name("web"), t.name("knock"), t.name("own"));
-    let page = format!("secret-of-{}", alice.tenant_id);
-    let id = web_server(&alice, &web, &page, &[]);
-    let ip = address(&id, &scoped(&alice, "bridge"));
-    wait_for_page(&alice, &[], &ip, &page);
+// dockerd 20.10 deletes and inserts again the FORWARD chain's jump to its isolation chains each time a network is
+// created; in between, every bridge forwarded to every other. A tenant that creates networks in a loop while its
+// container knocks at another tenant's container got through (on the test bed, 26 times in 11 s, directly on the
+// engine). The engine host's own isolation table (scripts/engine-isolation.sh, loaded by the test bed as the README
+// tells operators) does not move: nothing gets through, and the tenant's own knocks do.
+it_test!(
+    another_tenant_reaches_nothing_while_it_creates_networks,
+    mtswarm_only("tenant-private networks"),
+    |t, gw, alice, bob| {
+        let (web, knock, own) = (t.name("web"), t.name("knock"), t.name("own"));
+        let page = format!("secret-of-{}", alice.tenant_id);
+        let id = web_server(&alice, &web, &page, &[]);
+        let ip = address(&id, &alice.scoped("bridge"));
+        wait_for_page(&alice, &[], &ip, &page);
 
-    prober(&bob, &knock, &ip, &page);
-    for i in 0..20 {
-        let net = t.name(&format!("churn{i}"));
-        bob.ok(&["network", "create", &net]);
-        bob.ok(&["network", "rm", &net]);
-    }
-    let (hits, misses) = hits_and_misses(&bob, &knock);
-    bob.ok(&["rm", "-f", &knock]);
-    assert!(misses > 0, "bob's prober made no attempt");
-    assert_eq!(hits, 0, "bob reached alice's container {hits} times ({misses} attempts failed)");
+        prober(&bob, &knock, &ip, &page);
+        for i in 0..20 {
+            let net = t.name(&format!("churn{i}"));
+            bob.ok(&["network", "create", &net]);
+            bob.ok(&["network", "rm", &net]);
+        }
+        let (hits, misses) = hits_and_misses(&bob, &knock);
+        bob.ok(&["rm", "-f", &knock]);
+        assert!(misses > 0, "bob's prober made no attempt");
+        assert_eq!(hits, 0, "bob reached alice's container {hits} times ({misses} attempts failed)");
 
-    // The same knocks from alice's own container get the page.
-    prober(&alice, &own, &ip, &page);
-    poll("alice's prober to get her page", Duration::from_secs(30), || {
-        (hits_and_misses(&alice, &own).0 > 0).then_some(())
-    });
-    alice.ok(&["rm", "-f", &own]);
-}
-
-#[test]
-fn links_keep_working_on_the_tenants_bridge() {
-    if skip_in_direct_mode("tenant-private networks") {
-        return;
+        // The same knocks from alice's own container get the page.
+        prober(&alice, &own, &ip, &page);
+        poll("alice's prober to get her page", Duration::from_secs(30), || {
+            (hits_and_misses(&alice, &own).0 > 0).then_some(())
+        });
+        alice.ok(&["rm", "-f", &own]);
     }
-    let t = Test::new();
-    let gw = t.gateway();
-    let alice = gw.tenant("alice");
+);
+
+it_test!(links_keep_working_on_the_tenants_bridge, mtswarm_only("tenant-private networks"), |t, gw, alice| {
     let db = t.name("db");
     let page = "linked";
 
@@ -181,16 +158,9 @@ fn links_keep_working_on_the_tenants_bridge() {
     let script = format!("printf 'GET / HTTP/1.0\\r\\n\\r\\n' | nc -w 3 {db} 8080");
     let out = alice.docker(&["exec", &linker, "sh", "-c", &script]);
     assert!(out.stdout.lines().any(|l| l.trim() == page), "{out}");
-}
+});
 
-#[test]
-fn a_published_port_answers_on_the_host() {
-    if skip_in_direct_mode("tenant-private networks") {
-        return;
-    }
-    let t = Test::new();
-    let gw = t.gateway();
-    let alice = gw.tenant("alice");
+it_test!(a_published_port_answers_on_the_host, mtswarm_only("tenant-private networks"), |t, gw, alice| {
     let web = t.name("pub");
 
     web_server(&alice, &web, "published", &["-p", "0.0.0.0::8080"]);
@@ -205,69 +175,62 @@ fn a_published_port_answers_on_the_host() {
         answer.contains("published").then_some(answer)
     });
     assert!(page.starts_with("HTTP/1."), "{page}");
-}
+});
 
-#[test]
-fn the_tenant_sees_its_own_bridge_as_bridge_everywhere() {
-    if skip_in_direct_mode("tenant-private networks") {
-        return;
+it_test!(
+    the_tenant_sees_its_own_bridge_as_bridge_everywhere,
+    mtswarm_only("tenant-private networks"),
+    |t, gw, alice, bob| {
+        let (c, back, bc, bnet) = (t.name("c"), t.name("back"), t.name("bc"), t.name("bnet"));
+
+        let id = alice.ok(&["run", "-d", "--name", &c, image(), "sleep", "300"]);
+        alice.ok(&["network", "create", &back]);
+        bob.ok(&["run", "-d", "--name", &bc, image(), "sleep", "300"]);
+        bob.ok(&["network", "create", &bnet]);
+
+        // On the engine: the container is on the tenant's own network, labelled, and not on the engine's bridge.
+        let own = alice.scoped("bridge");
+        let labels = engine_ok(&["network", "inspect", "--format", "{{json .Labels}}", &own]);
+        assert!(labels.contains(&format!("\"{TENANT_LABEL}\":\"{}\"", alice.tenant_id)), "{labels}");
+        assert_eq!(engine_ok(&["inspect", "--format", "{{.HostConfig.NetworkMode}}", &id]), own);
+        let engine_bridge = engine_ok(&["network", "inspect", "--format", "{{json .Containers}}", "bridge"]);
+        assert!(!engine_bridge.contains(&id), "{engine_bridge}");
+
+        // The tenant's views.
+        assert_eq!(alice.ok(&["inspect", "--format", "{{.HostConfig.NetworkMode}}", &c]), "bridge");
+        let nets =
+            alice.ok(&["inspect", "--format", "{{range $k, $v := .NetworkSettings.Networks}}{{$k}} {{end}}", &c]);
+        assert_eq!(nets.trim(), "bridge");
+        assert_eq!(alice.ok(&["ps", "--filter", &format!("name={c}"), "--format", "{{.Networks}}"]), "bridge");
+        assert_eq!(alice.ok(&["ps", "-q", "--no-trunc", "--filter", "network=bridge"]), id);
+        assert_eq!(
+            sorted_lines(&alice.ok(&["network", "ls", "--format", "{{.Name}}"])),
+            sorted(&[&back, "bridge", "none"])
+        );
+        assert_eq!(
+            sorted_lines(&bob.ok(&["network", "ls", "--format", "{{.Name}}"])),
+            sorted(&[&bnet, "bridge", "none"])
+        );
+        let own_id = engine_ok(&["network", "inspect", "--format", "{{.Id}}", &own]);
+        assert_eq!(alice.ok(&["network", "ls", "-q", "--no-trunc", "--filter", "name=bridge"]), own_id);
+        assert_eq!(alice.ok(&["network", "inspect", "--format", "{{.Id}}", "bridge"]), own_id);
+        let members = alice.ok(&["network", "inspect", "--format", "{{range .Containers}}{{.Name}} {{end}}", "bridge"]);
+        assert_eq!(members.trim(), c);
+        let err = alice.fails(&["network", "rm", "bridge"]);
+        assert!(err.contains("pre-defined"), "{err}");
+
+        // Not counted in the quota's networks, not pruned: the next run still works.
+        let usage = gw.tenant("alice").http().get("/mtswarm/v1/usage").json();
+        assert_eq!(usage["Usage"]["Networks"], 1, "{usage}");
+        alice.ok(&["rm", "-f", &c]);
+        alice.ok(&["network", "prune", "-f"]);
+        assert!(engine_docker(&["network", "inspect", &own]).success());
+        assert!(!engine_docker(&["network", "inspect", &alice.scoped(&back)]).success());
+        assert_eq!(alice.ok(&["run", "--rm", image(), "echo", "again"]), "again");
     }
-    let t = Test::new();
-    let gw = t.gateway();
-    let alice = gw.tenant("alice");
-    let bob = gw.tenant("bob");
-    let (c, back, bc, bnet) = (t.name("c"), t.name("back"), t.name("bc"), t.name("bnet"));
+);
 
-    let id = alice.ok(&["run", "-d", "--name", &c, image(), "sleep", "300"]);
-    alice.ok(&["network", "create", &back]);
-    bob.ok(&["run", "-d", "--name", &bc, image(), "sleep", "300"]);
-    bob.ok(&["network", "create", &bnet]);
-
-    // On the engine: the container is on the tenant's own network, labelled, and not on the engine's bridge.
-    let own = scoped(&alice, "bridge");
-    let labels = engine_ok(&["network", "inspect", "--format", "{{json .Labels}}", &own]);
-    assert!(labels.contains(&format!("\"{TENANT_LABEL}\":\"{}\"", alice.tenant_id)), "{labels}");
-    assert_eq!(engine_ok(&["inspect", "--format", "{{.HostConfig.NetworkMode}}", &id]), own);
-    let engine_bridge = engine_ok(&["network", "inspect", "--format", "{{json .Containers}}", "bridge"]);
-    assert!(!engine_bridge.contains(&id), "{engine_bridge}");
-
-    // The tenant's views.
-    assert_eq!(alice.ok(&["inspect", "--format", "{{.HostConfig.NetworkMode}}", &c]), "bridge");
-    let nets = alice.ok(&["inspect", "--format", "{{range $k, $v := .NetworkSettings.Networks}}{{$k}} {{end}}", &c]);
-    assert_eq!(nets.trim(), "bridge");
-    assert_eq!(alice.ok(&["ps", "--filter", &format!("name={c}"), "--format", "{{.Networks}}"]), "bridge");
-    assert_eq!(alice.ok(&["ps", "-q", "--no-trunc", "--filter", "network=bridge"]), id);
-    assert_eq!(
-        sorted_lines(&alice.ok(&["network", "ls", "--format", "{{.Name}}"])),
-        sorted(&[&back, "bridge", "none"])
-    );
-    assert_eq!(sorted_lines(&bob.ok(&["network", "ls", "--format", "{{.Name}}"])), sorted(&[&bnet, "bridge", "none"]));
-    let own_id = engine_ok(&["network", "inspect", "--format", "{{.Id}}", &own]);
-    assert_eq!(alice.ok(&["network", "ls", "-q", "--no-trunc", "--filter", "name=bridge"]), own_id);
-    assert_eq!(alice.ok(&["network", "inspect", "--format", "{{.Id}}", "bridge"]), own_id);
-    let members = alice.ok(&["network", "inspect", "--format", "{{range .Containers}}{{.Name}} {{end}}", "bridge"]);
-    assert_eq!(members.trim(), c);
-    let err = alice.fails(&["network", "rm", "bridge"]);
-    assert!(err.contains("pre-defined"), "{err}");
-
-    // Not counted in the quota's networks, not pruned: the next run still works.
-    let usage = gw.tenant("alice").http().get("/mtswarm/v1/usage").json();
-    assert_eq!(usage["Usage"]["Networks"], 1, "{usage}");
-    alice.ok(&["rm", "-f", &c]);
-    alice.ok(&["network", "prune", "-f"]);
-    assert!(engine_docker(&["network", "inspect", &own]).success());
-    assert!(!engine_docker(&["network", "inspect", &scoped(&alice, &back)]).success());
-    assert_eq!(alice.ok(&["run", "--rm", image(), "echo", "again"]), "again");
-}
-
-#[test]
-fn parallel_first_runs_make_one_network() {
-    if skip_in_direct_mode("tenant-private networks") {
-        return;
-    }
-    let t = Test::new();
-    let gw = t.gateway();
-    let alice = gw.tenant("alice");
+it_test!(parallel_first_runs_make_one_network, mtswarm_only("tenant-private networks"), |t, gw, alice| {
     let first = t.name("par");
     let runs: Vec<Spawned> =
         (0..4).map(|i| alice.spawn(&["run", "--rm", "--name", &format!("{first}{i}"), image(), "true"])).collect();
@@ -277,63 +240,56 @@ fn parallel_first_runs_make_one_network() {
     }
     let own = engine_ok(&["network", "ls", "-q", "--filter", &format!("label={TENANT_LABEL}={}", alice.tenant_id)]);
     assert_eq!(lines(&own).len(), 1, "{own}");
-}
+});
 
-#[test]
-fn the_operator_may_keep_the_engines_bridge_for_tenants() {
-    if skip_in_direct_mode("tenant-private networks") {
-        return;
+it_test!(
+    the_operator_may_keep_the_engines_bridge_for_tenants,
+    mtswarm_only("tenant-private networks"),
+    gw = GatewayOpts { env: vec![("SWARM_TENANT_DEFAULT_NETWORK".into(), "shared".into())], ..Default::default() },
+    |t, gw, alice| {
+        let c = t.name("c");
+
+        let id = alice.ok(&["run", "-d", "--name", &c, image(), "sleep", "300"]);
+        let on = engine_ok(&["inspect", "--format", "{{range $k, $v := .NetworkSettings.Networks}}{{$k}}{{end}}", &id]);
+        assert_eq!(on, "bridge");
+        assert!(!engine_docker(&["network", "inspect", &alice.scoped("bridge")]).success());
+        assert!(gw.stderr_text().contains("share"), "no warning: {}", gw.stderr_text());
+
+        // Which is why it is not the default: there, another tenant's container gets the page (the check above finds
+        // what it looks for).
+        let (web, page) = (t.name("web"), "shared-page");
+        let web_id = web_server(&alice, &web, page, &[]);
+        let ip = address(&web_id, "bridge");
+        wait_for_page(&alice, &[], &ip, page);
+        wait_for_page(&gw.tenant("bob"), &[], &ip, page);
     }
-    let t = Test::new();
-    let opts =
-        GatewayOpts { env: vec![("SWARM_TENANT_DEFAULT_NETWORK".into(), "shared".into())], ..Default::default() };
-    let gw = Gateway::start(&t, opts);
-    let alice = gw.tenant("alice");
-    let c = t.name("c");
+);
 
-    let id = alice.ok(&["run", "-d", "--name", &c, image(), "sleep", "300"]);
-    let on = engine_ok(&["inspect", "--format", "{{range $k, $v := .NetworkSettings.Networks}}{{$k}}{{end}}", &id]);
-    assert_eq!(on, "bridge");
-    assert!(!engine_docker(&["network", "inspect", &scoped(&alice, "bridge")]).success());
-    assert!(gw.stderr_text().contains("share"), "no warning: {}", gw.stderr_text());
+it_test!(
+    the_engines_bridge_is_not_reached_by_its_id_nor_by_connect,
+    mtswarm_only("tenant-private networks"),
+    |t, gw, alice| {
+        let (c, back, by_id) = (t.name("c"), t.name("back"), t.name("byid"));
+        let on_networks = |id: &str| {
+            engine_ok(&["inspect", "--format", "{{range $k, $v := .NetworkSettings.Networks}}{{$k}} {{end}}", id])
+        };
+        let own = alice.scoped("bridge");
 
-    // Which is why it is not the default: there, another tenant's container gets the page (the check above finds
-    // what it looks for).
-    let (web, page) = (t.name("web"), "shared-page");
-    let web_id = web_server(&alice, &web, page, &[]);
-    let ip = address(&web_id, "bridge");
-    wait_for_page(&alice, &[], &ip, page);
-    wait_for_page(&gw.tenant("bob"), &[], &ip, page);
-}
+        // Connecting to `bridge` joins the tenant's own, made then if need be.
+        alice.ok(&["network", "create", &back]);
+        let id = alice.ok(&["run", "-d", "--name", &c, "--network", &back, image(), "sleep", "300"]);
+        alice.ok(&["network", "connect", "bridge", &c]);
+        assert_eq!(sorted_lines(&on_networks(&id).replace(' ', "\n")), sorted(&[&own, &alice.scoped(&back)]));
+        assert_eq!(
+            sorted_lines(&alice.ok(&["network", "ls", "--format", "{{.Name}}"])),
+            sorted(&[&back, "bridge", "none"])
+        );
+        alice.ok(&["network", "disconnect", "bridge", &c]);
+        assert_eq!(on_networks(&id).trim(), alice.scoped(&back));
 
-#[test]
-fn the_engines_bridge_is_not_reached_by_its_id_nor_by_connect() {
-    if skip_in_direct_mode("tenant-private networks") {
-        return;
+        // Naming the engine's bridge by its id names the tenant's bridge too.
+        let engine_bridge = engine_ok(&["network", "inspect", "--format", "{{.Id}}", "bridge"]);
+        let id = alice.ok(&["run", "-d", "--name", &by_id, "--network", &engine_bridge[..12], image(), "sleep", "300"]);
+        assert_eq!(on_networks(&id).trim(), own);
     }
-    let t = Test::new();
-    let gw = t.gateway();
-    let alice = gw.tenant("alice");
-    let (c, back, by_id) = (t.name("c"), t.name("back"), t.name("byid"));
-    let on_networks = |id: &str| {
-        engine_ok(&["inspect", "--format", "{{range $k, $v := .NetworkSettings.Networks}}{{$k}} {{end}}", id])
-    };
-    let own = scoped(&alice, "bridge");
-
-    // Connecting to `bridge` joins the tenant's own, made then if need be.
-    alice.ok(&["network", "create", &back]);
-    let id = alice.ok(&["run", "-d", "--name", &c, "--network", &back, image(), "sleep", "300"]);
-    alice.ok(&["network", "connect", "bridge", &c]);
-    assert_eq!(sorted_lines(&on_networks(&id).replace(' ', "\n")), sorted(&[&own, &scoped(&alice, &back)]));
-    assert_eq!(
-        sorted_lines(&alice.ok(&["network", "ls", "--format", "{{.Name}}"])),
-        sorted(&[&back, "bridge", "none"])
-    );
-    alice.ok(&["network", "disconnect", "bridge", &c]);
-    assert_eq!(on_networks(&id).trim(), scoped(&alice, &back));
-
-    // Naming the engine's bridge by its id names the tenant's bridge too.
-    let engine_bridge = engine_ok(&["network", "inspect", "--format", "{{.Id}}", "bridge"]);
-    let id = alice.ok(&["run", "-d", "--name", &by_id, "--network", &engine_bridge[..12], image(), "sleep", "300"]);
-    assert_eq!(on_networks(&id).trim(), own);
-}
+);

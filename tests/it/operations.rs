@@ -18,27 +18,23 @@ fn scrape(gw: &Gateway) -> String {
     r.text()
 }
 
+/// Writes the test's API filter file (`SWARM_APIFILTER_FILE`) with `text`; returns its path and the env entry that
+/// names it.
+fn api_filter(t: &Test, text: &str) -> (std::path::PathBuf, (String, String)) {
+    let path = t.path("apifilter.json");
+    std::fs::write(&path, text).unwrap();
+    let env = ("SWARM_APIFILTER_FILE".to_string(), path.display().to_string());
+    (path, env)
+}
+
 fn ops_gateway<'t>(t: &'t Test, mut opts: GatewayOpts) -> Gateway<'t> {
     opts.args.extend(["--metrics-addr".to_string(), "127.0.0.1:0".to_string()]);
     Gateway::start(t, opts)
 }
 
-#[test]
-fn counters_move_for_a_run_a_denial_and_a_401() {
-    if direct() {
-        return; // The metrics are mtswarm's.
-    }
-    let t = Test::new();
-    let filter = t.path("apifilter.json");
-    std::fs::write(&filter, r#"{"disableapi": ["networkslist"]}"#).unwrap();
-    let gw = ops_gateway(
-        &t,
-        GatewayOpts {
-            env: vec![("SWARM_APIFILTER_FILE".into(), filter.display().to_string())],
-            tenants: vec!["alice"],
-            ..GatewayOpts::default()
-        },
-    );
+it_test!(counters_move_for_a_run_a_denial_and_a_401, mtswarm_only("the metrics"), |t| {
+    let (_, filter) = api_filter(&t, r#"{"disableapi": ["networkslist"]}"#);
+    let gw = ops_gateway(&t, GatewayOpts { env: vec![filter], tenants: vec!["alice"], ..GatewayOpts::default() });
     let alice = gw.tenant("alice");
     let c = t.name("counted");
     alice.ok(&["run", "--name", &c, "-m", "64m", image(), "echo", "hi"]);
@@ -67,7 +63,7 @@ fn counters_move_for_a_run_a_denial_and_a_401() {
     assert!(text.contains("mtswarm_streams "), "{text}");
     // No object is a label.
     assert!(!text.contains(&c), "a container name is a label:\n{text}");
-}
+});
 
 /// A unix socket in front of the test bed's engine that the test can take away and bring back, to show an
 /// engine stopping without stopping the engine the other tests share. Stopping removes the socket and cuts
@@ -168,12 +164,7 @@ fn pipe(client: std::os::unix::net::UnixStream, upstream: &str) {
     }
 }
 
-#[test]
-fn healthz_follows_the_only_engine() {
-    if direct() {
-        return; // Health is mtswarm's.
-    }
-    let t = Test::new();
+it_test!(healthz_follows_the_only_engine, mtswarm_only("health"), |t| {
     let mut engine = Forwarder::start(t.path("engine.sock"), &testbed().engine0);
     let gw = ops_gateway(
         &t,
@@ -197,7 +188,7 @@ fn healthz_follows_the_only_engine() {
     engine.open();
     poll("healthz 200 once the engine is back", WAIT, || (health().status == 200).then_some(()));
     gw.tenant("alice").ok(&["ps"]);
-}
+});
 
 /// The audit log's records, one JSON object a line.
 fn audit_records(path: &std::path::Path) -> Vec<serde_json::Value> {
@@ -205,22 +196,13 @@ fn audit_records(path: &std::path::Path) -> Vec<serde_json::Value> {
     text.lines().map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("not JSON: {l:?}: {e}"))).collect()
 }
 
-#[test]
-fn the_audit_log_has_the_create_the_denial_and_the_401_and_no_token() {
-    if direct() {
-        return; // The audit log is mtswarm's.
-    }
-    let t = Test::new();
-    let filter = t.path("apifilter.json");
-    std::fs::write(&filter, r#"{"disableapi": ["networkslist"]}"#).unwrap();
+it_test!(the_audit_log_has_the_create_the_denial_and_the_401_and_no_token, mtswarm_only("the audit log"), |t| {
+    let (_, filter) = api_filter(&t, r#"{"disableapi": ["networkslist"]}"#);
     let log = t.path("audit.log");
     let gw = Gateway::start(
         &t,
         GatewayOpts {
-            env: vec![
-                ("SWARM_APIFILTER_FILE".into(), filter.display().to_string()),
-                ("SWARM_AUDIT_LOG".into(), log.display().to_string()),
-            ],
+            env: vec![filter, ("SWARM_AUDIT_LOG".into(), log.display().to_string())],
             tenants: vec!["alice"],
             ..GatewayOpts::default()
         },
@@ -274,41 +256,19 @@ fn the_audit_log_has_the_create_the_denial_and_the_401_and_no_token() {
     for secret in [alice.token(), wrong, "cGFzc3dvcmQ="] {
         assert!(!text.contains(secret), "a secret is in the audit log:\n{text}");
     }
-}
+});
 
 fn hup(gw: &Gateway) {
     let out = std::process::Command::new("kill").args(["-HUP", &gw.pid().to_string()]).output().expect("run kill");
     assert!(out.status.success(), "kill -HUP: {out:?}");
 }
 
-#[test]
-fn sighup_reloads_the_api_filter_and_open_streams_keep_going() {
-    if direct() {
-        return; // Reload is mtswarm's.
-    }
-    let t = Test::new();
-    let filter = t.path("apifilter.json");
-    std::fs::write(&filter, r#"{"disableapi": []}"#).unwrap();
-    let gw = ops_gateway(
-        &t,
-        GatewayOpts {
-            env: vec![("SWARM_APIFILTER_FILE".into(), filter.display().to_string())],
-            tenants: vec!["alice"],
-            ..GatewayOpts::default()
-        },
-    );
+it_test!(sighup_reloads_the_api_filter_and_open_streams_keep_going, mtswarm_only("reload on SIGHUP"), |t| {
+    let (filter, env) = api_filter(&t, r#"{"disableapi": []}"#);
+    let gw = ops_gateway(&t, GatewayOpts { env: vec![env], tenants: vec!["alice"], ..GatewayOpts::default() });
     let alice = gw.tenant("alice");
     let c = t.name("ticker");
-    alice.ok(&[
-        "run",
-        "-d",
-        "--name",
-        &c,
-        image(),
-        "sh",
-        "-c",
-        "i=0; while true; do echo tick$i; i=$((i+1)); sleep 0.2; done",
-    ]);
+    alice.run_detached_sh(&c, "i=0; while true; do echo tick$i; i=$((i+1)); sleep 0.2; done");
     let mut follow = alice.spawn(&["logs", "-f", &c]);
     follow.expect_line("a first tick", WAIT, |l| l.starts_with("tick"));
 
@@ -333,4 +293,4 @@ fn sighup_reloads_the_api_filter_and_open_streams_keep_going() {
     assert!(gw.stderr().contains("not reloaded"), "{}", gw.stderr());
     assert!(!alice.docker(&["logs", &c]).success());
     alice.ok(&["rm", "-f", &c]);
-}
+});

@@ -6,8 +6,8 @@ use std::sync::Arc;
 
 use serde_json::json;
 
-use crate::support::{direct, engine_ok, image, Client, Gateway, GatewayOpts, Test};
-use crate::support_auth::mtswarm;
+use crate::support::auth::mtswarm;
+use crate::support::{engine_ok, image, it_test, Client, Gateway, GatewayOpts, Test};
 
 const MB: i64 = 1024 * 1024;
 const SEED_FLAVORS: &str = r#"{"default": {"Memory": 64}, "medium": {"Memory": 128}, "large": {"Memory": 256}}"#;
@@ -43,12 +43,7 @@ fn usage(c: &Client) -> serde_json::Value {
     resp.json()
 }
 
-#[test]
-fn every_container_fits_a_flavor() {
-    if direct() {
-        return; // Flavors are mtswarm's.
-    }
-    let t = Test::new();
+it_test!(every_container_fits_a_flavor, mtswarm_only("flavors and quotas"), |t| {
     let gw = policy_gateway(&t, Some(SEED_FLAVORS), None);
     let alice = gw.tenant("alice");
     let run = |name: &str, extra: &[&str]| {
@@ -90,14 +85,9 @@ fn every_container_fits_a_flavor() {
     let name = t.name("admin-free");
     admin.ok(&["run", "-d", "--name", &name, "-m", "100m", image(), "sleep", "60"]);
     assert_eq!(limits(&admin, &name), (100 * MB, 200 * MB, 0));
-}
+});
 
-#[test]
-fn flavors_with_cpus() {
-    if direct() {
-        return;
-    }
-    let t = Test::new();
+it_test!(flavors_with_cpus, mtswarm_only("flavors and quotas"), |t| {
     let gw = policy_gateway(
         &t,
         Some(r#"{"default": {"Memory": 64, "CPUs": 0.5}, "big": {"Memory": 128, "CPUs": 1}}"#),
@@ -115,14 +105,9 @@ fn flavors_with_cpus() {
     assert!(err.contains("resources change by flavor"), "{err}");
     alice.ok(&["update", "-m", "128m", "small"]);
     assert_eq!(limits(&alice, "small"), (128 * MB, 128 * MB, 1_000_000_000));
-}
+});
 
-#[test]
-fn the_memory_quota_counts_every_container_from_the_engines() {
-    if direct() {
-        return;
-    }
-    let t = Test::new();
+it_test!(the_memory_quota_counts_every_container_from_the_engines, mtswarm_only("flavors and quotas"), |t| {
     let mut gw = policy_gateway(&t, Some(SEED_FLAVORS), Some(r#"{"Memory": 300}"#));
     let alice = gw.tenant("alice");
     for i in 1..=3 {
@@ -177,14 +162,9 @@ fn the_memory_quota_counts_every_container_from_the_engines() {
     let admin = gw.admin();
     let name = t.name("admin-big");
     admin.ok(&["run", "-d", "--name", &name, "-m", "1g", image(), "sleep", "60"]);
-}
+});
 
-#[test]
-fn without_flavors_a_memory_quota_needs_a_memory_limit() {
-    if direct() {
-        return;
-    }
-    let t = Test::new();
+it_test!(without_flavors_a_memory_quota_needs_a_memory_limit, mtswarm_only("flavors and quotas"), |t| {
     let gw = policy_gateway(&t, None, Some(r#"{"Memory": 300}"#));
     let alice = gw.tenant("alice");
     let err = alice.fails(&["run", "-d", image(), "sleep", "60"]);
@@ -199,14 +179,9 @@ fn without_flavors_a_memory_quota_needs_a_memory_limit() {
     assert_eq!(limits(&alice, "a"), (300 * MB, 300 * MB, 0));
     let err = alice.fails(&["run", "-d", "-m", "6m", image(), "sleep", "60"]);
     assert!(err.contains("quota exceeded: Memory: 300 MB in use, 6 MB requested, limit 300 MB"), "{err}");
-}
+});
 
-#[test]
-fn parallel_creates_at_the_edge_never_overshoot() {
-    if direct() {
-        return;
-    }
-    let t = Test::new();
+it_test!(parallel_creates_at_the_edge_never_overshoot, mtswarm_only("flavors and quotas"), |t| {
     let gw = policy_gateway(&t, None, Some(r#"{"Memory": 300}"#));
     let alice = Arc::new(gw.tenant("alice"));
     alice.ok(&["create", "--name", "first", "-m", "64m", image(), "true"]);
@@ -228,14 +203,9 @@ fn parallel_creates_at_the_edge_never_overshoot() {
     }
     let u = usage(&alice);
     assert_eq!((u["Usage"]["Memory"].as_i64(), u["Usage"]["Containers"].as_i64()), (Some(256), Some(4)), "{u}");
-}
+});
 
-#[test]
-fn containers_cpus_volumes_and_networks_per_tenant() {
-    if direct() {
-        return;
-    }
-    let t = Test::new();
+it_test!(containers_cpus_volumes_and_networks_per_tenant, mtswarm_only("flavors and quotas"), |t| {
     let bob_id = format!("{}-bob", t.tag);
     let quota = json!({
         "default": {"Containers": 2, "Volumes": 1, "Networks": 1, "CPUs": 1},
@@ -274,11 +244,9 @@ fn containers_cpus_volumes_and_networks_per_tenant() {
     assert_eq!(u["Usage"]["CPUs"], 0.75, "{u}");
     assert_eq!(u["Limits"]["Containers"], 3, "{u}");
     assert_eq!(u["Limits"]["Volumes"], 1, "{u}");
-}
+});
 
-#[test]
-fn policy_files_with_mistakes_stop_start_up() {
-    let t = Test::new();
+it_test!(policy_files_with_mistakes_stop_start_up, |t| {
     let tokens = t.path("tokens.json");
     std::fs::write(&tokens, r#"{"tokens": [{"tenant": "a", "token": "x"}]}"#).unwrap();
     let tokens = tokens.display().to_string();
@@ -326,4 +294,4 @@ fn policy_files_with_mistakes_stop_start_up() {
         &[("SWARM_ENFORCE_QUOTA", "true"), ("SWARM_TOKENS_FILE", &tokens)],
     );
     assert!(out.stderr.contains("quota file quota.json: No such file"), "{out}");
-}
+});

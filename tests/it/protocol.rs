@@ -9,10 +9,7 @@ use serde_json::json;
 
 use crate::support::*;
 
-#[test]
-fn ping_head_and_get() {
-    let t = Test::new();
-    let gw = t.gateway();
+it_test!(ping_head_and_get, |t, gw| {
     let http = gw.tenant("alice").http();
 
     let get = http.get("/_ping");
@@ -31,12 +28,9 @@ fn ping_head_and_get() {
     let versioned = http.get("/v1.41/_ping");
     assert_eq!(versioned.status, 200, "{versioned}");
     assert_eq!(versioned.text(), "OK");
-}
+});
 
-#[test]
-fn every_response_carries_api_version() {
-    let t = Test::new();
-    let gw = t.gateway();
+it_test!(every_response_carries_api_version, |t, gw| {
     let http = gw.tenant("alice").http();
     let missing = format!("/v1.41/containers/{}/json", t.name("missing"));
 
@@ -63,12 +57,9 @@ fn every_response_carries_api_version() {
     let r = http.get(&missing);
     assert!(r.message().starts_with("No such container"), "{r}");
     assert!(r.header("Content-Type").is_some_and(|v| v.starts_with("application/json")), "{r}");
-}
+});
 
-#[test]
-fn too_new_and_too_old_client_versions_are_refused() {
-    let t = Test::new();
-    let gw = t.gateway();
+it_test!(too_new_and_too_old_client_versions_are_refused, |t, gw| {
     let http = gw.tenant("alice").http();
 
     let r = http.get("/v1.99/version");
@@ -101,15 +92,9 @@ fn too_new_and_too_old_client_versions_are_refused() {
     let out =
         alice.run(&["ps"], RunOpts { env: vec![("DOCKER_API_VERSION".into(), "1.40".into())], ..RunOpts::default() });
     assert!(out.success(), "{out}");
-}
+});
 
-#[test]
-fn unknown_endpoint_is_a_404_naming_it() {
-    if skip_in_direct_mode("the 404 of an unknown endpoint") {
-        return;
-    }
-    let t = Test::new();
-    let gw = t.gateway();
+it_test!(unknown_endpoint_is_a_404_naming_it, mtswarm_only("the 404 of an unknown endpoint"), |t, gw| {
     let http = gw.tenant("alice").http();
 
     for path in ["/v1.41/nonsense/path", "/nonsense/path"] {
@@ -123,15 +108,9 @@ fn unknown_endpoint_is_a_404_naming_it() {
     let r = http.request("DELETE", "/v1.41/version", &[], None);
     assert!(r.status == 404 || r.status == 405, "{r}");
     assert!(r.json()["message"].is_string(), "{r}");
-}
+});
 
-#[test]
-fn version_identifies_mtswarm() {
-    if skip_in_direct_mode("/version's identity") {
-        return;
-    }
-    let t = Test::new();
-    let gw = t.gateway();
+it_test!(version_identifies_mtswarm, mtswarm_only("/version's identity"), |t, gw| {
     let http = gw.tenant("alice").http();
 
     for path in ["/version", "/v1.41/version"] {
@@ -144,15 +123,9 @@ fn version_identifies_mtswarm() {
     }
     let alice = gw.tenant("alice");
     assert!(alice.ok(&["version", "--format", "{{.Server.Version}}"]).starts_with("mtswarm"));
-}
+});
 
-#[test]
-fn info_system_status_is_a_list_of_pairs() {
-    if skip_in_direct_mode("/info's SystemStatus") {
-        return;
-    }
-    let t = Test::new();
-    let gw = t.gateway();
+it_test!(info_system_status_is_a_list_of_pairs, mtswarm_only("/info's SystemStatus"), |t, gw| {
     // The nodes are the operator's business: the admin sees them (issue 6), a tenant only the overview.
     let http = gw.admin().http();
 
@@ -178,7 +151,7 @@ fn info_system_status_is_a_list_of_pairs() {
     let tenant = gw.tenant("alice").http().get("/v1.41/info").json();
     let status = tenant["SystemStatus"].to_string();
     assert!(status.contains("Nodes") && !status.contains("Status") && !status.contains("unix://"), "{status}");
-}
+});
 
 /// Creates an exec of `cat` in a fresh running container; returns the exec id.
 fn exec_cat(t: &Test, alice: &Client) -> String {
@@ -202,52 +175,39 @@ fn assert_exec_ended_with_zero(alice: &Client, id: &str) {
     assert_eq!(v["ExitCode"], 0, "{v}");
 }
 
-#[test]
-fn exec_start_upgrade_passes_half_close() {
-    let t = Test::new();
-    let gw = t.gateway();
-    let alice = gw.tenant("alice");
+/// Writes a line to the hijacked `cat` of exec `id`, half-closes, and asserts that the line comes back, the stream
+/// ends (cat saw EOF and exited, and the engine closed) and the exec exited with 0.
+fn assert_cat_echoes_and_ends(alice: &Client, mut h: Hijacked, id: &str) {
+    h.conn.write_all(b"hello\n").unwrap();
+    h.conn.shutdown_write();
+    let raw = h.read_to_end();
+    assert_eq!(String::from_utf8_lossy(&demux_stream(&raw, 1)), "hello\n");
+    assert_exec_ended_with_zero(alice, id);
+}
+
+it_test!(exec_start_upgrade_passes_half_close, |t, gw, alice| {
     let id = exec_cat(&t, &alice);
 
-    let mut h =
+    let h =
         alice.http().hijack("POST", &format!("/v1.41/exec/{id}/start"), &json!({"Detach": false, "Tty": false}), true);
     assert_eq!(h.status, 101, "{:?}", h.headers);
     assert!(h.headers.iter().any(|(k, v)| k == "upgrade" && v == "tcp"), "{:?}", h.headers);
-    h.conn.write_all(b"hello\n").unwrap();
-    h.conn.shutdown_write();
-    // cat sees EOF, exits, and the engine closes: this read ends.
-    let raw = h.read_to_end();
-    let stdout: Vec<u8> = demux(&raw).into_iter().filter(|(s, _)| *s == 1).flat_map(|(_, p)| p).collect();
-    assert_eq!(String::from_utf8_lossy(&stdout), "hello\n");
-    assert_exec_ended_with_zero(&alice, &id);
-}
+    assert_cat_echoes_and_ends(&alice, h, &id);
+});
 
-#[test]
-fn exec_start_raw_200_form_passes_half_close() {
-    let t = Test::new();
-    let gw = t.gateway();
-    let alice = gw.tenant("alice");
+it_test!(exec_start_raw_200_form_passes_half_close, |t, gw, alice| {
     let id = exec_cat(&t, &alice);
 
     // Without `Upgrade`, dockerd answers 200 and hijacks anyway (clients before API 1.24 did this).
-    let mut h =
+    let h =
         alice.http().hijack("POST", &format!("/v1.41/exec/{id}/start"), &json!({"Detach": false, "Tty": false}), false);
     assert_eq!(h.status, 200, "{:?}", h.headers);
     // The stream follows the head raw: framing it as a body (chunked) would end it before any output.
     assert!(!h.headers.iter().any(|(k, _)| k == "transfer-encoding"), "a raw stream framed as a body: {:?}", h.headers);
-    h.conn.write_all(b"hello\n").unwrap();
-    h.conn.shutdown_write();
-    let raw = h.read_to_end();
-    let stdout: Vec<u8> = demux(&raw).into_iter().filter(|(s, _)| *s == 1).flat_map(|(_, p)| p).collect();
-    assert_eq!(String::from_utf8_lossy(&stdout), "hello\n");
-    assert_exec_ended_with_zero(&alice, &id);
-}
+    assert_cat_echoes_and_ends(&alice, h, &id);
+});
 
-#[test]
-fn attach_to_a_missing_container_is_a_plain_404() {
-    let t = Test::new();
-    let gw = t.gateway();
-    let alice = gw.tenant("alice");
+it_test!(attach_to_a_missing_container_is_a_plain_404, |t, gw, alice| {
     let missing = t.name("missing");
 
     let h = alice.http().hijack(
@@ -263,33 +223,29 @@ fn attach_to_a_missing_container_is_a_plain_404() {
 
     let err = alice.fails(&["attach", &missing]);
     assert!(err.contains("No such container"), "{err}");
-}
+});
 
-#[test]
-fn unix_listener_serves_the_cli() {
-    let t = Test::new();
-    let gw = Gateway::start(&t, GatewayOpts { unix_listener: true, ..GatewayOpts::default() });
-    let alice = gw.tenant("alice");
-    let via_unix = alice.via(gw.unix_host());
-    let c = t.name("unix");
+it_test!(
+    unix_listener_serves_the_cli,
+    gw = GatewayOpts { unix_listener: true, ..GatewayOpts::default() },
+    |t, gw, alice| {
+        let via_unix = alice.via(gw.unix_host());
+        let c = t.name("unix");
 
-    assert_eq!(via_unix.ok(&["version", "--format", "{{.Server.APIVersion}}"]), "1.41");
-    via_unix.ok(&["run", "-d", "--name", &c, image(), "sleep", "300"]);
-    // The same gateway over TCP sees it.
-    assert_eq!(alice.ok(&["ps", "--filter", &format!("name={c}"), "--format", "{{.Names}}"]), c);
-    assert_eq!(via_unix.docker_stdin(&["exec", "-i", &c, "cat"], "over unix\n").stdout, "over unix\n");
-    let ping = via_unix.http().get("/_ping");
-    assert_eq!(ping.status, 200, "{ping}");
-}
+        assert_eq!(via_unix.ok(&["version", "--format", "{{.Server.APIVersion}}"]), "1.41");
+        via_unix.ok(&["run", "-d", "--name", &c, image(), "sleep", "300"]);
+        // The same gateway over TCP sees it.
+        assert_eq!(alice.ok(&["ps", "--filter", &format!("name={c}"), "--format", "{{.Names}}"]), c);
+        assert_eq!(via_unix.docker_stdin(&["exec", "-i", &c, "cat"], "over unix\n").stdout, "over unix\n");
+        let ping = via_unix.http().get("/_ping");
+        assert_eq!(ping.status, 200, "{ping}");
+    }
+);
 
-#[test]
-fn the_older_docker_cli_20_10_works_too() {
+it_test!(the_older_docker_cli_20_10_works_too, |t, gw, alice| {
     // Debian's docker.io client, installed by the test bed next to the 28.x one.
     let old = "/usr/bin/docker";
     assert!(std::path::Path::new(old).exists(), "{old} (Debian's docker.io client) is missing");
-    let t = Test::new();
-    let gw = t.gateway();
-    let alice = gw.tenant("alice");
 
     let out = alice.run_cli(old, &["version", "--format", "{{.Server.APIVersion}}"], RunOpts::default());
     assert!(out.success(), "{out}");
@@ -304,28 +260,24 @@ fn the_older_docker_cli_20_10_works_too() {
     );
     assert!(out.success(), "{out}");
     assert_eq!(out.stdout, "piped\n");
-}
+});
 
-#[test]
-fn each_request_is_logged_once_at_info_and_never_with_its_token() {
-    if skip_in_direct_mode("mtswarm's request log") {
-        return;
+it_test!(
+    each_request_is_logged_once_at_info_and_never_with_its_token,
+    mtswarm_only("mtswarm's request log"),
+    |t, gw, alice| {
+        alice.ok(&["ps"]);
+        // One line with method, path, status, duration and node (the log may be written a moment later).
+        let log = poll("the log line of GET /v1.41/containers/json", Duration::from_secs(10), || {
+            let log = gw.stderr();
+            log.lines().any(|l| l.contains("/v1.41/containers/json")).then_some(log)
+        });
+        let lines: Vec<&str> = log.lines().filter(|l| l.contains("/v1.41/containers/json")).collect();
+        assert_eq!(lines.len(), 1, "not one line for one request: {lines:?}");
+        let line = lines[0];
+        for field in ["INFO", "GET", "200", "duration", "node"] {
+            assert!(line.contains(field), "no {field} in the request's log line: {line}");
+        }
+        assert!(!log.contains(alice.token()), "the log holds a token:\n{log}");
     }
-    let t = Test::new();
-    let gw = t.gateway();
-    let alice = gw.tenant("alice");
-
-    alice.ok(&["ps"]);
-    // One line with method, path, status, duration and node (the log may be written a moment later).
-    let log = poll("the log line of GET /v1.41/containers/json", Duration::from_secs(10), || {
-        let log = gw.stderr();
-        log.lines().any(|l| l.contains("/v1.41/containers/json")).then_some(log)
-    });
-    let lines: Vec<&str> = log.lines().filter(|l| l.contains("/v1.41/containers/json")).collect();
-    assert_eq!(lines.len(), 1, "not one line for one request: {lines:?}");
-    let line = lines[0];
-    for field in ["INFO", "GET", "200", "duration", "node"] {
-        assert!(line.contains(field), "no {field} in the request's log line: {line}");
-    }
-    assert!(!log.contains(alice.token()), "the log holds a token:\n{log}");
-}
+);

@@ -13,11 +13,7 @@ fn networks_of(client: &Client, container: &str) -> Vec<String> {
     lines(&out)
 }
 
-#[test]
-fn network_create_ls_inspect_connect_disconnect_rm() {
-    let t = Test::new();
-    let gw = t.gateway();
-    let alice = gw.tenant("alice");
+it_test!(network_create_ls_inspect_connect_disconnect_rm, |t, gw, alice| {
     let n = t.name("net");
     let c = t.name("member");
 
@@ -41,13 +37,9 @@ fn network_create_ls_inspect_connect_disconnect_rm() {
     assert_eq!(alice.ok(&["network", "rm", &n]), n);
     let err = alice.fails(&["network", "inspect", &n]);
     assert!(err.contains("not found") || err.contains("No such"), "{err}");
-}
+});
 
-#[test]
-fn volume_create_ls_inspect_rm_and_shared_data() {
-    let t = Test::new();
-    let gw = t.gateway();
-    let alice = gw.tenant("alice");
+it_test!(volume_create_ls_inspect_rm_and_shared_data, |t, gw, alice| {
     let v = t.name("vol");
 
     assert_eq!(alice.ok(&["volume", "create", &v]), v);
@@ -63,7 +55,7 @@ fn volume_create_ls_inspect_rm_and_shared_data() {
     assert_eq!(alice.ok(&["volume", "rm", &v]), v);
     let err = alice.fails(&["volume", "inspect", &v]);
     assert!(err.contains("no such volume") || err.contains("No such"), "{err}");
-}
+});
 
 /// The ids or names a prune printed after its `Deleted ...:` heading, sorted.
 fn pruned(out: &str) -> Vec<String> {
@@ -77,11 +69,7 @@ fn pruned(out: &str) -> Vec<String> {
     items
 }
 
-#[test]
-fn container_prune_removes_only_the_labelled_containers() {
-    let t = Test::new();
-    let gw = t.gateway();
-    let alice = gw.tenant("alice");
+it_test!(container_prune_removes_only_the_labelled_containers, |t, gw, alice| {
     let label = t.label();
 
     let mut expected = Vec::new();
@@ -98,13 +86,9 @@ fn container_prune_removes_only_the_labelled_containers() {
     assert_eq!(pruned(&out), expected, "{out}");
     let left = alice.ok(&["ps", "-a", "--filter", &format!("name={}", t.tag), "--format", "{{.Names}}"]);
     assert_eq!(left, keep);
-}
+});
 
-#[test]
-fn volume_prune_removes_only_the_labelled_volumes() {
-    let t = Test::new();
-    let gw = t.gateway();
-    let alice = gw.tenant("alice");
+it_test!(volume_prune_removes_only_the_labelled_volumes, |t, gw, alice| {
     let label = t.label();
 
     let mut expected = Vec::new();
@@ -120,13 +104,9 @@ fn volume_prune_removes_only_the_labelled_volumes() {
     assert_eq!(pruned(&out), expected, "{out}");
     let left = alice.ok(&["volume", "ls", "--filter", &format!("name={}", t.tag), "--format", "{{.Name}}"]);
     assert_eq!(left, keep);
-}
+});
 
-#[test]
-fn network_prune_removes_only_the_labelled_networks() {
-    let t = Test::new();
-    let gw = t.gateway();
-    let alice = gw.tenant("alice");
+it_test!(network_prune_removes_only_the_labelled_networks, |t, gw, alice| {
     let label = t.label();
 
     let n = t.name("n1");
@@ -138,28 +118,18 @@ fn network_prune_removes_only_the_labelled_networks() {
     assert_eq!(pruned(&out), [n], "{out}");
     let left = alice.ok(&["network", "ls", "--filter", &format!("name={}", t.tag), "--format", "{{.Name}}"]);
     assert_eq!(left, keep);
-}
+});
 
-#[test]
-fn system_df() {
-    let t = Test::new();
-    let gw = t.gateway();
-    let alice = gw.tenant("alice");
-
+it_test!(system_df, |t, gw, alice| {
     let df = alice.ok(&["system", "df"]);
     let rows = lines(&df);
     assert!(rows[0].starts_with("TYPE"), "{df}");
     for kind in ["Images", "Containers", "Local Volumes", "Build Cache"] {
         assert!(rows.iter().any(|r| r.starts_with(kind)), "no {kind} row: {df}");
     }
-}
+});
 
-#[test]
-fn info() {
-    let t = Test::new();
-    let gw = t.gateway();
-    let alice = gw.tenant("alice");
-
+it_test!(info, |t, gw, alice| {
     assert_ne!(alice.ok(&["info", "--format", "{{.Name}}"]), "");
     let out = alice.docker(&["info"]);
     assert!(out.success(), "{out}");
@@ -168,14 +138,9 @@ fn info() {
     let info: serde_json::Value =
         serde_json::from_str(&alice.ok(&["info", "--format", "{{json .}}"])).expect("info as JSON");
     assert_eq!(info["OSType"], "linux");
-}
+});
 
-#[test]
-fn version() {
-    let t = Test::new();
-    let gw = t.gateway();
-    let alice = gw.tenant("alice");
-
+it_test!(version, |t, gw, alice| {
     let out = alice.docker(&["version"]);
     assert!(out.success(), "{out}");
     let server = out.stdout.split_once("Server:").map(|(_, s)| s).unwrap_or_else(|| panic!("no server: {out}"));
@@ -183,14 +148,12 @@ fn version() {
     assert!(api.contains("1.41"), "{out}");
     assert_eq!(alice.ok(&["version", "--format", "{{.Server.APIVersion}}"]), "1.41");
     assert_eq!(alice.ok(&["version", "--format", "{{.Client.APIVersion}}"]), "1.41");
-}
+});
 
-#[test]
-fn tenants_pruning_at_once_each_get_their_prune() {
-    // An engine refuses a second prune while one runs ("a prune operation is already running"): on a shared
-    // engine one tenant's prune must not fail because another tenant prunes. mtswarm waits its turn. Each prune
-    // here has containers to remove (which takes the engine a while) and all start at once, round after round.
-    let t = Test::new();
+// An engine refuses a second prune while one runs ("a prune operation is already running"): on a shared
+// engine one tenant's prune must not fail because another tenant prunes. mtswarm waits its turn. Each prune
+// here has containers to remove (which takes the engine a while) and all start at once, round after round.
+it_test!(tenants_pruning_at_once_each_get_their_prune, |t| {
     let names = ["alice", "bob", "carol", "dave"];
     let gw = Gateway::start(&t, GatewayOpts { tenants: names.to_vec(), ..GatewayOpts::default() });
     let clients: Vec<_> = names.iter().map(|n| gw.tenant(n)).collect();
@@ -235,4 +198,4 @@ fn tenants_pruning_at_once_each_get_their_prune() {
     for c in &clients {
         assert_eq!(c.ok(&["ps", "-aq"]), "", "{}'s containers were pruned", c.tenant_id);
     }
-}
+});

@@ -7,11 +7,7 @@ use crate::support::*;
 
 const STREAM_WAIT: Duration = Duration::from_secs(30);
 
-#[test]
-fn logs_tail_and_timestamps() {
-    let t = Test::new();
-    let gw = t.gateway();
-    let alice = gw.tenant("alice");
+it_test!(logs_tail_and_timestamps, |t, gw, alice| {
     let c = t.name("logs");
 
     let out = alice.ok(&["run", "--name", &c, image(), "sh", "-c", "for i in 1 2 3 4 5; do echo line$i; done"]);
@@ -39,25 +35,12 @@ fn logs_tail_and_timestamps() {
     assert!(out.success(), "{out}");
     assert_eq!(out.stdout.trim(), "to-out");
     assert_eq!(out.stderr.trim(), "to-err");
-}
+});
 
-#[test]
-fn logs_since() {
-    let t = Test::new();
-    let gw = t.gateway();
-    let alice = gw.tenant("alice");
+it_test!(logs_since, |t, gw, alice| {
     let c = t.name("since");
 
-    alice.ok(&[
-        "run",
-        "-d",
-        "--name",
-        &c,
-        image(),
-        "sh",
-        "-c",
-        "echo first; while [ ! -f /tmp/go ]; do sleep 0.1; done; echo second",
-    ]);
+    alice.run_detached_sh(&c, "echo first; while [ ! -f /tmp/go ]; do sleep 0.1; done; echo second");
     poll("the first log line", STREAM_WAIT, || alice.ok(&["logs", &c]).contains("first").then_some(()));
     // `first` was logged before this instant and `second` will be logged after it.
     let mid = timestamp(Duration::ZERO, false);
@@ -67,25 +50,12 @@ fn logs_since() {
     assert_eq!(lines(&alice.ok(&["logs", "--since", &mid, &c])), ["second"]);
     assert_eq!(lines(&alice.ok(&["logs", "--since", "10m", &c])), ["first", "second"]);
     assert_eq!(lines(&alice.ok(&["logs", "--until", &mid, &c])), ["first"]);
-}
+});
 
-#[test]
-fn logs_follow_streams_and_ends_when_the_container_exits() {
-    let t = Test::new();
-    let gw = t.gateway();
-    let alice = gw.tenant("alice");
+it_test!(logs_follow_streams_and_ends_when_the_container_exits, |t, gw, alice| {
     let c = t.name("follow");
 
-    alice.ok(&[
-        "run",
-        "-d",
-        "--name",
-        &c,
-        image(),
-        "sh",
-        "-c",
-        "echo l1; while [ ! -f /tmp/go ]; do sleep 0.1; done; echo l2; echo l3; exit 2",
-    ]);
+    alice.run_detached_sh(&c, "echo l1; while [ ! -f /tmp/go ]; do sleep 0.1; done; echo l2; echo l3; exit 2");
     let mut follow = alice.spawn(&["logs", "-f", &c]);
     // The first line arrives while the container still runs: the stream is not buffered.
     follow.expect_line("l1", STREAM_WAIT, |l| l == "l1");
@@ -96,13 +66,9 @@ fn logs_follow_streams_and_ends_when_the_container_exits() {
 
     // Following an exited container prints everything and ends at once.
     assert_eq!(lines(&alice.ok(&["logs", "-f", &c])), ["l1", "l2", "l3"]);
-}
+});
 
-#[test]
-fn exec_piped_stdin_ends_on_eof() {
-    let t = Test::new();
-    let gw = t.gateway();
-    let alice = gw.tenant("alice");
+it_test!(exec_piped_stdin_ends_on_eof, |t, gw, alice| {
     let c = t.name("execi");
 
     alice.ok(&["run", "-d", "--name", &c, image(), "sleep", "300"]);
@@ -119,13 +85,9 @@ fn exec_piped_stdin_ends_on_eof() {
     let out = alice.docker_stdin(&["exec", "-i", &c, "wc", "-c"], big);
     assert!(out.success(), "{out}");
     assert_eq!(out.stdout.trim(), "1048576");
-}
+});
 
-#[test]
-fn exec_user_workdir_env_streams_and_exit_code() {
-    let t = Test::new();
-    let gw = t.gateway();
-    let alice = gw.tenant("alice");
+it_test!(exec_user_workdir_env_streams_and_exit_code, |t, gw, alice| {
     let c = t.name("exec");
 
     alice.ok(&["run", "-d", "--name", &c, image(), "sleep", "300"]);
@@ -150,26 +112,18 @@ fn exec_user_workdir_env_streams_and_exit_code() {
     let out = alice.docker(&["exec", &c, "/no/such/binary"]);
     assert_eq!(out.code, Some(126), "{out}");
     assert!(format!("{}{}", out.stdout, out.stderr).contains("no such file"), "{out}");
-}
+});
 
-#[test]
-fn exec_tty_under_a_pty() {
-    let t = Test::new();
-    let gw = t.gateway();
-    let alice = gw.tenant("alice");
+it_test!(exec_tty_under_a_pty, |t, gw, alice| {
     let c = t.name("execit");
 
     alice.ok(&["run", "-d", "--name", &c, image(), "sleep", "300"]);
     let out = alice.pty(&["exec", "-it", &c, "sh"], "echo hello; exit 5\n");
     assert_eq!(out.code, Some(5), "{out}");
     assert!(lines(&out.stdout).iter().any(|l| l == "hello"), "no `hello` line: {out}");
-}
+});
 
-#[test]
-fn stats_once_and_streamed() {
-    let t = Test::new();
-    let gw = t.gateway();
-    let alice = gw.tenant("alice");
+it_test!(stats_once_and_streamed, |t, gw, alice| {
     let c = t.name("stats");
 
     alice.ok(&["run", "-d", "--name", &c, image(), "sleep", "300"]);
@@ -185,16 +139,12 @@ fn stats_once_and_streamed() {
     stream.expect_line("with the container's name", STREAM_WAIT, |l| l.contains(&c));
     stream.kill();
     assert_eq!(alice.ok(&["inspect", "--format", "{{.State.Running}}", &c]), "true");
-}
+});
 
-#[test]
-fn attach_to_a_running_container_and_detach_by_killing_the_client() {
-    let t = Test::new();
-    let gw = t.gateway();
-    let alice = gw.tenant("alice");
+it_test!(attach_to_a_running_container_and_detach_by_killing_the_client, |t, gw, alice| {
     let c = t.name("ticker");
 
-    alice.ok(&["run", "-d", "--name", &c, image(), "sh", "-c", "while true; do echo tick; sleep 0.2; done"]);
+    alice.run_detached_sh(&c, "while true; do echo tick; sleep 0.2; done");
     let mut attached = alice.spawn(&["attach", "--sig-proxy=false", &c]);
     attached.expect_line("`tick`", STREAM_WAIT, |l| l == "tick");
     attached.expect_line("a second `tick`", STREAM_WAIT, |l| l == "tick");
@@ -204,13 +154,9 @@ fn attach_to_a_running_container_and_detach_by_killing_the_client() {
     // Attaching again works: the gateway let go of the first attach.
     let mut again = alice.spawn(&["attach", "--sig-proxy=false", &c]);
     again.expect_line("`tick`", STREAM_WAIT, |l| l == "tick");
-}
+});
 
-#[test]
-fn attach_until_the_container_exits_carries_the_exit_code() {
-    let t = Test::new();
-    let gw = t.gateway();
-    let alice = gw.tenant("alice");
+it_test!(attach_until_the_container_exits_carries_the_exit_code, |t, gw, alice| {
     let c = t.name("attach");
 
     // The container waits for a line on stdin, so its output comes only after the attach is established.
@@ -222,13 +168,9 @@ fn attach_until_the_container_exits_carries_the_exit_code() {
     attached.expect_line("`got hi`", STREAM_WAIT, |l| l == "got hi");
     let out = attached.finish(STREAM_WAIT);
     assert_eq!(out.code, Some(4), "{out}");
-}
+});
 
-#[test]
-fn events_stream_a_containers_lifecycle_in_order() {
-    let t = Test::new();
-    let gw = t.gateway();
-    let alice = gw.tenant("alice");
+it_test!(events_stream_a_containers_lifecycle_in_order, |t, gw, alice| {
     let c = t.name("ev");
 
     // --since a moment ago: the stream replays from there, so no event is lost to the subscription's start.
@@ -241,13 +183,9 @@ fn events_stream_a_containers_lifecycle_in_order() {
     events.expect_line("`stop`", STREAM_WAIT, |l| l == "stop");
     assert_subsequence(&events.seen, &["create", "start", "die", "stop"]);
     events.kill();
-}
+});
 
-#[test]
-fn events_since_until_is_one_shot() {
-    let t = Test::new();
-    let gw = t.gateway();
-    let alice = gw.tenant("alice");
+it_test!(events_since_until_is_one_shot, |t, gw, alice| {
     let c = t.name("evu");
 
     let since = timestamp(Duration::from_secs(1), false);
@@ -266,4 +204,4 @@ fn events_since_until_is_one_shot() {
         assert_eq!(ev["Type"], "container", "{line}");
         assert_eq!(ev["Actor"]["Attributes"]["name"], c.as_str(), "{line}");
     }
-}
+});

@@ -5,15 +5,12 @@
 
 use std::io::Read;
 
+use crate::support::cluster::*;
 use crate::support::*;
-use crate::support_cluster::*;
 
 const NOT_A_MANAGER: &str = "This node is not a swarm manager. Use \"docker swarm init\" or \"docker swarm join\" to connect this node to swarm and try again.";
 
-#[test]
-fn features_that_are_off_answer_as_an_engine_without_them() {
-    let t = Test::new();
-    let gw = t.gateway();
+it_test!(features_that_are_off_answer_as_an_engine_without_them, |t, gw| {
     for http in [gw.tenant("alice").http(), gw.admin().http()] {
         let leave = http.request("POST", "/v1.41/swarm/leave?force=true", &[], None);
         assert_eq!((leave.status, leave.message().as_str()), (503, "This node is not part of a swarm"), "{leave}");
@@ -58,41 +55,36 @@ fn features_that_are_off_answer_as_an_engine_without_them() {
         (404, "plugin \"vieux/sshfs:latest\" not found"),
         "{inspect}"
     );
-}
+});
 
-#[test]
-fn a_legacy_link_is_removed_by_its_full_name() {
-    let t = Test::new();
-    // Legacy links live on the engine's default bridge; a tenant's default network is its own user-defined bridge
-    // (issue 12), where a link is an alias, unless the operator keeps the shared one.
-    let opts = GatewayOpts { args: vec!["--tenant-default-network".into(), "shared".into()], ..Default::default() };
-    let gw = Gateway::start(&t, opts);
-    let alice = gw.tenant("alice");
-    let (db, web) = (t.name("db"), t.name("web"));
-    alice.ok(&["run", "-d", "--name", &db, image(), "sleep", "300"]);
-    alice.ok(&["run", "-d", "--name", &web, "--link", &format!("{db}:dbalias"), image(), "sleep", "300"]);
-    let link = format!("/v1.41/containers/{web}/dbalias?link=1");
-    let names = || alice.ok(&["ps", "-a", "--no-trunc", "--format", "{{.Names}}"]);
-    let full = format!("{web}/dbalias");
-    assert!(names().split(['\n', ',']).any(|n| n == full), "{}", names());
-    if !direct() {
-        // Another tenant names a link it does not own: as missing.
-        let bob = gw.tenant("bob").http().request("DELETE", &link, &[], None);
-        assert_eq!(bob.status, 404, "{bob}");
+// Legacy links live on the engine's default bridge; a tenant's default network is its own user-defined bridge
+// (issue 12), where a link is an alias, unless the operator keeps the shared one.
+it_test!(
+    a_legacy_link_is_removed_by_its_full_name,
+    gw = GatewayOpts { args: vec!["--tenant-default-network".into(), "shared".into()], ..Default::default() },
+    |t, gw, alice| {
+        let (db, web) = (t.name("db"), t.name("web"));
+        alice.ok(&["run", "-d", "--name", &db, image(), "sleep", "300"]);
+        alice.ok(&["run", "-d", "--name", &web, "--link", &format!("{db}:dbalias"), image(), "sleep", "300"]);
+        let link = format!("/v1.41/containers/{web}/dbalias?link=1");
+        let names = || alice.ok(&["ps", "-a", "--no-trunc", "--format", "{{.Names}}"]);
+        let full = format!("{web}/dbalias");
+        assert!(names().split(['\n', ',']).any(|n| n == full), "{}", names());
+        if !direct() {
+            // Another tenant names a link it does not own: as missing.
+            let bob = gw.tenant("bob").http().request("DELETE", &link, &[], None);
+            assert_eq!(bob.status, 404, "{bob}");
+        }
+        let removed = alice.http().request("DELETE", &link, &[], None);
+        assert_eq!(removed.status, 204, "{removed}");
+        // The link is gone, the containers stay.
+        assert!(!names().split(['\n', ',']).any(|n| n == full), "{}", names());
+        assert_eq!(alice.ok(&["inspect", "--format", "{{.State.Running}}", &web, &db]), "true\ntrue");
+        alice.ok(&["rm", "-f", &web, &db]);
     }
-    let removed = alice.http().request("DELETE", &link, &[], None);
-    assert_eq!(removed.status, 204, "{removed}");
-    // The link is gone, the containers stay.
-    assert!(!names().split(['\n', ',']).any(|n| n == full), "{}", names());
-    assert_eq!(alice.ok(&["inspect", "--format", "{{.State.Running}}", &web, &db]), "true\ntrue");
-    alice.ok(&["rm", "-f", &web, &db]);
-}
+);
 
-#[test]
-fn attach_over_a_websocket_completes_the_handshake() {
-    let t = Test::new();
-    let gw = t.gateway();
-    let alice = gw.tenant("alice");
+it_test!(attach_over_a_websocket_completes_the_handshake, |t, gw, alice| {
     let c = t.name("ws");
     alice.ok(&["run", "--name", &c, image(), "echo", "hello over ws"]);
     let ws = alice.http().upgrade(
@@ -116,51 +108,41 @@ fn attach_over_a_websocket_completes_the_handshake() {
     let _ = conn.read_to_end(&mut out);
     assert!(String::from_utf8_lossy(&out).contains("hello over ws"), "{:?}", String::from_utf8_lossy(&out));
     alice.ok(&["rm", "-f", &c]);
-}
+});
 
-#[test]
-fn errors_name_the_container_as_the_user_named_it() {
-    let t = Test::new();
-    let gw = t.gateway();
-    let alice = gw.tenant("alice");
+it_test!(errors_name_the_container_as_the_user_named_it, |t, gw, alice| {
     let c = t.name("cp");
     alice.ok(&["create", "--name", &c, image(), "true"]);
     let dest = t.path("out");
     let err = alice.fails(&["cp", &format!("{c}:/no/such/file"), dest.to_str().unwrap()]);
     assert!(err.contains(&format!("in container {c}")), "{err}");
     alice.ok(&["rm", "-f", &c]);
-}
+});
 
-#[test]
-fn image_operations_over_the_nodes_answer_as_one_engine() {
-    if skip_in_direct_mode("a cluster") {
-        return;
+it_test!(
+    image_operations_over_the_nodes_answer_as_one_engine,
+    mtswarm_only("a cluster"),
+    lock(cluster_lock),
+    gw = GatewayOpts::cluster(&[]),
+    |t, gw, admin| {
+        let tag = format!("{}-tagged:v1", t.tag);
+        admin.ok(&["tag", image(), &tag]);
+        for e in engines() {
+            let has = e.docker(&["image", "inspect", "--format", "{{.Id}}", &tag]);
+            assert!(has.success(), "{} lacks {tag}: {}", e.name, has.stderr);
+        }
+        assert!(admin.ok(&["history", &tag]).starts_with("IMAGE"));
+        let saved = t.path("saved.tar");
+        admin.ok(&["save", "-o", saved.to_str().unwrap(), &tag]);
+        let removed = admin.ok(&["rmi", &tag]);
+        assert_eq!(lines(&removed), [format!("Untagged: {tag}")], "{removed}");
+        for e in engines() {
+            assert!(!e.docker(&["image", "inspect", &tag]).success(), "{} still has {tag}", e.name);
+        }
     }
-    let _lock = cluster_lock();
-    let t = Test::new();
-    let gw = cluster_gateway(&t, &[]);
-    let admin = gw.admin();
-    let tag = format!("{}-tagged:v1", t.tag);
-    admin.ok(&["tag", image(), &tag]);
-    for e in engines() {
-        let has = e.docker(&["image", "inspect", "--format", "{{.Id}}", &tag]);
-        assert!(has.success(), "{} lacks {tag}: {}", e.name, has.stderr);
-    }
-    assert!(admin.ok(&["history", &tag]).starts_with("IMAGE"));
-    let saved = t.path("saved.tar");
-    admin.ok(&["save", "-o", saved.to_str().unwrap(), &tag]);
-    let removed = admin.ok(&["rmi", &tag]);
-    assert_eq!(lines(&removed), [format!("Untagged: {tag}")], "{removed}");
-    for e in engines() {
-        assert!(!e.docker(&["image", "inspect", &tag]).success(), "{} still has {tag}", e.name);
-    }
-}
+);
 
-#[test]
-fn a_tenant_sees_its_own_labels_and_links_ahead_of_their_containers() {
-    let t = Test::new();
-    let gw = t.gateway();
-    let alice = gw.tenant("alice");
+it_test!(a_tenant_sees_its_own_labels_and_links_ahead_of_their_containers, |t, gw, alice| {
     let net = t.name("net");
     alice.ok(&["network", "create", "--label", "team=a", &net]);
     assert_eq!(alice.ok(&["network", "inspect", "--format", "{{json .Labels}}", &net]), r#"{"team":"a"}"#);
@@ -186,4 +168,4 @@ fn a_tenant_sees_its_own_labels_and_links_ahead_of_their_containers() {
     alice.ok(&["rm", "-f", &c]);
     alice.ok(&["network", "rm", &net]);
     alice.ok(&["volume", "rm", &vol]);
-}
+});

@@ -2,13 +2,11 @@
 //! directory (a CA, server and client certificates), the `mtswarm manage` flags that serve them, a docker CLI
 //! client that speaks TLS with chosen certificates, and raw HTTPS through `curl`.
 
-#![allow(dead_code)]
-
 use std::fs;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use crate::support::*;
+use super::*;
 
 /// A certificate and its private key, as PEM files.
 #[derive(Clone, Debug)]
@@ -59,6 +57,11 @@ keyUsage = critical,keyCertSign,cRLSign
 subjectKeyIdentifier = hash
 ";
 
+/// The arguments of `openssl req` for a new P-256 key without a passphrase, written to `keyout`.
+fn new_key(keyout: &str) -> [&str; 7] {
+    ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes", "-keyout", keyout]
+}
+
 impl Ca {
     /// A new CA (P-256, valid two days) named `name`, in `dir/name/`.
     pub fn new(dir: &Path, name: &str) -> Ca {
@@ -66,30 +69,10 @@ impl Ca {
         fs::create_dir_all(&dir).expect("create the CA's directory");
         fs::write(dir.join("openssl.cnf"), OPENSSL_CNF).expect("write openssl.cnf");
         let subject = format!("/CN=mtswarm-it {name}");
-        openssl(
-            &dir,
-            &[
-                "req",
-                "-x509",
-                "-config",
-                "openssl.cnf",
-                "-extensions",
-                "v3_ca",
-                "-newkey",
-                "ec",
-                "-pkeyopt",
-                "ec_paramgen_curve:prime256v1",
-                "-nodes",
-                "-keyout",
-                "ca-key.pem",
-                "-out",
-                "ca.pem",
-                "-days",
-                "2",
-                "-subj",
-                &subject,
-            ],
-        );
+        let mut req = vec!["req", "-x509", "-config", "openssl.cnf", "-extensions", "v3_ca"];
+        req.extend(new_key("ca-key.pem"));
+        req.extend(["-out", "ca.pem", "-days", "2", "-subj", &subject]);
+        openssl(&dir, &req);
         let pair = KeyPair { cert: dir.join("ca.pem"), key: dir.join("ca-key.pem") };
         Ca { dir, pair }
     }
@@ -117,26 +100,11 @@ impl Ca {
             }
         };
         fs::write(self.dir.join(&ext), extensions).expect("write the extensions file");
-        openssl(
-            &self.dir,
-            &[
-                "req",
-                "-new",
-                "-config",
-                "openssl.cnf",
-                "-newkey",
-                "ec",
-                "-pkeyopt",
-                "ec_paramgen_curve:prime256v1",
-                "-nodes",
-                "-keyout",
-                key.to_str().unwrap(),
-                "-out",
-                &csr,
-                "-subj",
-                &format!("/CN={cn}"),
-            ],
-        );
+        let subject = format!("/CN={cn}");
+        let mut req = vec!["req", "-new", "-config", "openssl.cnf"];
+        req.extend(new_key(key.to_str().unwrap()));
+        req.extend(["-out", &csr, "-subj", &subject]);
+        openssl(&self.dir, &req);
         openssl(
             &self.dir,
             &[
@@ -189,60 +157,21 @@ fn cert_args(ca: Option<&Path>, pair: &KeyPair) -> Vec<String> {
     args
 }
 
-/// A docker CLI client (its `--config` directory, hence its headers) that speaks TLS with the flags given.
-#[derive(Clone)]
-pub struct TlsClient {
-    pub client: Client,
-    flags: Vec<String>,
-}
-
-impl TlsClient {
+impl Client {
+    /// The same client (its `--config` directory, hence its headers) speaking TLS as
     /// `docker --tlsverify --tlscacert CA [--tlscert --tlskey]`: the server is verified against `ca`, and
     /// `identity`, when given, is the client certificate.
-    pub fn verify(client: &Client, ca: &Path, identity: Option<&KeyPair>) -> TlsClient {
+    pub fn tls_verify(&self, ca: &Path, identity: Option<&KeyPair>) -> Client {
         let mut flags = vec!["--tlsverify".to_string(), "--tlscacert".to_string(), ca.display().to_string()];
         if let Some(pair) = identity {
             flags.extend(cert_args(None, pair));
         }
-        TlsClient { client: client.clone(), flags }
+        Client { flags, ..self.clone() }
     }
 
-    /// `docker --tls --tlscacert CA`: TLS without a client certificate.
-    pub fn without_cert(client: &Client, ca: &Path) -> TlsClient {
-        TlsClient {
-            client: client.clone(),
-            flags: vec!["--tls".to_string(), "--tlscacert".to_string(), ca.display().to_string()],
-        }
-    }
-
-    fn with_flags<'a>(&'a self, args: &[&'a str]) -> Vec<&'a str> {
-        self.flags.iter().map(String::as_str).chain(args.iter().copied()).collect()
-    }
-
-    pub fn run(&self, args: &[&str], opts: RunOpts) -> Output {
-        self.client.run(&self.with_flags(args), opts)
-    }
-
-    pub fn docker(&self, args: &[&str]) -> Output {
-        self.run(args, RunOpts::default())
-    }
-
-    pub fn docker_stdin(&self, args: &[&str], input: impl Into<Vec<u8>>) -> Output {
-        self.run(args, RunOpts { stdin: Some(input.into()), ..RunOpts::default() })
-    }
-
-    /// Asserts that `docker ARGS` succeeds; returns its stdout trimmed.
-    pub fn ok(&self, args: &[&str]) -> String {
-        let out = self.docker(args);
-        assert!(out.success(), "expected success: {out}");
-        out.stdout.trim().to_string()
-    }
-
-    /// Asserts that `docker ARGS` fails; returns the output.
-    pub fn fails(&self, args: &[&str]) -> Output {
-        let out = self.docker(args);
-        assert!(!out.success(), "expected failure: {out}");
-        out
+    /// The same client speaking TLS without a client certificate: `docker --tls --tlscacert CA`.
+    pub fn tls_without_cert(&self, ca: &Path) -> Client {
+        Client { flags: vec!["--tls".to_string(), "--tlscacert".to_string(), ca.display().to_string()], ..self.clone() }
     }
 }
 

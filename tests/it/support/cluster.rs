@@ -4,13 +4,12 @@
 //! a test.
 //!
 //! The cluster tests share node1 and node2 (the other tests use node0 only), and one of them stops node2, so they
-//! hold [`cluster_lock`] from before their `Test` is created until after it has cleaned up. Other tests run at the
+//! hold [`cluster_lock`] from before their `Test` is created until after it has cleaned up (see `CLUSTER` for
+//! which tests and why). Other tests run at the
 //! same time and put their own containers on node0: everything here counts only one tenant's objects, by the
 //! label `mtswarm.tenant=<tenant id>` that mtswarm puts on everything a tenant creates.
 
-#![allow(dead_code)]
-
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 use std::fs;
 use std::net::{SocketAddr, TcpStream};
 use std::process::{Child, Command, ExitStatus, Stdio};
@@ -18,10 +17,7 @@ use std::sync::{Mutex, MutexGuard, OnceLock};
 use std::thread;
 use std::time::{Duration, Instant};
 
-use crate::support::*;
-
-/// The label mtswarm puts on every object of a tenant.
-pub const TENANT_LABEL: &str = "mtswarm.tenant";
+use super::*;
 
 /// The labels a create's `constraint:` and `affinity:` env entries are moved into, as Swarm classic did.
 pub const CONSTRAINTS_LABEL: &str = "com.docker.swarm.constraints";
@@ -68,7 +64,7 @@ impl Engine {
 pub fn engines() -> &'static [Engine] {
     static ENGINES: OnceLock<Vec<Engine>> = OnceLock::new();
     ENGINES.get_or_init(|| {
-        let vars = testbed_vars();
+        let vars = testbed_env();
         (0..3)
             .map(|n| {
                 let url = vars
@@ -90,32 +86,30 @@ pub fn engine(name: &str) -> &'static Engine {
     engines().iter().find(|e| e.name == name).unwrap_or_else(|| panic!("the test bed has no engine {name}"))
 }
 
-/// The test bed's env file as a map (the same file `support::testbed` reads).
-fn testbed_vars() -> HashMap<String, String> {
-    let path = std::env::var("MTSWARM_TESTBED_ENV").unwrap_or_else(|_| "/run/mtswarm-testbed/env".to_string());
-    let text = fs::read_to_string(path).unwrap_or_default();
-    text.lines()
-        .filter_map(|line| line.trim().strip_prefix("export ").unwrap_or(line.trim()).split_once('='))
-        .map(|(k, v)| (k.trim().to_string(), v.trim().trim_matches('"').trim_matches('\'').to_string()))
-        .collect()
-}
-
 /// `nodes://127.0.0.1:23750,127.0.0.1:23751,127.0.0.1:23752`: the whole test bed as mtswarm's discovery.
 pub fn nodes_discovery() -> String {
     let addrs: Vec<&str> = engines().iter().map(|e| e.addr.as_str()).collect();
     format!("nodes://{}", addrs.join(","))
 }
 
-/// `127.0.0.1:23790`, the test bed's etcd (MTSWARM_ETCD), as `etcd://` discovery takes it.
-pub fn etcd_addr() -> String {
-    let url = testbed_vars().get("MTSWARM_ETCD").cloned().unwrap_or_else(|| "http://127.0.0.1:23790".to_string());
-    url.trim_start_matches("http://").trim_end_matches('/').to_string()
-}
-
 // ---------------------------------------------------------------------------------------------------------
 // One cluster test at a time
 // ---------------------------------------------------------------------------------------------------------
 
+/// The one lock of the cluster tests: every test in front of node1 and node2 takes it (`lock(cluster_lock)` in
+/// `it_test!`), so that only one of them runs at a time. They are the tests of `cluster.rs` but the overlay one
+/// (which runs on the overlay engines, ovnode1 and ovnode2, and has them to itself) and
+/// `surface::image_operations_over_the_nodes_answer_as_one_engine`. Why:
+/// - `cluster::a_failed_node_is_left_out_until_it_comes_back` stops node2 for a while: any other test on node2
+///   would fail meanwhile;
+/// - the scheduling tests (spread, binpack, constraints, affinities) place by what the nodes have reserved, and
+///   `info_shows_the_cluster...` counts what is on them: another test's containers on node1 or node2 would move
+///   their placements and counts;
+/// - `etcd_discovery_with_mtswarm_join` and `file_discovery_follows_the_file` make node1 and node2 join and
+///   leave a cluster of their own.
+///
+/// The other tests use node0 only and run meanwhile: the cluster tests count only their own tenants' objects,
+/// and outweigh what others leave on node0 with memory reservations (`-m`).
 static CLUSTER: Mutex<()> = Mutex::new(());
 
 /// Takes the cluster tests' lock (a test that failed while holding it does not stop the others), and makes sure
@@ -132,39 +126,30 @@ pub fn cluster_lock() -> MutexGuard<'static, ()> {
     guard
 }
 
-/// Runs `scripts/testbed.sh ARGS`, failing the test if it fails.
-fn testbed_script(args: &[&str]) {
-    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/scripts/testbed.sh");
-    let out = Command::new(script)
-        .args(args)
-        .stdin(Stdio::null())
-        .output()
-        .unwrap_or_else(|e| panic!("cannot run {script}: {e}"));
-    assert!(
-        out.status.success(),
-        "`scripts/testbed.sh {}` failed ({}):\n{}{}",
-        args.join(" "),
-        out.status,
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-}
+impl GatewayOpts {
+    /// mtswarm in front of the three engines (`nodes://`), with more `manage` flags.
+    pub fn cluster(args: &[&str]) -> GatewayOpts {
+        GatewayOpts::discovery(&nodes_discovery(), args)
+    }
 
-/// mtswarm in front of the three engines (`nodes://`), with more `manage` flags.
-pub fn cluster_gateway<'t>(t: &'t Test, args: &[&str]) -> Gateway<'t> {
-    discovery_gateway(t, &nodes_discovery(), args)
-}
-
-/// mtswarm with the given discovery URL and `manage` flags, tenants alice and bob.
-pub fn discovery_gateway<'t>(t: &'t Test, discovery: &str, args: &[&str]) -> Gateway<'t> {
-    Gateway::start(
-        t,
+    /// mtswarm with the given discovery URL and `manage` flags, tenants alice and bob.
+    pub fn discovery(discovery: &str, args: &[&str]) -> GatewayOpts {
         GatewayOpts {
             engine: Some(discovery.to_string()),
             args: args.iter().map(|a| a.to_string()).collect(),
             ..GatewayOpts::default()
-        },
-    )
+        }
+    }
+}
+
+/// mtswarm in front of the three engines (`nodes://`), with more `manage` flags.
+pub fn cluster_gateway<'t>(t: &'t Test, args: &[&str]) -> Gateway<'t> {
+    Gateway::start(t, GatewayOpts::cluster(args))
+}
+
+/// mtswarm with the given discovery URL and `manage` flags, tenants alice and bob.
+pub fn discovery_gateway<'t>(t: &'t Test, discovery: &str, args: &[&str]) -> Gateway<'t> {
+    Gateway::start(t, GatewayOpts::discovery(discovery, args))
 }
 
 // ---------------------------------------------------------------------------------------------------------
@@ -245,11 +230,6 @@ pub fn placed(tenant_id: &str, id: &str) -> Placed {
     let found: Vec<Placed> = containers_of(tenant_id).into_iter().filter(|c| c.id.starts_with(id)).collect();
     assert_eq!(found.len(), 1, "expected container {id} of {tenant_id} on exactly one engine; found {found:?}");
     found[0].clone()
-}
-
-/// The engine-side name of a tenant's object: `t<len>-<tenant id>-<name>` (see `isolation.rs`).
-pub fn scoped(tenant_id: &str, name: &str) -> String {
-    format!("t{}-{tenant_id}-{name}", tenant_id.len())
 }
 
 /// The engines that hold the tenant's volume (`kind` "volume") or network (`kind` "network") `name`.
@@ -376,16 +356,8 @@ impl Drop for StoppedEngine {
     fn drop(&mut self) {
         if self.stopped {
             self.stopped = false;
-            let script = concat!(env!("CARGO_MANIFEST_DIR"), "/scripts/testbed.sh");
-            match Command::new(script).args(["engine-start", &self.n.to_string()]).stdin(Stdio::null()).output() {
-                Ok(out) if out.status.success() => {}
-                Ok(out) => eprintln!(
-                    "could not start node{} again ({}): {}",
-                    self.n,
-                    out.status,
-                    String::from_utf8_lossy(&out.stderr)
-                ),
-                Err(e) => eprintln!("could not run {script} engine-start {}: {e}", self.n),
+            if let Err(e) = try_testbed_script(&["engine-start", &self.n.to_string()]) {
+                eprintln!("could not start node{} again: {e}", self.n);
             }
         }
     }

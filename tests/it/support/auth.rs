@@ -2,18 +2,16 @@
 //! contract, assertions on 401/503 answers and on mtswarm's log, and running `mtswarm` for a command that ends
 //! by itself (`tokens add`, a `manage` that must refuse to start).
 
-#![allow(dead_code)]
-
 use std::io::{Read, Write};
 use std::net::{Shutdown, TcpListener, TcpStream};
 use std::path::Path;
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use crate::support::*;
+use super::*;
 
 /// No `X-Auth-Token` header.
 pub const NO_TOKEN: &str = "authentication required: the request has no X-Auth-Token header";
@@ -103,55 +101,23 @@ pub fn mtswarm(args: &[&str], cwd: &Path, env: &[(&str, &str)]) -> Output {
         }
     }
     cmd.args(args).current_dir(cwd).envs(env.iter().copied());
-    cmd.stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped());
     let desc = format!("mtswarm {}", args.join(" "));
     run_bounded(cmd, desc, COMMAND_TIMEOUT)
-}
-
-/// Runs a prepared command (stdout and stderr piped) to its end, or kills it after `timeout` and fails the test.
-pub fn run_bounded(mut cmd: Command, desc: String, timeout: Duration) -> Output {
-    let mut child = cmd.spawn().unwrap_or_else(|e| panic!("cannot spawn `{desc}`: {e}"));
-    let mut stdout = child.stdout.take().expect("stdout is piped");
-    let mut stderr = child.stderr.take().expect("stderr is piped");
-    let out = thread::spawn(move || {
-        let mut buf = Vec::new();
-        let _ = stdout.read_to_end(&mut buf);
-        buf
-    });
-    let err = thread::spawn(move || {
-        let mut buf = Vec::new();
-        let _ = stderr.read_to_end(&mut buf);
-        buf
-    });
-    let deadline = Instant::now() + timeout;
-    let status = loop {
-        match child.try_wait() {
-            Ok(Some(status)) => break Some(status),
-            Ok(None) if Instant::now() < deadline => thread::sleep(Duration::from_millis(10)),
-            _ => {
-                let _ = child.kill();
-                let _ = child.wait();
-                break None;
-            }
-        }
-    };
-    let stdout_bytes = out.join().unwrap_or_default();
-    let output = Output {
-        desc: desc.clone(),
-        code: status.and_then(|s| s.code()),
-        stdout: String::from_utf8_lossy(&stdout_bytes).into_owned(),
-        stdout_bytes,
-        stderr: String::from_utf8_lossy(&err.join().unwrap_or_default()).into_owned(),
-    };
-    assert!(status.is_some(), "`{desc}` was still running after {timeout:?} and was killed: {output}");
-    output
 }
 
 /// Runs `mtswarm manage` on port 0 in front of the default engine, expecting it to refuse to start.
 /// Returns its output (exit code non-zero).
 pub fn manage_must_fail(cwd: &Path, env: &[(&str, &str)]) -> Output {
-    let out = mtswarm(&["manage", "-H", "tcp://127.0.0.1:0", &testbed().engine0], cwd, env);
-    assert!(!out.success() && out.code.is_some(), "mtswarm manage should have refused to start: {out}");
+    manage_must_fail_with(&[], cwd, env)
+}
+
+/// Like `manage_must_fail`, with more `manage` flags (before the engine URL).
+pub fn manage_must_fail_with(flags: &[&str], cwd: &Path, env: &[(&str, &str)]) -> Output {
+    let mut args = vec!["manage", "-H", "tcp://127.0.0.1:0"];
+    args.extend_from_slice(flags);
+    args.push(&testbed().engine0);
+    let out = mtswarm(&args, cwd, env);
+    assert!(!out.success() && out.signal.is_none(), "mtswarm manage should have refused to start: {out}");
     assert!(!out.stdout.contains("listening on"), "mtswarm manage listened before refusing to start: {out}");
     out
 }
