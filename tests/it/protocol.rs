@@ -262,6 +262,31 @@ it_test!(the_older_docker_cli_20_10_works_too, |t, gw, alice| {
     assert_eq!(out.stdout, "piped\n");
 });
 
+// Every line logged while a request is served says which request, endpoint, tenant and node it is of: here the
+// debug line of a refusal, which is written before the request's own line.
+it_test!(
+    every_line_of_a_request_carries_its_id_endpoint_and_tenant,
+    mtswarm_only("mtswarm's request log"),
+    gw = GatewayOpts { env: vec![("MTSWARM_LOG".into(), "debug".into())], ..Default::default() },
+    |t, gw, alice| {
+        let err = alice.fails(&["run", "--rm", "--privileged", image(), "true"]);
+        assert!(err.contains("privileged"), "{err}");
+        let log = poll("the refusal's log line", Duration::from_secs(10), || {
+            let log = gw.stderr();
+            log.lines().any(|l| l.contains("request refused") && l.contains("privileged")).then_some(log)
+        });
+        let refused = log.lines().find(|l| l.contains("request refused") && l.contains("privileged")).unwrap();
+        let tenant = format!("tenant=\"{}\"", alice.tenant_id);
+        for field in ["request{id=", "endpoint=\"containerscreate\"", &tenant] {
+            assert!(refused.contains(field), "no {field} in a line of the request: {refused}");
+        }
+        // The same request's own line, with the same id.
+        let id = refused.split("request{id=").nth(1).and_then(|r| r.split(' ').next()).unwrap();
+        let own = log.lines().find(|l| l.contains("/containers/create") && l.contains(&format!(" id={id} ")));
+        assert!(own.is_some_and(|l| l.contains("status=403")), "no request line with id={id}:\n{log}");
+    }
+);
+
 it_test!(
     each_request_is_logged_once_at_info_and_never_with_its_token,
     mtswarm_only("mtswarm's request log"),
