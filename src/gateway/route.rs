@@ -12,7 +12,9 @@ use bytes::Bytes;
 use http::{header, Request, Response, StatusCode};
 use serde_json::Value;
 
-use super::{merge, tenant_view, Forward, Gateway, RequestCtx, Upstream};
+use super::bodies::Upstream;
+use super::send::tenant_view;
+use super::{merge, Forward, Gateway, RequestCtx};
 use crate::api::{ApiError, Endpoint, NetworkOp};
 use crate::body::{self, Body};
 use crate::cluster::{listing, CachedContainer, EngineError, Node};

@@ -13,7 +13,7 @@ use std::path::Path;
 use serde::Deserialize;
 
 use super::escape::Deny;
-use super::resources::{MB, NANO};
+use super::resources::{Resources, MB, NANO};
 
 /// One set of limits; `None` is no limit.
 #[derive(Debug, Clone, Default, PartialEq, Deserialize)]
@@ -131,6 +131,45 @@ impl Quota {
 }
 
 impl Limits {
+    /// With a quota on a resource, a container must have a limit on it: no escape by omission. `at` prefixes the
+    /// fields named (`HostConfig.` for a create).
+    pub fn require_limits(&self, r: &Resources, at: &str) -> Result<(), Deny> {
+        if let Some(m) = self.memory_mb {
+            if r.memory_limit().is_none() {
+                return Err(Deny::at(
+                    format!("{at}Memory"),
+                    format!("a memory limit is required: this service limits each tenant's memory ({m} MB); give -m"),
+                ));
+            }
+        }
+        if self.cpus.is_some() {
+            if r.uses_cpu_quota() {
+                return Err(Deny::at(format!("{at}CpuQuota"), "CPUs are limited with --cpus on this service"));
+            }
+            if r.nano_cpus <= 0 {
+                return Err(Deny::at(
+                    format!("{at}NanoCpus"),
+                    "a CPU limit is required: this service limits each tenant's CPUs; give --cpus",
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    /// Under a quota, an update changes limits only by giving the new memory limit (swap follows it) and --cpus.
+    pub fn check_update(&self, r: &Resources) -> Result<(), Deny> {
+        if r.memory < 0 || r.nano_cpus < 0 || (r.memory == 0 && r.memory_swap != 0) {
+            return Err(Deny::at(
+                "Memory",
+                "limits are changed by giving the new memory limit (-m), and swap follows it on this service",
+            ));
+        }
+        if self.cpus.is_some() && r.uses_cpu_quota() {
+            return Err(Deny::at("CpuQuota", "CPUs are limited with --cpus on this service"));
+        }
+        Ok(())
+    }
+
     pub fn memory(&self) -> Option<i64> {
         self.memory_mb.map(|m| m as i64 * MB)
     }
@@ -181,6 +220,16 @@ impl Unit {
             Unit::Cpus => format!("{} CPUs", v as f64 / NANO),
             Unit::Count => v.to_string(),
         }
+    }
+}
+
+/// What an update of a container's limits adds to its tenant's usage: the growth of each limit it sets.
+pub fn update_request(new: &Resources, current: &Resources) -> Usage {
+    let grown = |new: i64, old: i64| if new > 0 { new - old.max(0) } else { 0 };
+    Usage {
+        memory: grown(new.memory, current.memory),
+        nano_cpus: grown(new.nano_cpus, current.nano_cpus),
+        ..Default::default()
     }
 }
 
@@ -287,5 +336,27 @@ mod tests {
         check_file(r#"{"tenants": {"t": {"Containers": 1}}}"#, "containers: Some(1)");
         check_file(r#"{"Memory": -5}"#, "invalid value: integer `-5`");
         check_file(r#"{"CPUs": -1}"#, "CPUs must be a number of CPUs");
+    }
+
+    #[test]
+    fn containers_need_the_limits_a_quota_counts_and_updates_change_them_only_so() {
+        let limits = Quota::parse(r#"{"Memory": 300, "CPUs": 2}"#, "q.json").unwrap().limits("alice");
+        let r = |memory: i64, nano_cpus: i64| Resources { memory, nano_cpus, ..Default::default() };
+        let field = |res: Result<(), Deny>| res.map_err(|d| d.field);
+        assert_eq!(field(limits.require_limits(&r(0, 1), "HostConfig.")), Err("HostConfig.Memory".into()));
+        assert_eq!(field(limits.require_limits(&r(64 * MB, 0), "HostConfig.")), Err("HostConfig.NanoCpus".into()));
+        let quota_cpus = Resources { memory: 64 * MB, cpu_quota: 50_000, ..Default::default() };
+        assert_eq!(field(limits.require_limits(&quota_cpus, "")), Err("CpuQuota".into()));
+        assert_eq!(limits.require_limits(&r(64 * MB, 1_000_000_000), "HostConfig."), Ok(()));
+
+        assert_eq!(field(limits.check_update(&r(-1, 0))), Err("Memory".into()));
+        let swap_alone = Resources { memory_swap: 128 * MB, ..Default::default() };
+        assert_eq!(field(limits.check_update(&swap_alone)), Err("Memory".into()));
+        assert_eq!(limits.check_update(&r(128 * MB, 0)), Ok(()));
+
+        // An update adds what each limit it sets grows by; one it leaves (0) adds nothing.
+        let grown = update_request(&r(128 * MB, 0), &r(64 * MB, 500_000_000));
+        assert_eq!((grown.memory, grown.nano_cpus, grown.containers), (64 * MB, 0, 0));
+        assert_eq!(update_request(&r(32 * MB, 0), &r(64 * MB, 0)).memory, -32 * MB);
     }
 }

@@ -1,0 +1,232 @@
+//! Sending a request to one node: the tenant's plan (references resolved to its own objects, the escape checks
+//! on what they resolved to), the body the engine gets, the forward or hijack with its deadline, and the tenant's
+//! view of the answer.
+
+use std::sync::Arc;
+
+use http::{header, Request, Response};
+
+use super::bodies::Upstream;
+use super::{escape_check, forbidden, limits, route, Forward, Gateway, RequestCtx};
+use crate::api::{ApiError, DenyKind, Endpoint};
+use crate::body::{self, Body};
+use crate::cluster::Node;
+use crate::proxy::{self, hijack};
+use crate::tenancy;
+use crate::tenant::{self, Scope};
+
+impl Gateway {
+    /// Sends a request to one node: the tenant's scoping, the escape checks on resolved references, the
+    /// forward or hijack, and the tenant's view of the answer. Returns the id of a container it created.
+    pub(super) async fn send_to(
+        &self,
+        ctx: &mut RequestCtx,
+        node: &Arc<Node>,
+        req: &Forward<'_>,
+        upstream: Upstream,
+    ) -> Result<(Response<Body>, Option<String>), ApiError> {
+        let (mut doc, pass) = match upstream {
+            Upstream::Doc(doc) => (Some(doc), Upstream::Empty),
+            other => (None, other),
+        };
+        let endpoint = req.endpoint;
+        ctx.node = Some(node.name());
+        tracing::Span::current().record("node", ctx.node.as_deref());
+        let mut query = req.parts.uri.query().map(str::to_string);
+        let mut path = req.path.to_string();
+        let mut answer = tenant::Answer::Pass;
+        if let Some(t) = req.scope.tenant_str() {
+            let plan =
+                tenancy::prepare(node, &self.default_networks, t, endpoint, &path, query.as_deref(), doc.as_mut())
+                    .await?;
+            // Then `container:` references, now resolved to the tenant's own containers' ids.
+            if let (Some(check), Some(doc)) = (escape_check(endpoint), doc.as_ref()) {
+                let own = |r: &str| plan.own_containers.contains(r);
+                check(doc, &self.escape_rules, &own).map_err(forbidden(DenyKind::Escape))?;
+            }
+            (path, query, answer) = (plan.path, plan.query, plan.answer);
+        }
+        let headers = req.parts.headers.clone();
+        let (headers, body) = upstream_body(req, headers, doc, pass)?;
+        let pq = proxy::upstream_path(ctx.version.as_ref(), &self.cluster.max_api_version(), &path, query.as_deref());
+        let mut upstream = Request::new(body);
+        *upstream.method_mut() = req.parts.method.clone();
+        *upstream.uri_mut() = req.parts.uri.clone();
+        *upstream.version_mut() = req.parts.version;
+        *upstream.headers_mut() = headers;
+        // The connection's hijack slot and TLS peer travel in the extensions.
+        *upstream.extensions_mut() = req.parts.extensions.clone();
+        if endpoint.may_hijack() {
+            // BuildKit's session names its own protocol (h2c); without one the engine's refusal is the answer.
+            let default_protocol = match endpoint {
+                Endpoint::Session | Endpoint::Grpc => None,
+                _ => Some("tcp"),
+            };
+            let resp = hijack::forward_as(node, upstream, pq, default_protocol).await?;
+            return match req.scope.tenant_str() {
+                Some(t) if !resp.status().is_success() && !resp.status().is_informational() => {
+                    Ok((tenant_view(t, &answer, resp).await, None))
+                }
+                _ => Ok((resp, None)),
+            };
+        }
+        let relay = if endpoint.answers_small_json() { proxy::Relay::Whole } else { proxy::Relay::Stream };
+        let mut resp = self.relay(node, req, upstream, pq, relay).await?;
+        // The new container's id, for the cluster's reservation (the node's events then keep its record).
+        let mut created = None;
+        if resp.status().is_success() && matches!(endpoint, Endpoint::ContainerCreate) && self.cluster.is_cluster() {
+            let (parts, b) = resp.into_parts();
+            let bytes = body::collect_boxed(b, proxy::answer_limit())
+                .await
+                .map_err(|e| ApiError::bad_gateway(format!("the engine's answer could not be read: {e}")))?;
+            created = serde_json::from_slice::<serde_json::Value>(&bytes)
+                .ok()
+                .and_then(|v| v.get("Id").and_then(|i| i.as_str()).map(str::to_string));
+            resp = Response::from_parts(parts, body::full(bytes));
+        }
+        let resp = tenant_answer(req.scope, &answer, relay, resp).await;
+        Ok((resp, created))
+    }
+
+    /// Forwards the request and relays the answer. A prune waits its turn while the engine prunes for someone
+    /// else; an answer that is not a stream must come whole within `--engine-timeout`.
+    async fn relay(
+        &self,
+        node: &Arc<Node>,
+        req: &Forward<'_>,
+        upstream: Request<Body>,
+        pq: String,
+        relay: proxy::Relay,
+    ) -> Result<Response<Body>, ApiError> {
+        let endpoint = req.endpoint;
+        let is_prune = matches!(
+            endpoint,
+            Endpoint::ContainerPrune
+                | Endpoint::VolumePrune
+                | Endpoint::NetworkPrune
+                | Endpoint::ImagePrune
+                | Endpoint::BuildPrune
+        );
+        let resp = if is_prune {
+            // A prune has no body to replay: it waits its turn if the engine is pruning for someone else.
+            let (parts, _) = upstream.into_parts();
+            let waiting = route::PruneWait::new();
+            loop {
+                let mut again = Request::new(body::empty());
+                *again.method_mut() = parts.method.clone();
+                *again.headers_mut() = parts.headers.clone();
+                let resp = proxy::forward(node, again, pq.clone(), proxy::Relay::Whole).await?;
+                let (rparts, b) = resp.into_parts();
+                let bytes = body::collect_boxed(b, proxy::answer_limit())
+                    .await
+                    .map_err(|e| ApiError::bad_gateway(format!("the engine's answer could not be read: {e}")))?;
+                if waiting.again(rparts.status, &bytes).await {
+                    continue;
+                }
+                break Response::from_parts(rparts, body::full(bytes));
+            }
+        } else {
+            match limits::engine_deadline(endpoint, req.parts.uri.query(), self.engine_timeout) {
+                // The whole answer within the deadline, so that a hung engine releases the request (and the
+                // tenant's quota lock) with a 504.
+                Some(deadline) => {
+                    let call = async {
+                        let resp = proxy::forward(node, upstream, pq, relay).await?;
+                        let (parts, b) = resp.into_parts();
+                        if relay == proxy::Relay::Whole {
+                            return Ok::<_, ApiError>(Response::from_parts(parts, b));
+                        }
+                        let bytes = body::collect_boxed(b, proxy::answer_limit()).await.map_err(|e| {
+                            ApiError::bad_gateway(format!("the engine's answer could not be read: {e}"))
+                        })?;
+                        Ok(Response::from_parts(parts, body::full(bytes)))
+                    };
+                    tokio::time::timeout(deadline, call).await.map_err(|_| {
+                        ApiError::new(
+                            http::StatusCode::GATEWAY_TIMEOUT,
+                            format!(
+                                "engine {} did not answer within {} s (--engine-timeout)",
+                                node.name(),
+                                deadline.as_secs()
+                            ),
+                        )
+                    })??
+                }
+                None => proxy::forward(node, upstream, pq, relay).await?,
+            }
+        };
+        Ok(resp)
+    }
+}
+
+/// The body the engine gets, and the headers that describe it: the checked and rewritten document, the client's
+/// bytes, its stream, or nothing.
+fn upstream_body(
+    req: &Forward<'_>,
+    mut headers: http::HeaderMap,
+    doc: Option<serde_json::Value>,
+    pass: Upstream,
+) -> Result<(http::HeaderMap, Body), ApiError> {
+    let whole = |headers: &mut http::HeaderMap, bytes: bytes::Bytes| {
+        headers.insert(header::CONTENT_LENGTH, header::HeaderValue::from(bytes.len()));
+        headers.remove(header::TRANSFER_ENCODING);
+        body::full(bytes)
+    };
+    let body = match (doc, pass) {
+        // The checked and rewritten document is what the engine gets, never the client's bytes.
+        (Some(doc), _) => {
+            let bytes = serde_json::to_vec(&doc).map_err(|e| ApiError::bad_request(e.to_string()))?;
+            headers.insert(header::CONTENT_TYPE, header::HeaderValue::from_static("application/json"));
+            whole(&mut headers, bytes.into())
+        }
+        (None, Upstream::Bytes(bytes)) => whole(&mut headers, bytes),
+        (None, Upstream::Stream(incoming)) => {
+            // dockerd reads a form-encoded POST body as query values: a tenant's stream is a tar to the engine.
+            if req.scope.tenant_str().is_some() {
+                headers.insert(header::CONTENT_TYPE, header::HeaderValue::from_static("application/x-tar"));
+            }
+            body::stream(incoming)
+        }
+        (None, Upstream::Doc(_) | Upstream::Empty) => {
+            for h in [header::CONTENT_LENGTH, header::TRANSFER_ENCODING, header::CONTENT_TYPE] {
+                headers.remove(h);
+            }
+            body::empty()
+        }
+    };
+    Ok((headers, body))
+}
+
+/// The tenant's view of the engine's answer: event and stats streams filtered line by line, small answers and
+/// errors read whole and rewritten; the operator's answer as it is.
+async fn tenant_answer(
+    scope: &Scope,
+    answer: &tenant::Answer,
+    relay: proxy::Relay,
+    mut resp: Response<Body>,
+) -> Response<Body> {
+    let tenant = scope.tenant_str();
+    if tenant.is_some() && matches!(answer, tenant::Answer::Events | tenant::Answer::Stats) {
+        // The body is rewritten line by line: its length changes.
+        resp.headers_mut().remove(header::CONTENT_LENGTH);
+    }
+    match tenant {
+        Some(t) if matches!(answer, tenant::Answer::Events) && resp.status().is_success() => {
+            resp.map(|b| tenancy::events::filter_stream(t.to_string(), b, crate::tenant::view::event))
+        }
+        Some(t) if matches!(answer, tenant::Answer::Stats) && resp.status().is_success() => {
+            resp.map(|b| tenancy::events::filter_stream(t.to_string(), b, crate::tenant::view::stats))
+        }
+        Some(t) if relay == proxy::Relay::Whole || !resp.status().is_success() => tenant_view(t, answer, resp).await,
+        _ => resp,
+    }
+}
+
+/// The engine's answer as the tenant sees it: read whole (it is small JSON or an error) and rewritten.
+pub(super) async fn tenant_view(tenant: &str, answer: &tenant::Answer, resp: Response<Body>) -> Response<Body> {
+    let (parts, b) = resp.into_parts();
+    match body::collect_boxed(b, proxy::answer_limit()).await {
+        Ok(bytes) => tenancy::rewrite_answer(tenant, answer, Response::from_parts(parts, bytes)),
+        Err(e) => ApiError::bad_gateway(format!("the engine's answer could not be read: {e}")).into_response(),
+    }
+}
