@@ -57,8 +57,8 @@ pub struct NodeFacts {
     pub last_error: Option<String>,
     /// Refreshes failed in a row.
     pub failures: u32,
-    /// False once the engine refused a connection or failed several refreshes: it gets no new containers, and
-    /// lists leave it out, until it answers again.
+    /// True once the engine refused a connection or failed several refreshes in a row: it gets no new containers,
+    /// and lists leave it out, until a refresh succeeds again.
     pub unhealthy: bool,
     /// When the facts were last refreshed successfully.
     pub updated_at: Option<std::time::SystemTime>,

@@ -55,8 +55,6 @@ pub fn version(cluster: &Cluster) -> Response<Body> {
     json_response(StatusCode::OK, &v)
 }
 
-/// `GET /info`: the first engine's description as the base (driver, runtimes, security options), with
-/// the cluster's identity, sums and Swarm classic's `SystemStatus` over it.
 /// What a tenant's `docker info` counts: its own containers.
 #[derive(Debug, Default, Clone, Copy)]
 pub struct TenantView {
@@ -68,6 +66,8 @@ pub struct TenantView {
 
 const GIB: f64 = 1024.0 * 1024.0 * 1024.0;
 
+/// `GET /info`: the first engine's description as the base (driver, runtimes, security options), with
+/// the cluster's identity, sums and Swarm classic's `SystemStatus` over it.
 pub async fn info(cluster: &Cluster, warnings: &[String], tenant: Option<TenantView>) -> Response<Body> {
     cluster.refresh().await;
     let nodes = cluster.nodes();

@@ -1,8 +1,10 @@
 //! Forwarding: a classified, authorized request goes to the engine chosen by the cluster, and its answer
 //! comes back, streamed both ways. Hijacked connections (attach, exec start) are in [`hijack`].
 //!
-//! **Architecture Invariant:** no body is read whole here. Request bodies (build contexts, archives, image
-//! tars) and response bodies (logs, events, stats, exports) pass through frame by frame.
+//! **Architecture Invariant:** a stream is never read whole. Request bodies (build contexts, archives, image
+//! tars) and response bodies (logs, events, stats, exports) pass through frame by frame; only an answer the
+//! caller asks for whole ([`Relay::Whole`]: small JSON that mtswarm rewrites) is read, up to
+//! `--engine-answer-limit`.
 
 pub mod hijack;
 
