@@ -169,8 +169,9 @@ fn add_links(settings: &mut Value, links: &[Value]) -> Result<(), ApiError> {
     Ok(())
 }
 
-/// The settings of one endpoint, on the network `key` (as the tenant named it) that resolved to the engine-side
-/// `resolved`. dockerd attaches to the network `NetworkID` names instead of the key's, for a user-defined
+/// The settings of one endpoint, on the network that resolved to the engine-side `resolved`; `at` and `key` name
+/// them in errors in the tenant's words (`NetworkingConfig.EndpointsConfig.` and the key as the tenant wrote it,
+/// or `EndpointConfig` in a connect, never the engine-side name). dockerd attaches to the network `NetworkID` names instead of the key's, for a user-defined
 /// network: it must be the tenant's too, and is sent as its engine id. The endpoint id is the engine's to set,
 /// and driver options reach the network driver: neither is the tenant's.
 async fn endpoint_settings<L: Lookup + ?Sized>(
@@ -429,7 +430,7 @@ pub async fn network_attach<L: Lookup + ?Sized>(
 ) -> Result<(), ApiError> {
     let obj = object(doc)?;
     if let Some(settings) = obj.get_mut("EndpointConfig") {
-        endpoint_settings(r, &network.name, &network.name, settings, "").await?;
+        endpoint_settings(r, "EndpointConfig", &network.name, settings, "").await?;
         // dockerd's NetworkID must name the network of the path: attaching elsewhere is another request.
         if let Some(id) = settings.get("NetworkID").and_then(Value::as_str) {
             if id != network.id {
