@@ -16,6 +16,8 @@ pub mod events;
 pub mod lookup;
 pub mod resolve;
 mod rewrite;
+#[cfg(test)]
+mod rewrite_tests;
 pub mod usage;
 
 use std::collections::{BTreeSet, HashSet};
