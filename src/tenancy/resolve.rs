@@ -242,3 +242,41 @@ fn label<'v>(obj: &'v Value, labels_at: &str) -> Option<&'v str> {
 fn is_hex(s: &str) -> bool {
     !s.is_empty() && s.bytes().all(|b| b.is_ascii_hexdigit() && !b.is_ascii_uppercase())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn resolve_errors_answer_as_dockerd() {
+        let check = |e: ResolveError, status: u16, message: &str| {
+            let e = ApiError::from(e);
+            assert_eq!((e.status.as_u16(), e.message.as_str()), (status, message));
+        };
+        let missing = |object, reference: &str| ResolveError::not_found(object, reference);
+        check(missing(Object::Container, "web"), 404, "No such container: web");
+        check(missing(Object::Network, "back"), 404, "network back not found");
+        check(missing(Object::Volume, "data"), 404, "get data: no such volume");
+        check(missing(Object::Exec, "e1"), 404, "No such exec instance: e1");
+        check(ResolveError::Ambiguous { prefix: "ab".into() }, 400, "Multiple IDs found with provided prefix: ab");
+        check(ResolveError::HostNetwork, 403, "the host network is not available to tenants");
+        assert_eq!(ApiError::from(ResolveError::HostNetwork).denial, Some(crate::api::DenyKind::Escape));
+        // An engine's answer is classified once, by dockerd's words; anything else stays the engine's.
+        let answer = |status: StatusCode, message: &str| EngineError::Answer {
+            node: "n1".into(),
+            status,
+            message: message.into(),
+        };
+        let e =
+            ResolveError::from_engine(answer(StatusCode::BAD_REQUEST, "Multiple IDs found with provided prefix: ab"));
+        assert!(matches!(&e, ResolveError::Ambiguous { prefix } if prefix == "ab"), "{e:?}");
+        let e = ResolveError::from_engine(answer(
+            StatusCode::BAD_REQUEST,
+            "network c is ambiguous (2 matches found based on ID prefix)",
+        ));
+        assert!(matches!(e, ResolveError::Engine(_)));
+        check(e, 400, "network c is ambiguous (2 matches found based on ID prefix)");
+        let e = ResolveError::from_engine(EngineError::Unavailable { node: "n1".into(), cause: "refused".into() });
+        check(e, 503, "engine n1 is unavailable: refused");
+    }
+}

@@ -431,6 +431,14 @@ fn container_create_network_modes() {
     let e = engine();
     send(&e, DefaultNetwork::Shared, CREATE, "{}").unwrap();
     assert!(!e.network_names().contains(&"t5-alice-bridge".to_string()), "never where the bridge is shared");
+    // A network under the default network's engine-side name that is not the tenant's default one (the
+    // operator's doing) is refused rather than joined.
+    let e = engine().network(&id("dd5"), "t5-alice-bridge", Some("alice"), false);
+    let refused = send(&e, DefaultNetwork::Private, CREATE, "{}").unwrap_err();
+    assert_eq!(
+        (refused.status, refused.message.as_str()),
+        (StatusCode::CONFLICT, "network t5-alice-bridge on node fake is not the tenant's default network")
+    );
 }
 
 #[test]
