@@ -20,7 +20,7 @@ use crate::body::{self, Body};
 use crate::cluster::{listing, CachedContainer, EngineError, Node};
 use crate::proxy;
 use crate::scheduler;
-use crate::tenancy::{self, resolve, Resolver};
+use crate::tenancy::{self, resolve, ResolveError, Resolver};
 use crate::tenant::{self, encode, names, Scope, TenantId};
 
 /// How often an open event stream looks for nodes that joined the cluster after it was opened.
@@ -95,13 +95,15 @@ impl Gateway {
             match answer {
                 Ok(Some(m)) => matches.push((m, node.clone())),
                 Ok(None) => {}
-                Err(e) if e.status == StatusCode::SERVICE_UNAVAILABLE || e.status == StatusCode::BAD_GATEWAY => {
-                    failure.get_or_insert(e);
+                Err(e @ ResolveError::Ambiguous { .. }) => {
+                    ambiguous.get_or_insert(ApiError::from(e));
                 }
-                Err(e) if resolve::is_ambiguous(&e) => {
-                    ambiguous.get_or_insert(e);
-                }
-                Err(e) => return Err(e),
+                Err(e) => match ApiError::from(e) {
+                    e if e.status == StatusCode::SERVICE_UNAVAILABLE || e.status == StatusCode::BAD_GATEWAY => {
+                        failure.get_or_insert(e);
+                    }
+                    e => return Err(e),
+                },
             }
         }
         let best = matches.iter().map(|(m, _)| *m).min();
@@ -697,11 +699,11 @@ impl Match {
 
 /// Whether a probe finds the object on `node`, and how: among the tenant's own objects, or any object for the
 /// admin.
-async fn probe_one(node: &Node, probe: &Probe, scope: &Scope) -> Result<Option<Match>, ApiError> {
+async fn probe_one(node: &Node, probe: &Probe, scope: &Scope) -> Result<Option<Match>, ResolveError> {
     let tenant = scope.tenant_str();
-    let found = |r: Result<Match, ApiError>| match r {
+    let found = |r: Result<Match, ResolveError>| match r {
         Ok(m) => Ok(Some(m)),
-        Err(e) if e.status == StatusCode::NOT_FOUND => Ok(None),
+        Err(ResolveError::NotFound { .. }) => Ok(None),
         Err(e) => Err(e),
     };
     if let Some(t) = tenant {
@@ -746,7 +748,7 @@ async fn probe_one(node: &Node, probe: &Probe, scope: &Scope) -> Result<Option<M
 }
 
 /// Inspects an object on the node and says how the reference matched it.
-async fn inspect_match(node: &Node, path: &str, reference: &str) -> Result<Option<Match>, ApiError> {
+async fn inspect_match(node: &Node, path: &str, reference: &str) -> Result<Option<Match>, ResolveError> {
     match node.get_json(path).await {
         Ok(v) => {
             let text = |k: &str| v.get(k).and_then(Value::as_str).unwrap_or_default();
@@ -759,10 +761,7 @@ async fn inspect_match(node: &Node, path: &str, reference: &str) -> Result<Optio
             }))
         }
         Err(EngineError::Answer { status: StatusCode::NOT_FOUND, .. }) => Ok(None),
-        Err(EngineError::Answer { status, message, .. }) if status.is_client_error() => {
-            Err(ApiError::new(status, message))
-        }
-        Err(e) => Err(ApiError::from(e)),
+        Err(e) => Err(ResolveError::from_engine(e)),
     }
 }
 

@@ -13,10 +13,11 @@ use std::str::FromStr;
 use http::StatusCode;
 use serde_json::Value;
 
+use super::lookup::Lookup;
 use super::usage::TenantLocks;
 use crate::api::ApiError;
-use crate::cluster::{EngineError, Node};
-use crate::tenant::{encode, names, DEFAULT_NETWORK, DEFAULT_NETWORK_LABEL, TENANT_LABEL};
+use crate::cluster::EngineError;
+use crate::tenant::{names, DEFAULT_NETWORK, DEFAULT_NETWORK_LABEL, TENANT_LABEL};
 
 /// Where a tenant's container that asks for the default network goes (`--tenant-default-network`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -58,12 +59,12 @@ impl DefaultNetworks {
     }
 
     /// Makes sure the tenant's default network exists on `node`; returns its engine-side name.
-    pub async fn ensure(&self, node: &Node, tenant: &str) -> Result<String, ApiError> {
+    pub async fn ensure<L: Lookup + ?Sized>(&self, node: &L, tenant: &str) -> Result<String, ApiError> {
         let name = names::scope(tenant, DEFAULT_NETWORK);
         if exists(node, tenant, &name).await? {
             return Ok(name);
         }
-        let _lock = self.locks.lock(&format!("{}\n{tenant}", node.name())).await;
+        let _lock = self.locks.lock(&format!("{}\n{tenant}", node.node_name())).await;
         if exists(node, tenant, &name).await? {
             return Ok(name);
         }
@@ -73,23 +74,18 @@ impl DefaultNetworks {
             "CheckDuplicate": true,
             "Labels": {TENANT_LABEL: tenant, DEFAULT_NETWORK_LABEL: "true"},
         });
-        let req = http::Request::post("/networks/create")
-            .header(http::header::CONTENT_TYPE, "application/json")
-            .body(crate::body::full(body.to_string()))
-            .map_err(|e| ApiError::bad_request(e.to_string()))?;
-        let resp = node.send(req).await.map_err(ApiError::from)?;
-        let status = resp.status();
-        let bytes = crate::body::collect_limited(resp.into_body(), 1 << 20)
-            .await
-            .map_err(|e| ApiError::bad_gateway(e.to_string()))?;
-        // 409: another manager made it meanwhile; it must be the tenant's all the same.
-        if !status.is_success() && status != StatusCode::CONFLICT {
-            let message = crate::cluster::node::engine_message(&bytes);
-            tracing::warn!(node = %node.name(), tenant, cause = %message, "a tenant's default network was not made");
-            return Err(ApiError::new(
-                status,
-                format!("the default network could not be made: {}", names::unscope_text(tenant, &message)),
-            ));
+        match node.create_network(body).await {
+            Ok(()) => {}
+            // 409: another manager made it meanwhile; it must be the tenant's all the same.
+            Err(EngineError::Answer { status: StatusCode::CONFLICT, .. }) => {}
+            Err(EngineError::Answer { status, message, .. }) => {
+                tracing::warn!(node = %node.node_name(), tenant, cause = %message, "a tenant's default network was not made");
+                return Err(ApiError::new(
+                    status,
+                    format!("the default network could not be made: {}", names::unscope_text(tenant, &message)),
+                ));
+            }
+            Err(e) => return Err(ApiError::from(e)),
         }
         if exists(node, tenant, &name).await? {
             Ok(name)
@@ -101,21 +97,20 @@ impl DefaultNetworks {
 
 /// Whether the tenant's default network is on the node. A network of that name that is not the tenant's
 /// default one (the admin's doing) is refused rather than joined.
-async fn exists(node: &Node, tenant: &str, name: &str) -> Result<bool, ApiError> {
-    match node.get_json(&format!("/networks/{}", encode(name))).await {
-        Ok(n) if n.get("Name").and_then(Value::as_str) == Some(name) => {
+async fn exists<L: Lookup + ?Sized>(node: &L, tenant: &str, name: &str) -> Result<bool, ApiError> {
+    match node.inspect_network(name).await {
+        Ok(Some(n)) if n.get("Name").and_then(Value::as_str) == Some(name) => {
             let label = |k: &str| n.pointer("/Labels").and_then(|l| l.get(k)).and_then(Value::as_str);
             if label(TENANT_LABEL) == Some(tenant) && label(DEFAULT_NETWORK_LABEL).is_some() {
                 Ok(true)
             } else {
                 Err(ApiError::new(
                     StatusCode::CONFLICT,
-                    format!("network {name} on node {} is not the tenant's default network", node.name()),
+                    format!("network {name} on node {} is not the tenant's default network", node.node_name()),
                 ))
             }
         }
         Ok(_) => Ok(false),
-        Err(EngineError::Answer { status: StatusCode::NOT_FOUND, .. }) => Ok(false),
         Err(e) => Err(ApiError::from(e)),
     }
 }

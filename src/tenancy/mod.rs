@@ -4,7 +4,8 @@
 //! engines hold it and nothing is lost when mtswarm restarts. Names are scoped engine-side ([`names`]). For a
 //! tenant's request, [`prepare`] resolves every reference (path, query, body) among the tenant's own objects
 //! and rewrites it to engine-side names and ids; [`rewrite_answer`] and [`events`] turn the engine's answer
-//! back into the tenant's view. Another tenant's object answers exactly as an absent one.
+//! back into the tenant's view. Another tenant's object answers exactly as an absent one. Resolving reads the
+//! engine only through [`Lookup`], so the rewrites are table-tested over a fake engine (`rewrite_tests`).
 //!
 //! **Architecture Invariant:** a tenant's request reaches an engine only with references that resolved to
 //! objects labelled with that tenant, or to the shared `none` network (and the engine's `bridge`, unless each
@@ -12,8 +13,11 @@
 
 pub mod bridge;
 pub mod events;
+pub mod lookup;
 pub mod resolve;
 mod rewrite;
+#[cfg(test)]
+mod rewrite_tests;
 pub mod usage;
 
 use std::collections::{BTreeSet, HashSet};
@@ -22,10 +26,10 @@ use http::StatusCode;
 use serde_json::Value;
 
 use crate::api::{ApiError, ContainerOp, Endpoint, ExecOp, NetworkOp, VolumeOp};
-use crate::cluster::Node;
 use crate::tenant::{encode, names, Answer, SHARED_NETWORKS, TENANT_LABEL};
 pub use bridge::{DefaultNetwork, DefaultNetworks};
-pub use resolve::{own_containers, Resolver};
+pub use lookup::Lookup;
+pub use resolve::{own_containers, ResolveError, Resolver};
 pub use rewrite::{named_volumes, rewrite_answer};
 
 /// A tenant's request, rewritten for the engine.
@@ -42,8 +46,8 @@ pub struct Plan {
 /// Rewrites a tenant's request. `doc` is the request's JSON body, read by the gateway for the endpoints
 /// whose body names objects (the decoder's canonical document, [`crate::api::decode`]). A create or connect that
 /// asks for the default network gets the tenant's own one on `node`, made there if need be (`defaults`).
-pub async fn prepare(
-    node: &Node,
+pub async fn prepare<L: Lookup + ?Sized>(
+    node: &L,
     defaults: &DefaultNetworks,
     tenant: &str,
     endpoint: &Endpoint,

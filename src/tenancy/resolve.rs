@@ -4,14 +4,85 @@
 use http::StatusCode;
 use serde_json::Value;
 
-use super::{encode, names, SHARED_NETWORKS, TENANT_LABEL};
+use super::lookup::Lookup;
+use super::{names, SHARED_NETWORKS, TENANT_LABEL};
 use crate::api::ApiError;
 use crate::cluster::{EngineError, Node};
 
 /// Looks up a tenant's objects on one node.
-pub struct Resolver<'a> {
-    pub node: &'a Node,
+pub struct Resolver<'a, L: ?Sized = Node> {
+    pub node: &'a L,
     pub tenant: &'a str,
+}
+
+/// The kinds of object a tenant's request names.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Object {
+    Container,
+    Network,
+    Volume,
+    Exec,
+}
+
+/// Why a reference did not resolve. Callers branch on the kind; [`ApiError`] renders each as dockerd would.
+#[derive(Debug, thiserror::Error)]
+pub enum ResolveError {
+    /// None of the tenant's objects (nor a shared network) goes by the reference. Another tenant's object is
+    /// reported exactly so, in dockerd's words for a missing one.
+    #[error("{}", not_found_message(*.object, .reference))]
+    NotFound { object: Object, reference: String },
+    /// An id prefix that fits several of the tenant's containers (dockerd's 400).
+    #[error("Multiple IDs found with provided prefix: {prefix}")]
+    Ambiguous { prefix: String },
+    /// The host network, which no tenant may use (a host escape, 403).
+    #[error("the host network is not available to tenants")]
+    HostNetwork,
+    /// The engine did not answer, or answered with an error of its own.
+    #[error(transparent)]
+    Engine(#[from] EngineError),
+}
+
+fn not_found_message(object: Object, reference: &str) -> String {
+    match object {
+        Object::Container => format!("No such container: {reference}"),
+        Object::Network => format!("network {reference} not found"),
+        Object::Volume => format!("get {reference}: no such volume"),
+        Object::Exec => format!("No such exec instance: {reference}"),
+    }
+}
+
+impl ResolveError {
+    fn not_found(object: Object, reference: &str) -> ResolveError {
+        ResolveError::NotFound { object, reference: reference.to_string() }
+    }
+
+    /// An engine's answer to a reference (the operator's, sent as given): dockerd's answer to a container id
+    /// prefix that fits several is the one error resolving tells apart, and only its words tell it.
+    pub fn from_engine(e: EngineError) -> ResolveError {
+        const AMBIGUOUS: &str = "multiple ids found with provided prefix: ";
+        if let EngineError::Answer { status: StatusCode::BAD_REQUEST, message, .. } = &e {
+            if message.len() > AMBIGUOUS.len() && message.is_char_boundary(AMBIGUOUS.len()) {
+                let (head, prefix) = message.split_at(AMBIGUOUS.len());
+                if head.eq_ignore_ascii_case(AMBIGUOUS) {
+                    return ResolveError::Ambiguous { prefix: prefix.to_string() };
+                }
+            }
+        }
+        ResolveError::Engine(e)
+    }
+}
+
+impl From<ResolveError> for ApiError {
+    fn from(e: ResolveError) -> ApiError {
+        match e {
+            ResolveError::NotFound { .. } => ApiError::not_found(e.to_string()),
+            ResolveError::Ambiguous { .. } => ApiError::bad_request(e.to_string()),
+            ResolveError::HostNetwork => {
+                ApiError::denied(StatusCode::FORBIDDEN, crate::api::DenyKind::Escape, e.to_string())
+            }
+            ResolveError::Engine(e) => ApiError::from(e),
+        }
+    }
 }
 
 /// A container the tenant owns.
@@ -34,10 +105,10 @@ pub struct UsableNetwork {
     pub default: bool,
 }
 
-impl Resolver<'_> {
-    pub async fn container(&self, reference: &str) -> Result<OwnContainer, ApiError> {
+impl<L: Lookup + ?Sized> Resolver<'_, L> {
+    pub async fn container(&self, reference: &str) -> Result<OwnContainer, ResolveError> {
         let reference = reference.trim_start_matches('/');
-        let missing = || ApiError::not_found(format!("No such container: {reference}"));
+        let missing = || ResolveError::not_found(Object::Container, reference);
         if reference.is_empty() {
             return Err(missing());
         }
@@ -58,7 +129,7 @@ impl Resolver<'_> {
                 .filter(|c| c.get("Id").and_then(Value::as_str).is_some_and(|id| id.starts_with(reference)));
             let first = matches.next();
             if matches.next().is_some() {
-                return Err(ambiguous(reference));
+                return Err(ResolveError::Ambiguous { prefix: reference.to_string() });
             }
             if let Some(c) = first {
                 let id = c.get("Id").and_then(Value::as_str).unwrap_or_default().to_string();
@@ -71,9 +142,9 @@ impl Resolver<'_> {
 
     /// A legacy link `parent/alias`: the tenant's parent container, and the alias, which must name one of the
     /// tenant's containers too (dockerd finds the linked container under the link's full name).
-    pub async fn link(&self, reference: &str) -> Result<(OwnContainer, String), ApiError> {
+    pub async fn link(&self, reference: &str) -> Result<(OwnContainer, String), ResolveError> {
         let reference = reference.trim_start_matches('/');
-        let missing = || ApiError::not_found(format!("No such container: {reference}"));
+        let missing = || ResolveError::not_found(Object::Container, reference);
         let Some((parent, alias)) = reference.rsplit_once('/') else { return Err(missing()) };
         let parent = self.container(parent).await.map_err(|_| missing())?;
         let full = format!("{}/{alias}", parent.engine_name.trim_start_matches('/'));
@@ -83,8 +154,8 @@ impl Resolver<'_> {
         Ok((parent, alias.to_string()))
     }
 
-    async fn inspect_container(&self, engine_ref: &str) -> Result<Option<OwnContainer>, ApiError> {
-        let Some(c) = self.get(&format!("/containers/{}/json", encode(engine_ref))).await? else {
+    async fn inspect_container(&self, engine_ref: &str) -> Result<Option<OwnContainer>, ResolveError> {
+        let Some(c) = self.node.inspect_container(engine_ref).await? else {
             return Ok(None);
         };
         if label(&c, "/Config/Labels") != Some(self.tenant) {
@@ -95,14 +166,9 @@ impl Resolver<'_> {
         Ok(Some(OwnContainer { id, engine_name }))
     }
 
-    pub async fn network(&self, reference: &str) -> Result<UsableNetwork, ApiError> {
-        let missing = || ApiError::not_found(format!("network {reference} not found"));
+    pub async fn network(&self, reference: &str) -> Result<UsableNetwork, ResolveError> {
         if reference == "host" {
-            return Err(ApiError::denied(
-                StatusCode::FORBIDDEN,
-                crate::api::DenyKind::Escape,
-                "the host network is not available to tenants",
-            ));
+            return Err(ResolveError::HostNetwork);
         }
         let mut candidates = Vec::new();
         if names::valid_name(reference) {
@@ -112,7 +178,7 @@ impl Resolver<'_> {
             candidates.push(reference.to_string());
         }
         for c in candidates {
-            let Some(n) = self.get(&format!("/networks/{}", encode(&c))).await? else { continue };
+            let Some(n) = self.node.inspect_network(&c).await? else { continue };
             let name = n.get("Name").and_then(Value::as_str).unwrap_or_default().to_string();
             let id = n.get("Id").and_then(Value::as_str).unwrap_or_default().to_string();
             let shared = SHARED_NETWORKS.contains(&name.as_str());
@@ -122,22 +188,22 @@ impl Resolver<'_> {
                 return Ok(UsableNetwork { id, name, shared, default });
             }
         }
-        Err(missing())
+        Err(ResolveError::not_found(Object::Network, reference))
     }
 
     /// The engine-side name of the tenant's volume.
-    pub async fn volume(&self, name: &str) -> Result<String, ApiError> {
+    pub async fn volume(&self, name: &str) -> Result<String, ResolveError> {
         let scoped = names::scope(self.tenant, name);
-        match self.get(&format!("/volumes/{}", encode(&scoped))).await? {
+        match self.node.inspect_volume(&scoped).await? {
             Some(v) if label(&v, "/Labels") == Some(self.tenant) => Ok(scoped),
-            _ => Err(ApiError::not_found(format!("get {name}: no such volume"))),
+            _ => Err(ResolveError::not_found(Object::Volume, name)),
         }
     }
 
     /// Checks that an exec instance runs in one of the tenant's containers.
-    pub async fn exec(&self, id: &str) -> Result<(), ApiError> {
-        let missing = || ApiError::not_found(format!("No such exec instance: {id}"));
-        let Some(e) = self.get(&format!("/exec/{}/json", encode(id))).await? else { return Err(missing()) };
+    pub async fn exec(&self, id: &str) -> Result<(), ResolveError> {
+        let missing = || ResolveError::not_found(Object::Exec, id);
+        let Some(e) = self.node.inspect_exec(id).await? else { return Err(missing()) };
         let container = e.get("ContainerID").and_then(Value::as_str).unwrap_or_default();
         if container.is_empty() || self.inspect_container(container).await?.is_none() {
             return Err(missing());
@@ -153,51 +219,20 @@ impl Resolver<'_> {
         }
         let scoped = names::scope(self.tenant, name);
         let body = serde_json::json!({"Name": scoped, "Labels": {TENANT_LABEL: self.tenant}});
-        let req = http::Request::post("/volumes/create")
-            .header(http::header::CONTENT_TYPE, "application/json")
-            .body(crate::body::full(body.to_string()))
-            .map_err(|e| ApiError::bad_request(e.to_string()))?;
-        let resp = self.node.send(req).await.map_err(ApiError::from)?;
-        let status = resp.status();
-        let bytes = crate::body::collect_limited(resp.into_body(), 1 << 20)
-            .await
-            .map_err(|e| ApiError::bad_gateway(e.to_string()))?;
-        if !status.is_success() {
-            return Err(ApiError::new(status, crate::cluster::node::engine_message(&bytes)));
-        }
+        self.node.create_volume(body).await?;
         // Another request may have made it first; either way it must be the tenant's.
-        self.volume(name).await
-    }
-
-    /// A GET that answers `None` for 404.
-    async fn get(&self, path: &str) -> Result<Option<Value>, ApiError> {
-        match self.node.get_json(path).await {
-            Ok(v) => Ok(Some(v)),
-            Err(EngineError::Answer { status: StatusCode::NOT_FOUND, .. }) => Ok(None),
-            Err(e) => Err(ApiError::from(e)),
-        }
+        Ok(self.volume(name).await?)
     }
 }
 
 /// The tenant's containers, as `GET /containers/json?all=1` lists them.
-pub async fn own_containers(node: &Node, tenant: &str) -> Result<Vec<Value>, ApiError> {
-    let filters = serde_json::json!({"label": {format!("{TENANT_LABEL}={tenant}"): true}}).to_string();
-    let q = url::form_urlencoded::Serializer::new(String::new())
-        .append_pair("all", "1")
-        .append_pair("filters", &filters)
-        .finish();
-    let v = node.get_json(&format!("/containers/json?{q}")).await.map_err(ApiError::from)?;
-    Ok(v.as_array().cloned().unwrap_or_default())
+pub async fn own_containers<L: Lookup + ?Sized>(node: &L, tenant: &str) -> Result<Vec<Value>, EngineError> {
+    node.list_containers(&format!("{TENANT_LABEL}={tenant}")).await
 }
 
 /// dockerd's answer to an id prefix that fits several containers.
 pub fn ambiguous(prefix: &str) -> ApiError {
-    ApiError::bad_request(format!("Multiple IDs found with provided prefix: {prefix}"))
-}
-
-/// Whether an error is dockerd's (or [`ambiguous`]'s) answer to an id prefix that fits several containers.
-pub fn is_ambiguous(e: &ApiError) -> bool {
-    e.status == StatusCode::BAD_REQUEST && e.message.to_ascii_lowercase().starts_with("multiple ids found")
+    ResolveError::Ambiguous { prefix: prefix.to_string() }.into()
 }
 
 fn label<'v>(obj: &'v Value, labels_at: &str) -> Option<&'v str> {
@@ -206,4 +241,42 @@ fn label<'v>(obj: &'v Value, labels_at: &str) -> Option<&'v str> {
 
 fn is_hex(s: &str) -> bool {
     !s.is_empty() && s.bytes().all(|b| b.is_ascii_hexdigit() && !b.is_ascii_uppercase())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn resolve_errors_answer_as_dockerd() {
+        let check = |e: ResolveError, status: u16, message: &str| {
+            let e = ApiError::from(e);
+            assert_eq!((e.status.as_u16(), e.message.as_str()), (status, message));
+        };
+        let missing = |object, reference: &str| ResolveError::not_found(object, reference);
+        check(missing(Object::Container, "web"), 404, "No such container: web");
+        check(missing(Object::Network, "back"), 404, "network back not found");
+        check(missing(Object::Volume, "data"), 404, "get data: no such volume");
+        check(missing(Object::Exec, "e1"), 404, "No such exec instance: e1");
+        check(ResolveError::Ambiguous { prefix: "ab".into() }, 400, "Multiple IDs found with provided prefix: ab");
+        check(ResolveError::HostNetwork, 403, "the host network is not available to tenants");
+        assert_eq!(ApiError::from(ResolveError::HostNetwork).denial, Some(crate::api::DenyKind::Escape));
+        // An engine's answer is classified once, by dockerd's words; anything else stays the engine's.
+        let answer = |status: StatusCode, message: &str| EngineError::Answer {
+            node: "n1".into(),
+            status,
+            message: message.into(),
+        };
+        let e =
+            ResolveError::from_engine(answer(StatusCode::BAD_REQUEST, "Multiple IDs found with provided prefix: ab"));
+        assert!(matches!(&e, ResolveError::Ambiguous { prefix } if prefix == "ab"), "{e:?}");
+        let e = ResolveError::from_engine(answer(
+            StatusCode::BAD_REQUEST,
+            "network c is ambiguous (2 matches found based on ID prefix)",
+        ));
+        assert!(matches!(e, ResolveError::Engine(_)));
+        check(e, 400, "network c is ambiguous (2 matches found based on ID prefix)");
+        let e = ResolveError::from_engine(EngineError::Unavailable { node: "n1".into(), cause: "refused".into() });
+        check(e, 503, "engine n1 is unavailable: refused");
+    }
 }

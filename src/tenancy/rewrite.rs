@@ -6,7 +6,8 @@ use bytes::Bytes;
 use http::{header, Response, StatusCode};
 use serde_json::{Map, Value};
 
-use super::resolve::Resolver;
+use super::lookup::Lookup;
+use super::resolve::{ResolveError, Resolver};
 use super::{names, Answer, SHARED_NETWORKS, TENANT_LABEL};
 use crate::api::ApiError;
 use crate::body::{self, Body};
@@ -57,8 +58,8 @@ fn object(doc: &mut Value) -> Result<&mut Map<String, Value>, ApiError> {
 /// the container's name as the tenant knows it: on the tenant's own networks it is also a DNS alias, so
 /// containers find each other by the names their tenant gave them. `own_bridge` is the engine-side name of the
 /// tenant's default network, when the container goes there instead of the engine's `bridge`.
-pub async fn container_create(
-    r: &Resolver<'_>,
+pub async fn container_create<L: Lookup + ?Sized>(
+    r: &Resolver<'_, L>,
     name: &str,
     doc: &mut Value,
     own: &mut HashSet<String>,
@@ -168,12 +169,13 @@ fn add_links(settings: &mut Value, links: &[Value]) -> Result<(), ApiError> {
     Ok(())
 }
 
-/// The settings of one endpoint, on the network `key` (as the tenant named it) that resolved to the engine-side
-/// `resolved`. dockerd attaches to the network `NetworkID` names instead of the key's, for a user-defined
+/// The settings of one endpoint, on the network that resolved to the engine-side `resolved`; `at` and `key` name
+/// them in errors in the tenant's words (`NetworkingConfig.EndpointsConfig.` and the key as the tenant wrote it,
+/// or `EndpointConfig` in a connect, never the engine-side name). dockerd attaches to the network `NetworkID` names instead of the key's, for a user-defined
 /// network: it must be the tenant's too, and is sent as its engine id. The endpoint id is the engine's to set,
 /// and driver options reach the network driver: neither is the tenant's.
-async fn endpoint_settings(
-    r: &Resolver<'_>,
+async fn endpoint_settings<L: Lookup + ?Sized>(
+    r: &Resolver<'_, L>,
     key: &str,
     resolved: &str,
     settings: &mut Value,
@@ -199,12 +201,9 @@ async fn endpoint_settings(
         // dockerd reads NetworkID only for a user-defined network.
         return Ok(());
     }
-    let n = r.network(id).await.map_err(|e| {
-        if e.status == StatusCode::NOT_FOUND {
-            ApiError::bad_request(format!("{at}{key}.NetworkID: network {id} not found"))
-        } else {
-            e
-        }
+    let n = r.network(id).await.map_err(|e| match e {
+        ResolveError::NotFound { .. } => ApiError::bad_request(format!("{at}{key}.NetworkID: network {id} not found")),
+        e => ApiError::from(e),
     })?;
     if n.shared {
         return Err(ApiError::bad_request(format!(
@@ -217,17 +216,14 @@ async fn endpoint_settings(
 
 /// A container named in a create body. dockerd answers a missing one with 400 (404 would make the docker
 /// CLI think the image is missing and try to pull it).
-async fn referenced(
-    r: &Resolver<'_>,
+async fn referenced<L: Lookup + ?Sized>(
+    r: &Resolver<'_, L>,
     reference: &str,
     context: &str,
 ) -> Result<super::resolve::OwnContainer, ApiError> {
-    r.container(reference).await.map_err(|e| {
-        if e.status == StatusCode::NOT_FOUND {
-            ApiError::bad_request(format!("{context}{}", e.message))
-        } else {
-            e
-        }
+    r.container(reference).await.map_err(|e| match e {
+        ResolveError::NotFound { .. } => ApiError::bad_request(format!("{context}{e}")),
+        e => ApiError::from(e),
     })
 }
 
@@ -256,8 +252,8 @@ pub fn named_volumes(doc: &Value) -> BTreeSet<String> {
     out
 }
 
-async fn rewrite_host_config(
-    r: &Resolver<'_>,
+async fn rewrite_host_config<L: Lookup + ?Sized>(
+    r: &Resolver<'_, L>,
     hc: &mut Map<String, Value>,
     own: &mut HashSet<String>,
 ) -> Result<(), ApiError> {
@@ -335,15 +331,15 @@ async fn rewrite_host_config(
 
 /// A network named in a create: Docker's own modes stay (host is for the escape checks to refuse), a
 /// network name becomes the tenant's engine-side one.
-async fn network_mode_target(r: &Resolver<'_>, mode: &str) -> Result<String, ApiError> {
+async fn network_mode_target<L: Lookup + ?Sized>(r: &Resolver<'_, L>, mode: &str) -> Result<String, ApiError> {
     if mode.is_empty() || mode == "default" || mode == "host" || SHARED_NETWORKS.contains(&mode) {
         return Ok(mode.to_string());
     }
     match r.network(mode).await {
         Ok(n) => Ok(n.name),
         // As dockerd: the create succeeds and the start says the network is not found (in the tenant's words).
-        Err(e) if e.status == StatusCode::NOT_FOUND => Ok(names::scope(r.tenant, mode)),
-        Err(e) => Err(e),
+        Err(ResolveError::NotFound { .. }) => Ok(names::scope(r.tenant, mode)),
+        Err(e) => Err(e.into()),
     }
 }
 
@@ -358,7 +354,11 @@ enum Links {
 }
 
 /// `name:alias` links name the tenant's containers.
-async fn rewrite_links(r: &Resolver<'_>, links: &mut Value, kind: Links) -> Result<(), ApiError> {
+async fn rewrite_links<L: Lookup + ?Sized>(
+    r: &Resolver<'_, L>,
+    links: &mut Value,
+    kind: Links,
+) -> Result<(), ApiError> {
     let Value::Array(list) = links else { return Ok(()) };
     for l in list.iter_mut() {
         let Some(s) = l.as_str() else { continue };
@@ -370,8 +370,8 @@ async fn rewrite_links(r: &Resolver<'_>, links: &mut Value, kind: Links) -> Resu
         let target = match kind {
             Links::OnNetwork => match r.container(&name).await {
                 Ok(c) => c.engine_name,
-                Err(e) if e.status == StatusCode::NOT_FOUND && names::valid_name(bare) => names::scope(r.tenant, bare),
-                Err(e) => return Err(e),
+                Err(ResolveError::NotFound { .. }) if names::valid_name(bare) => names::scope(r.tenant, bare),
+                Err(e) => return Err(e.into()),
             },
             Links::Legacy => referenced(r, &name, &format!("could not get container for {name}: ")).await?.engine_name,
         };
@@ -422,15 +422,15 @@ pub fn volume_create(tenant: &str, doc: &mut Value) -> Result<(), ApiError> {
 
 /// `POST /networks/{id}/connect|disconnect`: the container is the tenant's. Connecting to one of the tenant's
 /// networks adds the container's name as the tenant knows it as a DNS alias.
-pub async fn network_attach(
-    r: &Resolver<'_>,
+pub async fn network_attach<L: Lookup + ?Sized>(
+    r: &Resolver<'_, L>,
     network: &super::resolve::UsableNetwork,
     doc: &mut Value,
     alias: bool,
 ) -> Result<(), ApiError> {
     let obj = object(doc)?;
     if let Some(settings) = obj.get_mut("EndpointConfig") {
-        endpoint_settings(r, &network.name, &network.name, settings, "").await?;
+        endpoint_settings(r, "EndpointConfig", &network.name, settings, "").await?;
         // dockerd's NetworkID must name the network of the path: attaching elsewhere is another request.
         if let Some(id) = settings.get("NetworkID").and_then(Value::as_str) {
             if id != network.id {

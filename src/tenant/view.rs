@@ -366,6 +366,66 @@ mod tests {
             json!({"Name": "bridge", "Containers": {"1": {"Name": "t5-alice-web"}, "2": {"Name": "t3-bob-web"}}}),
             json!({"Name": "bridge", "Containers": {"1": {"Name": "web"}}}),
         );
+        // Without a default network of its own, the tenant sees the engine's; another tenant's is not its own.
+        check(
+            Answer::NetworkList,
+            json!([{"Name": "bridge", "Id": "e", "Labels": {}},
+                   {"Name": "t3-bob-bridge", "Id": "b", "Labels": {"mtswarm.tenant": "bob", "mtswarm.default-network": "true"}},
+                   {"Name": "t5-alice-bridge", "Id": "x", "Labels": {"mtswarm.tenant": "bob", "mtswarm.default-network": "true"}}]),
+            json!([{"Name": "bridge", "Id": "e", "Labels": {}}]),
+        );
+        check(
+            Answer::NetworkInspect,
+            json!({"Name": "t5-alice-bridge", "Labels": {"mtswarm.tenant": "alice", "mtswarm.default-network": "true", "a": "b"},
+                   "Containers": {"1": {"Name": "t5-alice-web"}}}),
+            json!({"Name": "bridge", "Labels": {"a": "b"}, "Containers": {"1": {"Name": "web"}}}),
+        );
+        check(
+            Answer::VolumeList,
+            json!({"Volumes": [{"Name": "t5-alice-data", "Labels": {"mtswarm.tenant": "alice"}},
+                               {"Name": "t5-alice-x", "Labels": {"mtswarm.tenant": "bob"}}, {"Name": "plain", "Labels": null}],
+                   "Warnings": null}),
+            json!({"Volumes": [{"Name": "data", "Labels": {}}], "Warnings": null}),
+        );
+        check(
+            Answer::VolumeInspect,
+            json!({"Name": "t5-alice-data", "Labels": {"mtswarm.tenant": "alice", "a": "b"}}),
+            json!({"Name": "data", "Labels": {"a": "b"}}),
+        );
+    }
+
+    #[test]
+    fn shows_prunes_usage_and_stats_under_the_tenants_names() {
+        check(
+            Answer::Prune,
+            json!({"VolumesDeleted": ["t5-alice-data"], "NetworksDeleted": ["t5-alice-back"], "SpaceReclaimed": 3}),
+            json!({"VolumesDeleted": ["data"], "NetworksDeleted": ["back"], "SpaceReclaimed": 3}),
+        );
+        check(
+            Answer::SystemDf,
+            json!({"Containers": [{"Names": ["/t5-alice-web"], "Labels": {"mtswarm.tenant": "alice"}},
+                                  {"Names": ["/t3-bob-web"], "Labels": {"mtswarm.tenant": "bob"}}],
+                   "Volumes": [{"Name": "t3-bob-data", "Labels": {"mtswarm.tenant": "bob"}}],
+                   "Images": [{"Id": "i", "Containers": 7}], "BuildCache": [{"ID": "b"}]}),
+            // Other tenants' containers use the shared images: their number is not the tenant's business.
+            json!({"Containers": [{"Names": ["/web"], "Labels": {}}], "Volumes": [],
+                   "Images": [{"Id": "i", "Containers": -1}], "BuildCache": []}),
+        );
+        check(Answer::Stats, json!({"name": "/t5-alice-web", "id": "c1"}), json!({"name": "/web", "id": "c1"}));
+        assert_eq!(stats("alice", json!({"name": "/t5-alice-web"})), Some(json!({"name": "/web"})));
+    }
+
+    #[test]
+    fn error_answers_name_objects_as_the_tenant_did() {
+        let named = Answer::Named { engine: "aa11".into(), user: "we\"b".into() };
+        let body = Bytes::from(r#"{"message":"cannot kill aa11: container /t5-alice-web is not running"}"#);
+        assert_eq!(
+            answer("alice", &named, false, body),
+            Bytes::from(r#"{"message":"cannot kill we\"b: container /web is not running"}"#)
+        );
+        // Only the tenant's own prefix is removed.
+        let body = Bytes::from(r#"{"message":"t3-bob-web"}"#);
+        assert_eq!(answer("alice", &Answer::Pass, false, body.clone()), body);
     }
 
     fn check_event(ev: Value, expected: Option<Value>) {
@@ -409,5 +469,24 @@ mod tests {
             Some(json!({"Type": "volume", "Actor": {"ID": "data", "Attributes": {"driver": "local"}}})),
         );
         check_event(json!({"Type": "image", "Actor": {"ID": "busybox"}}), None);
+        // Another tenant's networks and volumes, its default network too, and a tenant whose id alice's extends.
+        for name in ["t3-bob-back", "t3-bob-bridge", "t4-alic-back", "bridge"] {
+            check_event(
+                json!({"Type": "network", "Action": "connect", "Actor": {"ID": "n4", "Attributes": {"name": name, "container": "c2"}}}),
+                None,
+            );
+        }
+        check_event(
+            json!({"Type": "volume", "Action": "mount", "Actor": {"ID": "t3-bob-data", "Attributes": {}}}),
+            None,
+        );
+        check_event(json!({"Type": "daemon", "Action": "reload", "Actor": {"ID": "engine"}}), None);
+        // A volume event's legacy `id` is unscoped too.
+        check_event(
+            json!({"Type": "volume", "id": "t5-alice-data", "Actor": {"ID": "t5-alice-data", "Attributes": {}}}),
+            Some(json!({"Type": "volume", "id": "data", "Actor": {"ID": "data", "Attributes": {}}})),
+        );
+        // A container event without attributes is nobody's.
+        check_event(json!({"Type": "container", "Action": "start", "Actor": {"ID": "c4"}}), None);
     }
 }
