@@ -181,7 +181,7 @@ packages_for() {
 	keystone) echo python3-keystone sqlite3 curl ;;
 	etcd) echo etcd-server curl ;;
 	overlay) echo docker.io etcd-server iproute2 iptables util-linux curl nftables ;;
-	tls) echo docker.io busybox-static openssl util-linux curl ;;
+	tls) echo docker.io busybox-static openssl util-linux curl nftables ;;
 	*) die "unknown component $1" ;;
 	esac
 }
@@ -723,6 +723,8 @@ tls_certs() {
 }
 tls_up() {
 	local pid tar h
+	# tlsnode's networks are in this network namespace too.
+	bash "$ISOLATION" install
 	tls_ok && return 0
 	tls_certs
 	pid=$(tls_pid)

@@ -57,6 +57,8 @@ pub enum AuthError {
     NotForTenant(String),
     #[error("authentication failed: X-Auth-TenantId {0:?} is not a valid tenant id")]
     BadTenantId(String),
+    #[error("authentication failed: the project id {0:?} cannot be a tenant id (1 to 64 of A-Z a-z 0-9 _ . -)")]
+    BadProjectId(String),
     #[error("authentication failed: the token is not scoped to a project; send X-Auth-TenantId")]
     Unscoped,
     #[error("authentication failed: the user is not a member of the members tenant")]
@@ -168,7 +170,7 @@ impl Authenticator {
         };
         let admin = self.admin_tenant.as_deref() == Some(tenant.as_str());
         // Every backend's answer is checked here, once: a project id from Keystone too becomes part of names.
-        let tenant = TenantId::new(tenant.clone()).ok_or(AuthError::BadTenantId(tenant))?;
+        let tenant = TenantId::new(tenant.clone()).ok_or(AuthError::BadProjectId(tenant))?;
         Ok(Identity { tenant, admin })
     }
 
