@@ -45,9 +45,11 @@ use crate::tenant::Scope;
 
 mod admission;
 mod bodies;
+mod fanout;
 mod limits;
 mod merge;
 mod ops;
+mod placement;
 pub use limits::Limits;
 pub use ops::PolicyFiles;
 mod route;

@@ -1,33 +1,20 @@
-//! The routing phase in a cluster of several nodes: finding the node that holds an object, placing a new
-//! container with the scheduler, and fanning lists and streams out to every node.
+//! The routing phase in a cluster of several nodes: finding the node that holds an object (here), placing a new
+//! one ([`super::placement`]), and fanning lists and streams out to every node ([`super::fanout`]).
 //!
 //! With one node every request goes to it and nothing here asks the engines anything more, so a single-engine
 //! mtswarm costs no extra round trip.
 
-use std::collections::BTreeSet;
 use std::sync::Arc;
 use std::time::Duration;
 
-use bytes::Bytes;
-use http::{header, Request, Response, StatusCode};
+use http::StatusCode;
 use serde_json::Value;
 
-use super::bodies::Upstream;
-use super::send::tenant_view;
-use super::{merge, Forward, Gateway, RequestCtx};
+use super::{Forward, Gateway};
 use crate::api::{ApiError, Endpoint, NetworkOp};
-use crate::body::{self, Body};
-use crate::cluster::{listing, CachedContainer, EngineError, Node};
-use crate::proxy;
-use crate::scheduler;
-use crate::tenancy::{self, resolve, ResolveError, Resolver};
-use crate::tenant::{self, encode, names, Scope, TenantId};
-
-/// How often an open event stream looks for nodes that joined the cluster after it was opened.
-const FOLLOW_INTERVAL: Duration = Duration::from_secs(1);
-
-/// How long a node may take to answer its part of a list before it is left out.
-const FAN_OUT_TIMEOUT: Duration = Duration::from_secs(10);
+use crate::cluster::{EngineError, Node};
+use crate::tenancy::{resolve, ResolveError, Resolver};
+use crate::tenant::{encode, names, Scope};
 
 /// An object a request names, to be found among the nodes.
 #[derive(Debug, Clone)]
@@ -68,7 +55,7 @@ pub(crate) fn query_has(query: Option<&str>, key: &str) -> bool {
     url::form_urlencoded::parse(query.unwrap_or("").as_bytes()).any(|(k, v)| k == key && !v.is_empty())
 }
 
-fn query_get(query: Option<&str>, key: &str) -> Option<String> {
+pub(crate) fn query_get(query: Option<&str>, key: &str) -> Option<String> {
     url::form_urlencoded::parse(query.unwrap_or("").as_bytes()).find(|(k, _)| k == key).map(|(_, v)| v.into_owned())
 }
 
@@ -85,7 +72,7 @@ impl Gateway {
     /// dockerd's order: a full id, then a name, then an id prefix. So `b` names the container called `b` even
     /// where another node holds a container whose id starts with `b`, and a prefix that fits containers on two
     /// nodes is as ambiguous as one that fits two on one engine.
-    async fn find_all(&self, probe: &Probe, scope: &Scope) -> Result<Vec<Arc<Node>>, ApiError> {
+    pub(crate) async fn find_all(&self, probe: &Probe, scope: &Scope) -> Result<Vec<Arc<Node>>, ApiError> {
         let nodes = self.cluster.healthy_nodes();
         let answers = futures_util::future::join_all(nodes.iter().map(|n| probe_one(n, probe, scope))).await;
         let mut matches = Vec::new();
@@ -187,466 +174,6 @@ impl Gateway {
             _ => return self.cluster.any_node(),
         };
         self.locate(&probe, req.scope).await
-    }
-
-    /// The node a new network or volume goes to: the one that already has that name (the engine then answers
-    /// as it does for a duplicate), else the least loaded.
-    pub(crate) async fn node_for_new_object(
-        &self,
-        req: &Forward<'_>,
-        doc: Option<&Value>,
-    ) -> Result<Arc<Node>, ApiError> {
-        if !self.cluster.is_cluster() {
-            return self.cluster.any_node();
-        }
-        let name = doc.and_then(|d| field(d, "Name")).and_then(Value::as_str).filter(|n| !n.is_empty());
-        if let Some(name) = name {
-            let probe = match req.endpoint {
-                Endpoint::NetworkCreate => Probe::Network(name.to_string()),
-                _ => Probe::Volume(name.to_string()),
-            };
-            if let Some(n) = self.find(&probe, req.scope).await? {
-                return Ok(n);
-            }
-        }
-        self.cluster.least_loaded()
-    }
-
-    /// A container create in a cluster: the scheduler chooses among the nodes, room is reserved there while the
-    /// engine creates it, and a node found unavailable on the way is left for the next choice.
-    pub(crate) async fn create_in_cluster(
-        &self,
-        ctx: &mut RequestCtx,
-        req: &Forward<'_>,
-        mut doc: Value,
-        body: Upstream,
-    ) -> Result<Response<Body>, ApiError> {
-        let placement_err = |m: String| ApiError::bad_request(m);
-        let before = req.scope.tenant_str().is_none().then(|| doc.clone());
-        let mut placement = scheduler::placement_from_create(&mut doc).map_err(placement_err)?;
-        // The operator's body goes as it came, unless the scheduler moved `-e constraint:` entries into labels.
-        let body = match (before, body) {
-            (Some(before), Upstream::Bytes(bytes)) if before == doc => Some(bytes),
-            _ => None,
-        };
-        placement.colocate = self.dependencies(&doc, req.scope).await?;
-        let (engine_name, _name_lock) = self.claim_name(req).await?;
-        let reservation = CachedContainer {
-            name: engine_name.clone().unwrap_or_default(),
-            tenant: req.scope.tenant_str().map(str::to_string),
-            image: placement.image.clone(),
-            memory: placement.memory,
-            nano_cpus: placement.nano_cpus,
-            published: placement.ports.clone(),
-            ..Default::default()
-        };
-        let attempts = self.cluster.nodes().len().max(1);
-        let mut last = None;
-        for _ in 0..attempts {
-            let ticket = self
-                .cluster
-                .place(req.scope.tenant_str(), &placement, reservation.clone())
-                .map_err(|e| ApiError::unavailable(e.message))?;
-            let node = ticket.node.clone();
-            let upstream = match &body {
-                Some(bytes) => Upstream::Bytes(bytes.clone()),
-                None => Upstream::Doc(doc.clone()),
-            };
-            match self.send_to(ctx, &node, req, upstream).await {
-                Ok((resp, created)) => {
-                    ticket.settle(created.as_deref());
-                    return Ok(resp);
-                }
-                Err(e) if e.status == StatusCode::SERVICE_UNAVAILABLE && !node.healthy() => {
-                    ticket.settle(None);
-                    tracing::info!(node = %node.addr, "the chosen node is unavailable; placing the container again");
-                    last = Some(e);
-                }
-                Err(e) => {
-                    ticket.settle(None);
-                    return Err(e);
-                }
-            }
-        }
-        Err(last.unwrap_or_else(|| ApiError::unavailable("no node could take the container")))
-    }
-
-    /// The engine-side name a create or a rename gives a container (its `name` query), checked free on every node
-    /// and held until the engine has answered: one engine keeps names unique, the cluster does it across engines.
-    pub(crate) async fn claim_name(
-        &self,
-        req: &Forward<'_>,
-    ) -> Result<(Option<String>, Option<tokio::sync::OwnedMutexGuard<()>>), ApiError> {
-        let Some(name) = query_get(req.parts.uri.query(), "name").map(|n| n.trim_start_matches('/').to_string()) else {
-            return Ok((None, None));
-        };
-        let engine_name = match req.scope.tenant_str() {
-            Some(t) => names::scope(t, &name),
-            None => name.clone(),
-        };
-        let lock = self.quota_locks.lock(&format!("\0name\0{engine_name}")).await;
-        self.check_name_is_free(&engine_name, &name).await?;
-        Ok((Some(engine_name), Some(lock)))
-    }
-
-    /// Refuses a name a container already has on any node, as dockerd refuses it on one.
-    async fn check_name_is_free(&self, engine_name: &str, shown: &str) -> Result<(), ApiError> {
-        let filters = serde_json::json!({"name": {format!("^/{}$", regex::escape(engine_name)): true}}).to_string();
-        let q = url::form_urlencoded::Serializer::new(String::new())
-            .append_pair("all", "1")
-            .append_pair("filters", &filters)
-            .finish();
-        let nodes = self.cluster.healthy_nodes();
-        let lists = futures_util::future::join_all(nodes.iter().map(|n| {
-            let path = format!("/containers/json?{q}");
-            async move { n.get_json(&path).await }
-        }))
-        .await;
-        let mut holder = None;
-        for list in lists {
-            let list = list.map_err(ApiError::from)?;
-            if let Some(id) = list.as_array().and_then(|l| l.first()).and_then(|c| c.get("Id")).and_then(Value::as_str)
-            {
-                holder = Some(id.to_string());
-            }
-        }
-        if holder.is_none() {
-            holder =
-                self.cluster.nodes().iter().filter(|n| !n.healthy()).find_map(|n| {
-                    n.holdings().containers.values().find(|c| c.name == engine_name).map(|c| c.id.clone())
-                });
-        }
-        match holder {
-            Some(id) => Err(ApiError::new(
-                StatusCode::CONFLICT,
-                format!(
-                    "Conflict. The container name \"/{shown}\" is already in use by container \"{id}\". \
-                     You have to remove (or rename) that container to be able to reuse that name."
-                ),
-            )),
-            None => Ok(()),
-        }
-    }
-
-    /// The nodes where the objects a create body depends on live: the containers it shares volumes, links or
-    /// namespaces with, the networks it joins and the named volumes it mounts.
-    async fn dependencies(&self, doc: &Value, scope: &Scope) -> Result<BTreeSet<String>, ApiError> {
-        let mut probes = Vec::new();
-        // The canonical document holds one HostConfig.
-        if let Some(hc) = field(doc, "HostConfig") {
-            for v in strings(hc, "VolumesFrom") {
-                probes.push(Probe::Container(v.split(':').next().unwrap_or_default().to_string()));
-            }
-            for l in strings(hc, "Links") {
-                probes.push(Probe::Container(
-                    l.split(':').next().unwrap_or_default().trim_start_matches('/').to_string(),
-                ));
-            }
-            for key in ["NetworkMode", "PidMode", "IpcMode", "Cgroup"] {
-                let Some(mode) = field(hc, key).and_then(Value::as_str) else { continue };
-                if let Some(c) = mode.strip_prefix("container:") {
-                    probes.push(Probe::Container(c.to_string()));
-                } else if key == "NetworkMode" && is_user_network(mode) {
-                    probes.push(Probe::Network(mode.to_string()));
-                }
-            }
-        }
-        if let Some(eps) =
-            field(doc, "NetworkingConfig").and_then(|n| field(n, "EndpointsConfig")).and_then(Value::as_object)
-        {
-            probes.extend(eps.keys().filter(|n| is_user_network(n)).map(|n| Probe::Network(n.clone())));
-        }
-        probes.extend(tenancy::named_volumes(doc).into_iter().map(Probe::Volume));
-        let mut out = BTreeSet::new();
-        for p in probes {
-            if matches!(&p, Probe::Container(r) if r.is_empty()) {
-                continue;
-            }
-            let found = match &p {
-                // A missing container is the engine's 400 later, on the chosen node, as without a cluster.
-                Probe::Container(_) => match self.locate(&p, scope).await {
-                    Ok(n) => Some(n),
-                    Err(e) if e.status == StatusCode::NOT_FOUND => None,
-                    Err(e) => return Err(e),
-                },
-                // A network every node has (an overlay network) places nothing.
-                Probe::Network(_) => {
-                    let on = self.find_all(&p, scope).await?;
-                    if on.len() == 1 {
-                        on.into_iter().next()
-                    } else {
-                        None
-                    }
-                }
-                _ => self.find(&p, scope).await?,
-            };
-            if let Some(n) = found {
-                out.insert(n.name());
-            }
-        }
-        Ok(out)
-    }
-
-    /// Takes a container list's `before` and `since` filters out of its query and resolves the containers they
-    /// name across the cluster, among the tenant's own: each engine knows only its own containers.
-    async fn list_bounds(
-        &self,
-        query: Option<String>,
-        scope: &Scope,
-    ) -> Result<(Option<String>, listing::Bounds), ApiError> {
-        let mut q = tenancy::Query::parse(query.as_deref());
-        let mut f = q.filters()?;
-        let (before, since) = (f.remove("before"), f.remove("since"));
-        if before.is_none() && since.is_none() {
-            return Ok((query, listing::Bounds::default()));
-        }
-        q.set_filters(&f);
-        let mut bounds = listing::Bounds::default();
-        for (values, slot) in [(before, &mut bounds.before), (since, &mut bounds.since)] {
-            if let Some(reference) = values.and_then(|v| v.into_iter().next()) {
-                *slot = Some(self.creation_of(&reference, scope).await?);
-            }
-        }
-        Ok((q.encode(), bounds))
-    }
-
-    /// A tenant's `container` filters of an event stream name its containers on any node. Tenancy resolved them
-    /// on one node, and left a reference it did not find there as an engine-side name, which fits a name but no
-    /// id or id prefix: the id of the container it names elsewhere is added.
-    async fn event_containers(&self, query: Option<String>, tenant: &TenantId) -> Result<Option<String>, ApiError> {
-        let scope = Scope::Tenant(tenant.clone());
-        let mut q = tenancy::Query::parse(query.as_deref());
-        let mut f = q.filters()?;
-        let Some(values) = f.get_mut("container") else { return Ok(query) };
-        let mut ids = Vec::new();
-        for v in values.iter() {
-            let Some(reference) = names::unscope(tenant, v) else { continue };
-            // As on an engine, a reference that names nothing filters everything out: it is no error.
-            let Ok(Some(node)) = self.find(&Probe::Container(reference.to_string()), &scope).await else {
-                continue;
-            };
-            if let Ok(c) = (Resolver { node: &node, tenant }).container(&reference).await {
-                ids.push(c.id);
-            }
-        }
-        if ids.is_empty() {
-            return Ok(query);
-        }
-        values.extend(ids);
-        q.set_filters(&f);
-        Ok(q.encode())
-    }
-
-    /// When the container a reference names was created (ns since the epoch), and its id.
-    async fn creation_of(&self, reference: &str, scope: &Scope) -> Result<(i128, String), ApiError> {
-        let tenant = scope.tenant_str();
-        let node = self.locate(&Probe::Container(reference.to_string()), scope).await?;
-        let id = match tenant {
-            Some(t) => Resolver { node: &node, tenant: t }.container(reference).await?.id,
-            None => reference.trim_start_matches('/').to_string(),
-        };
-        let inspect = node.get_json(&format!("/containers/{}/json", encode(&id))).await.map_err(ApiError::from)?;
-        let created = listing::created_nanos(&inspect).ok_or_else(|| {
-            ApiError::bad_gateway(format!("node {} gave no creation time for {reference}", node.name()))
-        })?;
-        let id = inspect.get("Id").and_then(Value::as_str).unwrap_or_default().to_string();
-        Ok((created, id))
-    }
-
-    /// The event streams of the nodes that are not in `following` when they become available, opened with the
-    /// same path and headers, as long as the client listens; a node is followed once.
-    fn follow_new_nodes(
-        &self,
-        mut following: BTreeSet<String>,
-        path_and_query: String,
-        headers: http::HeaderMap,
-    ) -> tokio::sync::mpsc::Receiver<Body> {
-        let (tx, rx) = tokio::sync::mpsc::channel(4);
-        let cluster = self.cluster.clone();
-        tokio::spawn(async move {
-            let mut tick = tokio::time::interval(FOLLOW_INTERVAL);
-            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-            loop {
-                tokio::select! {
-                    _ = tx.closed() => return,
-                    _ = tick.tick() => {}
-                }
-                for node in cluster.healthy_nodes() {
-                    if following.contains(&node.name()) {
-                        continue;
-                    }
-                    let mut up = Request::new(body::empty());
-                    *up.headers_mut() = headers.clone();
-                    up.headers_mut().remove(header::CONTENT_LENGTH);
-                    let Ok(uri) = path_and_query.parse() else { return };
-                    *up.uri_mut() = uri;
-                    match node.send(up).await {
-                        Ok(resp) if resp.status().is_success() => {
-                            following.insert(node.name());
-                            tracing::info!(node = %node.name(), "an open event stream follows a node that joined");
-                            if tx.send(body::stream(resp.into_body())).await.is_err() {
-                                return;
-                            }
-                        }
-                        Ok(resp) => tracing::debug!(node = %node.name(), status = %resp.status(), "events refused"),
-                        Err(e) => tracing::debug!(node = %node.name(), cause = %e, "events not opened"),
-                    }
-                }
-            }
-        });
-        rx
-    }
-
-    /// One warning per unhealthy node, which lists leave out.
-    fn unavailable_warnings(&self) -> Vec<String> {
-        self.cluster
-            .nodes()
-            .iter()
-            .filter(|n| !n.healthy())
-            .map(|n| format!("node {} left out: it is unavailable", n.name()))
-            .collect()
-    }
-
-    /// A list, a prune or a stream asked of every healthy node, the answers merged into one.
-    pub(crate) async fn fan_out(&self, ctx: &mut RequestCtx, req: &Forward<'_>) -> Result<Response<Body>, ApiError> {
-        let nodes = self.cluster.healthy_nodes();
-        let Some(first) = nodes.first().cloned() else {
-            return Err(ApiError::unavailable("no node of the cluster is available"));
-        };
-        let mut path = req.path.to_string();
-        let mut query = req.parts.uri.query().map(str::to_string);
-        let mut answer = tenant::Answer::Pass;
-        let mut bounds = listing::Bounds::default();
-        if matches!(req.endpoint, Endpoint::ContainerList) {
-            (query, bounds) = self.list_bounds(query, req.scope).await?;
-        }
-        if let Some(t) = req.scope.tenant() {
-            let plan = tenancy::prepare(&first, &self.default_networks, t, req.endpoint, &path, query.as_deref(), None)
-                .await?;
-            (path, query, answer) = (plan.path, plan.query, plan.answer);
-            if matches!(req.endpoint, Endpoint::Events) {
-                query = self.event_containers(query, t).await?;
-            }
-        }
-        ctx.node = Some(format!("{} nodes", nodes.len()));
-        tracing::Span::current().record("node", ctx.node.as_deref());
-        if matches!(req.endpoint, Endpoint::ContainerList) {
-            // Swarm classic's way: the registry follows every engine's events, so it answers for them. A tenant's
-            // query selects its own containers (tenancy added the label filter), so the owner's view is theirs.
-            let names: Vec<regex::Regex> = match &answer {
-                tenant::Answer::ContainerList { names } => {
-                    names.iter().filter_map(|n| regex::Regex::new(n).ok()).collect()
-                }
-                _ => Vec::new(),
-            };
-            let view = match req.scope.tenant_str() {
-                Some(_) => listing::View::Owner(&names),
-                None => listing::View::Engine,
-            };
-            if let Some(list) = self.cluster.list_containers(query.as_deref(), &bounds, view) {
-                ctx.node = Some("registry".into());
-                tracing::Span::current().record("node", "registry");
-                return Ok(plain(StatusCode::OK, Bytes::from(list)).map(body::full));
-            }
-        }
-        if !bounds.is_empty() {
-            // The engines list all that `limit` would (stopped containers too); the bounds and the limit are
-            // applied to the merged list.
-            query = without_limit(query);
-        }
-        let pq = proxy::upstream_path(ctx.version.as_ref(), &self.cluster.max_api_version(), &path, query.as_deref());
-        let headers = proxy::copy_headers(&req.parts.headers);
-        let send = |node: Arc<Node>| {
-            let mut up = Request::new(body::empty());
-            *up.method_mut() = req.parts.method.clone();
-            *up.headers_mut() = headers.clone();
-            up.headers_mut().remove(header::CONTENT_LENGTH);
-            let pq = pq.clone();
-            async move {
-                *up.uri_mut() =
-                    pq.parse().map_err(|e| EngineError::Broken { node: node.name(), cause: format!("{e}") })?;
-                node.send(up).await
-            }
-        };
-        if matches!(req.endpoint, Endpoint::Events) {
-            let opened = futures_util::future::join_all(nodes.iter().map(|n| send(n.clone()))).await;
-            let mut bodies = Vec::new();
-            let mut following = BTreeSet::new();
-            let mut warnings = self.unavailable_warnings();
-            for (node, r) in nodes.iter().zip(opened) {
-                match r {
-                    Ok(resp) if resp.status().is_success() => {
-                        bodies.push(body::stream(resp.into_body()));
-                        following.insert(node.name());
-                    }
-                    Ok(resp) => return Ok(proxy::relay_response(resp)),
-                    Err(e) => warnings.push(format!("node {} left out: {e}", node.name())),
-                }
-            }
-            // A stream that runs on (no `until`) also takes the nodes that join the cluster, or come back, later.
-            let later = (!query_has(query.as_deref(), "until"))
-                .then(|| self.follow_new_nodes(following, pq.clone(), headers.clone()));
-            let mut resp = Response::new(body::merge_lines(bodies, later));
-            resp.headers_mut().insert(header::CONTENT_TYPE, header::HeaderValue::from_static("application/json"));
-            add_warnings(&mut resp, &warnings);
-            return Ok(match req.scope.tenant_str() {
-                Some(t) => resp.map(|b| tenancy::events::filter_stream(t.to_string(), b, crate::tenant::view::event)),
-                None => resp,
-            });
-        }
-        let send = &send;
-        let calls = nodes.iter().map(|n| async move {
-            let waiting = PruneWait::new();
-            loop {
-                let resp = tokio::time::timeout(FAN_OUT_TIMEOUT, send(n.clone()))
-                    .await
-                    .map_err(|_| format!("did not answer within {}s", FAN_OUT_TIMEOUT.as_secs()))?
-                    .map_err(|e| e.to_string())?;
-                let status = resp.status();
-                let bytes = body::collect_limited(resp.into_body(), proxy::answer_limit())
-                    .await
-                    .map_err(|e| format!("failed during its answer: {e}"))?;
-                if waiting.again(status, &bytes).await {
-                    continue;
-                }
-                return Ok::<_, String>((status, bytes));
-            }
-        });
-        let results = futures_util::future::join_all(calls).await;
-        let mut answers: Vec<Bytes> = Vec::new();
-        let mut refusals: Vec<(StatusCode, Bytes)> = Vec::new();
-        let mut warnings = self.unavailable_warnings();
-        for (node, r) in nodes.iter().zip(results) {
-            match r {
-                Ok((status, bytes)) if status.is_success() => answers.push(bytes),
-                Ok((status, bytes)) => refusals.push((status, bytes)),
-                Err(e) => warnings.push(format!("node {} left out: {e}", node.name())),
-            }
-        }
-        // Image removal and tagging, and plugin changes, succeed where the object is; elsewhere the engine's 404
-        // is no failure.
-        let tolerant = matches!(req.endpoint, Endpoint::Image { .. } | Endpoint::Plugin { .. });
-        if answers.is_empty() || (!tolerant && !refusals.is_empty()) {
-            if let Some((status, bytes)) = refusals.into_iter().next() {
-                let resp = plain(status, bytes);
-                return Ok(match req.scope.tenant_str() {
-                    Some(t) => tenant_view(t, &answer, resp.map(body::full)).await,
-                    None => resp.map(body::full),
-                });
-            }
-            return Err(ApiError::unavailable(format!("no node answered: {}", warnings.join("; "))));
-        }
-        let merged =
-            merge::merge(req.endpoint, req.parts.uri.query(), &bounds, answers).map_err(ApiError::bad_gateway)?;
-        let mut resp = plain(StatusCode::OK, merged).map(body::full);
-        if matches!(req.endpoint, Endpoint::Image { op: crate::api::ImageOp::Tag, .. }) {
-            *resp.status_mut() = StatusCode::CREATED;
-        }
-        add_warnings(&mut resp, &warnings);
-        Ok(match req.scope.tenant_str() {
-            Some(t) => tenant_view(t, &answer, resp).await,
-            None => resp,
-        })
     }
 }
 
@@ -765,47 +292,16 @@ async fn inspect_match(node: &Node, path: &str, reference: &str) -> Result<Optio
     }
 }
 
-/// A list query without its `limit`, which then asks for every container (dockerd's `limit` lists stopped ones too).
-fn without_limit(query: Option<String>) -> Option<String> {
-    let mut q = tenancy::Query::parse(query.as_deref());
-    if q.remove("limit").is_some_and(|l| l.parse::<i64>().is_ok_and(|l| l > 0)) {
-        q.set("all", "1");
-    }
-    q.encode()
-}
-
-/// A network a container joins by name that is not one of the engine's own.
-fn is_user_network(name: &str) -> bool {
-    !name.is_empty() && !["default", "bridge", "none", "host"].contains(&name) && !name.starts_with("container:")
-}
-
 /// A field of a canonical document ([`crate::api::decode`]).
-fn field<'a>(v: &'a Value, name: &str) -> Option<&'a Value> {
+pub(crate) fn field<'a>(v: &'a Value, name: &str) -> Option<&'a Value> {
     v.get(name).filter(|v| !v.is_null())
 }
 
-fn strings(v: &Value, name: &str) -> Vec<String> {
+pub(crate) fn strings(v: &Value, name: &str) -> Vec<String> {
     field(v, name)
         .and_then(Value::as_array)
         .into_iter()
         .flatten()
         .filter_map(|s| s.as_str().map(str::to_string))
         .collect()
-}
-
-fn plain(status: StatusCode, bytes: Bytes) -> Response<Bytes> {
-    let mut resp = Response::new(bytes);
-    *resp.status_mut() = status;
-    resp.headers_mut().insert(header::CONTENT_TYPE, header::HeaderValue::from_static("application/json"));
-    resp
-}
-
-/// `Warning: 199 mtswarm "node node2 left out: ..."`, one per node left out of a list.
-fn add_warnings(resp: &mut Response<Body>, warnings: &[String]) {
-    for w in warnings {
-        let text = w.replace(['"', '\\', '\r', '\n'], " ");
-        if let Ok(v) = header::HeaderValue::from_str(&format!("199 mtswarm \"{text}\"")) {
-            resp.headers_mut().append(header::WARNING, v);
-        }
-    }
 }
