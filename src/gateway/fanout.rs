@@ -196,49 +196,62 @@ impl Gateway {
         }
         let pq = proxy::upstream_path(ctx.version.as_ref(), &self.cluster.max_api_version(), &path, query.as_deref());
         let headers = proxy::copy_headers(&req.parts.headers);
-        let send = |node: Arc<Node>| {
-            let mut up = Request::new(body::empty());
-            *up.method_mut() = req.parts.method.clone();
-            *up.headers_mut() = headers.clone();
-            up.headers_mut().remove(header::CONTENT_LENGTH);
-            let pq = pq.clone();
-            async move {
-                *up.uri_mut() =
-                    pq.parse().map_err(|e| EngineError::Broken { node: node.name(), cause: format!("{e}") })?;
-                node.send(up).await
-            }
-        };
         if matches!(req.endpoint, Endpoint::Events) {
-            let opened = futures_util::future::join_all(nodes.iter().map(|n| send(n.clone()))).await;
-            let mut bodies = Vec::new();
-            let mut following = BTreeSet::new();
-            let mut warnings = self.unavailable_warnings();
-            for (node, r) in nodes.iter().zip(opened) {
-                match r {
-                    Ok(resp) if resp.status().is_success() => {
-                        bodies.push(body::stream(resp.into_body()));
-                        following.insert(node.name());
-                    }
-                    Ok(resp) => return Ok(proxy::relay_response(resp)),
-                    Err(e) => warnings.push(format!("node {} left out: {e}", node.name())),
-                }
-            }
-            // A stream that runs on (no `until`) also takes the nodes that join the cluster, or come back, later.
-            let later = (!query_has(query.as_deref(), "until"))
-                .then(|| self.follow_new_nodes(following, pq.clone(), headers.clone()));
-            let mut resp = Response::new(body::merge_lines(bodies, later));
-            resp.headers_mut().insert(header::CONTENT_TYPE, header::HeaderValue::from_static("application/json"));
-            add_warnings(&mut resp, &warnings);
-            return Ok(match req.scope.tenant_str() {
-                Some(t) => resp.map(|b| tenancy::events::filter_stream(t.to_string(), b, crate::tenant::view::event)),
-                None => resp,
-            });
+            let follow = !query_has(query.as_deref(), "until");
+            return self.fan_out_events(&nodes, req, pq, headers, follow).await;
         }
-        let send = &send;
+        self.fan_out_answers(&nodes, req, &pq, &headers, &answer, &bounds).await
+    }
+
+    /// An event stream of every node, merged line by line; one that runs on (`follow`: no `until`) also takes the
+    /// nodes that join the cluster, or come back, later.
+    async fn fan_out_events(
+        &self,
+        nodes: &[Arc<Node>],
+        req: &Forward<'_>,
+        pq: String,
+        headers: http::HeaderMap,
+        follow: bool,
+    ) -> Result<Response<Body>, ApiError> {
+        let opened = futures_util::future::join_all(nodes.iter().map(|n| to_node(n.clone(), req, &headers, &pq))).await;
+        let mut bodies = Vec::new();
+        let mut following = BTreeSet::new();
+        let mut warnings = self.unavailable_warnings();
+        for (node, r) in nodes.iter().zip(opened) {
+            match r {
+                Ok(resp) if resp.status().is_success() => {
+                    bodies.push(body::stream(resp.into_body()));
+                    following.insert(node.name());
+                }
+                Ok(resp) => return Ok(proxy::relay_response(resp)),
+                Err(e) => warnings.push(format!("node {} left out: {e}", node.name())),
+            }
+        }
+        let later = follow.then(|| self.follow_new_nodes(following, pq.clone(), headers.clone()));
+        let mut resp = Response::new(body::merge_lines(bodies, later));
+        resp.headers_mut().insert(header::CONTENT_TYPE, header::HeaderValue::from_static("application/json"));
+        add_warnings(&mut resp, &warnings);
+        Ok(match req.scope.tenant_str() {
+            Some(t) => resp.map(|b| tenancy::events::filter_stream(t.to_string(), b, crate::tenant::view::event)),
+            None => resp,
+        })
+    }
+
+    /// A list, a prune or an image or plugin change asked of every node, each answer read whole (a node that takes
+    /// longer than `FAN_OUT_TIMEOUT` is left out, with a warning) and the answers merged into one.
+    async fn fan_out_answers(
+        &self,
+        nodes: &[Arc<Node>],
+        req: &Forward<'_>,
+        pq: &str,
+        headers: &http::HeaderMap,
+        answer: &tenant::Answer,
+        bounds: &listing::Bounds,
+    ) -> Result<Response<Body>, ApiError> {
         let calls = nodes.iter().map(|n| async move {
             let waiting = PruneWait::new();
             loop {
-                let resp = tokio::time::timeout(FAN_OUT_TIMEOUT, send(n.clone()))
+                let resp = tokio::time::timeout(FAN_OUT_TIMEOUT, to_node(n.clone(), req, headers, pq))
                     .await
                     .map_err(|_| format!("did not answer within {}s", FAN_OUT_TIMEOUT.as_secs()))?
                     .map_err(|e| e.to_string())?;
@@ -270,21 +283,21 @@ impl Gateway {
             if let Some((status, bytes)) = refusals.into_iter().next() {
                 let resp = plain(status, bytes);
                 return Ok(match req.scope.tenant_str() {
-                    Some(t) => tenant_view(t, &answer, resp.map(body::full)).await,
+                    Some(t) => tenant_view(t, answer, resp.map(body::full)).await,
                     None => resp.map(body::full),
                 });
             }
             return Err(ApiError::unavailable(format!("no node answered: {}", warnings.join("; "))));
         }
         let merged =
-            merge::merge(req.endpoint, req.parts.uri.query(), &bounds, answers).map_err(ApiError::bad_gateway)?;
+            merge::merge(req.endpoint, req.parts.uri.query(), bounds, answers).map_err(ApiError::bad_gateway)?;
         let mut resp = plain(StatusCode::OK, merged).map(body::full);
         if matches!(req.endpoint, Endpoint::Image { op: crate::api::ImageOp::Tag, .. }) {
             *resp.status_mut() = StatusCode::CREATED;
         }
         add_warnings(&mut resp, &warnings);
         Ok(match req.scope.tenant_str() {
-            Some(t) => tenant_view(t, &answer, resp).await,
+            Some(t) => tenant_view(t, answer, resp).await,
             None => resp,
         })
     }
@@ -313,5 +326,23 @@ fn add_warnings(resp: &mut Response<Body>, warnings: &[String]) {
         if let Ok(v) = header::HeaderValue::from_str(&format!("199 mtswarm \"{text}\"")) {
             resp.headers_mut().append(header::WARNING, v);
         }
+    }
+}
+
+/// The request of a fan-out as one node gets it: no body.
+fn to_node(
+    node: Arc<Node>,
+    req: &Forward<'_>,
+    headers: &http::HeaderMap,
+    pq: &str,
+) -> impl std::future::Future<Output = Result<Response<hyper::body::Incoming>, EngineError>> + Send + 'static {
+    let mut up = Request::new(body::empty());
+    *up.method_mut() = req.parts.method.clone();
+    *up.headers_mut() = headers.clone();
+    up.headers_mut().remove(header::CONTENT_LENGTH);
+    let uri = pq.parse::<http::Uri>();
+    async move {
+        *up.uri_mut() = uri.map_err(|e| EngineError::Broken { node: node.name(), cause: format!("{e}") })?;
+        node.send(up).await
     }
 }
