@@ -31,6 +31,9 @@ pub trait Lookup: Sync {
     /// `GET /networks/{reference}`: a full id, a name or a unique id prefix, among all networks.
     fn inspect_network(&self, reference: &str) -> impl Future<Output = Result<Option<Value>, EngineError>> + Send;
 
+    /// `GET /networks?filters={"label":{"<label>":true}}`: every network with the label (`key=value`).
+    fn list_networks(&self, label: &str) -> impl Future<Output = Result<Vec<Value>, EngineError>> + Send;
+
     /// `GET /volumes/{name}`.
     fn inspect_volume(&self, name: &str) -> impl Future<Output = Result<Option<Value>, EngineError>> + Send;
 
@@ -67,6 +70,12 @@ impl Lookup for Node {
         inspect(self, &format!("/networks/{}", encode(reference))).await
     }
 
+    async fn list_networks(&self, label: &str) -> Result<Vec<Value>, EngineError> {
+        let filters = serde_json::json!({"label": {label: true}}).to_string();
+        let v = self.get_json(&format!("/networks?filters={}", encode(&filters))).await?;
+        Ok(v.as_array().cloned().unwrap_or_default())
+    }
+
     async fn inspect_volume(&self, name: &str) -> Result<Option<Value>, EngineError> {
         inspect(self, &format!("/volumes/{}", encode(name))).await
     }
@@ -100,6 +109,10 @@ impl<L: Lookup + Send + ?Sized> Lookup for Arc<L> {
 
     fn inspect_network(&self, reference: &str) -> impl Future<Output = Result<Option<Value>, EngineError>> + Send {
         (**self).inspect_network(reference)
+    }
+
+    fn list_networks(&self, label: &str) -> impl Future<Output = Result<Vec<Value>, EngineError>> + Send {
+        (**self).list_networks(label)
     }
 
     fn inspect_volume(&self, name: &str) -> impl Future<Output = Result<Option<Value>, EngineError>> + Send {
@@ -292,6 +305,15 @@ pub mod fake {
                     format!("network {reference} is ambiguous ({n} matches found based on ID prefix)"),
                 )
             })
+        }
+
+        async fn list_networks(&self, label: &str) -> Result<Vec<Value>, EngineError> {
+            let (key, value) = label.split_once('=').unwrap_or((label, ""));
+            let networks = self.networks.lock().unwrap().clone();
+            Ok(networks
+                .into_iter()
+                .filter(|n| n.pointer("/Labels").and_then(|l| l.get(key)).and_then(Value::as_str) == Some(value))
+                .collect())
         }
 
         async fn inspect_volume(&self, name: &str) -> Result<Option<Value>, EngineError> {

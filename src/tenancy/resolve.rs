@@ -34,6 +34,10 @@ pub enum ResolveError {
     /// An id prefix that fits several of the tenant's containers (dockerd's 400).
     #[error("Multiple IDs found with provided prefix: {prefix}")]
     Ambiguous { prefix: String },
+    /// An id prefix that fits several of the networks the tenant may use (its own and the shared ones; dockerd's
+    /// 400 for a network). Another tenant's networks are not counted: the engine would have told of them.
+    #[error("network {prefix} is ambiguous ({count} matches found based on ID prefix)")]
+    AmbiguousNetwork { prefix: String, count: usize },
     /// The host network, which no tenant may use (a host escape, 403).
     #[error("the host network is not available to tenants")]
     HostNetwork,
@@ -76,7 +80,9 @@ impl From<ResolveError> for ApiError {
     fn from(e: ResolveError) -> ApiError {
         match e {
             ResolveError::NotFound { .. } => ApiError::not_found(e.to_string()),
-            ResolveError::Ambiguous { .. } => ApiError::bad_request(e.to_string()),
+            ResolveError::Ambiguous { .. } | ResolveError::AmbiguousNetwork { .. } => {
+                ApiError::bad_request(e.to_string())
+            }
             ResolveError::HostNetwork => {
                 ApiError::denied(StatusCode::FORBIDDEN, crate::api::DenyKind::Escape, e.to_string())
             }
@@ -174,21 +180,48 @@ impl<L: Lookup + ?Sized> Resolver<'_, L> {
         if names::valid_name(reference) {
             candidates.push(names::scope(self.tenant, reference));
         }
-        if SHARED_NETWORKS.contains(&reference) || is_hex(reference) {
+        // A full id, or a shared network's name; a shorter id prefix is matched below, among what the tenant may
+        // use only: the engine would match it among every tenant's networks, and its "ambiguous" would count them.
+        if SHARED_NETWORKS.contains(&reference) || (is_hex(reference) && reference.len() == 64) {
             candidates.push(reference.to_string());
         }
         for c in candidates {
             let Some(n) = self.node.inspect_network(&c).await? else { continue };
-            let name = n.get("Name").and_then(Value::as_str).unwrap_or_default().to_string();
-            let id = n.get("Id").and_then(Value::as_str).unwrap_or_default().to_string();
-            let shared = SHARED_NETWORKS.contains(&name.as_str());
-            // A bare id prefix must name the tenant's network or a shared one; the engine matched it among all.
-            if shared || label(&n, "/Labels") == Some(self.tenant) {
-                let default = !shared && crate::tenant::is_default_network(&n);
-                return Ok(UsableNetwork { id, name, shared, default });
+            if let Some(usable) = self.usable(&n) {
+                return Ok(usable);
+            }
+        }
+        if is_hex(reference) && reference.len() < 64 {
+            let mut usable = self.node.list_networks(&format!("{TENANT_LABEL}={}", self.tenant)).await?;
+            for shared in SHARED_NETWORKS {
+                usable.extend(self.node.inspect_network(shared).await?);
+            }
+            let mut matches = usable
+                .iter()
+                .filter(|n| n.get("Id").and_then(Value::as_str).is_some_and(|id| id.starts_with(reference)))
+                .filter_map(|n| self.usable(n));
+            let first = matches.next();
+            let more = matches.count();
+            if more > 0 {
+                return Err(ResolveError::AmbiguousNetwork { prefix: reference.to_string(), count: more + 1 });
+            }
+            if let Some(n) = first {
+                return Ok(n);
             }
         }
         Err(ResolveError::not_found(Object::Network, reference))
+    }
+
+    /// The network as the tenant may use it: its own, or a shared one.
+    fn usable(&self, n: &Value) -> Option<UsableNetwork> {
+        let name = n.get("Name").and_then(Value::as_str).unwrap_or_default().to_string();
+        let id = n.get("Id").and_then(Value::as_str).unwrap_or_default().to_string();
+        let shared = SHARED_NETWORKS.contains(&name.as_str());
+        if !shared && label(n, "/Labels") != Some(self.tenant) {
+            return None;
+        }
+        let default = !shared && crate::tenant::is_default_network(n);
+        Some(UsableNetwork { id, name, shared, default })
     }
 
     /// The engine-side name of the tenant's volume.
@@ -278,5 +311,31 @@ mod tests {
         check(e, 400, "network c is ambiguous (2 matches found based on ID prefix)");
         let e = ResolveError::from_engine(EngineError::Unavailable { node: "n1".into(), cause: "refused".into() });
         check(e, 503, "engine n1 is unavailable: refused");
+    }
+
+    #[test]
+    fn a_network_id_prefix_is_matched_among_what_the_tenant_may_use_only() {
+        use super::super::lookup::fake::FakeEngine;
+        let engine = FakeEngine::default()
+            .network(&format!("cc11{}", "0".repeat(60)), "t5-alice-back", Some("alice"), false)
+            .network(&format!("cc22{}", "0".repeat(60)), "t3-bob-one", Some("bob"), false)
+            .network(&format!("cc33{}", "0".repeat(60)), "t3-bob-two", Some("bob"), false)
+            .network(&format!("dd44{}", "0".repeat(60)), "t3-bob-three", Some("bob"), false)
+            .network(&format!("ee55{}", "0".repeat(60)), "bridge", None, false);
+        let rt = tokio::runtime::Builder::new_current_thread().build().expect("a runtime");
+        let resolve = |tenant: &str, reference: &str| {
+            let r = Resolver { node: &engine, tenant };
+            rt.block_on(r.network(reference)).map(|n| n.name).map_err(|e| ApiError::from(e).message)
+        };
+        // The engine would say "ambiguous (3 matches ...)", telling alice of bob's networks: she gets hers.
+        assert_eq!(resolve("alice", "cc"), Ok("t5-alice-back".to_string()));
+        assert_eq!(resolve("bob", "cc"), Err("network cc is ambiguous (2 matches found based on ID prefix)".into()));
+        // Another tenant's network by its prefix is missing, as on an engine without it; shared ones are usable.
+        assert_eq!(resolve("alice", "dd4"), Err("network dd4 not found".into()));
+        assert_eq!(resolve("alice", "ee5"), Ok("bridge".to_string()));
+        assert_eq!(
+            resolve("alice", &format!("cc22{}", "0".repeat(60))),
+            Err(format!("network cc22{} not found", "0".repeat(60)))
+        );
     }
 }

@@ -957,3 +957,55 @@ it_test!(
         );
     }
 );
+
+// An id prefix of a network is matched among the tenant's own networks and the shared ones: the engine matches it
+// among every tenant's, and its "ambiguous (N matches ...)" told a tenant that other tenants' networks exist and
+// how many share the prefix.
+it_test!(
+    a_network_id_prefix_tells_nothing_of_other_tenants_networks,
+    mtswarm_only("network id prefixes"),
+    |t, gw, alice, bob| {
+        let own = t.name("own");
+        let own_id = alice.ok(&["network", "create", &own]);
+        // Bob's networks, until two of them share a first hex digit that none of alice's has.
+        let alice_ids: Vec<String> = engine_ok(&[
+            "network",
+            "ls",
+            "-q",
+            "--no-trunc",
+            "--filter",
+            &format!("label={TENANT_LABEL}={}", alice.tenant_id),
+        ])
+        .lines()
+        .map(str::to_string)
+        .collect();
+        let mut prefix = None;
+        for i in 0..40 {
+            bob.ok(&["network", "create", &t.name(&format!("b{i}"))]);
+            let all = engine_ok(&["network", "ls", "-q", "--no-trunc"]);
+            let shared = engine_ok(&["network", "ls", "-q", "--no-trunc", "--filter", "name=^(bridge|none|host)$"]);
+            let others: Vec<&str> =
+                all.lines().filter(|id| !alice_ids.iter().any(|a| a == id) && !shared.contains(id)).collect();
+            prefix = (b'0'..=b'f').map(|c| (c as char).to_string()).find(|p| {
+                others.iter().filter(|id| id.starts_with(p.as_str())).count() >= 2
+                    && !alice_ids.iter().any(|a| a.starts_with(p.as_str()))
+                    && !shared.lines().any(|s| s.starts_with(p.as_str()))
+            });
+            if prefix.is_some() {
+                break;
+            }
+        }
+        let prefix = prefix.expect("two of bob's networks share a first digit");
+        // On the engine the prefix is ambiguous; alice is told it names nothing, as on an engine of her own.
+        let direct = engine_docker(&["network", "inspect", &prefix]);
+        assert!(direct.stderr.contains("ambiguous"), "{direct}");
+        let err = alice.fails(&["network", "inspect", &prefix]);
+        assert!(err.contains(&format!("network {prefix} not found")), "{err}");
+        assert!(!err.contains("ambiguous"), "{err}");
+        let err = alice.fails(&["run", "--rm", "--network", &prefix, image(), "true"]);
+        assert!(!err.contains("ambiguous") && err.contains("not found"), "{err}");
+        // Her own network by a prefix of its id, as the CLI shows it.
+        let name = alice.ok(&["network", "inspect", "--format", "{{.Name}}", &own_id[..12]]);
+        assert_eq!(name, own);
+    }
+);
