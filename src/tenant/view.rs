@@ -261,6 +261,8 @@ pub fn event(tenant: &str, mut e: Value) -> Option<Value> {
             if attrs.get(TENANT_LABEL).and_then(Value::as_str) != Some(tenant) {
                 return None;
             }
+            // A container's event carries its labels: the ownership label is mtswarm's, as in inspect.
+            attrs.remove(TENANT_LABEL);
             if let Some(n) = attrs.get("name").and_then(Value::as_str).and_then(|n| names::unscope(tenant, n)) {
                 let n = n.into_owned();
                 attrs.insert("name".into(), Value::from(n));
@@ -436,9 +438,8 @@ mod tests {
     fn shows_only_the_tenants_events_under_its_names() {
         check_event(
             json!({"Type": "container", "Action": "start", "Actor": {"ID": "c1", "Attributes": {"mtswarm.tenant": "alice", "name": "t5-alice-web"}}}),
-            Some(
-                json!({"Type": "container", "Action": "start", "Actor": {"ID": "c1", "Attributes": {"mtswarm.tenant": "alice", "name": "web"}}}),
-            ),
+            // The ownership label is mtswarm's: the tenant sees the labels it gave.
+            Some(json!({"Type": "container", "Action": "start", "Actor": {"ID": "c1", "Attributes": {"name": "web"}}})),
         );
         check_event(
             json!({"Type": "container", "Actor": {"ID": "c2", "Attributes": {"mtswarm.tenant": "bob", "name": "t3-bob-web"}}}),

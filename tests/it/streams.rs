@@ -203,5 +203,7 @@ it_test!(events_since_until_is_one_shot, |t, gw, alice| {
         let ev: serde_json::Value = serde_json::from_str(&line).expect("an event is JSON");
         assert_eq!(ev["Type"], "container", "{line}");
         assert_eq!(ev["Actor"]["Attributes"]["name"], c.as_str(), "{line}");
+        // Its labels as the tenant gave them: the ownership label is mtswarm's.
+        assert!(ev["Actor"]["Attributes"].get(TENANT_LABEL).is_none(), "{line}");
     }
 });
