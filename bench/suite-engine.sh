@@ -12,15 +12,7 @@ SUITE_BRIDGE=${SUITE_BRIDGE:-mtsuite0}
 SUITE_BRIDGE_ADDR=${SUITE_BRIDGE_ADDR:-10.228.0.1/24}
 SUITE_ADDRESS_POOL=${SUITE_ADDRESS_POOL:-10.229.0.0/16}
 
-# shellcheck disable=SC2016
-SUITE_NS_INIT='set -e
-mount --bind "$1" /etc/docker
-hostname "$2"
-shift 2
-awk '\''$5 ~ "^/run/docker/" || $5 ~ "^/var/lib/docker/" {print $5}'\'' /proc/self/mountinfo | sort -r |
-	while read -r m; do umount -l "$m" 2>/dev/null || true; done
-if [ -e /run/containerd/containerd.sock ]; then mount -t tmpfs -o mode=0711 tmpfs /run/containerd; fi
-exec "$@"'
+SUITE_NS_INIT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../scripts" && pwd)/engine-ns-init.sh
 
 suite_engine_start() {
 	local dir=$1 name=$2 i
@@ -35,7 +27,7 @@ suite_engine_start() {
 		ip link set "$SUITE_BRIDGE" up
 	fi
 	mkdir -p /etc/docker
-	unshare --uts --mount --propagation private sh -c "$SUITE_NS_INIT" sh "$dir/etc-docker" "$name" \
+	unshare --uts --mount --propagation private sh "$SUITE_NS_INIT" "$dir/etc-docker" "$name" \
 		dockerd --data-root "$dir/data" --exec-root "$dir/exec" --pidfile "$dir/docker.pid" \
 		-H "unix://$SUITE_ENGINE_SOCK" --bridge "$SUITE_BRIDGE" --iptables=false --ip-masq=false \
 		--default-address-pool "base=$SUITE_ADDRESS_POOL,size=24" >"$dir/dockerd.log" 2>&1 &

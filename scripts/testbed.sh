@@ -249,19 +249,8 @@ engine_pid() {
 	return 0
 }
 
-# Run by /bin/sh inside node1/node2's new mount namespace, before exec dockerd:
-# private /etc/docker (own key.json, so own engine ID), own host name, no copies of the default engine's
-# mounts (container rootfs, netns files) pinned in this namespace, and no system containerd in sight
-# (dockerd would use /run/containerd/containerd.sock if it existed, instead of starting its own).
-# shellcheck disable=SC2016
-NS_INIT='set -e
-mount --bind "$1" /etc/docker
-hostname "$2"
-shift 2
-awk '\''$5 ~ "^/run/docker/" || $5 ~ "^/var/lib/docker/" {print $5}'\'' /proc/self/mountinfo | sort -r |
-	while read -r m; do umount -l "$m" 2>/dev/null || true; done
-if [ -e /run/containerd/containerd.sock ]; then mount -t tmpfs -o mode=0711 tmpfs /run/containerd; fi
-exec "$@"'
+# Run inside an extra engine's new namespaces, before exec dockerd (see the script).
+NS_INIT=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)/engine-ns-init.sh
 
 # Starts engine N's dockerd; prints its pid.
 engine_launch() {
@@ -280,7 +269,7 @@ engine_launch() {
 		mkdir -p "$(e_keydir "$n")"
 		chmod 700 "$(e_keydir "$n")"
 		mkdir -p /etc/docker
-		spawn "$(e_log "$n")" "${args[*]}" unshare --uts --mount --propagation private sh -c "$NS_INIT" sh \
+		spawn "$(e_log "$n")" "${args[*]}" unshare --uts --mount --propagation private sh "$NS_INIT" \
 			"$(e_keydir "$n")" "$(e_name "$n")" "${args[@]}"
 	fi
 }
@@ -637,7 +626,7 @@ overlay_up() {
 		log "ovnode$n: starting dockerd in network namespace ovns$n (log: $STATE/ovnode$n.log)"
 		# nsenter, not `ip netns exec`, which mounts a new /sys without the cgroup hierarchy dockerd needs.
 		pids[n]=$(spawn "$STATE/ovnode$n.log" "ovnode$n dockerd" nsenter --net="/run/netns/ovns$n" \
-			unshare --uts --mount --propagation private sh -c "$NS_INIT" sh "$(ov_dir "$n")/keys" "ovnode$n" \
+			unshare --uts --mount --propagation private sh "$NS_INIT" "$(ov_dir "$n")/keys" "ovnode$n" \
 			dockerd --data-root "$(ov_dir "$n")/data" --exec-root "$(ov_dir "$n")/exec" \
 			--pidfile "$(ov_dir "$n")/dockerd.pid" -H "unix://$STATE/ovnode$n.sock" -H "$(ov_url "$n")" \
 			--cluster-store "etcd://$OV_NET.1:23791" --cluster-advertise "$(ov_addr "$n"):2375" \
@@ -734,7 +723,7 @@ tls_up() {
 		chmod 700 "$DATA/tlsnode/etc-docker"
 		rm -f "$STATE/tlsnode.pid"
 		log "tlsnode: starting dockerd --tlsverify (log: $STATE/tlsnode.log)"
-		pid=$(spawn "$STATE/tlsnode.log" "tlsnode dockerd" unshare --uts --mount --propagation private sh -c "$NS_INIT" sh \
+		pid=$(spawn "$STATE/tlsnode.log" "tlsnode dockerd" unshare --uts --mount --propagation private sh "$NS_INIT" \
 			"$DATA/tlsnode/etc-docker" tlsnode dockerd --data-root "$DATA/tlsnode/docker" \
 			--exec-root "$STATE/tlsnode/exec" --pidfile "$STATE/tlsnode.pid" -H "unix://$(tls_sock)" \
 			-H "tcp://127.0.0.1:$TLS_PORT" --tlsverify --tlscacert "$TLS_DIR/ca.pem" --tlscert "$TLS_DIR/server-cert.pem" \

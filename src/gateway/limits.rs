@@ -2,7 +2,7 @@
 //! hijacked sessions. Over a cap, the tenant gets 429 naming the limit; other tenants' counts are their own,
 //! so they notice nothing. Also which calls to an engine are bounded in time.
 //!
-//! A stream's permit lives as long as the stream: it rides in the response body ([`HeldBody`]) or, for a
+//! A stream's permit lives as long as the stream: it rides in the response body ([`crate::body::guarded`]) or, for a
 //! hijacked session, in the connection's hijack slot until the session ends.
 
 use std::collections::HashMap;
@@ -13,7 +13,6 @@ use http::StatusCode;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 use crate::api::{query, ApiError, ContainerOp, Endpoint, ExecOp, NetworkOp};
-use crate::body::{Body, BoxError};
 
 /// One tenant's share of mtswarm, taken by a request or a stream and given back when dropped.
 pub type Permit = OwnedSemaphorePermit;
@@ -127,39 +126,6 @@ pub fn engine_deadline(endpoint: &Endpoint, query_string: Option<&str>, base: Du
         _ => 0,
     };
     Some(base + Duration::from_secs(grace.min(86400)))
-}
-
-/// A response body that holds a stream permit until it ends or is dropped.
-pub struct HeldBody {
-    inner: Body,
-    _permit: Permit,
-}
-
-impl HeldBody {
-    pub fn wrap(inner: Body, permit: Permit) -> Body {
-        use http_body_util::BodyExt;
-        HeldBody { inner, _permit: permit }.boxed_unsync()
-    }
-}
-
-impl http_body::Body for HeldBody {
-    type Data = bytes::Bytes;
-    type Error = BoxError;
-
-    fn poll_frame(
-        mut self: std::pin::Pin<&mut Self>,
-        cx: &mut std::task::Context<'_>,
-    ) -> std::task::Poll<Option<Result<http_body::Frame<Self::Data>, Self::Error>>> {
-        std::pin::Pin::new(&mut self.inner).poll_frame(cx)
-    }
-
-    fn is_end_stream(&self) -> bool {
-        self.inner.is_end_stream()
-    }
-
-    fn size_hint(&self) -> http_body::SizeHint {
-        self.inner.size_hint()
-    }
 }
 
 /// How much one tenant may ask of mtswarm at once, and how long a request may take.

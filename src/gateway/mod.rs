@@ -229,7 +229,7 @@ impl Gateway {
         if let Some(permit) = ctx.stream_permit.take() {
             match slot.filter(|s| s.holds_engine()) {
                 Some(slot) => slot.hold(permit),
-                None => resp = resp.map(|b| limits::HeldBody::wrap(b, permit)),
+                None => resp = resp.map(|b| body::guarded(b, permit)),
             }
         }
         self.finish(&ctx, resp)
