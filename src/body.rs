@@ -75,6 +75,44 @@ impl<G: Unpin> http_body::Body for Guarded<G> {
     }
 }
 
+/// A body that ends, cleanly, when `end` completes, if `inner` has not ended before (a replica's forwarded stream
+/// when the primary changes: the client sees the end of the stream rather than a stream that never moves again).
+pub fn until(inner: Body, end: impl std::future::Future<Output = ()> + Send + 'static) -> Body {
+    Until { inner, end: Some(Box::pin(end)) }.boxed_unsync()
+}
+
+struct Until {
+    inner: Body,
+    end: Option<std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send>>>,
+}
+
+impl http_body::Body for Until {
+    type Data = Bytes;
+    type Error = BoxError;
+
+    fn poll_frame(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Result<hyper::body::Frame<Bytes>, BoxError>>> {
+        if let Some(end) = self.end.as_mut() {
+            if end.as_mut().poll(cx).is_ready() {
+                self.end = None;
+                self.inner = empty();
+                return std::task::Poll::Ready(None);
+            }
+        }
+        std::pin::Pin::new(&mut self.inner).poll_frame(cx)
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> http_body::SizeHint {
+        self.inner.size_hint()
+    }
+}
+
 /// Streams an engine's body onward, joining frames into one, up to [`COALESCE_LIMIT`] or [`COALESCE_WAIT`]
 /// after the first. Engines write logs a line per frame, and hyper's client hands frames over one at a
 /// time; passing each on alone costs a write and a wake-up per line. A stream that goes quiet (`logs -f`,

@@ -198,6 +198,17 @@ pub struct RawManage {
     /// [env: SWARM_AUDIT_LOG; default: none].
     #[arg(long)]
     pub audit_log: Option<String>,
+    /// Run as one of several managers: one primary is elected through the etcd of DISCOVERY, the others forward to
+    /// it [env: SWARM_REPLICATION=true].
+    #[arg(long)]
+    pub replication: bool,
+    /// With --replication: HOST:PORT where the other managers reach this one [env: SWARM_ADVERTISE].
+    #[arg(long, value_name = "HOST:PORT")]
+    pub advertise: Option<String>,
+    /// With --replication: seconds a primary that died keeps the others waiting before one takes over
+    /// [env: SWARM_REPLICATION_TTL, default: 20].
+    #[arg(long = "replication-ttl", value_name = "SECONDS")]
+    pub replication_ttl: Option<String>,
 }
 
 /// How identities are proven.
@@ -261,6 +272,8 @@ pub struct Config {
     pub policy_files: PolicyFiles,
     /// `--audit-log`: where audit records go.
     pub audit_log: Option<crate::ops::audit::AuditTarget>,
+    /// `--replication`: the managers' election, when this is one of several.
+    pub replication: Option<crate::replication::ReplicationConfig>,
 }
 
 impl Config {
@@ -303,7 +316,10 @@ impl Config {
                 .then(|| PathBuf::from(pick(&raw.quota_file, env, "SWARM_QUOTA_FILE").unwrap_or("quota.json"))),
             cn_tenants: raw.tls_cn_tenants.as_ref().map(PathBuf::from),
         };
+        let tls = tls_config(raw, env);
+        let replication = replication_config(raw, env, &discovery, tls.as_ref())?;
         Ok(Config {
+            replication,
             policy_files,
             metrics_addr,
             audit_log,
@@ -317,7 +333,7 @@ impl Config {
                 None => crate::scheduler::Strategy::Spread,
             },
             auth: auth_config(raw, env)?,
-            tls: tls_config(raw, env),
+            tls,
             tls_cn_tenants: raw.tls_cn_tenants.as_ref().map(PathBuf::from),
             network_authorization: on_unless_false(&raw.network_authorization, env, "SWARM_NETWORK_AUTHORIZATION")?,
             tenant_subnets: match pick(&raw.tenant_subnets, env, "SWARM_TENANT_SUBNETS") {
@@ -358,6 +374,54 @@ impl Config {
             limits: limits(raw, env)?,
         })
     }
+}
+
+/// `--replication --advertise HOST:PORT [--replication-ttl SECONDS]`, over the etcd of the discovery.
+fn replication_config(
+    raw: &RawManage,
+    env: &Env,
+    discovery: &Discovery,
+    tls: Option<&crate::tls::TlsConfig>,
+) -> Result<Option<crate::replication::ReplicationConfig>, String> {
+    let on = raw.replication || off_unless_true(&None, env, "SWARM_REPLICATION")?;
+    let advertise = pick(&raw.advertise, env, "SWARM_ADVERTISE");
+    let ttl = pick(&raw.replication_ttl, env, "SWARM_REPLICATION_TTL");
+    if !on {
+        return match (advertise, ttl) {
+            (None, None) => Ok(None),
+            _ => Err("--advertise and --replication-ttl (SWARM_ADVERTISE, SWARM_REPLICATION_TTL) go with                       --replication"
+                .into()),
+        };
+    }
+    let Discovery::Etcd { endpoints, prefix } = discovery else {
+        return Err(format!(
+            "--replication elects the primary manager through etcd: give the managers' common discovery as              etcd://HOST:PORT/PREFIX (this one is {discovery})"
+        ));
+    };
+    let advertise = advertise.ok_or(
+        "--replication needs --advertise HOST:PORT (SWARM_ADVERTISE): where the other managers reach this one",
+    )?;
+    let advertise = match crate::cluster::connector::EngineAddr::parse(advertise) {
+        Ok(a @ crate::cluster::connector::EngineAddr::Tcp { port, .. }) if port != 0 => a.authority(),
+        _ => return Err(format!("--advertise {advertise}: expected HOST:PORT, a TCP address the managers reach")),
+    };
+    let ttl = match ttl {
+        None => crate::replication::DEFAULT_TTL,
+        Some(v) => match v.strip_suffix('s').unwrap_or(v).parse::<f64>() {
+            Ok(s) if (1.0..=3600.0).contains(&s) => Duration::from_secs_f64(s),
+            _ => return Err(format!("--replication-ttl {v:?}: expected seconds between 1 and 3600")),
+        },
+    };
+    if tls.is_some_and(|t| t.client_ca.is_none()) {
+        return Err("--replication with --tls needs --tlsverify: the managers prove themselves to each other with                     client certificates signed by --tlscacert"
+            .into());
+    }
+    Ok(Some(crate::replication::ReplicationConfig {
+        advertise,
+        endpoints: endpoints.clone(),
+        prefix: prefix.clone(),
+        ttl,
+    }))
 }
 
 /// The three node TLS files go together: one without the others is a mistake, not a choice.

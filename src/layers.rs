@@ -21,6 +21,8 @@ const LAYERS: &[&str] = &[
     "tenancy",
     // The pipeline: forwarding, then the gateway's phases.
     "proxy",
+    // The managers' election, and a replica's way to the primary.
+    "replication",
     "gateway",
     // Transport, then the settings that assemble everything.
     "server",

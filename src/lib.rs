@@ -11,6 +11,7 @@ pub mod ops;
 pub mod policy;
 pub mod proxy;
 pub mod random;
+pub mod replication;
 pub mod scheduler;
 pub mod server;
 pub mod tenancy;
@@ -23,6 +24,8 @@ mod layers;
 
 use std::future::Future;
 use std::sync::Arc;
+
+use anyhow::Context;
 use std::time::Duration;
 
 use config::{Config, ListenAddr};
@@ -30,7 +33,6 @@ use server::Listener;
 
 /// Binds every configured address. A stale unix socket file (nobody listening) is replaced.
 pub async fn bind(config: &Config) -> anyhow::Result<Vec<Listener>> {
-    use anyhow::Context;
     let mut out = Vec::new();
     for addr in &config.listen {
         match addr {
@@ -59,6 +61,8 @@ pub struct Manager {
     tls: Option<Arc<rustls::ServerConfig>>,
     /// The `--metrics-addr` listener, bound by the caller.
     ops: Option<tokio::net::TcpListener>,
+    /// `--replication`: the election this manager takes part in.
+    replication: Option<Arc<replication::Replication>>,
 }
 
 impl Manager {
@@ -121,10 +125,30 @@ impl Manager {
             Some(target) => Some(ops::audit::Audit::open(target.clone()).map_err(anyhow::Error::msg)?),
             None => None,
         };
+        let replication = match &config.replication {
+            None => None,
+            Some(r) => {
+                // Managers reach each other as their clients do, over mutual TLS when TLS is on: each shows its own
+                // certificate, and checks the primary's against --tlscacert.
+                let peer_tls = match &config.tls {
+                    Some(t) => {
+                        let ca = t.client_ca.clone().context("--replication with --tls needs --tlsverify")?;
+                        let files = tls::NodeTlsConfig { ca, cert: t.cert.clone(), key: t.key.clone() };
+                        Some(tls::client_config(&files).map_err(|e| anyhow::anyhow!("--replication over TLS: {e}"))?)
+                    }
+                    None => None,
+                };
+                tracing::info!(advertise = %r.advertise, ttl_s = r.ttl.as_secs_f64(), "replication: one of several managers");
+                Some(Arc::new(replication::Replication::new(r.clone(), peer_tls, config.engine_connect_timeout)))
+            }
+        };
         let gateway = Arc::new(
-            gateway::Gateway::new(Arc::new(cluster), auth, rules).with_limits(config.limits.clone()).with_audit(audit),
+            gateway::Gateway::new(Arc::new(cluster), auth, rules)
+                .with_limits(config.limits.clone())
+                .with_audit(audit)
+                .with_replication(replication.clone()),
         );
-        Ok(Manager { config, gateway, tls, ops: None })
+        Ok(Manager { config, gateway, tls, ops: None, replication })
     }
 
     /// Serves metrics and health on this listener (see [`server::ops::bind`]).
@@ -176,7 +200,19 @@ impl Manager {
                 }
             })
         };
+        // The election runs until the server has drained: a primary steps down (revokes its lease) only once
+        // nothing it admitted is still in flight.
+        let (stop_election, election_stops) = tokio::sync::oneshot::channel::<()>();
+        let election = self.replication.map(|r| {
+            tokio::spawn(r.run(async move {
+                let _ = election_stops.await;
+            }))
+        });
         server::run(self.gateway, listeners, self.tls, shutdown).await;
+        let _ = stop_election.send(());
+        if let Some(election) = election {
+            let _ = tokio::time::timeout(Duration::from_secs(5), election).await;
+        }
         refresher.abort();
         follower.abort();
         reloader.abort();

@@ -1,11 +1,13 @@
 //! A small etcd v3 client over etcd's JSON gateway (HTTP/1.1, keys and values in base64), with only what
-//! discovery and `join` need: list a prefix, put with a lease, grant and renew a lease, delete.
+//! discovery, `join` and the managers' election need: list a prefix, put with a lease, grant and renew a lease,
+//! delete, and two transactions (create keys unless one exists; read keys at one revision).
 //!
 //! Every call opens its own connection and runs under a deadline: a hung etcd delays one call, never
 //! mtswarm. With several endpoints, a call goes to the first one that answers; an endpoint that cannot be
-//! reached or does not answer in time is skipped, which is safe because every operation here is idempotent.
+//! reached or does not answer in time is skipped, which is safe because every operation here is idempotent
+//! (a creation retried on another endpoint finds its own key: the caller compares the lease).
 //! The gateway's paths are those of etcd 3.4 (`/v3/kv/range`, `/v3/kv/put`, `/v3/kv/deleterange`,
-//! `/v3/lease/grant`, `/v3/lease/keepalive`, `/v3/lease/revoke`), which 3.5 still serves.
+//! `/v3/kv/txn`, `/v3/lease/grant`, `/v3/lease/keepalive`, `/v3/lease/revoke`), which 3.5 still serves.
 
 use std::time::Duration;
 
@@ -42,6 +44,8 @@ pub struct KeyValue {
     pub value: Vec<u8>,
     /// The lease the key is attached to; 0 for none.
     pub lease: i64,
+    /// The revision that created the key: it changes when the key is deleted and made again.
+    pub create_revision: i64,
 }
 
 /// A granted lease.
@@ -68,31 +72,80 @@ impl Etcd {
 
     /// Every key that starts with `prefix`, in key order, with its value and lease.
     pub async fn range_prefix(&self, prefix: &[u8]) -> Result<Vec<KeyValue>, EtcdError> {
+        const PATH: &str = "/v3/kv/range";
+        let body = json!({ "key": base64::encode(prefix), "range_end": base64::encode(&prefix_end(prefix)) });
+        let (endpoint, answer): (_, RawRange) = self.call(PATH, body).await?;
+        answer.decode(&endpoint, PATH)
+    }
+
+    /// Creates every key of `puts` on `lease` in one transaction, unless `guard` (the first of them, usually)
+    /// exists. Returns the revision of the creation, or the keys `read` as they are when `guard` existed.
+    pub async fn create_unless_exists(
+        &self,
+        guard: &[u8],
+        puts: &[(&[u8], &[u8])],
+        lease: i64,
+        read: &[&[u8]],
+    ) -> Result<Result<i64, Vec<Option<KeyValue>>>, EtcdError> {
+        let compare = json!([{
+            "key": base64::encode(guard), "result": "EQUAL", "target": "CREATE", "create_revision": "0"
+        }]);
+        let success: Vec<_> = puts
+            .iter()
+            .map(|(k, v)| {
+                json!({"request_put": {
+                    "key": base64::encode(k), "value": base64::encode(v), "lease": lease.to_string()
+                }})
+            })
+            .collect();
+        let answer = self.txn(compare, success, read_ops(read)).await?;
+        match answer.succeeded {
+            true => Ok(Ok(answer.revision)),
+            false => Ok(Err(answer.ranges)),
+        }
+    }
+
+    /// The keys `read`, read together (one revision): `None` for a key that does not exist.
+    pub async fn get_all(&self, read: &[&[u8]]) -> Result<Vec<Option<KeyValue>>, EtcdError> {
+        Ok(self.txn(json!([]), read_ops(read), Vec::new()).await?.ranges)
+    }
+
+    /// One transaction; the answer's revision, whether the comparison held, and the first key of each range
+    /// answered.
+    async fn txn(
+        &self,
+        compare: serde_json::Value,
+        success: Vec<serde_json::Value>,
+        failure: Vec<serde_json::Value>,
+    ) -> Result<TxnAnswer, EtcdError> {
         #[derive(Deserialize)]
         struct Answer {
             #[serde(default)]
-            kvs: Vec<RawKv>,
+            header: Header,
+            #[serde(default)]
+            succeeded: bool,
+            #[serde(default)]
+            responses: Vec<Response>,
+        }
+        #[derive(Deserialize, Default)]
+        struct Header {
+            #[serde(default)]
+            revision: Int64,
         }
         #[derive(Deserialize)]
-        struct RawKv {
-            #[serde(default)]
-            key: String,
-            #[serde(default)]
-            value: String,
-            #[serde(default)]
-            lease: Int64,
+        struct Response {
+            response_range: Option<RawRange>,
         }
-        const PATH: &str = "/v3/kv/range";
-        let body = json!({ "key": base64::encode(prefix), "range_end": base64::encode(&prefix_end(prefix)) });
+        const PATH: &str = "/v3/kv/txn";
+        let body = json!({ "compare": compare, "success": success, "failure": failure });
         let (endpoint, answer): (_, Answer) = self.call(PATH, body).await?;
-        let decode = |s: &str| {
-            base64::decode(s).map_err(|cause| EtcdError::BadAnswer { endpoint: endpoint.clone(), path: PATH, cause })
-        };
-        answer
-            .kvs
-            .iter()
-            .map(|kv| Ok(KeyValue { key: decode(&kv.key)?, value: decode(&kv.value)?, lease: kv.lease.0 }))
-            .collect()
+        let mut ranges = Vec::new();
+        for r in answer.responses {
+            if let Some(range) = r.response_range {
+                ranges.push(range.decode(&endpoint, PATH)?.into_iter().next());
+            }
+        }
+        Ok(TxnAnswer { revision: answer.header.revision.0, succeeded: answer.succeeded, ranges })
     }
 
     /// Sets `key` to `value`, attached to `lease` when given (the key then goes when the lease ends).
@@ -231,6 +284,56 @@ impl Etcd {
             };
         }
         Err(EtcdError::Unavailable { path, attempts: attempts.join("; ") })
+    }
+}
+
+/// What a transaction answered.
+struct TxnAnswer {
+    revision: i64,
+    succeeded: bool,
+    ranges: Vec<Option<KeyValue>>,
+}
+
+/// A range request of each key, for a transaction.
+fn read_ops(keys: &[&[u8]]) -> Vec<serde_json::Value> {
+    keys.iter().map(|k| json!({"request_range": {"key": base64::encode(k)}})).collect()
+}
+
+/// A range's answer as the gateway writes it.
+#[derive(Deserialize)]
+struct RawRange {
+    #[serde(default)]
+    kvs: Vec<RawKv>,
+}
+
+#[derive(Deserialize)]
+struct RawKv {
+    #[serde(default)]
+    key: String,
+    #[serde(default)]
+    value: String,
+    #[serde(default)]
+    lease: Int64,
+    #[serde(default)]
+    create_revision: Int64,
+}
+
+impl RawRange {
+    fn decode(&self, endpoint: &str, path: &'static str) -> Result<Vec<KeyValue>, EtcdError> {
+        let decode = |s: &str| {
+            base64::decode(s).map_err(|cause| EtcdError::BadAnswer { endpoint: endpoint.to_string(), path, cause })
+        };
+        self.kvs
+            .iter()
+            .map(|kv| {
+                Ok(KeyValue {
+                    key: decode(&kv.key)?,
+                    value: decode(&kv.value)?,
+                    lease: kv.lease.0,
+                    create_revision: kv.create_revision.0,
+                })
+            })
+            .collect()
     }
 }
 

@@ -50,6 +50,7 @@ mod limits;
 mod merge;
 mod ops;
 mod placement;
+mod replica;
 pub use limits::Limits;
 pub use ops::PolicyFiles;
 mod route;
@@ -92,6 +93,8 @@ pub struct Gateway {
     body_timeout: std::time::Duration,
     /// How long an engine may take over a call that is not a stream.
     engine_timeout: std::time::Duration,
+    /// `--replication`: this manager's part in the managers' election.
+    replication: Option<Arc<crate::replication::Replication>>,
     next_id: AtomicU64,
 }
 
@@ -135,6 +138,8 @@ pub struct RequestCtx {
     pub remote: Option<Arc<str>>,
     /// The query, for the audit log's object of a create (`?name=`).
     pub query: Option<String>,
+    /// True for a request a replica forwarded to this primary.
+    pub via_replica: bool,
 }
 
 impl Gateway {
@@ -163,6 +168,7 @@ impl Gateway {
             ),
             body_timeout: Limits::default().body_timeout,
             engine_timeout: Limits::default().engine_timeout,
+            replication: None,
             next_id: AtomicU64::new(1),
         }
     }
@@ -172,6 +178,12 @@ impl Gateway {
         self.tenant_limits = limits::TenantLimits::new(l.tenant_max_requests, l.tenant_max_streams);
         self.body_timeout = l.body_timeout;
         self.engine_timeout = l.engine_timeout;
+        self
+    }
+
+    /// Takes part in the managers' election: a replica forwards to the primary.
+    pub fn with_replication(mut self, replication: Option<Arc<crate::replication::Replication>>) -> Gateway {
+        self.replication = replication;
         self
     }
 
@@ -203,6 +215,7 @@ impl Gateway {
             remote: req.extensions().get::<RemoteAddr>().map(|r| r.0.clone()),
             // Only the audit log reads it (a create's `?name=`).
             query: self.audit.as_ref().and(req.uri().query()).map(str::to_string),
+            via_replica: false,
         };
         // Every line logged while the request is served carries who and what it is; the phases fill in the
         // fields as they learn them (`Span::current().record`).
@@ -216,9 +229,13 @@ impl Gateway {
         tracing::Instrument::instrument(self.serve(ctx, req), span).await
     }
 
-    async fn serve(&self, mut ctx: RequestCtx, req: Request<Incoming>) -> Response<Body> {
+    async fn serve(&self, mut ctx: RequestCtx, mut req: Request<Incoming>) -> Response<Body> {
         let slot = req.extensions().get::<crate::proxy::hijack::HijackSlot>().cloned();
-        let mut resp = match self.pipeline(&mut ctx, req).await {
+        let served = match self.arrive(&mut ctx, &mut req) {
+            Ok(()) => self.pipeline(&mut ctx, req).await,
+            Err(e) => Err(e),
+        };
+        let mut resp = match served {
             Ok(resp) => resp,
             Err(e) => {
                 ctx.denial = e.denial_kind().map(|k| (k, e.message.clone()));
@@ -240,6 +257,10 @@ impl Gateway {
         let endpoint = classify(&ctx.method, &path)?;
         tracing::Span::current().record("endpoint", endpoint.command_name());
         ctx.endpoint = Some(endpoint.clone());
+        let req = match self.replicate(ctx, &endpoint, req).await? {
+            Ok(forwarded) => return Ok(forwarded),
+            Err(req) => req,
+        };
         ctx.identity = self.authenticate(&endpoint, &req).await?;
         if let Some(id) = &ctx.identity {
             tracing::Span::current().record("tenant", id.tenant.as_str());
@@ -360,7 +381,11 @@ impl Gateway {
                         Err(e) => return e.into_response(),
                     },
                 };
-                system::info(&self.cluster, &self.warnings, view).await
+                let role = match &self.replication {
+                    Some(r) => r.status(),
+                    None => vec![["Role".to_string(), "primary".to_string()]],
+                };
+                system::info(&self.cluster, role, &self.warnings, view).await
             }
             Endpoint::Usage => match self.usage_answer(scope).await {
                 Ok(v) => system::json_response(http::StatusCode::OK, &v),

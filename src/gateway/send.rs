@@ -57,12 +57,7 @@ impl Gateway {
         // The connection's hijack slot and TLS peer travel in the extensions.
         *upstream.extensions_mut() = req.parts.extensions.clone();
         if endpoint.may_hijack() {
-            // BuildKit's session names its own protocol (h2c); without one the engine's refusal is the answer.
-            let default_protocol = match endpoint {
-                Endpoint::Session | Endpoint::Grpc => None,
-                _ => Some("tcp"),
-            };
-            let resp = hijack::forward_as(node, upstream, pq, default_protocol).await?;
+            let resp = hijack::forward_as(node.as_ref(), upstream, pq, hijack::default_protocol(endpoint)).await?;
             return match req.scope.tenant_str() {
                 Some(t) if !resp.status().is_success() && !resp.status().is_informational() => {
                     Ok((tenant_view(t, &answer, resp).await, None))
@@ -115,7 +110,7 @@ impl Gateway {
                 let mut again = Request::new(body::empty());
                 *again.method_mut() = parts.method.clone();
                 *again.headers_mut() = parts.headers.clone();
-                let resp = proxy::forward(node, again, pq.clone(), proxy::Relay::Whole).await?;
+                let resp = proxy::forward(node.as_ref(), again, pq.clone(), proxy::Relay::Whole).await?;
                 let (rparts, b) = resp.into_parts();
                 let bytes = body::collect_boxed(b, proxy::answer_limit())
                     .await
@@ -131,7 +126,7 @@ impl Gateway {
                 // tenant's quota lock) with a 504.
                 Some(deadline) => {
                     let call = async {
-                        let resp = proxy::forward(node, upstream, pq, relay).await?;
+                        let resp = proxy::forward(node.as_ref(), upstream, pq, relay).await?;
                         let (parts, b) = resp.into_parts();
                         if relay == proxy::Relay::Whole {
                             return Ok::<_, ApiError>(Response::from_parts(parts, b));
@@ -152,7 +147,7 @@ impl Gateway {
                         )
                     })??
                 }
-                None => proxy::forward(node, upstream, pq, relay).await?,
+                None => proxy::forward(node.as_ref(), upstream, pq, relay).await?,
             }
         };
         Ok(resp)

@@ -68,7 +68,14 @@ const GIB: f64 = 1024.0 * 1024.0 * 1024.0;
 
 /// `GET /info`: the first engine's description as the base (driver, runtimes, security options), with
 /// the cluster's identity, sums and Swarm classic's `SystemStatus` over it.
-pub async fn info(cluster: &Cluster, warnings: &[String], tenant: Option<TenantView>) -> Response<Body> {
+///
+/// `role` is Swarm classic's first lines: `Role` (`primary`, or `replica` with `Primary: ADDR`).
+pub async fn info(
+    cluster: &Cluster,
+    role: Vec<[String; 2]>,
+    warnings: &[String],
+    tenant: Option<TenantView>,
+) -> Response<Body> {
     cluster.refresh().await;
     let nodes = cluster.nodes();
     let mut base = nodes
@@ -78,12 +85,13 @@ pub async fn info(cluster: &Cluster, warnings: &[String], tenant: Option<TenantV
     let mut sums = [0i64; 7];
     const SUMMED: [&str; 7] =
         ["Containers", "ContainersRunning", "ContainersPaused", "ContainersStopped", "Images", "NCPU", "MemTotal"];
-    let mut status: Vec<[String; 2]> = vec![
-        pair("Role", "primary"),
+    let mut status: Vec<[String; 2]> = role;
+    status.extend([
         pair("Strategy", &cluster.strategy().to_string()),
         pair("Filters", "health, constraint, affinity, port, dependency, image"),
         pair("Nodes", &nodes.len().to_string()),
-    ];
+    ]);
+    let heading = status.len();
     for node in nodes {
         let facts = node.facts();
         let info = facts.info.as_deref().cloned().unwrap_or(Value::Null);
@@ -129,7 +137,7 @@ pub async fn info(cluster: &Cluster, warnings: &[String], tenant: Option<TenantV
     if let Some(t) = tenant {
         sums[..4].copy_from_slice(&[t.containers, t.running, t.paused, t.stopped]);
         // The nodes' addresses and loads are the operator's business.
-        status.truncate(4);
+        status.truncate(heading);
     }
     if let Some(obj) = base.as_object_mut() {
         for (i, k) in SUMMED.iter().enumerate() {

@@ -11,10 +11,9 @@ use hyper::upgrade::Upgraded;
 use hyper_util::rt::TokioIo;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 
-use super::{copy_headers, relay_response};
+use super::{relay_response, Hop};
 use crate::api::ApiError;
 use crate::body::{self, Body};
-use crate::cluster::Node;
 
 /// The engine's end of a hijacked stream.
 pub type EngineStream = TokioIo<Upgraded>;
@@ -22,14 +21,14 @@ pub type EngineStream = TokioIo<Upgraded>;
 /// Forwards a request that the engine may answer by hijacking the connection. When it does, the engine's
 /// stream is left in the connection's [`HijackSlot`] and the answer ends the HTTP exchange: `101` when the
 /// client asked to upgrade, else dockerd's older form, `200` and the raw stream after the head.
-pub async fn forward(node: &Node, req: Request<Body>, path_and_query: String) -> Result<Response<Body>, ApiError> {
+pub async fn forward(node: &impl Hop, req: Request<Body>, path_and_query: String) -> Result<Response<Body>, ApiError> {
     forward_as(node, req, path_and_query, Some("tcp")).await
 }
 
 /// As [`forward`], asking the engine for `default_protocol` when the client names none (`None`: ask for none,
 /// as BuildKit's `/session`, which the engine refuses without one).
 pub async fn forward_as(
-    node: &Node,
+    node: &impl Hop,
     req: Request<Body>,
     path_and_query: String,
     default_protocol: Option<&'static str>,
@@ -43,14 +42,14 @@ pub async fn forward_as(
     let protocol = client_protocol.clone().or(default_protocol.map(HeaderValue::from_static));
     let mut up = Request::builder().method(parts.method).uri(path_and_query);
     if let Some(h) = up.headers_mut() {
-        *h = copy_headers(&parts.headers);
+        *h = node.headers(&parts.headers);
         if let Some(protocol) = protocol {
             h.insert(header::CONNECTION, HeaderValue::from_static("Upgrade"));
             h.insert(header::UPGRADE, protocol);
         }
     }
     let up = up.body(body).map_err(|e| ApiError::bad_request(e.to_string()))?;
-    let mut resp = node.send(up).await.map_err(ApiError::from)?;
+    let mut resp = node.send(up).await?;
     if resp.status() != StatusCode::SWITCHING_PROTOCOLS {
         // Errors (no such container, a detached exec) are ordinary answers, bodies and all.
         return Ok(relay_response(resp));
@@ -63,7 +62,7 @@ pub async fn forward_as(
         .collect();
     let engine = hyper::upgrade::on(&mut resp)
         .await
-        .map_err(|e| ApiError::bad_gateway(format!("engine {} did not hand over the stream: {e}", node.name())))?;
+        .map_err(|e| ApiError::bad_gateway(format!("{} did not hand over the stream: {e}", node.label())))?;
     let slot =
         slot.ok_or_else(|| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "this connection cannot be hijacked"))?;
     slot.put(TokioIo::new(engine));
@@ -99,6 +98,16 @@ pub async fn forward_as(
         }
     }
     Ok(out)
+}
+
+/// The protocol to ask the upstream for when the client names none: dockerd hijacks attach and exec start with or
+/// without `Upgrade`, and asking for `tcp` makes it answer 101; BuildKit's session names its own (h2c), and without
+/// one the engine's refusal is the answer.
+pub fn default_protocol(endpoint: &crate::api::Endpoint) -> Option<&'static str> {
+    match endpoint {
+        crate::api::Endpoint::Session | crate::api::Endpoint::Grpc => None,
+        _ => Some("tcp"),
+    }
 }
 
 /// The headers of an engine's `101` that complete a handshake the client checks.
@@ -153,10 +162,14 @@ where
 /// The engine's side of a hijacked stream, waiting for the client's side: the gateway leaves it in the
 /// connection's request extensions, the server takes it once the client's side is upgraded.
 #[derive(Clone, Default)]
-pub struct HijackSlot(std::sync::Arc<std::sync::Mutex<Option<EngineStream>>>, HeldSlot);
+pub struct HijackSlot(std::sync::Arc<std::sync::Mutex<Option<EngineStream>>>, HeldSlot, EndSlot);
 
 /// What a hijacked session holds while it lasts (a tenant's stream permit).
 type HeldSlot = std::sync::Arc<std::sync::Mutex<Option<Box<dyn Send>>>>;
+
+/// What ends a hijacked session early, if anything: a replica's session with a primary that is no longer one.
+pub type SessionEnd = std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send>>;
+type EndSlot = std::sync::Arc<std::sync::Mutex<Option<SessionEnd>>>;
 
 impl HijackSlot {
     pub fn put(&self, engine: EngineStream) {
@@ -179,6 +192,16 @@ impl HijackSlot {
 
     pub(crate) fn take_held(&self) -> Option<Box<dyn Send>> {
         self.1.lock().unwrap_or_else(|e| e.into_inner()).take()
+    }
+
+    /// Ends the session, both ways, when `end` completes.
+    pub fn end_when(&self, end: impl std::future::Future<Output = ()> + Send + 'static) {
+        *self.2.lock().unwrap_or_else(|e| e.into_inner()) = Some(Box::pin(end));
+    }
+
+    /// What ends the session early; a session without one ends only when its streams do.
+    pub(crate) fn take_end(&self) -> SessionEnd {
+        self.2.lock().unwrap_or_else(|e| e.into_inner()).take().unwrap_or_else(|| Box::pin(std::future::pending()))
     }
 }
 

@@ -30,8 +30,40 @@ const HOP_BY_HOP: [HeaderName; 7] = [
 /// Client headers that are mtswarm's own business: credentials never reach an engine.
 pub const AUTH_HEADERS: [&str; 2] = ["x-auth-token", "x-auth-tenantid"];
 
+/// Where a forwarded request goes: an engine, or, from a replica manager, the primary manager.
+pub trait Hop: Sync {
+    /// What to call it in messages: `engine node0 (tcp://...)`.
+    fn label(&self) -> String;
+    /// The client's headers it gets: end-to-end ones; an engine gets no credentials.
+    fn headers(&self, from: &HeaderMap) -> HeaderMap {
+        copy_headers(from)
+    }
+    /// Sends a request whose URI is a path and query.
+    fn send(&self, req: Request<Body>) -> impl std::future::Future<Output = Result<Response<Incoming>, ApiError>> + Send;
+}
+
+impl Hop for Node {
+    fn label(&self) -> String {
+        format!("engine {}", Node::label(self))
+    }
+
+    async fn send(&self, req: Request<Body>) -> Result<Response<Incoming>, ApiError> {
+        Node::send(self, req).await.map_err(ApiError::from)
+    }
+}
+
 /// Copies end-to-end headers, dropping hop-by-hop ones, those named by `Connection`, and credentials.
 pub fn copy_headers(from: &HeaderMap) -> HeaderMap {
+    copy(from, true)
+}
+
+/// Copies end-to-end headers, dropping hop-by-hop ones and those named by `Connection`: what one mtswarm passes
+/// to another.
+pub fn end_to_end_headers(from: &HeaderMap) -> HeaderMap {
+    copy(from, false)
+}
+
+fn copy(from: &HeaderMap, drop_credentials: bool) -> HeaderMap {
     let named_by_connection: Vec<String> = from
         .get_all(header::CONNECTION)
         .iter()
@@ -45,7 +77,7 @@ pub fn copy_headers(from: &HeaderMap) -> HeaderMap {
         if HOP_BY_HOP.contains(name)
             || n == "keep-alive"
             || n == "host"
-            || AUTH_HEADERS.contains(&n)
+            || (drop_credentials && AUTH_HEADERS.contains(&n))
             || named_by_connection.iter().any(|c| c == n)
         {
             continue;
@@ -94,7 +126,7 @@ pub enum Relay {
 
 /// Forwards an ordinary (not hijacked) request and relays the answer back.
 pub async fn forward(
-    node: &Node,
+    node: &impl Hop,
     req: Request<Body>,
     path_and_query: String,
     relay: Relay,
@@ -102,10 +134,10 @@ pub async fn forward(
     let (parts, body) = req.into_parts();
     let mut up = Request::builder().method(parts.method).uri(path_and_query);
     if let Some(h) = up.headers_mut() {
-        *h = copy_headers(&parts.headers);
+        *h = node.headers(&parts.headers);
     }
     let up = up.body(body).map_err(|e| ApiError::bad_request(e.to_string()))?;
-    let resp = node.send(up).await.map_err(ApiError::from)?;
+    let resp = node.send(up).await?;
     match relay {
         Relay::Stream => Ok(relay_response(resp)),
         Relay::Whole => {
@@ -124,12 +156,12 @@ pub async fn forward(
 /// Reads an answer whole when it fits in `limit` (one write with its length); a larger one is streamed on,
 /// its first part from memory, so that no answer is held whole past the limit. Whoever must parse it
 /// (a tenant's view) refuses it then, with a message.
-async fn read_whole_or_stream(node: &Node, mut incoming: Incoming, limit: usize) -> Result<Body, ApiError> {
+async fn read_whole_or_stream(node: &impl Hop, mut incoming: Incoming, limit: usize) -> Result<Body, ApiError> {
     use futures_util::StreamExt;
     use http_body_util::BodyExt;
     let mut buf = bytes::BytesMut::new();
     let failed =
-        |e: hyper::Error| ApiError::bad_gateway(format!("engine {} failed during the answer: {e}", node.label()));
+        |e: hyper::Error| ApiError::bad_gateway(format!("{} failed during the answer: {e}", node.label()));
     while let Some(frame) = incoming.frame().await {
         let Ok(data) = frame.map_err(failed)?.into_data() else { continue };
         if buf.len() + data.len() > limit {

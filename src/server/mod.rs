@@ -192,8 +192,12 @@ where
             let client = Prefixed { prefix: parts.read_buf, io: parts.io.into_inner() };
             // What the session holds (the tenant's stream permit) is given back when it ends.
             let held = slot.take_held();
+            let end = slot.take_end();
             let _open = crate::ops::metrics::StreamGuard::open();
-            crate::proxy::hijack::pump(client, engine).await;
+            tokio::select! {
+                _ = crate::proxy::hijack::pump(client, engine) => {}
+                _ = end => tracing::debug!("hijacked session ended: the primary manager changed"),
+            }
             drop(held);
         } else {
             linger(parts.io.into_inner()).await;

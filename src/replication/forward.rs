@@ -1,0 +1,77 @@
+//! The primary manager as a replica reaches it: a pooled HTTP/1.1 client to its `--advertise` address, over mutual
+//! TLS when the managers serve TLS (the replica shows its own certificate and checks the primary's against
+//! `--tlscacert`, with the advertised host as the name).
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use http::header::HeaderMap;
+use http::{header, Request, Response, Uri};
+use hyper::body::Incoming;
+use hyper_util::client::legacy::Client;
+use hyper_util::rt::TokioExecutor;
+
+use crate::api::ApiError;
+use crate::body::Body;
+use crate::cluster::connector::{EngineAddr, EngineConnector};
+
+/// The primary manager, from a replica.
+pub struct Peer {
+    addr: EngineAddr,
+    client: Client<EngineConnector, Body>,
+}
+
+impl Peer {
+    /// A client for the manager at `advertise` (`HOST:PORT`).
+    pub fn new(
+        advertise: &str,
+        connect_timeout: Duration,
+        tls: Option<Arc<rustls::ClientConfig>>,
+    ) -> Result<Peer, String> {
+        let addr = match EngineAddr::parse(advertise)? {
+            a @ EngineAddr::Tcp { .. } => a,
+            EngineAddr::Unix(_) => return Err("managers reach each other over TCP".into()),
+        };
+        let client = Client::builder(TokioExecutor::new())
+            .pool_idle_timeout(Duration::from_secs(90))
+            .build(EngineConnector::new(addr.clone(), connect_timeout, tls));
+        Ok(Peer { addr, client })
+    }
+
+    /// `HOST:PORT`, as advertised.
+    pub fn addr(&self) -> String {
+        self.addr.authority()
+    }
+}
+
+impl crate::proxy::Hop for Peer {
+    fn label(&self) -> String {
+        format!("the primary manager {}", self.addr.authority())
+    }
+
+    /// The request as the client sent it: end-to-end headers, credentials included (the primary authenticates).
+    fn headers(&self, from: &HeaderMap) -> HeaderMap {
+        crate::proxy::end_to_end_headers(from)
+    }
+
+    async fn send(&self, mut req: Request<Body>) -> Result<Response<Incoming>, ApiError> {
+        let pq = req.uri().path_and_query().map(|pq| pq.as_str()).unwrap_or("/").to_string();
+        let authority = self.addr.authority();
+        *req.uri_mut() = Uri::builder()
+            .scheme("http")
+            .authority(authority.as_str())
+            .path_and_query(pq)
+            .build()
+            .map_err(|e| ApiError::bad_request(e.to_string()))?;
+        if let Ok(v) = header::HeaderValue::from_str(&authority) {
+            req.headers_mut().insert(header::HOST, v);
+        }
+        self.client.request(req).await.map_err(|e| {
+            let cause = crate::cluster::node::error_chain(&e);
+            match e.is_connect() {
+                true => ApiError::unavailable(format!("the primary manager {authority} is unavailable: {cause}")),
+                false => ApiError::bad_gateway(format!("the primary manager {authority} failed during the request: {cause}")),
+            }
+        })
+    }
+}
