@@ -389,13 +389,15 @@ fn replication_config(
     if !on {
         return match (advertise, ttl) {
             (None, None) => Ok(None),
-            _ => Err("--advertise and --replication-ttl (SWARM_ADVERTISE, SWARM_REPLICATION_TTL) go with                       --replication"
+            _ => Err("--advertise and --replication-ttl (SWARM_ADVERTISE, SWARM_REPLICATION_TTL) go with \
+                      --replication"
                 .into()),
         };
     }
     let Discovery::Etcd { endpoints, prefix } = discovery else {
         return Err(format!(
-            "--replication elects the primary manager through etcd: give the managers' common discovery as              etcd://HOST:PORT/PREFIX (this one is {discovery})"
+            "--replication elects the primary manager through etcd: give the managers' common discovery as \
+             etcd://HOST:PORT/PREFIX (this one is {discovery})"
         ));
     };
     let advertise = advertise.ok_or(
@@ -413,7 +415,8 @@ fn replication_config(
         },
     };
     if tls.is_some_and(|t| t.client_ca.is_none()) {
-        return Err("--replication with --tls needs --tlsverify: the managers prove themselves to each other with                     client certificates signed by --tlscacert"
+        return Err("--replication with --tls needs --tlsverify: the managers prove themselves to each other with \
+                    client certificates signed by --tlscacert"
             .into());
     }
     Ok(Some(crate::replication::ReplicationConfig {

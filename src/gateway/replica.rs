@@ -97,7 +97,8 @@ impl Gateway {
         tracing::Span::current().record("node", ctx.node.as_deref());
         let (mut parts, incoming) = req.into_parts();
         let pq = parts.uri.path_and_query().map_or("/", |pq| pq.as_str()).to_string();
-        let value = |v: &str| HeaderValue::from_str(v).map_err(|_| ApiError::bad_request("a header cannot be forwarded"));
+        let value =
+            |v: &str| HeaderValue::from_str(v).map_err(|_| ApiError::bad_request("a header cannot be forwarded"));
         parts.headers.insert(replication::KEY_HEADER, value(key)?);
         if let Some(cn) = parts.extensions.get::<PeerCn>() {
             parts.headers.insert(replication::CLIENT_CN_HEADER, value(&cn.0)?);

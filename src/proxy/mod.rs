@@ -39,7 +39,10 @@ pub trait Hop: Sync {
         copy_headers(from)
     }
     /// Sends a request whose URI is a path and query.
-    fn send(&self, req: Request<Body>) -> impl std::future::Future<Output = Result<Response<Incoming>, ApiError>> + Send;
+    fn send(
+        &self,
+        req: Request<Body>,
+    ) -> impl std::future::Future<Output = Result<Response<Incoming>, ApiError>> + Send;
 }
 
 impl Hop for Node {
@@ -160,8 +163,7 @@ async fn read_whole_or_stream(node: &impl Hop, mut incoming: Incoming, limit: us
     use futures_util::StreamExt;
     use http_body_util::BodyExt;
     let mut buf = bytes::BytesMut::new();
-    let failed =
-        |e: hyper::Error| ApiError::bad_gateway(format!("{} failed during the answer: {e}", node.label()));
+    let failed = |e: hyper::Error| ApiError::bad_gateway(format!("{} failed during the answer: {e}", node.label()));
     while let Some(frame) = incoming.frame().await {
         let Ok(data) = frame.map_err(failed)?.into_data() else { continue };
         if buf.len() + data.len() > limit {

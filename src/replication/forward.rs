@@ -70,7 +70,9 @@ impl crate::proxy::Hop for Peer {
             let cause = crate::cluster::node::error_chain(&e);
             match e.is_connect() {
                 true => ApiError::unavailable(format!("the primary manager {authority} is unavailable: {cause}")),
-                false => ApiError::bad_gateway(format!("the primary manager {authority} failed during the request: {cause}")),
+                false => {
+                    ApiError::bad_gateway(format!("the primary manager {authority} failed during the request: {cause}"))
+                }
             }
         })
     }

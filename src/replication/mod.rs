@@ -467,7 +467,9 @@ mod tests {
         let after = admission(&primary(fence), fence);
         assert!(matches!(&after, Admission::Unavailable(m) if m.contains("lease ran out")));
         let candidate = admission(&Role::Candidate { why: "etcd: down".into() }, now);
-        assert!(matches!(&candidate, Admission::Unavailable(m) if m.contains("no primary manager") && m.contains("etcd: down")));
+        assert!(
+            matches!(&candidate, Admission::Unavailable(m) if m.contains("no primary manager") && m.contains("etcd: down"))
+        );
     }
 
     #[test]
@@ -478,7 +480,9 @@ mod tests {
         assert!(check_key(&primary(fence), b"k2", now).is_err_and(|e| e.contains("another term")));
         assert!(check_key(&primary(fence), b"", now).is_err());
         assert!(check_key(&primary(fence), b"k1", fence).is_err_and(|e| e.contains("not the primary")));
-        assert!(check_key(&Role::Candidate { why: "x".into() }, b"k1", now).is_err_and(|e| e.contains("not the primary")));
+        assert!(
+            check_key(&Role::Candidate { why: "x".into() }, b"k1", now).is_err_and(|e| e.contains("not the primary"))
+        );
     }
 
     #[test]
@@ -488,7 +492,8 @@ mod tests {
             let margin = ReplicationConfig::fence_margin(ttl);
             assert!(margin >= Duration::from_millis(500).min(ttl / 2) && margin <= ttl / 2, "{ttl:?}: {margin:?}");
         }
-        let c = ReplicationConfig { advertise: "a:1".into(), endpoints: vec![], prefix: "p/q".into(), ttl: DEFAULT_TTL };
+        let c =
+            ReplicationConfig { advertise: "a:1".into(), endpoints: vec![], prefix: "p/q".into(), ttl: DEFAULT_TTL };
         assert_eq!(c.leader_key(), "/p/q/docker/swarm/leader");
         assert_eq!(c.primary_key_key(), "/p/q/mtswarm/primary-key");
         // Renewals come three times per TTL, well before the fence (TTL - TTL/5).

@@ -51,6 +51,7 @@ mod networks;
 mod operations;
 mod policy;
 mod protocol;
+mod replication;
 mod resources;
 mod streams;
 mod surface;

@@ -128,7 +128,48 @@ impl<'t> Gateway<'t> {
         gw
     }
 
-    /// Stops mtswarm and starts it again with the same configuration (on new ports: take new clients).
+    /// Another `mtswarm manage` with the same tenants, tokens and admin (the tokens file is shared): another manager
+    /// of the same cluster, started with `opts`' engine, flags and env (its tenants are this one's).
+    pub fn sibling(&self, opts: GatewayOpts) -> Gateway<'t> {
+        static N: AtomicUsize = AtomicUsize::new(0);
+        let dir = self.dir.with_file_name(format!(
+            "{}-sibling{}",
+            self.dir.file_name().and_then(|n| n.to_str()).unwrap_or("gw"),
+            N.fetch_add(1, Ordering::SeqCst)
+        ));
+        fs::create_dir_all(&dir).expect("create the gateway's directory");
+        let tokens_file = self.launch.as_ref().expect("a gateway process, not direct mode").tokens_file.clone();
+        let mut gw = Gateway {
+            test: self.test,
+            child: None,
+            host: String::new(),
+            unix_host: None,
+            ops_url: None,
+            tenants: self.tenants.clone(),
+            admin: self.admin.clone(),
+            dir: dir.clone(),
+            stderr_path: dir.join("mtswarm.stderr"),
+            launch: Some(Launch {
+                engine: opts.engine.unwrap_or_else(|| testbed().engine0.clone()),
+                args: opts.args,
+                env: opts.env,
+                unix_listener: opts.unix_listener,
+                tokens_file,
+            }),
+        };
+        gw.spawn();
+        gw
+    }
+
+    /// Kills the process at once (SIGKILL), as a crash or a lost machine would: nothing it held is let go.
+    pub fn kill(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    /// Stops mtswarm (if it runs) and starts it again with the same configuration (on new ports: take new clients).
     pub fn restart(&mut self) {
         if let Some(mut child) = self.child.take() {
             let _ = child.kill();

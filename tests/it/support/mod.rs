@@ -86,6 +86,7 @@ mod testbed;
 
 pub mod auth;
 pub mod cluster;
+pub mod managers;
 pub mod tls;
 
 pub use self::test::*;
