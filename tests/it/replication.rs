@@ -211,3 +211,70 @@ it_test!(replication_needs_etcd_and_an_advertised_address, mtswarm_only("manager
     refuse(&["--replication", "--advertise", "127.0.0.1:1", "--replication-ttl", "0", &discovery], "--replication-ttl");
     refuse(&["--replication", "--advertise", "127.0.0.1:1", "--tls", &discovery], "needs --tlsverify");
 });
+
+it_test!(
+    over_tls_a_replica_keeps_the_clients_certificate_and_nobody_can_claim_one,
+    mtswarm_only("manager replication"),
+    |t| {
+        use crate::support::tls::{curl_get, tlsverify_args, Ca, Usage};
+        let ca = Ca::new(t.dir(), "pki");
+        let manager = ca.issue("manager", "mtswarm-manager", Usage::Manager);
+        let alice_cert = ca.issue("alice", "alice-cert", Usage::Client);
+        let admin_cert = ca.issue("admin", "admin-cert", Usage::Client);
+        let mallory = ca.issue("mallory", "mallory-cert", Usage::Client);
+        let cluster = Replicated::new(&t);
+        let (alice_id, admin_id) = (format!("{}-alice", t.tag), format!("{}-admin", t.tag));
+        let map = t.path("cn-tenants.json");
+        std::fs::write(&map, serde_json::json!({"alice-cert": alice_id, "admin-cert": admin_id}).to_string())
+            .expect("write the CN map");
+        let mut args = tlsverify_args(ca.cert(), &manager);
+        args.extend(["--tls-cn-tenants".to_string(), map.display().to_string()]);
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        let role = |m: &crate::support::managers::Manager| {
+            let info = curl_get(m.gw.host(), "/info", ca.cert(), Some(&admin_cert), &[]);
+            let v: serde_json::Value = serde_json::from_str(&info.body).unwrap_or_default();
+            let status = v["SystemStatus"].as_array().cloned().unwrap_or_default();
+            let field = |n: &str| status.iter().find(|p| p[0] == n).and_then(|p| p[1].as_str()).map(str::to_string);
+            (field("Role"), field("Primary"))
+        };
+        let a = cluster.first(&t, &args, &[]);
+        poll("the first manager to be primary", ELECTED, || (role(&a).0.as_deref() == Some("primary")).then_some(()));
+        let b = cluster.another(&a, &args, &[]);
+        poll("the second to be a replica of the first", ELECTED, || {
+            (role(&b) == (Some("replica".into()), Some(a.advertise.clone()))).then_some(())
+        });
+
+        // Alice, known by her certificate only, through the replica: the primary acts for her.
+        let alice = b.gw.client_with("alice-cert", None, None).tls_verify(ca.cert(), Some(&alice_cert));
+        let web = t.name("web");
+        alice.ok(&["run", "-d", "--name", &web, image(), "sleep", "300"]);
+        let placed = containers_of(&alice_id);
+        assert_eq!(placed.len(), 1, "{placed:?}");
+        assert_eq!(alice.ok(&["ps", "--format", "{{.Names}}"]).trim(), web);
+
+        // Mallory claims alice's certificate name: to the primary with a made-up key, refused; without a key, the
+        // claim is dropped and mallory's own certificate (which names no tenant) is what counts; through the replica,
+        // the replica puts the name it verified in place of the claim.
+        let claim = ("X-Mtswarm-Client-Cn", "alice-cert");
+        let forged_key = "f".repeat(64);
+        let to_primary = curl_get(
+            a.gw.host(),
+            "/containers/json",
+            ca.cert(),
+            Some(&mallory),
+            &[claim, ("X-Mtswarm-Replica-Key", &forged_key)],
+        );
+        assert_eq!(to_primary.status, 503, "{} {}", to_primary.body, to_primary.stderr);
+        for host in [a.gw.host(), b.gw.host()] {
+            let answer = curl_get(host, "/containers/json", ca.cert(), Some(&mallory), &[claim]);
+            assert_eq!(answer.status, 401, "{host}: {}", answer.body);
+            assert!(!answer.body.contains(&web), "{host}: {}", answer.body);
+        }
+        // The same request with alice's own certificate is served, through either manager.
+        for host in [a.gw.host(), b.gw.host()] {
+            let answer = curl_get(host, "/containers/json", ca.cert(), Some(&alice_cert), &[]);
+            assert_eq!(answer.status, 200, "{host}: {}", answer.body);
+            assert!(answer.body.contains(&web), "{host}: {}", answer.body);
+        }
+    }
+);

@@ -22,6 +22,9 @@ pub enum Usage {
     Server,
     /// `clientAuth`: a docker client's certificate.
     Client,
+    /// Both, with subjectAltName IP:127.0.0.1: a replicated manager's certificate, which it serves and shows the
+    /// primary.
+    Manager,
 }
 
 /// A certificate authority in a directory of its own.
@@ -93,6 +96,10 @@ impl Ca {
             Usage::Server => {
                 "basicConstraints = CA:FALSE\nkeyUsage = critical,digitalSignature,keyEncipherment\n\
                  extendedKeyUsage = serverAuth\nsubjectAltName = IP:127.0.0.1\n"
+            }
+            Usage::Manager => {
+                "basicConstraints = CA:FALSE\nkeyUsage = critical,digitalSignature,keyEncipherment\n\
+                 extendedKeyUsage = serverAuth,clientAuth\nsubjectAltName = IP:127.0.0.1\n"
             }
             Usage::Client => {
                 "basicConstraints = CA:FALSE\nkeyUsage = critical,digitalSignature,keyEncipherment\n\
