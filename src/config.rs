@@ -671,6 +671,34 @@ mod tests {
     }
 
     #[test]
+    fn reads_replication() {
+        let check = |raw: RawManage, env: &[(&str, &str)], expected: &str| {
+            let got = match Config::from_raw(&raw, &Env::from_pairs(env.iter().copied())) {
+                Ok(c) => format!("{:?}", c.replication.map(|r| (r.advertise, r.endpoints, r.prefix, r.ttl))),
+                Err(e) => format!("error: {e}"),
+            };
+            assert!(got.contains(expected), "{got:?} does not contain {expected:?}");
+        };
+        let etcd = || RawManage { discovery: Some("etcd://10.0.0.2:2379/m/x".into()), ..Default::default() };
+        check(etcd(), &[], "None");
+        let env = [("SWARM_REPLICATION", "true"), ("SWARM_ADVERTISE", "10.0.0.11:2376")];
+        check(etcd(), &env, r#"Some(("10.0.0.11:2376", ["10.0.0.2:2379"], "m/x", 20s))"#);
+        let flags = RawManage {
+            replication: true,
+            advertise: Some("[fd00::1]:2376".into()),
+            replication_ttl: Some("3.5s".into()),
+            ..etcd()
+        };
+        check(flags, &[], r#"Some(("[fd00::1]:2376", ["10.0.0.2:2379"], "m/x", 3.5s))"#);
+        check(RawManage { replication: true, ..Default::default() }, &env, "error: --replication elects the primary");
+        check(RawManage { replication: true, ..etcd() }, &[], "error: --replication needs --advertise");
+        check(etcd(), &[("SWARM_ADVERTISE", "10.0.0.11:2376")], "go with --replication");
+        let zero = [("SWARM_REPLICATION", "true"), ("SWARM_ADVERTISE", "h:2376"), ("SWARM_REPLICATION_TTL", "0")];
+        check(etcd(), &zero, "--replication-ttl \"0\"");
+        check(etcd(), &[("SWARM_REPLICATION", "yes")], "expected true or false");
+    }
+
+    #[test]
     fn env_ignores_empty_values() {
         let env = Env::from_pairs([("A", ""), ("B", "x")]);
         assert_eq!(env.get("A"), None);

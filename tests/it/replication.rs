@@ -78,30 +78,47 @@ it_test!(a_replica_takes_over_when_the_primary_is_killed, mtswarm_only("manager 
     let mut a = cluster.first(&t, &[], &[]);
     a.wait_primary(ELECTED);
     let b = cluster.another(&a, &[], &[]);
+    let c = cluster.another(&a, &[], &[]);
     b.wait_replica_of(&a, ELECTED);
-    let alice = b.gw.tenant("alice");
+    c.wait_replica_of(&a, ELECTED);
     let web = t.name("web");
-    alice.ok(&["run", "-d", "--name", &web, image(), "sh", "-c", "echo up; sleep 300"]);
-    let mut logs = alice.spawn(&["logs", "-f", &web]);
-    logs.expect_line("the container's line", Duration::from_secs(20), |l| l == "up");
+    b.gw.tenant("alice").ok(&["run", "-d", "--name", &web, image(), "sh", "-c", "echo up; sleep 300"]);
+    let mut logs = [&b, &c].map(|m| m.gw.tenant("alice").spawn(&["logs", "-f", &web]));
+    for l in &mut logs {
+        l.expect_line("the container's line", Duration::from_secs(20), |l| l == "up");
+    }
 
     a.gw.kill();
-    b.wait_primary(failover_bound());
-    assert_eq!(cluster.leader_key_value().as_deref(), Some(b.advertise.as_str()));
-    // The stream through the replica to the dead primary ended; it did not hang.
-    logs.finish(Duration::from_secs(10));
+    // One of the two replicas wins, and the other follows it.
+    let (new, other) = poll("a new primary", failover_bound(), || {
+        let roles = [b.role(), c.role()];
+        let primary = |r: &Option<(String, Option<String>)>| r.as_ref().is_some_and(|(role, _)| role == "primary");
+        match (primary(&roles[0]), primary(&roles[1])) {
+            (true, false) => Some((&b, &c)),
+            (false, true) => Some((&c, &b)),
+            (true, true) => panic!("two primaries: {roles:?}"),
+            _ => None,
+        }
+    });
+    other.wait_replica_of(new, ELECTED);
+    assert_eq!(cluster.leader_key_value().as_deref(), Some(new.advertise.as_str()));
+    // The streams through the replicas to the dead primary ended; none hung.
+    for l in logs {
+        l.finish(Duration::from_secs(10));
+    }
 
-    // The new primary serves what the old one did: the name is still taken (state comes from the engines), and
-    // free again once the container is gone.
+    // The new primary serves what the old one did, through either manager: the name is still taken (state comes
+    // from the engines), and free again once the container is gone.
+    let alice = other.gw.tenant("alice");
     let taken = alice.fails(&["run", "-d", "--name", &web, image(), "true"]);
     assert!(taken.contains("is already in use"), "{taken}");
-    alice.ok(&["rm", "-f", &web]);
+    new.gw.tenant("alice").ok(&["rm", "-f", &web]);
     alice.ok(&["run", "-d", "--name", &web, image(), "sleep", "300"]);
     assert_eq!(containers_of(&b.gw.tenant_id("alice")).len(), 1);
 
     // The old primary, started again, is a replica of the new one, and serves through it.
     a.gw.restart();
-    a.wait_replica_of(&b, ELECTED);
+    a.wait_replica_of(new, ELECTED);
     assert_eq!(a.gw.tenant("alice").ok(&["ps", "--format", "{{.Names}}"]).trim(), web);
 });
 
