@@ -83,6 +83,18 @@ impl Gateway {
         }
     }
 
+    /// Err when this manager runs with `--replication` and is not (any more) the primary within its fence.
+    pub(super) fn still_primary(&self) -> Result<(), ApiError> {
+        match self.replication.as_ref().map(|r| r.admission()) {
+            None | Some(Admission::Serve) => Ok(()),
+            Some(Admission::Forward { primary, .. }) => Err(ApiError::unavailable(format!(
+                "this manager stopped being the primary while the request waited; the primary is now {}: retry",
+                primary.addr()
+            ))),
+            Some(Admission::Unavailable(why)) => Err(ApiError::unavailable(why)),
+        }
+    }
+
     /// Sends the request to the primary as it came (its version prefix, credentials and body), with what the
     /// primary cannot see itself.
     async fn to_primary(

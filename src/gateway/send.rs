@@ -25,6 +25,9 @@ impl Gateway {
         req: &Forward<'_>,
         upstream: Upstream,
     ) -> Result<(Response<Body>, Option<String>), ApiError> {
+        // Admitted at arrival, but a request may have waited since (for its tenant's quota lock, a name claim):
+        // it reaches the engine only while this manager is still the primary within its fence.
+        self.still_primary()?;
         let (mut doc, pass) = match upstream {
             Upstream::Doc(doc) => (Some(doc), Upstream::Empty),
             other => (None, other),
