@@ -85,11 +85,13 @@ it_test!(a_client_cannot_strip_what_a_replica_tells_the_primary, mtswarm_only("m
     let (token, id) = (a.gw.token_of("alice"), a.gw.tenant_id("alice"));
     let alice = Http::with_headers(b.gw.unix_host(), &[("X-Auth-Token", &token), ("X-Auth-TenantId", &id)]);
     let create = serde_json::json!({"Image": image(), "Cmd": ["true"]});
-    let tricks: [(&str, &[(&str, &str)]); 4] = [
+    let tricks: [(&str, &[(&str, &str)]); 5] = [
         ("plain", &[]),
         ("addr", &[("Connection", "keep-alive, x-mtswarm-client-addr")]),
         ("key", &[("Connection", "x-mtswarm-replica-key")]),
         ("all", &[("Connection", "X-Mtswarm-Replica-Key, X-MTSWARM-CLIENT-ADDR, x-mtswarm-client-cn")]),
+        // This one held before the fix: a forged address, in two spellings and twice, is taken off at the replica.
+        ("forged", &[("X-Mtswarm-Client-Addr", "10.9.9.9:1"), ("x-MTSWARM-client-addr", "10.9.9.9:2")]),
     ];
     for (tag, extra) in tricks {
         let name = t.name(tag);
