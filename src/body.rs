@@ -75,8 +75,10 @@ impl<G: Unpin> http_body::Body for Guarded<G> {
     }
 }
 
-/// A body that ends, cleanly, when `end` completes, if `inner` has not ended before (a replica's forwarded stream
-/// when the primary changes: the client sees the end of the stream rather than a stream that never moves again).
+/// A body that ends when `end` completes, if `inner` has not ended before (a replica's forwarded stream when the
+/// primary changes: the client sees the end of the stream rather than a stream that never moves again). It ends
+/// with an error, so that the connection is cut without a last chunk: a download (`docker export`, `save`, `cp`)
+/// cut short must not look complete.
 pub fn until(inner: Body, end: impl std::future::Future<Output = ()> + Send + 'static) -> Body {
     Until { inner, end: Some(Box::pin(end)) }.boxed_unsync()
 }
@@ -98,7 +100,7 @@ impl http_body::Body for Until {
             if end.as_mut().poll(cx).is_ready() {
                 self.end = None;
                 self.inner = empty();
-                return std::task::Poll::Ready(None);
+                return std::task::Poll::Ready(Some(Err("the primary manager changed during the answer".into())));
             }
         }
         std::pin::Pin::new(&mut self.inner).poll_frame(cx)

@@ -304,6 +304,8 @@ impl Gateway {
             Some(t) => self.document_phase(t, &endpoint, doc.as_mut()).await?,
             None => None,
         };
+        // Admitted when the head came; the fence is checked again now that the body is in and the quota counted.
+        self.still_primary()?;
         let req = Forward { endpoint: &endpoint, scope: &scope, parts: &parts, path: &path };
         match route {
             Route::Local => unreachable!("answered above"),

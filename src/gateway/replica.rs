@@ -69,7 +69,15 @@ impl Gateway {
             )),
             Admission::Forward { primary, term, key } => {
                 let slot = req.extensions().get::<hijack::HijackSlot>().cloned();
-                let resp = self.to_primary(ctx, endpoint, &primary, &key, req).await?;
+                // A primary that stops answering (frozen, or its machine gone without a reset) must not keep the
+                // request waiting for its answer's head once another manager is primary.
+                let resp = tokio::select! {
+                    resp = self.to_primary(ctx, endpoint, &primary, &key, req) => resp?,
+                    _ = rep.term_ends(term) => return Err(ApiError::unavailable(format!(
+                        "the primary manager {} was replaced before it answered; retry",
+                        primary.addr()
+                    ))),
+                };
                 // A stream ends with the primary's term: the client sees its end, not a stream that never moves.
                 match slot.filter(|s| s.holds_engine()) {
                     Some(slot) => {
@@ -83,15 +91,19 @@ impl Gateway {
         }
     }
 
-    /// Err when this manager runs with `--replication` and is not (any more) the primary within its fence.
+    /// Whether this manager may still act on a request it admitted when its head came: a body that arrives after
+    /// the fence (the process was frozen, or the client held the body back), or a request that waited for its
+    /// tenant's quota lock or a name claim, must not make a fenced primary create what the new primary counts
+    /// against the same quota.
     pub(super) fn still_primary(&self) -> Result<(), ApiError> {
-        match self.replication.as_ref().map(|r| r.admission()) {
-            None | Some(Admission::Serve) => Ok(()),
-            Some(Admission::Forward { primary, .. }) => Err(ApiError::unavailable(format!(
-                "this manager stopped being the primary while the request waited; the primary is now {}: retry",
+        let Some(rep) = &self.replication else { return Ok(()) };
+        match rep.admission() {
+            Admission::Serve => Ok(()),
+            Admission::Forward { primary, .. } => Err(ApiError::unavailable(format!(
+                "this manager stopped being the primary while the request came in or waited (the primary is {} now); retry",
                 primary.addr()
             ))),
-            Some(Admission::Unavailable(why)) => Err(ApiError::unavailable(why)),
+            Admission::Unavailable(why) => Err(ApiError::unavailable(why)),
         }
     }
 

@@ -50,8 +50,16 @@ impl crate::proxy::Hop for Peer {
     }
 
     /// The request as the client sent it: end-to-end headers, credentials included (the primary authenticates).
+    /// The replication headers are the replica's own (every client's came off on arrival), so a client's
+    /// `Connection: x-mtswarm-...` cannot take them off as hop-by-hop.
     fn headers(&self, from: &HeaderMap) -> HeaderMap {
-        crate::proxy::end_to_end_headers(from)
+        let mut out = crate::proxy::end_to_end_headers(from);
+        for name in super::HEADERS {
+            if let Some(v) = from.get(name) {
+                out.insert(name, v.clone());
+            }
+        }
+        out
     }
 
     async fn send(&self, mut req: Request<Body>) -> Result<Response<Incoming>, ApiError> {

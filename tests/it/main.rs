@@ -52,6 +52,7 @@ mod operations;
 mod policy;
 mod protocol;
 mod replication;
+mod replication_attacks;
 mod resources;
 mod streams;
 mod surface;

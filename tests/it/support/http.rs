@@ -329,7 +329,7 @@ fn parse_head(head: &[u8]) -> Result<(u16, Vec<(String, String)>), String> {
     Ok((status, headers))
 }
 
-fn parse_response(raw: &[u8], head_request: bool) -> Result<Response, String> {
+pub fn parse_response(raw: &[u8], head_request: bool) -> Result<Response, String> {
     let end = raw.windows(4).position(|w| w == b"\r\n\r\n").ok_or("no end of the response head")?;
     let (status, headers) = parse_head(&raw[..end + 4])?;
     let rest = &raw[end + 4..];
