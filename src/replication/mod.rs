@@ -343,6 +343,8 @@ impl Replication {
                 }
                 Err(e) => wait = self.renewal_failed(&describe(&e), fence),
             }
+            // The fence as it stands now: a renewal that succeeded, however slowly, moved it.
+            let Role::Primary { fence, .. } = self.role() else { return };
             if Instant::now() >= fence {
                 let why = "the primary could not renew its lease in time".to_string();
                 tracing::warn!("replication: {why}; it admits nothing more");
