@@ -50,6 +50,17 @@ impl EngineAddr {
         Ok(EngineAddr::Tcp { host: host.to_string(), port })
     }
 
+    /// Points `req` (whose URI is a path and query) at this address: the URI's scheme and authority, and `Host`.
+    pub fn aim<B>(&self, req: &mut http::Request<B>) -> Result<(), http::Error> {
+        let pq = req.uri().path_and_query().map(|pq| pq.as_str()).unwrap_or("/").to_string();
+        let authority = self.authority();
+        *req.uri_mut() = Uri::builder().scheme("http").authority(authority.as_str()).path_and_query(pq).build()?;
+        if let Ok(v) = http::header::HeaderValue::from_str(&authority) {
+            req.headers_mut().insert(http::header::HOST, v);
+        }
+        Ok(())
+    }
+
     /// The authority to put in request URIs and `Host` headers.
     pub fn authority(&self) -> String {
         match self {

@@ -5,7 +5,7 @@ use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
 
 use bytes::Bytes;
-use http::{header, Request, Response, StatusCode, Uri};
+use http::{Request, Response, StatusCode};
 use http_body_util::BodyExt;
 use hyper::body::Incoming;
 use hyper_util::client::legacy::Client;
@@ -420,17 +420,7 @@ impl Node {
 
     /// Sends a request whose URI is a path and query; the node supplies scheme and authority.
     pub async fn send(&self, mut req: Request<Body>) -> Result<Response<Incoming>, EngineError> {
-        let pq = req.uri().path_and_query().map(|pq| pq.as_str()).unwrap_or("/").to_string();
-        let authority = self.addr.authority();
-        *req.uri_mut() = Uri::builder()
-            .scheme("http")
-            .authority(authority.as_str())
-            .path_and_query(pq)
-            .build()
-            .map_err(|e| self.broken(e))?;
-        if let Ok(v) = header::HeaderValue::from_str(&authority) {
-            req.headers_mut().insert(header::HOST, v);
-        }
+        self.addr.aim(&mut req).map_err(|e| self.broken(e))?;
         self.client.request(req).await.map_err(|e| {
             if e.is_connect() {
                 let cause = error_chain(&e);

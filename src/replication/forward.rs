@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use http::header::HeaderMap;
-use http::{header, Request, Response, Uri};
+use http::{Request, Response};
 use hyper::body::Incoming;
 use hyper_util::client::legacy::Client;
 use hyper_util::rt::TokioExecutor;
@@ -63,17 +63,8 @@ impl crate::proxy::Hop for Peer {
     }
 
     async fn send(&self, mut req: Request<Body>) -> Result<Response<Incoming>, ApiError> {
-        let pq = req.uri().path_and_query().map(|pq| pq.as_str()).unwrap_or("/").to_string();
+        self.addr.aim(&mut req).map_err(|e| ApiError::bad_request(e.to_string()))?;
         let authority = self.addr.authority();
-        *req.uri_mut() = Uri::builder()
-            .scheme("http")
-            .authority(authority.as_str())
-            .path_and_query(pq)
-            .build()
-            .map_err(|e| ApiError::bad_request(e.to_string()))?;
-        if let Ok(v) = header::HeaderValue::from_str(&authority) {
-            req.headers_mut().insert(header::HOST, v);
-        }
         self.client.request(req).await.map_err(|e| {
             let cause = crate::cluster::node::error_chain(&e);
             match e.is_connect() {

@@ -7,11 +7,8 @@ use std::process::Command;
 use std::time::Duration;
 
 use crate::support::cluster::containers_of;
-use crate::support::managers::{failover_bound, Replicated};
+use crate::support::managers::{failover_bound, Replicated, ELECTED};
 use crate::support::*;
-
-/// How long a manager may take to start and learn the election's outcome.
-const ELECTED: Duration = Duration::from_secs(15);
 
 fn signal(pid: u32, sig: &str) {
     let status = Command::new("kill").args([&format!("-{sig}"), &pid.to_string()]).status().expect("run kill");
@@ -20,10 +17,7 @@ fn signal(pid: u32, sig: &str) {
 
 it_test!(a_replica_forwards_runs_execs_and_streams_to_the_primary, mtswarm_only("manager replication"), |t| {
     let cluster = Replicated::new(&t);
-    let a = cluster.first(&t, &[], &[]);
-    a.wait_primary(ELECTED);
-    let b = cluster.another(&a, &[], &[]);
-    b.wait_replica_of(&a, ELECTED);
+    let (a, b) = cluster.pair(&t, &[], &[]);
     // Swarm classic's leader key names the primary.
     assert_eq!(cluster.leader_key_value().as_deref(), Some(a.advertise.as_str()));
 
@@ -124,10 +118,7 @@ it_test!(a_replica_takes_over_when_the_primary_is_killed, mtswarm_only("manager 
 
 it_test!(a_primary_cut_off_stops_admitting_before_another_is_elected, mtswarm_only("manager replication"), |t| {
     let cluster = Replicated::new(&t);
-    let a = cluster.first(&t, &[], &[]);
-    a.wait_primary(ELECTED);
-    let b = cluster.another(&a, &[], &[]);
-    b.wait_replica_of(&a, ELECTED);
+    let (a, b) = cluster.pair(&t, &[], &[]);
     let alice = b.gw.tenant("alice");
     let web = t.name("web");
     alice.ok(&["run", "-d", "--name", &web, image(), "sh", "-c", "echo up; sleep 300"]);

@@ -9,11 +9,8 @@ use std::sync::mpsc;
 use std::time::Duration;
 
 use crate::support::cluster::containers_of;
-use crate::support::managers::{failover_bound, Replicated};
+use crate::support::managers::{failover_bound, Replicated, ELECTED};
 use crate::support::*;
-
-/// How long a manager may take to start and learn the election's outcome.
-const ELECTED: Duration = Duration::from_secs(15);
 
 /// How long an audit record may take to be written.
 const WAIT: Duration = Duration::from_secs(30);
@@ -123,10 +120,7 @@ it_test!(
     mtswarm_only("manager replication"),
     |t| {
         let cluster = Replicated::new(&t);
-        let a = cluster.first(&t, &[], &[]);
-        a.wait_primary(ELECTED);
-        let b = cluster.another(&a, &[], &[]);
-        b.wait_replica_of(&a, ELECTED);
+        let (a, b) = cluster.pair(&t, &[], &[]);
         let alice = b.gw.tenant("alice");
         assert_eq!(alice.http().get("/v1.41/containers/json").status, 200);
 
@@ -168,10 +162,7 @@ it_test!(
 it_test!(a_download_cut_by_a_failover_never_looks_complete, mtswarm_only("manager replication"), |t| {
     const SIZE_MB: usize = 96;
     let cluster = Replicated::new(&t);
-    let a = cluster.first(&t, &[], &[]);
-    a.wait_primary(ELECTED);
-    let b = cluster.another(&a, &[], &[]);
-    b.wait_replica_of(&a, ELECTED);
+    let (a, b) = cluster.pair(&t, &[], &[]);
     let alice = b.gw.tenant("alice");
     let big = t.name("big");
     let count = format!("count={SIZE_MB}");
@@ -207,10 +198,7 @@ it_test!(a_download_cut_by_a_failover_never_looks_complete, mtswarm_only("manage
 // admitting creates against the same quota: two primaries admitting.
 it_test!(a_create_admitted_before_the_fence_is_not_carried_out_after_it, mtswarm_only("manager replication"), |t| {
     let cluster = Replicated::new(&t);
-    let a = cluster.first(&t, &[], &[]);
-    a.wait_primary(ELECTED);
-    let b = cluster.another(&a, &[], &[]);
-    b.wait_replica_of(&a, ELECTED);
+    let (a, b) = cluster.pair(&t, &[], &[]);
     let (token, id) = (a.gw.token_of("alice"), a.gw.tenant_id("alice"));
     let late = t.name("late");
     let body = serde_json::json!({"Image": image(), "Cmd": ["true"]}).to_string();

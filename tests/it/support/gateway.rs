@@ -75,6 +75,18 @@ struct Launch {
     tokens_file: PathBuf,
 }
 
+impl Launch {
+    fn new(opts: GatewayOpts, tokens_file: PathBuf) -> Launch {
+        Launch {
+            engine: opts.engine.unwrap_or_else(|| testbed().engine0.clone()),
+            args: opts.args,
+            env: opts.env,
+            unix_listener: opts.unix_listener,
+            tokens_file,
+        }
+    }
+}
+
 impl<'t> Gateway<'t> {
     pub fn start(test: &'t Test, opts: GatewayOpts) -> Gateway<'t> {
         static N: AtomicUsize = AtomicUsize::new(0);
@@ -117,13 +129,7 @@ impl<'t> Gateway<'t> {
             return gw;
         }
 
-        gw.launch = Some(Launch {
-            engine: opts.engine.unwrap_or_else(|| testbed().engine0.clone()),
-            args: opts.args,
-            env: opts.env,
-            unix_listener: opts.unix_listener,
-            tokens_file,
-        });
+        gw.launch = Some(Launch::new(opts, tokens_file));
         gw.spawn();
         gw
     }
@@ -149,13 +155,7 @@ impl<'t> Gateway<'t> {
             admin: self.admin.clone(),
             dir: dir.clone(),
             stderr_path: dir.join("mtswarm.stderr"),
-            launch: Some(Launch {
-                engine: opts.engine.unwrap_or_else(|| testbed().engine0.clone()),
-                args: opts.args,
-                env: opts.env,
-                unix_listener: opts.unix_listener,
-                tokens_file,
-            }),
+            launch: Some(Launch::new(opts, tokens_file)),
         };
         gw.spawn();
         gw

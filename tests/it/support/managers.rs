@@ -14,6 +14,9 @@ use super::*;
 /// The replication TTL of the tests: short, so that a failover takes seconds.
 pub const TTL: u64 = 3;
 
+/// How long a manager may take to start and learn the election's outcome.
+pub const ELECTED: Duration = Duration::from_secs(15);
+
 /// How long a failover may take: Swarm classic's bound, the TTL, plus a few seconds for the replica to notice and
 /// for etcd to expire the lease (it checks leases every half second).
 pub fn failover_bound() -> Duration {
@@ -81,6 +84,15 @@ impl Replicated {
     pub fn first<'t>(&self, t: &'t Test, args: &[&str], env: &[(&str, &str)]) -> Manager<'t> {
         let (opts, advertise) = self.opts(args, env);
         Manager { gw: Gateway::start(t, opts), advertise }
+    }
+
+    /// A primary (the first manager, once elected) and a replica of it, each with `args` and `env`.
+    pub fn pair<'t>(&self, t: &'t Test, args: &[&str], env: &[(&str, &str)]) -> (Manager<'t>, Manager<'t>) {
+        let a = self.first(t, args, env);
+        a.wait_primary(ELECTED);
+        let b = self.another(&a, args, env);
+        b.wait_replica_of(&a, ELECTED);
+        (a, b)
     }
 
     /// One more manager of the same cluster, with the same tenants and tokens as `of`.
