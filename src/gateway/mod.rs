@@ -90,6 +90,8 @@ pub struct Gateway {
     tenant_limits: limits::TenantLimits,
     /// How long a request body read whole may take, and a streamed one may pause.
     body_timeout: std::time::Duration,
+    /// How long a client connection may wait with a request's headers incomplete (read by the server).
+    header_timeout: std::time::Duration,
     /// How long an engine may take over a call that is not a stream.
     engine_timeout: std::time::Duration,
     next_id: AtomicU64,
@@ -162,6 +164,7 @@ impl Gateway {
                 Limits::default().tenant_max_streams,
             ),
             body_timeout: Limits::default().body_timeout,
+            header_timeout: Limits::default().header_timeout,
             engine_timeout: Limits::default().engine_timeout,
             next_id: AtomicU64::new(1),
         }
@@ -171,6 +174,7 @@ impl Gateway {
     pub fn with_limits(mut self, l: Limits) -> Gateway {
         self.tenant_limits = limits::TenantLimits::new(l.tenant_max_requests, l.tenant_max_streams);
         self.body_timeout = l.body_timeout;
+        self.header_timeout = l.header_timeout;
         self.engine_timeout = l.engine_timeout;
         self
     }
@@ -179,6 +183,11 @@ impl Gateway {
     pub fn with_audit(mut self, audit: Option<crate::ops::audit::Audit>) -> Gateway {
         self.audit = audit;
         self
+    }
+
+    /// `--header-timeout`: how long a client connection may take to send a request's headers.
+    pub fn header_timeout(&self) -> std::time::Duration {
+        self.header_timeout
     }
 
     /// The policy in force now.
