@@ -140,6 +140,8 @@ impl std::fmt::Debug for EngineOptions {
 /// One engine. Requests to it share a keep-alive connection pool.
 pub struct Node {
     pub addr: EngineAddr,
+    /// The address as a URI authority and a `Host` header, made once: every request carries them.
+    authority: Option<(http::uri::Authority, header::HeaderValue)>,
     client: Client<EngineConnector, Body>,
     call_timeout: Duration,
     answer_limit: usize,
@@ -170,8 +172,14 @@ impl Node {
             .pool_idle_timeout(Duration::from_secs(90))
             .pool_max_idle_per_host(256)
             .build(EngineConnector::new(addr.clone(), opts.connect_timeout, opts.tls.clone()));
+        let authority = addr.authority();
+        let authority = match (authority.parse(), header::HeaderValue::from_str(&authority)) {
+            (Ok(a), Ok(h)) => Some((a, h)),
+            _ => None,
+        };
         Node {
             addr,
+            authority,
             client,
             call_timeout: opts.call_timeout,
             answer_limit: opts.answer_limit,
@@ -420,17 +428,21 @@ impl Node {
 
     /// Sends a request whose URI is a path and query; the node supplies scheme and authority.
     pub async fn send(&self, mut req: Request<Body>) -> Result<Response<Incoming>, EngineError> {
-        let pq = req.uri().path_and_query().map(|pq| pq.as_str()).unwrap_or("/").to_string();
-        let authority = self.addr.authority();
-        *req.uri_mut() = Uri::builder()
-            .scheme("http")
-            .authority(authority.as_str())
-            .path_and_query(pq)
-            .build()
-            .map_err(|e| self.broken(e))?;
-        if let Ok(v) = header::HeaderValue::from_str(&authority) {
-            req.headers_mut().insert(header::HOST, v);
+        let mut uri = std::mem::take(req.uri_mut()).into_parts();
+        uri.scheme = Some(http::uri::Scheme::HTTP);
+        if uri.path_and_query.is_none() {
+            uri.path_and_query = Some(http::uri::PathAndQuery::from_static("/"));
         }
+        match &self.authority {
+            Some((authority, host)) => {
+                uri.authority = Some(authority.clone());
+                req.headers_mut().insert(header::HOST, host.clone());
+            }
+            None => {
+                uri.authority = Some(self.addr.authority().parse().map_err(|e| self.broken(e))?);
+            }
+        }
+        *req.uri_mut() = Uri::from_parts(uri).map_err(|e| self.broken(e))?;
         self.client.request(req).await.map_err(|e| {
             if e.is_connect() {
                 let cause = error_chain(&e);

@@ -121,6 +121,8 @@ pub struct RequestCtx {
     pub path: String,
     /// The version the client asked for in its path, if it did.
     pub version: Option<ApiVersion>,
+    /// The version mtswarm advertises (the highest every engine speaks), read once per request.
+    pub advertised: Option<ApiVersion>,
     pub endpoint: Option<Endpoint>,
     /// Who is asking, once authenticated.
     pub identity: Option<Identity>,
@@ -202,6 +204,7 @@ impl Gateway {
             method: req.method().clone(),
             path: req.uri().path().to_string(),
             version: None,
+            advertised: None,
             endpoint: None,
             identity: None,
             node: None,
@@ -323,10 +326,10 @@ impl Gateway {
     /// Strips and checks the version prefix, returning the path without it.
     fn negotiate(&self, ctx: &mut RequestCtx, raw: &str) -> Result<String, ApiError> {
         let (requested, path) = version::split_version(raw);
+        let advertised = ctx.advertised.insert(self.cluster.max_api_version());
         if let Some(v) = requested {
             let v = ApiVersion::parse(v).ok_or_else(|| not_found(&ctx.method, raw))?;
-            version::check(&v, &self.cluster.min_api_version(), &self.cluster.max_api_version())
-                .map_err(ApiError::bad_request)?;
+            version::check(&v, &self.cluster.min_api_version(), advertised).map_err(ApiError::bad_request)?;
             ctx.version = Some(v);
         }
         Ok(path.to_string())
@@ -401,7 +404,8 @@ impl Gateway {
     /// The headers dockerd puts on every response, and the request's log line.
     fn finish(&self, ctx: &RequestCtx, mut resp: Response<Body>) -> Response<Body> {
         let h = resp.headers_mut();
-        h.insert("api-version", proxy::header_value(self.cluster.max_api_version().as_str()));
+        let advertised = ctx.advertised.clone().unwrap_or_else(|| self.cluster.max_api_version());
+        h.insert("api-version", proxy::header_value(advertised.as_str()));
         h.insert("ostype", header::HeaderValue::from_static("linux"));
         h.insert(header::SERVER, header::HeaderValue::from_static(system::SERVER_VERSION));
         tracing::info!(
