@@ -309,9 +309,11 @@ side_headers() { # as curl/wrk arguments
 # CPU time (user+system, in clock ticks) of process $1 and its children (a pid; empty: prints nothing).
 cpu_ticks() {
 	[ -n "$1" ] && [ -r "/proc/$1/stat" ] || return 0
-	local p t=0
+	local p t=0 st
 	for p in "$1" $(cat "/proc/$1/task/"*/children 2>/dev/null); do
-		[ -r "/proc/$p/stat" ] && t=$((t + $(sed 's/.*) //' "/proc/$p/stat" | awk '{print $12 + $13}')))
+		# A child may end between the listing and the read.
+		st=$(cat "/proc/$p/stat" 2>/dev/null) || continue
+		t=$((t + $(sed 's/.*) //' <<<"$st" | awk '{print $12 + $13}')))
 	done
 	echo "$t"
 }
