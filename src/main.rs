@@ -83,11 +83,9 @@ fn main() {
 
 fn real_main(cli: Cli) -> anyhow::Result<()> {
     let filter = if cli.debug { "debug".to_string() } else { cli.log_level.clone() };
-    // Log lines are written in batches by a thread of their own; the guard writes what is left when main ends.
-    let (log_writer, _log_flush) = mtswarm::ops::logwriter::BatchedWriter::stderr();
     tracing_subscriber::fmt()
         .with_env_filter(tracing_subscriber::EnvFilter::try_new(&filter).context("bad --log-level")?)
-        .with_writer(log_writer)
+        .with_writer(std::io::stderr)
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .init();
     let env = Env::from_process();
