@@ -186,6 +186,11 @@ pub struct RawManage {
     /// Seconds an engine may take to answer a call that is not a stream [env: SWARM_ENGINE_TIMEOUT, default: 60].
     #[arg(long = "engine-timeout")]
     pub engine_timeout: Option<String>,
+    /// Seconds a client connection may take to send a request's headers, counted from the connection's opening or
+    /// the previous answer (so also how long a keep-alive connection may stay idle); then it is closed
+    /// [env: SWARM_HEADER_TIMEOUT, default: 30].
+    #[arg(long = "header-timeout")]
+    pub header_timeout: Option<String>,
     /// MiB of an engine's answer that mtswarm reads whole to parse it; a larger answer is streamed when
     /// mtswarm need not read it, else refused [env: SWARM_ENGINE_ANSWER_LIMIT, default: 8].
     #[arg(long = "engine-answer-limit")]
@@ -477,6 +482,7 @@ fn limits(raw: &RawManage, env: &Env) -> Result<Limits, String> {
         )?,
         body_timeout: secs(&raw.body_timeout, "body-timeout", "SWARM_BODY_TIMEOUT", d.body_timeout)?,
         engine_timeout: secs(&raw.engine_timeout, "engine-timeout", "SWARM_ENGINE_TIMEOUT", d.engine_timeout)?,
+        header_timeout: secs(&raw.header_timeout, "header-timeout", "SWARM_HEADER_TIMEOUT", d.header_timeout)?,
         engine_answer_limit: if mib == 0 { d.engine_answer_limit } else { mib.min(4096) * 1024 * 1024 },
     })
 }

@@ -50,17 +50,6 @@ impl EngineAddr {
         Ok(EngineAddr::Tcp { host: host.to_string(), port })
     }
 
-    /// Points `req` (whose URI is a path and query) at this address: the URI's scheme and authority, and `Host`.
-    pub fn aim<B>(&self, req: &mut http::Request<B>) -> Result<(), http::Error> {
-        let pq = req.uri().path_and_query().map(|pq| pq.as_str()).unwrap_or("/").to_string();
-        let authority = self.authority();
-        *req.uri_mut() = Uri::builder().scheme("http").authority(authority.as_str()).path_and_query(pq).build()?;
-        if let Ok(v) = http::header::HeaderValue::from_str(&authority) {
-            req.headers_mut().insert(http::header::HOST, v);
-        }
-        Ok(())
-    }
-
     /// The authority to put in request URIs and `Host` headers.
     pub fn authority(&self) -> String {
         match self {
@@ -92,6 +81,43 @@ impl EngineAddr {
                     || host.parse::<std::net::IpAddr>().is_ok_and(|ip| ip.is_loopback())
             }
         }
+    }
+}
+
+/// An address as a request's URI authority and `Host` header, made once (every request carries them).
+#[derive(Debug, Clone)]
+pub struct Aim {
+    /// `None` for an authority that does not parse, which each request then reports.
+    authority: Option<(http::uri::Authority, http::HeaderValue)>,
+    text: String,
+}
+
+impl Aim {
+    pub fn new(addr: &EngineAddr) -> Aim {
+        let text = addr.authority();
+        let authority = match (text.parse(), http::HeaderValue::from_str(&text)) {
+            (Ok(a), Ok(h)) => Some((a, h)),
+            _ => None,
+        };
+        Aim { authority, text }
+    }
+
+    /// Points `req` (whose URI is a path and query) at the address: the URI's scheme and authority, and `Host`.
+    pub fn point<B>(&self, req: &mut http::Request<B>) -> Result<(), http::Error> {
+        let mut uri = std::mem::take(req.uri_mut()).into_parts();
+        uri.scheme = Some(http::uri::Scheme::HTTP);
+        if uri.path_and_query.is_none() {
+            uri.path_and_query = Some(http::uri::PathAndQuery::from_static("/"));
+        }
+        match &self.authority {
+            Some((authority, host)) => {
+                uri.authority = Some(authority.clone());
+                req.headers_mut().insert(http::header::HOST, host.clone());
+            }
+            None => uri.authority = Some(self.text.parse::<http::uri::Authority>()?),
+        }
+        *req.uri_mut() = Uri::from_parts(uri)?;
+        Ok(())
     }
 }
 

@@ -140,6 +140,8 @@ impl std::fmt::Debug for EngineOptions {
 /// One engine. Requests to it share a keep-alive connection pool.
 pub struct Node {
     pub addr: EngineAddr,
+    /// The address as a URI authority and a `Host` header, made once: every request carries them.
+    aim: super::connector::Aim,
     client: Client<EngineConnector, Body>,
     call_timeout: Duration,
     answer_limit: usize,
@@ -171,6 +173,7 @@ impl Node {
             .pool_max_idle_per_host(256)
             .build(EngineConnector::new(addr.clone(), opts.connect_timeout, opts.tls.clone()));
         Node {
+            aim: super::connector::Aim::new(&addr),
             addr,
             client,
             call_timeout: opts.call_timeout,
@@ -420,7 +423,7 @@ impl Node {
 
     /// Sends a request whose URI is a path and query; the node supplies scheme and authority.
     pub async fn send(&self, mut req: Request<Body>) -> Result<Response<Incoming>, EngineError> {
-        self.addr.aim(&mut req).map_err(|e| self.broken(e))?;
+        self.aim.point(&mut req).map_err(|e| self.broken(e))?;
         self.client.request(req).await.map_err(|e| {
             if e.is_connect() {
                 let cause = error_chain(&e);

@@ -141,6 +141,10 @@ pub struct Limits {
     pub engine_timeout: std::time::Duration,
     /// The most of an engine's answer read whole.
     pub engine_answer_limit: usize,
+    /// How long a client connection may wait with a request's headers incomplete: counted from the moment mtswarm
+    /// waits for a request (the connection opened, or the previous answer went out), so it also ends idle
+    /// keep-alive connections. Connections whose headers never complete are closed, not held.
+    pub header_timeout: std::time::Duration,
 }
 
 impl Default for Limits {
@@ -151,6 +155,7 @@ impl Default for Limits {
             body_timeout: std::time::Duration::from_secs(30),
             engine_timeout: std::time::Duration::from_secs(60),
             engine_answer_limit: crate::cluster::node::DEFAULT_ANSWER_LIMIT,
+            header_timeout: std::time::Duration::from_secs(30),
         }
     }
 }

@@ -91,6 +91,8 @@ pub struct Gateway {
     tenant_limits: limits::TenantLimits,
     /// How long a request body read whole may take, and a streamed one may pause.
     body_timeout: std::time::Duration,
+    /// How long a client connection may wait with a request's headers incomplete (read by the server).
+    header_timeout: std::time::Duration,
     /// How long an engine may take over a call that is not a stream.
     engine_timeout: std::time::Duration,
     /// `--replication`: this manager's part in the managers' election.
@@ -122,6 +124,8 @@ pub struct RequestCtx {
     pub path: String,
     /// The version the client asked for in its path, if it did.
     pub version: Option<ApiVersion>,
+    /// The version mtswarm advertises (the highest every engine speaks), read once per request.
+    pub advertised: Option<ApiVersion>,
     pub endpoint: Option<Endpoint>,
     /// Who is asking, once authenticated.
     pub identity: Option<Identity>,
@@ -167,6 +171,7 @@ impl Gateway {
                 Limits::default().tenant_max_streams,
             ),
             body_timeout: Limits::default().body_timeout,
+            header_timeout: Limits::default().header_timeout,
             engine_timeout: Limits::default().engine_timeout,
             replication: None,
             next_id: AtomicU64::new(1),
@@ -177,6 +182,7 @@ impl Gateway {
     pub fn with_limits(mut self, l: Limits) -> Gateway {
         self.tenant_limits = limits::TenantLimits::new(l.tenant_max_requests, l.tenant_max_streams);
         self.body_timeout = l.body_timeout;
+        self.header_timeout = l.header_timeout;
         self.engine_timeout = l.engine_timeout;
         self
     }
@@ -193,6 +199,11 @@ impl Gateway {
         self
     }
 
+    /// `--header-timeout`: how long a client connection may take to send a request's headers.
+    pub fn header_timeout(&self) -> std::time::Duration {
+        self.header_timeout
+    }
+
     /// The policy in force now.
     fn live(&self) -> Arc<LivePolicy> {
         self.live.read().unwrap_or_else(|e| e.into_inner()).clone()
@@ -205,6 +216,7 @@ impl Gateway {
             method: req.method().clone(),
             path: req.uri().path().to_string(),
             version: None,
+            advertised: None,
             endpoint: None,
             identity: None,
             node: None,
@@ -337,10 +349,10 @@ impl Gateway {
     /// Strips and checks the version prefix, returning the path without it.
     fn negotiate(&self, ctx: &mut RequestCtx, raw: &str) -> Result<String, ApiError> {
         let (requested, path) = version::split_version(raw);
+        let advertised = ctx.advertised.insert(self.cluster.max_api_version());
         if let Some(v) = requested {
             let v = ApiVersion::parse(v).ok_or_else(|| not_found(&ctx.method, raw))?;
-            version::check(&v, &self.cluster.min_api_version(), &self.cluster.max_api_version())
-                .map_err(ApiError::bad_request)?;
+            version::check(&v, &self.cluster.min_api_version(), advertised).map_err(ApiError::bad_request)?;
             ctx.version = Some(v);
         }
         Ok(path.to_string())
@@ -419,7 +431,8 @@ impl Gateway {
     /// The headers dockerd puts on every response, and the request's log line.
     fn finish(&self, ctx: &RequestCtx, mut resp: Response<Body>) -> Response<Body> {
         let h = resp.headers_mut();
-        h.insert("api-version", proxy::header_value(self.cluster.max_api_version().as_str()));
+        let advertised = ctx.advertised.clone().unwrap_or_else(|| self.cluster.max_api_version());
+        h.insert("api-version", proxy::header_value(advertised.as_str()));
         h.insert("ostype", header::HeaderValue::from_static("linux"));
         h.insert(header::SERVER, header::HeaderValue::from_static(system::SERVER_VERSION));
         tracing::info!(

@@ -51,7 +51,8 @@ impl Gateway {
         }
         let headers = req.parts.headers.clone();
         let (headers, body) = upstream_body(req, headers, doc, pass)?;
-        let pq = proxy::upstream_path(ctx.version.as_ref(), &self.cluster.max_api_version(), &path, query.as_deref());
+        let advertised = ctx.advertised.clone().unwrap_or_else(|| self.cluster.max_api_version());
+        let pq = proxy::upstream_path(ctx.version.as_ref(), &advertised, &path, query.as_deref());
         let mut upstream = Request::new(body);
         *upstream.method_mut() = req.parts.method.clone();
         *upstream.uri_mut() = req.parts.uri.clone();

@@ -35,14 +35,15 @@ pub async fn forward_as(
 ) -> Result<Response<Body>, ApiError> {
     let client_protocol = req.headers().get(header::UPGRADE).cloned();
     let slot = req.extensions().get::<HijackSlot>().cloned();
-    let (parts, body) = req.into_parts();
+    let (mut parts, body) = req.into_parts();
 
     // dockerd hijacks these endpoints with or without `Upgrade`; asking for it makes it answer 101,
     // which is what lets hyper hand the connection over.
     let protocol = client_protocol.clone().or(default_protocol.map(HeaderValue::from_static));
     let mut up = Request::builder().method(parts.method).uri(path_and_query);
     if let Some(h) = up.headers_mut() {
-        *h = node.headers(&parts.headers);
+        node.strip(&mut parts.headers);
+        *h = parts.headers;
         if let Some(protocol) = protocol {
             h.insert(header::CONNECTION, HeaderValue::from_static("Upgrade"));
             h.insert(header::UPGRADE, protocol);

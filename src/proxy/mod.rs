@@ -34,9 +34,9 @@ pub const AUTH_HEADERS: [&str; 2] = ["x-auth-token", "x-auth-tenantid"];
 pub trait Hop: Sync {
     /// What to call it in messages: `engine node0 (tcp://...)`.
     fn label(&self) -> String;
-    /// The client's headers it gets: end-to-end ones; an engine gets no credentials.
-    fn headers(&self, from: &HeaderMap) -> HeaderMap {
-        copy_headers(from)
+    /// Takes off, in place, the client's headers it does not get: hop-by-hop ones; an engine gets no credentials.
+    fn strip(&self, h: &mut HeaderMap) {
+        strip_headers(h)
     }
     /// Sends a request whose URI is a path and query.
     fn send(
@@ -57,37 +57,51 @@ impl Hop for Node {
 
 /// Copies end-to-end headers, dropping hop-by-hop ones, those named by `Connection`, and credentials.
 pub fn copy_headers(from: &HeaderMap) -> HeaderMap {
-    copy(from, true)
+    let mut out = from.clone();
+    strip_headers(&mut out);
+    out
 }
 
-/// Copies end-to-end headers, dropping hop-by-hop ones and those named by `Connection`: what one mtswarm passes
-/// to another.
-pub fn end_to_end_headers(from: &HeaderMap) -> HeaderMap {
-    copy(from, false)
+/// Drops, in place, what [`copy_headers`] does not copy: hop-by-hop headers, those named by `Connection`, `Host`
+/// and credentials. In place, because a forwarded request or answer owns its headers: no second map per hop.
+pub fn strip_headers(h: &mut HeaderMap) {
+    strip(h, true)
 }
 
-fn copy(from: &HeaderMap, drop_credentials: bool) -> HeaderMap {
-    let named_by_connection: Vec<String> = from
-        .get_all(header::CONNECTION)
+/// Drops, in place, hop-by-hop headers, those named by `Connection` and `Host`, but keeps credentials: what one
+/// mtswarm passes to another.
+pub fn strip_hop_by_hop(h: &mut HeaderMap) {
+    strip(h, false)
+}
+
+fn strip(h: &mut HeaderMap, drop_credentials: bool) {
+    // Names listed in `Connection` are hop-by-hop too (rare: most clients send none, or `keep-alive`).
+    if let Some(listed) = h.contains_key(header::CONNECTION).then(|| named_by_connection(h)) {
+        for name in listed {
+            h.remove(name.as_str());
+        }
+    }
+    for name in &HOP_BY_HOP {
+        h.remove(name);
+    }
+    for name in ["keep-alive", "host"] {
+        h.remove(name);
+    }
+    if drop_credentials {
+        for name in AUTH_HEADERS {
+            h.remove(name);
+        }
+    }
+}
+
+fn named_by_connection(h: &HeaderMap) -> Vec<String> {
+    h.get_all(header::CONNECTION)
         .iter()
         .filter_map(|v| v.to_str().ok())
         .flat_map(|v| v.split(','))
         .map(|s| s.trim().to_ascii_lowercase())
-        .collect();
-    let mut out = HeaderMap::with_capacity(from.len());
-    for (name, value) in from {
-        let n = name.as_str();
-        if HOP_BY_HOP.contains(name)
-            || n == "keep-alive"
-            || n == "host"
-            || (drop_credentials && AUTH_HEADERS.contains(&n))
-            || named_by_connection.iter().any(|c| c == n)
-        {
-            continue;
-        }
-        out.append(name.clone(), value.clone());
-    }
-    out
+        .filter(|s| !s.is_empty())
+        .collect()
 }
 
 /// The path and query to send to the engine. The client's version prefix is kept as is (semantics
@@ -134,23 +148,24 @@ pub async fn forward(
     path_and_query: String,
     relay: Relay,
 ) -> Result<Response<Body>, ApiError> {
-    let (parts, body) = req.into_parts();
-    let mut up = Request::builder().method(parts.method).uri(path_and_query);
-    if let Some(h) = up.headers_mut() {
-        *h = node.headers(&parts.headers);
-    }
-    let up = up.body(body).map_err(|e| ApiError::bad_request(e.to_string()))?;
+    let (mut parts, body) = req.into_parts();
+    node.strip(&mut parts.headers);
+    let mut up = Request::new(body);
+    *up.method_mut() = parts.method;
+    *up.uri_mut() = path_and_query.parse().map_err(|e: http::uri::InvalidUri| ApiError::bad_request(e.to_string()))?;
+    *up.headers_mut() = parts.headers;
     let resp = node.send(up).await?;
     match relay {
         Relay::Stream => Ok(relay_response(resp)),
         Relay::Whole => {
-            let (parts, incoming) = resp.into_parts();
+            let (mut parts, incoming) = resp.into_parts();
             let body = read_whole_or_stream(node, incoming, answer_limit()).await?;
             let mut out = Response::new(body);
             *out.status_mut() = parts.status;
-            *out.headers_mut() = copy_headers(&parts.headers);
-            out.headers_mut().remove(header::SERVER);
-            out.headers_mut().remove(header::CONTENT_LENGTH);
+            strip_headers(&mut parts.headers);
+            parts.headers.remove(header::SERVER);
+            parts.headers.remove(header::CONTENT_LENGTH);
+            *out.headers_mut() = parts.headers;
             Ok(out)
         }
     }
@@ -179,11 +194,12 @@ async fn read_whole_or_stream(node: &impl Hop, mut incoming: Incoming, limit: us
 
 /// Turns an engine's response into mtswarm's, streaming the body.
 pub fn relay_response(resp: Response<Incoming>) -> Response<Body> {
-    let (parts, incoming) = resp.into_parts();
+    let (mut parts, incoming) = resp.into_parts();
     let mut out = Response::new(body::stream_coalesced(incoming));
     *out.status_mut() = parts.status;
-    *out.headers_mut() = copy_headers(&parts.headers);
-    out.headers_mut().remove(header::SERVER);
+    strip_headers(&mut parts.headers);
+    parts.headers.remove(header::SERVER);
+    *out.headers_mut() = parts.headers;
     out
 }
 

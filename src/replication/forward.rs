@@ -13,11 +13,12 @@ use hyper_util::rt::TokioExecutor;
 
 use crate::api::ApiError;
 use crate::body::Body;
-use crate::cluster::connector::{EngineAddr, EngineConnector};
+use crate::cluster::connector::{Aim, EngineAddr, EngineConnector};
 
 /// The primary manager, from a replica.
 pub struct Peer {
     addr: EngineAddr,
+    aim: Aim,
     client: Client<EngineConnector, Body>,
 }
 
@@ -35,7 +36,7 @@ impl Peer {
         let client = Client::builder(TokioExecutor::new())
             .pool_idle_timeout(Duration::from_secs(90))
             .build(EngineConnector::new(addr.clone(), connect_timeout, tls));
-        Ok(Peer { addr, client })
+        Ok(Peer { aim: Aim::new(&addr), addr, client })
     }
 
     /// `HOST:PORT`, as advertised.
@@ -52,18 +53,18 @@ impl crate::proxy::Hop for Peer {
     /// The request as the client sent it: end-to-end headers, credentials included (the primary authenticates).
     /// The replication headers are the replica's own (every client's came off on arrival), so a client's
     /// `Connection: x-mtswarm-...` cannot take them off as hop-by-hop.
-    fn headers(&self, from: &HeaderMap) -> HeaderMap {
-        let mut out = crate::proxy::end_to_end_headers(from);
-        for name in super::HEADERS {
-            if let Some(v) = from.get(name) {
-                out.insert(name, v.clone());
+    fn strip(&self, h: &mut HeaderMap) {
+        let own = super::HEADERS.map(|name| h.get(name).cloned());
+        crate::proxy::strip_hop_by_hop(h);
+        for (name, value) in super::HEADERS.iter().zip(own) {
+            if let Some(v) = value {
+                h.insert(*name, v);
             }
         }
-        out
     }
 
     async fn send(&self, mut req: Request<Body>) -> Result<Response<Incoming>, ApiError> {
-        self.addr.aim(&mut req).map_err(|e| ApiError::bad_request(e.to_string()))?;
+        self.aim.point(&mut req).map_err(|e| ApiError::bad_request(e.to_string()))?;
         let authority = self.addr.authority();
         self.client.request(req).await.map_err(|e| {
             let cause = crate::cluster::node::error_chain(&e);

@@ -152,6 +152,7 @@ fn serve_io<I>(gateway: Arc<Gateway>, io: I, remote: RemoteAddr, peer_cn: Option
 where
     I: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
 {
+    let header_timeout = gateway.header_timeout();
     // Where a hijacking request leaves the engine's stream for this connection's task to pump once the
     // HTTP exchange is over (hyper hands the client's socket back only then).
     let slot = crate::proxy::hijack::HijackSlot::default();
@@ -169,7 +170,9 @@ where
         })
     };
     let mut builder = http1::Builder::new();
-    builder.timer(TokioTimer::new()).header_read_timeout(Duration::from_secs(60)).keep_alive(true);
+    // hyper starts the header clock whenever it waits for a request (the connection opened, or the previous
+    // answer went out), so this also closes idle keep-alive connections; hyper closes it without an answer.
+    builder.timer(TokioTimer::new()).header_read_timeout(header_timeout).keep_alive(true);
     // Not `with_upgrades`: both hijack forms (101 after `Upgrade: tcp`, and dockerd's older 200) end the
     // HTTP exchange, and the connection's parts come back here to be pumped.
     let mut conn = builder.serve_connection(TokioIo::new(io), service);

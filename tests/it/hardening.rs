@@ -181,3 +181,37 @@ it_test!(a_tenants_pull_cannot_re_point_an_existing_tag, mtswarm_only("mtswarm's
     let err = gw.admin().fails(&["pull", &existing]);
     assert!(!err.contains("exists on this service"), "{err}");
 });
+
+it_test!(
+    a_connection_whose_headers_never_complete_is_closed_after_the_header_timeout,
+    mtswarm_only("the header timeout"),
+    |t| {
+        let gw = Gateway::start(
+            &t,
+            GatewayOpts { args: vec!["--header-timeout".into(), "1".into()], ..GatewayOpts::default() },
+        );
+        let addr = gw.host().strip_prefix("tcp://").expect("a TCP gateway").to_string();
+        // Half a request: its headers never end. And a connection that sends nothing at all.
+        let mut half = std::net::TcpStream::connect(&addr).unwrap();
+        half.write_all(b"GET /_ping HTTP/1.1\r\nHost: mtswarm\r\nX-Slow: ").unwrap();
+        let silent = std::net::TcpStream::connect(&addr).unwrap();
+        for (what, mut s) in [("half-sent headers", half), ("no bytes", silent)] {
+            // Far beyond the 1 s timeout: a read that ends with EOF (or a reset) is mtswarm closing the
+            // connection; one that times out means it held the connection open.
+            s.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+            let mut buf = [0u8; 512];
+            match std::io::Read::read(&mut s, &mut buf) {
+                Ok(n) => assert!(
+                    !String::from_utf8_lossy(&buf[..n]).starts_with("HTTP/1.1 200"),
+                    "{what}: mtswarm answered a request it never fully got"
+                ),
+                Err(e) => assert!(
+                    !matches!(e.kind(), std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut),
+                    "{what}: the connection was still open after 30 s (header timeout 1 s)"
+                ),
+            }
+        }
+        // A whole request on a new connection is still answered.
+        assert_eq!(Http::with_headers(gw.host(), &[]).get("/_ping").status, 200);
+    }
+);
