@@ -275,3 +275,33 @@ it_test!(
         );
     }
 );
+
+it_test!(
+    the_cli_over_the_nodes_reads_as_over_one_engine,
+    mtswarm_only("a cluster"),
+    lock(cluster_lock),
+    gw = GatewayOpts::cluster(&[]),
+    |t, gw, alice, admin| {
+        // bench/cli.sh's differences. An image no node has is `No such image`, as one engine says, so the CLI
+        // pulls it (here no registry answers) instead of failing at once.
+        let missing = format!("{}-nothing:v1", t.tag.to_ascii_lowercase());
+        for client in [&alice, &admin] {
+            let out = client.fails(&["run", "--rm", &missing, "true"]);
+            assert!(out.contains(&format!("Unable to find image '{missing}' locally")), "{out}");
+        }
+        // A rename to a name in use says what it was doing, as dockerd does.
+        let (a, b) = (t.name("a"), t.name("b"));
+        alice.ok(&["run", "-d", "--name", &a, image(), "sleep", "300"]);
+        let b_id = alice.ok(&["run", "-d", "--name", &b, image(), "sleep", "300"]);
+        let out = alice.fails(&["rename", &a, &b]);
+        assert!(
+            out.contains(&format!(
+                "Error when allocating new name: Conflict. The container name \"/{b}\" is already in use by container \"{b_id}\""
+            )),
+            "{out}"
+        );
+        // dockerd names a running container it will not remove by its id, whatever the user typed.
+        let out = alice.fails(&["rm", &b]);
+        assert!(out.contains(&format!("You cannot remove a running container {b_id}.")), "{out}");
+    }
+);
