@@ -300,6 +300,13 @@ it_test!(
             )),
             "{out}"
         );
+        // The cluster's list shows a change at once, as one engine's does (the registry read events only).
+        let a2 = t.name("a2");
+        alice.ok(&["rename", &a, &a2]);
+        assert_eq!(alice.ok(&["ps", "--filter", &format!("name={a}"), "--format", "{{.Names}}"]), a2);
+        alice.ok(&["pause", &a2]);
+        assert!(alice.ok(&["ps", "--filter", &format!("name={a2}"), "--format", "{{.Status}}"]).ends_with("(Paused)"));
+        alice.ok(&["unpause", &a2]);
         // dockerd names a running container it will not remove by its id, whatever the user typed.
         let out = alice.fails(&["rm", &b]);
         assert!(out.contains(&format!("You cannot remove a running container {b_id}.")), "{out}");
