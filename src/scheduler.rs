@@ -335,6 +335,9 @@ pub struct NoNode {
     pub filter: &'static str,
     /// A sentence for the user, e.g. "no node matches constraint node==node9 (nodes: node0, node1, node2)".
     pub message: String,
+    /// The image no node of the cluster holds: one engine answers that create with `No such image`, which
+    /// makes clients pull it and create again.
+    pub missing_image: Option<String>,
 }
 
 impl fmt::Display for NoNode {
@@ -515,11 +518,12 @@ impl Run<'_> {
                 None => self.nodes[i].name.clone(),
             })
             .collect();
-        let message = if elsewhere.is_empty() {
-            format!("image {image} is on no node of the cluster")
-        } else {
-            format!("image {image} is only on nodes the container may not go to: {}", elsewhere.join(", "))
-        };
+        if elsewhere.is_empty() {
+            let mut e = no_node("image", format!("image {image} is on no node of the cluster"));
+            e.missing_image = Some(image.to_string());
+            return Err(e);
+        }
+        let message = format!("image {image} is only on nodes the container may not go to: {}", elsewhere.join(", "));
         Err(no_node("image", message))
     }
 
@@ -562,7 +566,7 @@ impl Run<'_> {
 }
 
 fn no_node(filter: &'static str, message: String) -> NoNode {
-    NoNode { filter, message }
+    NoNode { filter, message, missing_image: None }
 }
 
 fn names<'a>(nodes: impl Iterator<Item = &'a NodeView>) -> String {

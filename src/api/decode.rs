@@ -27,11 +27,15 @@ use std::fmt;
 use serde::de::{self, Deserialize, Deserializer, MapAccess, SeqAccess, Visitor};
 use serde_json::{Map, Value};
 
+use super::gojson;
+
 /// The bodies mtswarm decodes, one per Docker type.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum BodyKind {
-    /// `POST /containers/create` and `POST /commit`: `ContainerConfigWrapper`.
+    /// `POST /containers/create`: `ContainerConfigWrapper`.
     ContainerConfig,
+    /// `POST /commit`: `ContainerConfigWrapper` too, which may be absent (the CLI sends none).
+    Commit,
     /// `POST /containers/{id}/update`: `UpdateConfig`.
     ContainerUpdate,
     /// `POST /containers/{id}/exec`: `ExecConfig`.
@@ -50,8 +54,8 @@ pub enum BodyKind {
     Auth,
 }
 
-/// A body that does not decode: the field as the Docker API names it (e.g. "HostConfig.Binds"; empty for the
-/// body as a whole) and why.
+/// A body that does not decode: the field as the Docker API names it (e.g. "HostConfig.Binds") and why; for
+/// the body as a whole (no field), the reason is the whole message, in dockerd's words where Go has them.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct DecodeError {
     pub field: String,
@@ -61,7 +65,7 @@ pub struct DecodeError {
 impl fmt::Display for DecodeError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         if self.field.is_empty() {
-            write!(f, "invalid request body: {}", self.reason)
+            f.write_str(&self.reason)
         } else {
             write!(f, "invalid request body: {}: {}", self.field, self.reason)
         }
@@ -76,25 +80,37 @@ impl From<DecodeError> for super::ApiError {
     }
 }
 
-/// Decodes a body of `kind` into its canonical document. An empty body (or `null`) is the empty object, as
-/// for the endpoints that allow one.
+/// Decodes a body of `kind` into its canonical document. `null` is the empty object, as for Go; an empty body
+/// is refused as dockerd refuses it (Go's decoder answers `io.EOF`), but for a commit, where it is allowed.
 pub fn decode(kind: BodyKind, bytes: &[u8]) -> Result<Value, DecodeError> {
+    let whole = |reason: String| DecodeError { field: String::new(), reason };
     let raw = if bytes.iter().all(u8::is_ascii_whitespace) {
-        Raw::Null
+        match kind.empty_body() {
+            Some(reason) => return Err(whole(reason.to_string())),
+            None => Raw::Null,
+        }
     } else {
-        serde_json::from_slice::<Raw>(bytes)
-            .map_err(|e| DecodeError { field: String::new(), reason: format!("invalid JSON: {e}") })?
+        // serde_json decides; Go's scanner only words the refusal, where Go would refuse too.
+        serde_json::from_slice::<Raw>(bytes).map_err(|e| {
+            whole(gojson::syntax_error(bytes).unwrap_or_else(|| format!("invalid request body: invalid JSON: {e}")))
+        })?
     };
     let raw = match raw {
         Raw::Null => Raw::Obj(Vec::new()),
         other => other,
     };
     if !matches!(raw, Raw::Obj(_)) {
-        return Err(DecodeError { field: String::new(), reason: "the body must be a JSON object".into() });
+        let got = match raw {
+            Raw::Bool(_) => "bool",
+            Raw::Str(_) => "string",
+            Raw::List(_) => "array",
+            _ => "number",
+        };
+        return Err(whole(format!("json: cannot unmarshal {got} into Go value of type {}", kind.go_type())));
     }
     let doc = canonical(&raw, &Shape::Struct(kind.fields()), "")?.unwrap_or_else(|| Value::Object(Map::new()));
     Ok(match kind {
-        BodyKind::ContainerConfig => host_config_of_wrapper(doc),
+        BodyKind::ContainerConfig | BodyKind::Commit => host_config_of_wrapper(doc),
         _ => doc,
     })
 }
@@ -102,7 +118,7 @@ pub fn decode(kind: BodyKind, bytes: &[u8]) -> Result<Value, DecodeError> {
 impl BodyKind {
     fn fields(self) -> &'static [&'static [Field]] {
         match self {
-            BodyKind::ContainerConfig => &[CONFIG, WRAPPER, HOST_CONFIG, RESOURCES],
+            BodyKind::ContainerConfig | BodyKind::Commit => &[CONFIG, WRAPPER, HOST_CONFIG, RESOURCES],
             BodyKind::ContainerUpdate => &[RESOURCES, UPDATE],
             BodyKind::ExecConfig => &[EXEC_CONFIG],
             BodyKind::ExecStart => &[EXEC_START],
@@ -111,6 +127,36 @@ impl BodyKind {
             BodyKind::NetworkDisconnect => &[NETWORK_DISCONNECT],
             BodyKind::VolumeCreate => &[VOLUME_CREATE],
             BodyKind::Auth => &[AUTH_CONFIG],
+        }
+    }
+
+    /// The Go type dockerd 20.10 decodes the body into, as its decoder names it in an error.
+    fn go_type(self) -> &'static str {
+        match self {
+            BodyKind::ContainerConfig | BodyKind::Commit => "runconfig.ContainerConfigWrapper",
+            BodyKind::ContainerUpdate => "container.UpdateConfig",
+            BodyKind::ExecConfig => "types.ExecConfig",
+            BodyKind::ExecStart => "types.ExecStartCheck",
+            BodyKind::NetworkCreate => "types.NetworkCreateRequest",
+            BodyKind::NetworkConnect => "types.NetworkConnect",
+            BodyKind::NetworkDisconnect => "types.NetworkDisconnect",
+            BodyKind::VolumeCreate => "volume.VolumeCreateBody",
+            BodyKind::Auth => "types.AuthConfig",
+        }
+    }
+
+    /// dockerd's refusal of an empty body (Go's `io.EOF`): the routes that check for it say so, the others pass
+    /// the bare `EOF` on (with a 500, where mtswarm answers 400). A commit reads an absent body as no config.
+    fn empty_body(self) -> Option<&'static str> {
+        match self {
+            BodyKind::Commit => None,
+            BodyKind::ContainerConfig | BodyKind::ContainerUpdate | BodyKind::Auth => Some("EOF"),
+            BodyKind::ExecConfig
+            | BodyKind::ExecStart
+            | BodyKind::NetworkCreate
+            | BodyKind::NetworkConnect
+            | BodyKind::NetworkDisconnect
+            | BodyKind::VolumeCreate => Some("got EOF while reading request body"),
         }
     }
 }
@@ -814,8 +860,46 @@ mod tests {
             r#"{"HostConfig":{"ConsoleSize":[1,2,3]}}"#,
             Ok(json!({"HostConfig": {"ConsoleSize": [1, 2]}})),
         );
-        check(ExecStart, "", Ok(json!({})));
         check(ExecStart, "null", Ok(json!({})));
+    }
+
+    /// The whole-body refusals, in dockerd 20.10's words (seen on this machine's engine).
+    fn check_words(kind: BodyKind, body: &str, message: &str) {
+        match decode(kind, body.as_bytes()) {
+            Err(e) => assert_eq!(e.to_string(), message, "{body}"),
+            Ok(doc) => panic!("{body}: decoded as {doc}"),
+        }
+    }
+
+    #[test]
+    fn malformed_and_empty_bodies_are_refused_in_dockerds_words() {
+        let key = "invalid character 'i' looking for beginning of object key string";
+        for kind in [ContainerConfig, Commit, ContainerUpdate, ExecConfig, ExecStart, VolumeCreate, NetworkCreate] {
+            check_words(kind, "{invalid json", key);
+            check_words(kind, r#"{"Name":"x""#, "unexpected EOF");
+        }
+        for kind in [ExecConfig, ExecStart, NetworkCreate, NetworkConnect, NetworkDisconnect, VolumeCreate] {
+            check_words(kind, "", "got EOF while reading request body");
+            check_words(kind, " \n", "got EOF while reading request body");
+        }
+        for kind in [ContainerConfig, ContainerUpdate, Auth] {
+            check_words(kind, "", "EOF");
+        }
+        // The CLI commits with no body at all.
+        check(Commit, "", Ok(json!({})));
+        check_words(VolumeCreate, "[1]", "json: cannot unmarshal array into Go value of type volume.VolumeCreateBody");
+        check_words(ExecStart, "12", "json: cannot unmarshal number into Go value of type types.ExecStartCheck");
+        check_words(
+            ContainerConfig,
+            r#""x""#,
+            "json: cannot unmarshal string into Go value of type runconfig.ContainerConfigWrapper",
+        );
+        // Content after the first value is refused, though Go's decoder never reads it: mtswarm's own words.
+        check_words(
+            VolumeCreate,
+            r#"{"Name":"a"} {"Name":"b"}"#,
+            "invalid request body: invalid JSON: trailing characters at line 1 column 14",
+        );
     }
 
     #[test]

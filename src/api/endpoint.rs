@@ -379,7 +379,8 @@ impl Endpoint {
         use super::decode::BodyKind as K;
         use Endpoint as E;
         match self {
-            E::ContainerCreate | E::Commit => RequestBody::Json(K::ContainerConfig),
+            E::ContainerCreate => RequestBody::Json(K::ContainerConfig),
+            E::Commit => RequestBody::Json(K::Commit),
             E::Auth => RequestBody::Json(K::Auth),
             E::NetworkCreate => RequestBody::Json(K::NetworkCreate),
             E::Network { op: NetworkOp::Connect, .. } => RequestBody::Json(K::NetworkConnect),

@@ -6,6 +6,7 @@
 pub mod decode;
 pub mod endpoint;
 pub mod error;
+pub mod gojson;
 pub mod off;
 pub mod query;
 pub mod version;

@@ -46,6 +46,9 @@ pub enum Route {
     NewObject,
     /// Every healthy node, answers merged.
     FanOut,
+    /// Every healthy node, each sent the request's body: a plugin installed, upgraded or set everywhere, as
+    /// Swarm classic did (a push: one node that has it).
+    Everywhere,
     /// Any healthy node (registry and build requests).
     Any,
 }
@@ -242,10 +245,11 @@ impl Cluster {
             | E::Plugin { op: PluginOp::Inspect | PluginOp::Delete | PluginOp::Enable | PluginOp::Disable, .. } => {
                 Route::FanOut
             }
+            E::PluginPull
+            | E::PluginCreate
+            | E::Plugin { op: PluginOp::Upgrade | PluginOp::Push | PluginOp::Set, .. } => Route::Everywhere,
             // A BuildKit session goes where builds go (`any_node` is the same node for both).
-            E::PluginPrivileges | E::PluginPull | E::PluginCreate | E::Plugin { .. } | E::Session | E::Grpc => {
-                Route::Any
-            }
+            E::PluginPrivileges | E::Session | E::Grpc => Route::Any,
             E::Events
             | E::SystemDf
             | E::ContainerList

@@ -269,17 +269,29 @@ impl Gateway {
         let mut answers: Vec<Bytes> = Vec::new();
         let mut refusals: Vec<(StatusCode, Bytes)> = Vec::new();
         let mut warnings = self.unavailable_warnings();
+        // A plugin enabled, disabled or removed must be so on every node that has it.
+        let plugin_change = matches!(req.endpoint, Endpoint::Plugin { op, .. } if *op != crate::api::PluginOp::Inspect);
         for (node, r) in nodes.iter().zip(results) {
             match r {
                 Ok((status, bytes)) if status.is_success() => answers.push(bytes),
                 Ok((status, bytes)) => refusals.push((status, bytes)),
+                Err(e) if plugin_change => {
+                    return Err(ApiError::bad_gateway(format!(
+                        "node {} failed: {e} (the plugin may have changed on the other nodes)",
+                        node.name()
+                    )))
+                }
                 Err(e) => warnings.push(format!("node {} left out: {e}", node.name())),
             }
         }
         // Image removal and tagging, and plugin changes, succeed where the object is; elsewhere the engine's 404
-        // is no failure.
+        // is no failure. Any other refusal of a plugin change is the answer.
         let tolerant = matches!(req.endpoint, Endpoint::Image { .. } | Endpoint::Plugin { .. });
-        if answers.is_empty() || (!tolerant && !refusals.is_empty()) {
+        let refused = plugin_change && refusals.iter().any(|(s, _)| *s != StatusCode::NOT_FOUND);
+        if refused {
+            refusals.retain(|(s, _)| *s != StatusCode::NOT_FOUND);
+        }
+        if answers.is_empty() || refused || (!tolerant && !refusals.is_empty()) {
             if let Some((status, bytes)) = refusals.into_iter().next() {
                 let resp = plain(status, bytes);
                 return Ok(match req.scope.tenant_str() {

@@ -113,7 +113,12 @@ pub fn merge(endpoint: &Endpoint, query: Option<&str>, bounds: &Bounds, answers:
             let mut seen = HashSet::new();
             Value::Array(concat(docs).into_iter().filter(|e| seen.insert(e.to_string())).collect())
         }
-        E::PluginList => Value::Array(unique_by_id(concat(docs))),
+        // A plugin installed through mtswarm is on every node, under one name and an id of each node's own.
+        E::PluginList => {
+            let mut seen = HashSet::new();
+            let name = |p: &Value| p.get("Name").and_then(Value::as_str).unwrap_or_default().to_string();
+            Value::Array(unique_by_id(concat(docs)).into_iter().filter(|p| seen.insert(name(p))).collect())
+        }
         _ => docs.into_iter().next().unwrap_or(Value::Null),
     };
     Ok(Bytes::from(merged.to_string()))

@@ -50,6 +50,7 @@ mod limits;
 mod merge;
 mod ops;
 mod placement;
+mod plugins;
 mod replica;
 pub use limits::Limits;
 pub use ops::PolicyFiles;
@@ -322,6 +323,7 @@ impl Gateway {
         match route {
             Route::Local => unreachable!("answered above"),
             Route::FanOut if multi => self.fan_out(ctx, &req).await,
+            Route::Everywhere if multi => self.plugin_everywhere(ctx, &req, body).await,
             Route::Create if multi => {
                 self.create_in_cluster(ctx, &req, doc.unwrap_or_else(|| serde_json::json!({})), body).await
             }

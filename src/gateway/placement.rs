@@ -11,7 +11,7 @@ use serde_json::Value;
 use super::bodies::Upstream;
 use super::route::{field, query_get, strings, Probe};
 use super::{Forward, Gateway, RequestCtx};
-use crate::api::{ApiError, Endpoint};
+use crate::api::{ApiError, ContainerOp, Endpoint};
 use crate::body::Body;
 use crate::cluster::{CachedContainer, Node};
 use crate::scheduler;
@@ -73,10 +73,13 @@ impl Gateway {
         let attempts = self.cluster.nodes().len().max(1);
         let mut last = None;
         for _ in 0..attempts {
-            let ticket = self
-                .cluster
-                .place(req.scope.tenant_str(), &placement, reservation.clone())
-                .map_err(|e| ApiError::unavailable(e.message))?;
+            let ticket = self.cluster.place(req.scope.tenant_str(), &placement, reservation.clone()).map_err(|e| {
+                match e.missing_image {
+                    // As one engine without the image: the client pulls it (on every node) and creates again.
+                    Some(image) => ApiError::not_found(format!("No such image: {image}")),
+                    None => ApiError::unavailable(e.message),
+                }
+            })?;
             let node = ticket.node.clone();
             let upstream = match &body {
                 Some(bytes) => Upstream::Bytes(bytes.clone()),
@@ -115,7 +118,15 @@ impl Gateway {
             None => name.clone(),
         };
         let lock = self.quota_locks.lock(&format!("\0name\0{engine_name}")).await;
-        self.check_name_is_free(&engine_name, &name).await?;
+        self.check_name_is_free(&engine_name, &name).await.map_err(|mut e| {
+            // dockerd's rename says what it was doing.
+            if e.status == StatusCode::CONFLICT
+                && matches!(req.endpoint, Endpoint::Container { op: ContainerOp::Rename, .. })
+            {
+                e.message = format!("Error when allocating new name: {}", e.message);
+            }
+            e
+        })?;
         Ok((Some(engine_name), Some(lock)))
     }
 

@@ -83,6 +83,13 @@ impl Gateway {
                 .and_then(|v| v.get("Id").and_then(|i| i.as_str()).map(str::to_string));
             resp = Response::from_parts(parts, body::full(bytes));
         }
+        // The registry answers the cluster's container lists: a change the client made shows in the next list
+        // it asks for, not only once the node's event has come.
+        if resp.status().is_success() && self.cluster.is_cluster() && changes_a_listing(endpoint) {
+            if let Some(id) = path.split('/').nth(2) {
+                node.reread(id).await;
+            }
+        }
         let resp = tenant_answer(req.scope, &answer, relay, resp).await;
         Ok((resp, created))
     }
@@ -228,4 +235,16 @@ pub(super) async fn tenant_view(tenant: &str, answer: &tenant::Answer, resp: Res
         Ok(bytes) => tenancy::rewrite_answer(tenant, answer, Response::from_parts(parts, bytes)),
         Err(e) => ApiError::bad_gateway(format!("the engine's answer could not be read: {e}")).into_response(),
     }
+}
+
+/// A container change that a container list shows (its name, state or resources).
+fn changes_a_listing(endpoint: &Endpoint) -> bool {
+    use crate::api::ContainerOp as Op;
+    matches!(
+        endpoint,
+        Endpoint::Container {
+            op: Op::Rename | Op::Start | Op::Stop | Op::Restart | Op::Kill | Op::Pause | Op::Unpause | Op::Update,
+            ..
+        }
+    )
 }

@@ -179,7 +179,12 @@ pub async fn prepare<L: Lookup + ?Sized>(
         E::Container { id, op } => {
             let c = r.container(id).await?;
             plan.path = replace_segment(path, 2, &c.id);
-            plan.answer = Answer::Named { engine: c.id.clone(), user: id.clone() };
+            // dockerd names the container by the reference it was given in some errors (`Could not find the file
+            // /x in container web`), by its id in others: a removal's are all of the second kind
+            // (`You cannot remove a running container <id>`).
+            if *op != ContainerOp::Delete {
+                plan.answer = Answer::Named { engine: c.id.clone(), user: id.clone() };
+            }
             match op {
                 ContainerOp::Rename => {
                     let new = q.get("name").unwrap_or_default().trim_start_matches('/').to_string();

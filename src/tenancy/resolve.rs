@@ -176,13 +176,17 @@ impl<L: Lookup + ?Sized> Resolver<'_, L> {
         if reference == "host" {
             return Err(ResolveError::HostNetwork);
         }
+        // dockerd's order: a full id, then a name (the tenant's own, then a shared network's: the tenant's
+        // `bridge` is its own default network), then an id prefix, matched below among what the tenant may use
+        // only: the engine would match it among every tenant's networks, and its "ambiguous" would count them.
         let mut candidates = Vec::new();
+        if is_hex(reference) && reference.len() == 64 {
+            candidates.push(reference.to_string());
+        }
         if names::valid_name(reference) {
             candidates.push(names::scope(self.tenant, reference));
         }
-        // A full id, or a shared network's name; a shorter id prefix is matched below, among what the tenant may
-        // use only: the engine would match it among every tenant's networks, and its "ambiguous" would count them.
-        if SHARED_NETWORKS.contains(&reference) || (is_hex(reference) && reference.len() == 64) {
+        if SHARED_NETWORKS.contains(&reference) {
             candidates.push(reference.to_string());
         }
         for c in candidates {
@@ -337,5 +341,24 @@ mod tests {
             resolve("alice", &format!("cc22{}", "0".repeat(60))),
             Err(format!("network cc22{} not found", "0".repeat(60)))
         );
+    }
+
+    #[test]
+    fn a_network_full_id_wins_over_a_network_named_by_it() {
+        use super::super::lookup::fake::FakeEngine;
+        let id = format!("ab12{}", "0".repeat(60));
+        // moby's TestDockerNetworkDeletePreferID: a network named by another's full id, one by its prefix.
+        let engine = FakeEngine::default()
+            .network(&id, "t5-alice-test", Some("alice"), false)
+            .network(&format!("cd34{}", "0".repeat(60)), &format!("t5-alice-{id}"), Some("alice"), false)
+            .network(&format!("ef56{}", "0".repeat(60)), &format!("t5-alice-{}", &id[..12]), Some("alice"), false);
+        let rt = tokio::runtime::Builder::new_current_thread().build().expect("a runtime");
+        let resolve = |reference: &str| {
+            let r = Resolver { node: &engine, tenant: "alice" };
+            rt.block_on(r.network(reference)).map(|n| n.name).map_err(|e| ApiError::from(e).message)
+        };
+        assert_eq!(resolve(&id), Ok("t5-alice-test".to_string()));
+        assert_eq!(resolve(&id[..12]), Ok(format!("t5-alice-{}", &id[..12])));
+        assert_eq!(resolve("ab1"), Ok("t5-alice-test".to_string()));
     }
 }

@@ -104,6 +104,10 @@ pub fn container(tenant: &str, c: &mut Value) {
     }
     if let Some(Value::Array(mounts)) = c.get_mut("Mounts") {
         for m in mounts.iter_mut() {
+            let engine_name = m.get("Name").and_then(Value::as_str).unwrap_or_default().to_string();
+            if let Some(source) = m.get_mut("Source") {
+                volume_path(tenant, &engine_name, source);
+            }
             if let Some(n) = m.get_mut("Name") {
                 unscope_value(tenant, n);
             }
@@ -224,8 +228,23 @@ pub fn document(tenant: &str, answer: &Answer, v: &mut Value) {
 
 fn volume(tenant: &str, vol: &mut Value) {
     hide_owner(vol.get_mut("Labels"));
+    let engine_name = vol.get("Name").and_then(Value::as_str).unwrap_or_default().to_string();
+    if let Some(m) = vol.get_mut("Mountpoint") {
+        volume_path(tenant, &engine_name, m);
+    }
     if let Some(n) = vol.get_mut("Name") {
         unscope_value(tenant, n);
+    }
+}
+
+/// A local volume's path on the engine host holds its name (`/var/lib/docker/volumes/t5-alice-data/_data`): the
+/// tenant reads the name it gave there, as on its own engine (the path is for reading; binds are refused).
+fn volume_path(tenant: &str, engine_name: &str, path: &mut Value) {
+    let (Some(p), Some(user)) = (path.as_str(), names::unscope(tenant, engine_name)) else { return };
+    let segment = format!("/{engine_name}/");
+    if let Some(at) = p.rfind(&segment) {
+        let shown = format!("{}/{user}/{}", &p[..at], &p[at + segment.len()..]);
+        *path = Value::from(shown);
     }
 }
 
@@ -322,10 +341,10 @@ mod tests {
             Answer::ContainerInspect,
             json!({"Name": "/t5-alice-web", "HostConfig": {"Links": ["/t5-alice-db:/t5-alice-web/db"], "NetworkMode": "t5-alice-back",
                    "Binds": ["t5-alice-data:/d"]}, "Config": {"Labels": {"mtswarm.tenant": "alice", "app": "web"}},
-                   "NetworkSettings": {"Networks": {"t5-alice-back": {"Links": ["t5-alice-up:bar"]}, "bridge": {}}}, "Mounts": [{"Name": "t5-alice-data"}]}),
+                   "NetworkSettings": {"Networks": {"t5-alice-back": {"Links": ["t5-alice-up:bar"]}, "bridge": {}}}, "Mounts": [{"Name": "t5-alice-data", "Source": "/var/lib/docker/volumes/t5-alice-data/_data"}]}),
             json!({"Name": "/web", "HostConfig": {"Links": ["/db:/web/db"], "NetworkMode": "back", "Binds": ["data:/d"]},
                    "Config": {"Labels": {"app": "web"}},
-                   "NetworkSettings": {"Networks": {"back": {"Links": ["up:bar"]}, "bridge": {}}}, "Mounts": [{"Name": "data"}]}),
+                   "NetworkSettings": {"Networks": {"back": {"Links": ["up:bar"]}, "bridge": {}}}, "Mounts": [{"Name": "data", "Source": "/var/lib/docker/volumes/data/_data"}]}),
         );
     }
 
@@ -391,8 +410,9 @@ mod tests {
         );
         check(
             Answer::VolumeInspect,
-            json!({"Name": "t5-alice-data", "Labels": {"mtswarm.tenant": "alice", "a": "b"}}),
-            json!({"Name": "data", "Labels": {"a": "b"}}),
+            json!({"Name": "t5-alice-data", "Labels": {"mtswarm.tenant": "alice", "a": "b"},
+                   "Mountpoint": "/var/lib/docker/volumes/t5-alice-data/_data"}),
+            json!({"Name": "data", "Labels": {"a": "b"}, "Mountpoint": "/var/lib/docker/volumes/data/_data"}),
         );
     }
 

@@ -1066,3 +1066,32 @@ it_test!(ports_are_not_published_on_the_hosts_loopback, mtswarm_only("the publis
                       "HostConfig": {"PortBindings": {"80/tcp": [{"HostIp": "0.0.0.0", "HostPort": ""}]}}});
     created_id(&create(&http, &name, &body.to_string()), "a port on 0.0.0.0");
 });
+
+it_test!(malformed_and_empty_bodies_are_refused_in_dockerds_words, |t, gw, alice| {
+    // moby's TestContainerInvalidJSON, TestNetworkInvalidJSON and TestVolumesInvalidJSON, for every endpoint they
+    // name: dockerd 20.10 answers with Go's decoder's words, and clients' suites match them.
+    let _ = &t;
+    let http = alice.http();
+    let json = [("Content-Type", "application/json")];
+    for path in [
+        "/v1.41/containers/foobar/exec",
+        "/v1.41/exec/foobar/start",
+        "/v1.41/networks/create",
+        "/v1.41/networks/bridge/connect",
+        "/v1.41/networks/bridge/disconnect",
+        "/v1.41/volumes/create",
+    ] {
+        let r = http.request("POST", path, &json, Some(b"{invalid json"));
+        assert_error(&r, 400, "invalid character 'i' looking for beginning of object key string");
+        let r = http.request("POST", path, &json, Some(b""));
+        assert_error(&r, 400, "got EOF while reading request body");
+        let r = http.request("POST", path, &json, Some(b"{\"Name\":"));
+        assert_error(&r, 400, "unexpected EOF");
+    }
+    let r = http.request("POST", "/v1.41/volumes/create", &json, Some(b"[1]"));
+    assert_error(&r, 400, "json: cannot unmarshal array into Go value of type volume.VolumeCreateBody");
+    // None of them made anything: an empty volume create made an anonymous volume of the tenant's before.
+    if !direct() {
+        assert_eq!(alice.ok(&["volume", "ls", "-q"]), "");
+    }
+});

@@ -293,3 +293,38 @@ it_test!(
         assert_eq!(on_networks(&id).trim(), own);
     }
 );
+
+it_test!(
+    a_networks_full_id_wins_over_a_network_named_by_it,
+    mtswarm_only("a tenant's network references"),
+    |t, gw, alice| {
+        // moby's TestDockerNetworkDeletePreferID: dockerd takes a full id first, then a name, then an id prefix.
+        let test_net = alice.ok(&["network", "create", &t.name("test")]);
+        assert_full_id(&test_net);
+        let prefix = &test_net[..12];
+        alice.ok(&["network", "create", prefix]);
+        alice.ok(&["network", "create", &test_net]);
+        // The name wins over the id prefix, the full id over the name.
+        alice.ok(&["network", "rm", prefix]);
+        alice.ok(&["network", "rm", &test_net]);
+        let ids = alice.ok(&["network", "ls", "--no-trunc", "--format", "{{.ID}} {{.Name}}"]);
+        let names: Vec<&str> = ids.lines().filter_map(|l| l.split_once(' ')).map(|(_, name)| name).collect();
+        assert!(names.contains(&test_net.as_str()), "the network named by the full id was removed: {ids}");
+        assert!(!names.contains(&prefix) && !names.contains(&t.name("test").as_str()), "{ids}");
+        assert!(!ids.contains(&format!("{test_net} ")), "the network of that id is still there: {ids}");
+    }
+);
+
+it_test!(a_volumes_path_shows_the_tenants_name, |t, gw, alice| {
+    // moby's TestVolumesCreateAndList compares the Mountpoint with `<root>/volumes/<name>/_data`.
+    let (vol, c) = (t.name("data"), t.name("c"));
+    alice.ok(&["volume", "create", &vol]);
+    let want = format!("/volumes/{vol}/_data");
+    let mountpoint = alice.ok(&["volume", "inspect", "--format", "{{.Mountpoint}}", &vol]);
+    assert!(mountpoint.ends_with(&want), "{mountpoint}");
+    let listed = alice.ok(&["volume", "ls", "--format", "{{.Mountpoint}}", "--filter", &format!("name={vol}")]);
+    assert!(listed.ends_with(&want), "{listed}");
+    alice.ok(&["create", "--name", &c, "-v", &format!("{vol}:/d"), image(), "true"]);
+    let source = alice.ok(&["inspect", "--format", "{{range .Mounts}}{{.Source}}{{end}}", &c]);
+    assert!(source.ends_with(&want), "{source}");
+});

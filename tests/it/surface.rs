@@ -169,3 +169,146 @@ it_test!(a_tenant_sees_its_own_labels_and_links_ahead_of_their_containers, |t, g
     alice.ok(&["network", "rm", &net]);
     alice.ok(&["volume", "rm", &vol]);
 });
+
+/// A plugin's directory as `docker plugin create` takes it: `config.json` and a rootfs whose entrypoint listens on
+/// the plugin's socket (dockerd enables a plugin only once something listens there). No registry can be reached,
+/// and busybox listens on no unix socket: the listener is mtswarm itself, with the libraries it links.
+fn plugin_dir(t: &Test) -> std::path::PathBuf {
+    let dir = t.path("plugin");
+    let rootfs = dir.join("rootfs");
+    for d in ["bin", "tmp", "run/docker/plugins"] {
+        std::fs::create_dir_all(rootfs.join(d)).expect("the plugin's rootfs");
+    }
+    let mtswarm = env!("CARGO_BIN_EXE_mtswarm");
+    let stripped = rootfs.join("bin/mtswarm");
+    let strip = std::process::Command::new("strip").arg("-o").arg(&stripped).arg(mtswarm).status();
+    if !strip.is_ok_and(|s| s.success()) {
+        std::fs::copy(mtswarm, &stripped).expect("mtswarm in the plugin");
+    }
+    let ldd = std::process::Command::new("ldd").arg(mtswarm).output().expect("ldd");
+    for lib in String::from_utf8_lossy(&ldd.stdout).split_whitespace().filter(|w| w.starts_with('/')) {
+        let to = rootfs.join(lib.trim_start_matches('/'));
+        std::fs::create_dir_all(to.parent().expect("a folder")).expect("the library's folder");
+        std::fs::copy(lib, &to).unwrap_or_else(|e| panic!("{lib}: {e}"));
+    }
+    let config = serde_json::json!({
+        "Description": "mtswarm's test plugin",
+        "Documentation": "https://example.invalid",
+        "Entrypoint": ["/bin/mtswarm", "manage", "-H", "unix:///run/docker/plugins/p.sock", "unix:///nowhere.sock"],
+        "Env": [{"Name": "SWARM_MULTI_TENANT", "Settable": ["value"], "Value": "false"},
+                {"Name": "MODE", "Settable": ["value"], "Value": "a"}],
+        "Interface": {"Socket": "p.sock", "Types": ["docker.mtswarmtest/1.0"]},
+        "Network": {"Type": "none"},
+        "WorkDir": "/tmp"
+    });
+    std::fs::write(dir.join("config.json"), config.to_string()).expect("config.json");
+    dir
+}
+
+/// Removes a plugin from every engine at the end of a test (the test's cleanup knows no plugins).
+struct PluginGuard(String);
+
+impl Drop for PluginGuard {
+    fn drop(&mut self) {
+        for e in engines() {
+            let _ = engine_docker_at(&e.url(), &["plugin", "rm", "-f", &self.0]);
+        }
+    }
+}
+
+it_test!(
+    the_admins_plugin_changes_reach_every_node,
+    mtswarm_only("a cluster"),
+    lock(cluster_lock),
+    gw = GatewayOpts::cluster(&[]),
+    |t, gw, admin| {
+        let name = format!("{}-plugin:latest", t.tag.to_ascii_lowercase());
+        let _guard = PluginGuard(name.clone());
+        let dir = plugin_dir(&t);
+        let on_each = |format: &str| -> Vec<String> {
+            engines()
+                .iter()
+                .map(|e| {
+                    let out = e.docker(&["plugin", "inspect", "--format", format, &name]);
+                    if out.success() {
+                        out.stdout.trim().to_string()
+                    } else {
+                        format!("missing on {}", e.name)
+                    }
+                })
+                .collect()
+        };
+        // Created on every node, from one upload.
+        admin.ok(&["plugin", "create", &name, dir.to_str().unwrap()]);
+        assert_eq!(on_each("{{.Enabled}}"), ["false"; 3]);
+        // Listed once, as one engine lists it.
+        assert_eq!(
+            lines(&admin.ok(&["plugin", "ls", "--format", "{{.Name}} {{.Enabled}}"])),
+            [format!("{name} false")]
+        );
+        admin.ok(&["plugin", "set", &name, "MODE=b"]);
+        assert_eq!(on_each("{{json .Settings.Env}}"), [r#"["SWARM_MULTI_TENANT=false","MODE=b"]"#; 3]);
+        admin.ok(&["plugin", "enable", &name]);
+        assert_eq!(on_each("{{.Enabled}}"), ["true"; 3]);
+        // A setting of an enabled plugin is refused by each engine: the refusal is the answer.
+        let refused = admin.fails(&["plugin", "set", &name, "MODE=c"]);
+        assert!(refused.contains("cannot set on an active plugin"), "{refused}");
+        admin.ok(&["plugin", "disable", &name]);
+        assert_eq!(on_each("{{.Enabled}}"), ["false"; 3]);
+        // A node that lacks it is skipped, as an image removal skips it.
+        assert!(engines()[2].docker(&["plugin", "rm", &name]).success());
+        admin.ok(&["plugin", "set", &name, "MODE=d"]);
+        admin.ok(&["plugin", "rm", &name]);
+        assert_eq!(
+            on_each("{{.Enabled}}"),
+            engines().iter().map(|e| format!("missing on {}", e.name)).collect::<Vec<_>>()
+        );
+        let gone = admin.fails(&["plugin", "inspect", &name]);
+        assert!(gone.contains("not found"), "{gone}");
+        // A pull every node refuses (no registry here) answers as one engine refuses it, and installs nothing.
+        let pull = format!("/v1.41/plugins/pull?remote=127.0.0.1:1/nothing:latest&name={name}");
+        let r = admin.http().request("POST", &pull, &[("Content-Type", "application/json")], Some(b"[]"));
+        crate::support::auth::assert_error(&r, 500, "error resolving plugin reference");
+        assert_eq!(
+            on_each("{{.Enabled}}"),
+            engines().iter().map(|e| format!("missing on {}", e.name)).collect::<Vec<_>>()
+        );
+    }
+);
+
+it_test!(
+    the_cli_over_the_nodes_reads_as_over_one_engine,
+    mtswarm_only("a cluster"),
+    lock(cluster_lock),
+    gw = GatewayOpts::cluster(&[]),
+    |t, gw, alice, admin| {
+        // bench/cli.sh's differences. An image no node has is `No such image`, as one engine says, so the CLI
+        // pulls it (here no registry answers) instead of failing at once.
+        let missing = format!("{}-nothing:v1", t.tag.to_ascii_lowercase());
+        for client in [&alice, &admin] {
+            let out = client.fails(&["run", "--rm", &missing, "true"]);
+            assert!(out.contains(&format!("Unable to find image '{missing}' locally")), "{out}");
+        }
+        // A rename to a name in use says what it was doing, as dockerd does.
+        let (a, b) = (t.name("a"), t.name("b"));
+        alice.ok(&["run", "-d", "--name", &a, image(), "sleep", "300"]);
+        let b_id = alice.ok(&["run", "-d", "--name", &b, image(), "sleep", "300"]);
+        let out = alice.fails(&["rename", &a, &b]);
+        assert!(
+            out.contains(&format!(
+                "Error when allocating new name: Conflict. The container name \"/{b}\" is already in use by container \"{b_id}\""
+            )),
+            "{out}"
+        );
+        // The cluster's list shows a change at once, as one engine's does (the registry read events only).
+        let a2 = t.name("a2");
+        alice.ok(&["rename", &a, &a2]);
+        assert_eq!(alice.ok(&["ps", "--filter", &format!("name={a}"), "--format", "{{.Names}}"]), a2);
+        alice.ok(&["pause", &a2]);
+        assert!(alice.ok(&["ps", "--filter", &format!("name={a2}"), "--format", "{{.Status}}"]).ends_with("(Paused)"));
+        alice.ok(&["unpause", &a2]);
+        // dockerd names a running container it will not remove by its id, whatever the user typed.
+        let out = alice.fails(&["rm", &b]);
+        assert!(out.contains(&format!("You cannot remove a running container {b_id}.")), "{out}");
+    }
+);
