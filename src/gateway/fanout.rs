@@ -194,7 +194,7 @@ impl Gateway {
             // applied to the merged list.
             query = without_limit(query);
         }
-        let pq = proxy::upstream_path(ctx.version.as_ref(), &self.cluster.max_api_version(), &path, query.as_deref());
+        let pq = self.upstream_path(ctx, &path, query.as_deref());
         let headers = proxy::copy_headers(&req.parts.headers);
         if matches!(req.endpoint, Endpoint::Events) {
             let follow = !query_has(query.as_deref(), "until");

@@ -430,6 +430,12 @@ impl Gateway {
         Ok(view)
     }
 
+    /// The path and query an engine gets: the client's version prefix, or the one negotiated for this request.
+    fn upstream_path(&self, ctx: &RequestCtx, path: &str, query: Option<&str>) -> String {
+        let advertised = ctx.advertised.clone().unwrap_or_else(|| self.cluster.max_api_version());
+        proxy::upstream_path(ctx.version.as_ref(), &advertised, path, query)
+    }
+
     /// The headers dockerd puts on every response, and the request's log line.
     fn finish(&self, ctx: &RequestCtx, mut resp: Response<Body>) -> Response<Body> {
         let h = resp.headers_mut();

@@ -53,12 +53,7 @@ impl Gateway {
         );
         ctx.node = Some(format!("{} nodes", nodes.len()));
         tracing::Span::current().record("node", ctx.node.as_deref());
-        let pq = proxy::upstream_path(
-            ctx.version.as_ref(),
-            &self.cluster.max_api_version(),
-            req.path,
-            req.parts.uri.query(),
-        );
+        let pq = self.upstream_path(ctx, req.path, req.parts.uri.query());
         let headers = proxy::copy_headers(&req.parts.headers);
         let bodies = tee(upstream, nodes.len());
         let sends = nodes.iter().zip(bodies).map(|(node, b)| {
@@ -133,7 +128,8 @@ impl Gateway {
             let line = serde_json::json!({"errorDetail": {"message": message}, "error": message}).to_string() + "\n";
             Some(Ok::<_, BoxError>(Bytes::from(line)))
         };
-        let stream = data_stream(body::stream(first_body))
+        let stream = body::stream(first_body)
+            .into_data_stream()
             .chain(futures_util::stream::once(verdict).filter_map(futures_util::future::ready));
         let mut resp = Response::from_parts(
             parts,
@@ -195,22 +191,6 @@ fn tee(upstream: Upstream, n: usize) -> Vec<Body> {
             http_body_util::StreamBody::new(chunks.map(|r| r.map(http_body::Frame::data))).boxed_unsync()
         })
         .collect()
-}
-
-/// A body's data, chunk by chunk.
-fn data_stream(b: Body) -> impl futures_util::Stream<Item = Result<Bytes, BoxError>> + Send {
-    futures_util::stream::unfold(b, |mut b| async move {
-        loop {
-            match b.frame().await? {
-                Ok(f) => {
-                    if let Ok(d) = f.into_data() {
-                        return Some((Ok(d), b));
-                    }
-                }
-                Err(e) => return Some((Err(e), b)),
-            }
-        }
-    })
 }
 
 /// The first error a progress stream (JSON messages, one a line) reports.

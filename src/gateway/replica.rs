@@ -50,7 +50,8 @@ impl Gateway {
         Ok(())
     }
 
-    /// On a replica, the request goes to the primary; `None` when this manager serves it.
+    /// On a replica, the request goes to the primary and its answer is `Ok(Ok(answer))`; `Ok(Err(request))` gives
+    /// the request back when this manager serves it.
     pub(super) async fn replicate(
         &self,
         ctx: &mut RequestCtx,

@@ -51,8 +51,7 @@ impl Gateway {
         }
         let headers = req.parts.headers.clone();
         let (headers, body) = upstream_body(req, headers, doc, pass)?;
-        let advertised = ctx.advertised.clone().unwrap_or_else(|| self.cluster.max_api_version());
-        let pq = proxy::upstream_path(ctx.version.as_ref(), &advertised, &path, query.as_deref());
+        let pq = self.upstream_path(ctx, &path, query.as_deref());
         let mut upstream = Request::new(body);
         *upstream.method_mut() = req.parts.method.clone();
         *upstream.uri_mut() = req.parts.uri.clone();

@@ -153,10 +153,6 @@ impl Replication {
         }
     }
 
-    pub fn config(&self) -> &ReplicationConfig {
-        &self.config
-    }
-
     /// True when managers reach each other over mutual TLS.
     pub fn over_tls(&self) -> bool {
         self.peer_tls.is_some()
