@@ -49,10 +49,7 @@ impl Gateway {
             }
             (path, query, answer) = (plan.path, plan.query, plan.answer);
         }
-        // The client's hop-by-hop headers go first, so that one it names in `Connection` cannot take off the
-        // framing and type mtswarm decides on for the engine's body.
-        let mut headers = req.parts.headers.clone();
-        proxy::strip_headers(&mut headers);
+        let headers = req.parts.headers.clone();
         let (headers, body) = upstream_body(req, headers, doc, pass)?;
         let pq = self.upstream_path(ctx, &path, query.as_deref());
         let mut upstream = Request::new(body);
