@@ -8,7 +8,7 @@ use http::{header, Request, Response};
 
 use super::bodies::Upstream;
 use super::{escape_check, forbidden, limits, route, Forward, Gateway, RequestCtx};
-use crate::api::{ApiError, DenyKind, Endpoint};
+use crate::api::{ApiError, ContainerOp, DenyKind, Endpoint};
 use crate::body::{self, Body};
 use crate::cluster::Node;
 use crate::proxy::{self, hijack};
@@ -35,6 +35,11 @@ impl Gateway {
         let endpoint = req.endpoint;
         ctx.node = Some(node.name());
         tracing::Span::current().record("node", ctx.node.as_deref());
+        if let (Some(t), Endpoint::Container { id, op: ContainerOp::Inspect }) = (req.scope.tenant_str(), endpoint) {
+            if let Some(resp) = self.inspect_in_one_call(ctx, node, req, t, id).await? {
+                return Ok((resp, None));
+            }
+        }
         let mut query = req.parts.uri.query().map(str::to_string);
         let mut path = req.path.to_string();
         let mut answer = tenant::Answer::Pass;
@@ -49,16 +54,9 @@ impl Gateway {
             }
             (path, query, answer) = (plan.path, plan.query, plan.answer);
         }
-        let headers = req.parts.headers.clone();
-        let (headers, body) = upstream_body(req, headers, doc, pass)?;
+        let (headers, body) = upstream_body(req, req.parts.headers.clone(), doc, pass)?;
         let pq = self.upstream_path(ctx, &path, query.as_deref());
-        let mut upstream = Request::new(body);
-        *upstream.method_mut() = req.parts.method.clone();
-        *upstream.uri_mut() = req.parts.uri.clone();
-        *upstream.version_mut() = req.parts.version;
-        *upstream.headers_mut() = headers;
-        // The connection's hijack slot and TLS peer travel in the extensions.
-        *upstream.extensions_mut() = req.parts.extensions.clone();
+        let upstream = upstream_request(req, headers, body);
         if endpoint.may_hijack() {
             let resp = hijack::forward_as(node.as_ref(), upstream, pq, hijack::default_protocol(endpoint)).await?;
             return match req.scope.tenant_str() {
@@ -91,6 +89,42 @@ impl Gateway {
         }
         let resp = tenant_answer(req.scope, &answer, relay, resp).await;
         Ok((resp, created))
+    }
+
+    /// A tenant's inspect of a container by its full id or its name, in one call to the engine: the engine's
+    /// answer to the inspect sent under the engine-side reference that resolving would try first carries the
+    /// owner's label, so it both resolves the reference and is the answer. `None` when it is not the tenant's
+    /// container (or not found, or the engine failed): the request is then resolved as any other, from the
+    /// start, so that an id prefix, another tenant's container and every error answer exactly as before.
+    async fn inspect_in_one_call(
+        &self,
+        ctx: &RequestCtx,
+        node: &Arc<Node>,
+        req: &Forward<'_>,
+        tenant: &str,
+        reference: &str,
+    ) -> Result<Option<Response<Body>>, ApiError> {
+        let Some(engine_ref) = tenancy::resolve::direct_references(tenant, reference).next() else {
+            return Ok(None);
+        };
+        let path = format!("/containers/{}/json", crate::tenant::encode(&engine_ref));
+        let pq = self.upstream_path(ctx, &path, req.parts.uri.query());
+        let mut headers = req.parts.headers.clone();
+        for h in [header::CONTENT_LENGTH, header::TRANSFER_ENCODING, header::CONTENT_TYPE] {
+            headers.remove(h);
+        }
+        let upstream = upstream_request(req, headers, body::empty());
+        let resp = self.relay(node, req, upstream, pq, proxy::Relay::Whole).await?;
+        if !resp.status().is_success() {
+            return Ok(None);
+        }
+        let (parts, b) = resp.into_parts();
+        let Ok(bytes) = body::collect_boxed(b, proxy::answer_limit()).await else { return Ok(None) };
+        Ok(crate::tenant::view::own_container(tenant, &bytes).map(|shown| {
+            let mut resp = Response::from_parts(parts, body::full(shown));
+            resp.headers_mut().remove(header::CONTENT_LENGTH);
+            resp
+        }))
     }
 
     /// Forwards the request and relays the answer. A prune waits its turn while the engine prunes for someone
@@ -162,6 +196,18 @@ impl Gateway {
         };
         Ok(resp)
     }
+}
+
+/// The request an engine gets: the client's method and version, `headers` and `body`; the connection's hijack slot
+/// and TLS peer travel in the extensions.
+fn upstream_request(req: &Forward<'_>, headers: http::HeaderMap, body: Body) -> Request<Body> {
+    let mut upstream = Request::new(body);
+    *upstream.method_mut() = req.parts.method.clone();
+    *upstream.uri_mut() = req.parts.uri.clone();
+    *upstream.version_mut() = req.parts.version;
+    *upstream.headers_mut() = headers;
+    *upstream.extensions_mut() = req.parts.extensions.clone();
+    upstream
 }
 
 /// The body the engine gets, and the headers that describe it: the checked and rewritten document, the client's

@@ -118,13 +118,8 @@ impl<L: Lookup + ?Sized> Resolver<'_, L> {
         if reference.is_empty() {
             return Err(missing());
         }
-        if is_hex(reference) && reference.len() == 64 {
-            if let Some(c) = self.inspect_container(reference).await? {
-                return Ok(c);
-            }
-        }
-        if names::valid_name(reference) {
-            if let Some(c) = self.inspect_container(&names::scope(self.tenant, reference)).await? {
+        for engine_ref in direct_references(self.tenant, reference) {
+            if let Some(c) = self.inspect_container(&engine_ref).await? {
                 return Ok(c);
             }
         }
@@ -270,6 +265,16 @@ pub async fn own_containers<L: Lookup + ?Sized>(node: &L, tenant: &str) -> Resul
 /// dockerd's answer to an id prefix that fits several containers.
 pub fn ambiguous(prefix: &str) -> ApiError {
     ResolveError::Ambiguous { prefix: prefix.to_string() }.into()
+}
+
+/// What the engine is asked, in turn, before id prefixes are matched: the full id, then the tenant's name for the
+/// container (as the engine knows it). Either answers for itself whether the container is the tenant's (its
+/// label), so a tenant's inspect sends the first one as its own request ([`crate::tenant::view::own_container`]).
+pub fn direct_references(tenant: &str, reference: &str) -> impl Iterator<Item = String> {
+    let reference = reference.trim_start_matches('/');
+    let id = (is_hex(reference) && reference.len() == 64).then(|| reference.to_string());
+    let name = names::valid_name(reference).then(|| names::scope(tenant, reference));
+    id.into_iter().chain(name)
 }
 
 fn label<'v>(obj: &'v Value, labels_at: &str) -> Option<&'v str> {

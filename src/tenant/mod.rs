@@ -3,6 +3,7 @@
 //! It knows nothing of engines or HTTP; `tenancy` does the resolving, over a [`crate::tenancy::Lookup`].
 
 pub mod names;
+pub mod sparse;
 pub mod view;
 
 use serde_json::Value;

@@ -4,7 +4,7 @@
 use bytes::Bytes;
 use serde_json::Value;
 
-use super::{names, Answer, DEFAULT_NETWORK, DEFAULT_NETWORK_LABEL, SHARED_NETWORKS, TENANT_LABEL};
+use super::{names, sparse, Answer, DEFAULT_NETWORK, DEFAULT_NETWORK_LABEL, SHARED_NETWORKS, TENANT_LABEL};
 
 /// The body of an engine's answer, read whole, as the tenant sees it (`success`: the status was 2xx).
 pub fn answer(tenant: &str, answer: &Answer, success: bool, bytes: Bytes) -> Bytes {
@@ -17,6 +17,11 @@ pub fn answer(tenant: &str, answer: &Answer, success: bool, bytes: Bytes) -> Byt
         }
         return Bytes::from(names::unscope_text(tenant, &text));
     }
+    if let Answer::ContainerInspect = answer {
+        if let Some((layout, mut v)) = sparse::read(&bytes, CONTAINER_FIELDS) {
+            return inspect_shown(tenant, &layout, &mut v, bytes.len());
+        }
+    }
     match serde_json::from_slice::<Value>(&bytes) {
         Ok(mut v) => {
             document(tenant, answer, &mut v);
@@ -24,6 +29,25 @@ pub fn answer(tenant: &str, answer: &Answer, success: bool, bytes: Bytes) -> Byt
         }
         Err(_) => bytes,
     }
+}
+
+/// A container's inspect, as its owner sees it; `None` when it is not `tenant`'s (the engine's answer to a reference
+/// sent as the tenant gave it, before it was resolved: the label decides, as when resolving).
+pub fn own_container(tenant: &str, bytes: &[u8]) -> Option<Bytes> {
+    let (layout, mut v) = sparse::read(bytes, CONTAINER_FIELDS)?;
+    if v.pointer("/Config/Labels").and_then(|l| l.get(TENANT_LABEL)).and_then(Value::as_str) != Some(tenant) {
+        return None;
+    }
+    Some(inspect_shown(tenant, &layout, &mut v, bytes.len()))
+}
+
+/// A container's inspect, read sparsely, as the tenant sees it.
+fn inspect_shown(tenant: &str, layout: &sparse::Layout<'_>, v: &mut Value, size: usize) -> Bytes {
+    container(tenant, v);
+    let mut out = Vec::with_capacity(size + 1);
+    layout.write(v, &mut out);
+    out.push(b'\n');
+    Bytes::from(out)
 }
 
 /// Text as it may stand inside a JSON string.
@@ -59,7 +83,22 @@ fn hide_owner(labels: Option<&mut Value>) {
     }
 }
 
+/// Every member of a container (an inspect, or a list entry) that [`container`] reads or writes: an inspect is read
+/// only so far ([`sparse`]), so a change to `container` that touches another member must name it here too.
+const CONTAINER_FIELDS: &[sparse::Path] = &[
+    &["Name"],
+    &["Names"],
+    &["Labels"],
+    &["Mounts"],
+    &["Config", "Labels"],
+    &["HostConfig", "Links"],
+    &["HostConfig", "Binds"],
+    &["HostConfig", "NetworkMode"],
+    &["NetworkSettings", "Networks"],
+];
+
 /// The names a container shows: its own, its links, its networks and its volumes; its labels without the owner's.
+/// It reads and writes only the members [`CONTAINER_FIELDS`] names.
 pub fn container(tenant: &str, c: &mut Value) {
     hide_owner(c.pointer_mut("/Config/Labels"));
     hide_owner(c.get_mut("Labels"));
@@ -330,9 +369,47 @@ mod tests {
     use serde_json::json;
 
     fn check(answer: Answer, input: Value, expected: Value) {
+        let bytes = Bytes::from(serde_json::to_vec(&input).unwrap());
         let mut v = input;
         document("alice", &answer, &mut v);
         assert_eq!(v, expected);
+        // What the client gets: an inspect read sparsely is the same document.
+        let shown: Value = serde_json::from_slice(&super::answer("alice", &answer, true, bytes)).unwrap();
+        assert_eq!(shown, expected);
+    }
+
+    /// A real engine's inspect (dockerd 20.10) of alice's `fxweb`: on her private `bridge` and on `fxnet`, linked
+    /// to `fxdb` as `db`, with her volume `fxvol` and a label of her own.
+    const INSPECT_WEB: &[u8] = include_bytes!("testdata/inspect-web.json");
+
+    #[test]
+    fn an_inspect_read_sparsely_is_shown_as_the_whole_answer_would_be() {
+        let mut whole: Value = serde_json::from_slice(INSPECT_WEB).unwrap();
+        document("alice", &Answer::ContainerInspect, &mut whole);
+        let shown = super::answer("alice", &Answer::ContainerInspect, true, Bytes::from_static(INSPECT_WEB));
+        assert!(shown.ends_with(b"}\n"));
+        let shown: Value = serde_json::from_slice(&shown).unwrap();
+        assert_eq!(shown, whole);
+        let keys = |v: &Value| v.as_object().unwrap().keys().cloned().collect::<Vec<_>>();
+        assert_eq!(keys(&shown), keys(&whole));
+        assert_eq!(shown["Name"], "/fxweb");
+        assert_eq!(shown["Config"]["Labels"], json!({"app": "web"}));
+        assert_eq!(shown["HostConfig"]["Links"], json!(["/fxdb:/fxweb/db"]));
+        assert_eq!(keys(&shown["NetworkSettings"]["Networks"]), ["bridge", "fxnet"]);
+        assert_eq!(shown["Mounts"][0]["Name"], "fxvol");
+        assert_eq!(shown["Mounts"][0]["Source"], "/var/lib/docker/volumes/fxvol/_data");
+        // What the view does not touch is the engine's, byte for byte.
+        let engine: Value = serde_json::from_slice(INSPECT_WEB).unwrap();
+        for key in ["Id", "State", "GraphDriver", "Config"] {
+            if key == "Config" {
+                assert_eq!(shown[key]["Env"], engine[key]["Env"]);
+            } else {
+                assert_eq!(shown[key], engine[key]);
+            }
+        }
+        // Another tenant's container is not shown at all, and alice's is shown to alice only.
+        assert!(own_container("bob", INSPECT_WEB).is_none());
+        assert_eq!(serde_json::from_slice::<Value>(&own_container("alice", INSPECT_WEB).unwrap()).unwrap(), whole);
     }
 
     #[test]

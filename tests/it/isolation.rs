@@ -1009,3 +1009,65 @@ it_test!(
         assert_eq!(name, own);
     }
 );
+
+// A tenant's inspect by full id or name is sent to the engine as the tenant gave it, and the answer's owner label
+// decides (issue 15: one call to the engine, not a resolving inspect and then the inspect). What the engine finds
+// under that reference but is not the tenant's must answer as before: as absent, or as what resolving finds next.
+it_test!(
+    a_tenants_inspect_shows_only_its_own_container_whatever_the_engine_finds_first,
+    mtswarm_only("name scoping"),
+    |t, gw, alice, bob| {
+        let (web, op, gone) = (t.name("web"), t.name("op"), t.name("gone"));
+        let bob_web = bob.ok(&["run", "-d", "--name", &web, image(), "sleep", "300"]);
+        let alice_web = alice.ok(&["run", "-d", "--name", &web, image(), "sleep", "300"]);
+        // Alice names a container with bob's full id: the id is not hers, so her reference names her container.
+        let alice_named = alice.ok(&["create", "--name", &bob_web, image(), "true"]);
+        // The operator made a container under alice's engine-side name, without her label.
+        let op_id = engine_ok(&["create", "--name", &alice.scoped(&op), image(), "true"]);
+
+        let fmt = "{{.Id}} {{.Name}}";
+        assert_eq!(alice.ok(&["container", "inspect", "--format", fmt, &web]), format!("{alice_web} /{web}"));
+        assert_eq!(alice.ok(&["container", "inspect", "--format", fmt, &alice_web]), format!("{alice_web} /{web}"));
+        assert_eq!(
+            alice.ok(&["container", "inspect", "--format", fmt, &alice_web[..12]]),
+            format!("{alice_web} /{web}")
+        );
+        assert_eq!(alice.ok(&["container", "inspect", "--format", fmt, &bob_web]), format!("{alice_named} /{bob_web}"));
+        assert_eq!(bob.ok(&["container", "inspect", "--format", fmt, &web]), format!("{bob_web} /{web}"));
+        // The owner's label is mtswarm's business, in the one-call answer as in any other.
+        let labels = alice.ok(&["container", "inspect", "--format", "{{json .Config.Labels}}", &web]);
+        assert!(!labels.contains(TENANT_LABEL), "{labels}");
+
+        // Another tenant's container, by its full id or its engine-side name, and the operator's container under
+        // alice's engine-side name, answer as a name that is nowhere.
+        let http = alice.http();
+        for reference in [alice_web.as_str(), &alice.scoped(&web)] {
+            let r = bob.http().get(&format!("/v1.41/containers/{reference}/json"));
+            assert_eq!(r.status, 404, "{r}");
+            assert_eq!(r.json()["message"], format!("No such container: {reference}"), "{r}");
+        }
+        for reference in [op.as_str(), gone.as_str()] {
+            let r = http.get(&format!("/v1.41/containers/{reference}/json"));
+            assert_eq!(r.status, 404, "{r}");
+            assert_eq!(r.json()["message"], format!("No such container: {reference}"), "{r}");
+        }
+        let err = bob.fails(&["container", "inspect", &alice_web]);
+        assert!(err.contains(&format!("No such container: {alice_web}")), "{err}");
+
+        // Nothing was changed on the engine: the operator's container is still unlabelled, alice's still hers.
+        assert_eq!(
+            engine_ok(&["inspect", "--format", &format!("{{{{index .Config.Labels \"{TENANT_LABEL}\"}}}}"), &op_id]),
+            "<no value>"
+        );
+        assert_eq!(
+            engine_ok(&[
+                "inspect",
+                "--format",
+                &format!("{{{{index .Config.Labels \"{TENANT_LABEL}\"}}}}"),
+                &alice_web
+            ]),
+            alice.tenant_id
+        );
+        let _ = gw;
+    }
+);
