@@ -109,11 +109,8 @@ impl Gateway {
         };
         let path = format!("/containers/{}/json", crate::tenant::encode(&engine_ref));
         let pq = self.upstream_path(ctx, &path, req.parts.uri.query());
-        let mut headers = req.parts.headers.clone();
-        for h in [header::CONTENT_LENGTH, header::TRANSFER_ENCODING, header::CONTENT_TYPE] {
-            headers.remove(h);
-        }
-        let upstream = upstream_request(req, headers, body::empty());
+        let (headers, body) = upstream_body(req, req.parts.headers.clone(), None, Upstream::Empty)?;
+        let upstream = upstream_request(req, headers, body);
         let resp = self.relay(node, req, upstream, pq, proxy::Relay::Whole).await?;
         if !resp.status().is_success() {
             return Ok(None);

@@ -159,7 +159,7 @@ impl<L: Lookup + ?Sized> Resolver<'_, L> {
         let Some(c) = self.node.inspect_container(engine_ref).await? else {
             return Ok(None);
         };
-        if label(&c, "/Config/Labels") != Some(self.tenant) {
+        if crate::tenant::container_owner(&c) != Some(self.tenant) {
             return Ok(None);
         }
         let id = c.get("Id").and_then(Value::as_str).unwrap_or_default().to_string();

@@ -11,6 +11,12 @@ use serde_json::Value;
 /// The label that says which tenant owns an object.
 pub const TENANT_LABEL: &str = "mtswarm.tenant";
 
+/// The tenant a container belongs to, from its inspect: its `mtswarm.tenant` label. Resolving a reference and a
+/// tenant's inspect sent as it came both decide by it.
+pub fn container_owner(inspect: &Value) -> Option<&str> {
+    inspect.pointer("/Config/Labels")?.get(TENANT_LABEL)?.as_str()
+}
+
 /// What is escaped in a path segment: everything but the characters of names and ids.
 pub const PATH_SEGMENT: &percent_encoding::AsciiSet =
     &percent_encoding::NON_ALPHANUMERIC.remove(b'-').remove(b'.').remove(b'_');

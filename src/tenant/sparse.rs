@@ -37,27 +37,26 @@ struct Member<'a> {
 /// Reads the object in `bytes` as far as `paths` need: its layout, and the sparse document. `None` when `bytes`
 /// is not a JSON object.
 pub fn read<'a>(bytes: &'a [u8], paths: &[Path]) -> Option<(Layout<'a>, Value)> {
-    let text = std::str::from_utf8(bytes).ok()?;
-    let raw: &RawValue = serde_json::from_str(text.trim_end()).ok()?;
     let paths: Vec<&[&str]> = paths.iter().map(|p| &p[..]).collect();
-    let (layout, map) = object(raw, &paths)?;
+    let (layout, map) = object(std::str::from_utf8(bytes).ok()?, &paths)?;
     Some((layout, Value::Object(map)))
 }
 
-fn object<'a>(raw: &'a RawValue, paths: &[&[&str]]) -> Option<(Layout<'a>, Map<String, Value>)> {
-    let Members(pairs) = serde_json::from_str(raw.get()).ok()?;
+/// `text`: one JSON object (trailing white space allowed).
+fn object<'a>(text: &'a str, paths: &[&[&str]]) -> Option<(Layout<'a>, Map<String, Value>)> {
+    let Members(pairs) = serde_json::from_str(text).ok()?;
     let mut doc = Map::new();
     let mut members = Vec::with_capacity(pairs.len());
     for (key, raw) in pairs {
-        let below: Vec<&[&str]> = paths.iter().filter(|p| p.first() == Some(&&*key)).map(|p| &p[1..]).collect();
-        let wanted = !below.is_empty();
+        let wanted = paths.iter().any(|p| p.first() == Some(&&*key));
         let mut inner = None;
         if wanted {
+            let below: Vec<&[&str]> = paths.iter().filter(|p| p.first() == Some(&&*key)).map(|p| &p[1..]).collect();
             let whole = below.iter().any(|p| p.is_empty()) || !raw.get().starts_with('{');
             let value = match whole {
                 true => serde_json::from_str(raw.get()).ok()?,
                 false => {
-                    let (layout, map) = object(raw, &below)?;
+                    let (layout, map) = object(raw.get(), &below)?;
                     inner = Some(layout);
                     Value::Object(map)
                 }
@@ -140,29 +139,9 @@ impl<'de> Deserialize<'de> for Members<'de> {
     }
 }
 
-struct Key<'a>(Cow<'a, str>);
-
-impl<'de> Deserialize<'de> for Key<'de> {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        struct V;
-        impl<'de> Visitor<'de> for V {
-            type Value = Key<'de>;
-            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
-                f.write_str("a string")
-            }
-            fn visit_borrowed_str<E>(self, s: &'de str) -> Result<Key<'de>, E> {
-                Ok(Key(Cow::Borrowed(s)))
-            }
-            fn visit_str<E>(self, s: &str) -> Result<Key<'de>, E> {
-                Ok(Key(Cow::Owned(s.to_string())))
-            }
-            fn visit_string<E>(self, s: String) -> Result<Key<'de>, E> {
-                Ok(Key(Cow::Owned(s)))
-            }
-        }
-        d.deserialize_str(V)
-    }
-}
+/// A member's name: borrowed from the text unless it holds an escape.
+#[derive(serde::Deserialize)]
+struct Key<'a>(#[serde(borrow)] Cow<'a, str>);
 
 #[cfg(test)]
 mod tests {

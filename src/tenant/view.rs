@@ -35,7 +35,7 @@ pub fn answer(tenant: &str, answer: &Answer, success: bool, bytes: Bytes) -> Byt
 /// sent as the tenant gave it, before it was resolved: the label decides, as when resolving).
 pub fn own_container(tenant: &str, bytes: &[u8]) -> Option<Bytes> {
     let (layout, mut v) = sparse::read(bytes, CONTAINER_FIELDS)?;
-    if v.pointer("/Config/Labels").and_then(|l| l.get(TENANT_LABEL)).and_then(Value::as_str) != Some(tenant) {
+    if super::container_owner(&v) != Some(tenant) {
         return None;
     }
     Some(inspect_shown(tenant, &layout, &mut v, bytes.len()))
