@@ -14,6 +14,8 @@ const LAYERS: &[&str] = &[
     "body",
     "ops",
     "tls",
+    // The serving threads, and which one this is (per-thread engine connection pools).
+    "runtime",
     // The engines: one client per engine, the cluster registry, discovery.
     "cluster",
     // Who is asking, and what a tenant's references are (tenancy, over its Lookup seam).

@@ -12,6 +12,7 @@ pub mod policy;
 pub mod proxy;
 pub mod random;
 pub mod replication;
+pub mod runtime;
 pub mod scheduler;
 pub mod server;
 pub mod tenancy;

@@ -88,11 +88,14 @@ fn main() {
 
 fn real_main(cli: Cli) -> anyhow::Result<()> {
     let filter = if cli.debug { "debug".to_string() } else { cli.log_level.clone() };
+    let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
     tracing_subscriber::fmt()
         .with_env_filter(tracing_subscriber::EnvFilter::try_new(&filter).context("bad --log-level")?)
         .with_writer(std::io::stderr)
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .with_ansi(ansi)
         .init();
+    // The formatter writes plain text to stderr: each request's own line is written in its bytes without it.
+    mtswarm::ops::log::set_plain_stderr(!ansi);
     let env = Env::from_process();
     match cli.command {
         Command::Apifilter { command: ApifilterCommand::Names } => {

@@ -142,7 +142,9 @@ pub struct Node {
     pub addr: EngineAddr,
     /// The address as a URI authority and a `Host` header, made once: every request carries them.
     aim: super::connector::Aim,
-    client: Client<EngineConnector, Body>,
+    /// A pool of keep-alive connections for each serving thread ([`crate::runtime::slot`]): a request borrows a
+    /// connection its own thread drives.
+    clients: Box<[Client<EngineConnector, Body>]>,
     call_timeout: Duration,
     answer_limit: usize,
     facts: RwLock<NodeFacts>,
@@ -168,14 +170,19 @@ impl Node {
                  --node-tlscert and --node-tlskey"
             );
         }
-        let client = Client::builder(TokioExecutor::new())
-            .pool_idle_timeout(Duration::from_secs(90))
-            .pool_max_idle_per_host(256)
-            .build(EngineConnector::new(addr.clone(), opts.connect_timeout, opts.tls.clone()));
+        let connector = EngineConnector::new(addr.clone(), opts.connect_timeout, opts.tls.clone());
+        let clients = (0..crate::runtime::slots())
+            .map(|_| {
+                Client::builder(TokioExecutor::new())
+                    .pool_idle_timeout(Duration::from_secs(90))
+                    .pool_max_idle_per_host(256)
+                    .build(connector.clone())
+            })
+            .collect();
         Node {
             aim: super::connector::Aim::new(&addr),
             addr,
-            client,
+            clients,
             call_timeout: opts.call_timeout,
             answer_limit: opts.answer_limit,
             facts: RwLock::new(NodeFacts::default()),
@@ -424,7 +431,8 @@ impl Node {
     /// Sends a request whose URI is a path and query; the node supplies scheme and authority.
     pub async fn send(&self, mut req: Request<Body>) -> Result<Response<Incoming>, EngineError> {
         self.aim.point(&mut req).map_err(|e| self.broken(e))?;
-        self.client.request(req).await.map_err(|e| {
+        let client = &self.clients[crate::runtime::slot().min(self.clients.len() - 1)];
+        client.request(req).await.map_err(|e| {
             if e.is_connect() {
                 let cause = error_chain(&e);
                 self.mark_unavailable(&cause);

@@ -168,8 +168,7 @@ impl Gateway {
                 query = self.event_containers(query, t).await?;
             }
         }
-        ctx.node = Some(format!("{} nodes", nodes.len()));
-        tracing::Span::current().record("node", ctx.node.as_deref());
+        ctx.set_node(format!("{} nodes", nodes.len()));
         if matches!(req.endpoint, Endpoint::ContainerList) {
             // Swarm classic's way: the registry follows every engine's events, so it answers for them. A tenant's
             // query selects its own containers (tenancy added the label filter), so the owner's view is theirs.
@@ -184,8 +183,7 @@ impl Gateway {
                 None => listing::View::Engine,
             };
             if let Some(list) = self.cluster.list_containers(query.as_deref(), &bounds, view) {
-                ctx.node = Some("registry".into());
-                tracing::Span::current().record("node", "registry");
+                ctx.set_node("registry".into());
                 return Ok(plain(StatusCode::OK, Bytes::from(list)).map(body::full));
             }
         }

@@ -145,6 +145,16 @@ pub struct RequestCtx {
     pub query: Option<String>,
     /// True for a request a replica forwarded to this primary.
     pub via_replica: bool,
+    /// The request span's fields, for the request's own line.
+    pub span_fields: crate::ops::log::SpanFields,
+}
+
+impl RequestCtx {
+    /// Names the node that serves the request, for the log line and the span.
+    pub fn set_node(&mut self, node: String) {
+        self.span_fields.record_in_span("node", Some(&node));
+        self.node = Some(node);
+    }
 }
 
 impl Gateway {
@@ -212,8 +222,9 @@ impl Gateway {
 
     /// Serves one request; never fails, errors become Docker-style responses.
     pub async fn handle(&self, req: Request<Incoming>) -> Response<Body> {
+        let id = self.next_id.fetch_add(1, Ordering::Relaxed);
         let ctx = RequestCtx {
-            id: self.next_id.fetch_add(1, Ordering::Relaxed),
+            id,
             method: req.method().clone(),
             path: req.uri().path().to_string(),
             version: None,
@@ -229,9 +240,10 @@ impl Gateway {
             // Only the audit log reads it (a create's `?name=`).
             query: self.audit.as_ref().and(req.uri().query()).map(str::to_string),
             via_replica: false,
+            span_fields: crate::ops::log::SpanFields::new(id),
         };
         // Every line logged while the request is served carries who and what it is; the phases fill in the
-        // fields as they learn them (`Span::current().record`).
+        // fields as they learn them (`SpanFields::record_in_span`).
         let span = tracing::info_span!(
             "request",
             id = ctx.id,
@@ -268,7 +280,7 @@ impl Gateway {
     async fn pipeline(&self, ctx: &mut RequestCtx, req: Request<Incoming>) -> Result<Response<Body>, ApiError> {
         let path = self.negotiate(ctx, req.uri().path())?;
         let endpoint = classify(&ctx.method, &path)?;
-        tracing::Span::current().record("endpoint", endpoint.command_name());
+        ctx.span_fields.record_in_span("endpoint", Some(endpoint.command_name()));
         ctx.endpoint = Some(endpoint.clone());
         let req = match self.replicate(ctx, &endpoint, req).await? {
             Ok(forwarded) => return Ok(forwarded),
@@ -276,7 +288,7 @@ impl Gateway {
         };
         ctx.identity = self.authenticate(&endpoint, &req).await?;
         if let Some(id) = &ctx.identity {
-            tracing::Span::current().record("tenant", id.tenant.as_str());
+            ctx.span_fields.record_in_span("tenant", Some(id.tenant.as_str()));
         }
         if let Some(id) = &ctx.identity {
             ctx.request_permit = Some(self.tenant_limits.request(&id.tenant)?);
@@ -443,16 +455,31 @@ impl Gateway {
         h.insert("api-version", proxy::header_value(advertised.as_str()));
         h.insert("ostype", header::HeaderValue::from_static("linux"));
         h.insert(header::SERVER, header::HeaderValue::from_static(system::SERVER_VERSION));
-        tracing::info!(
-            id = ctx.id,
-            method = %ctx.method,
-            path = %ctx.path,
-            status = resp.status().as_u16(),
-            duration_ms = ctx.started.elapsed().as_secs_f64() * 1000.0,
-            node = ctx.node.as_deref().unwrap_or("-"),
-            tenant = ctx.identity.as_ref().map(|i| i.tenant.as_str()).unwrap_or("-"),
-            "request"
-        );
+        let line = crate::ops::log::RequestLine {
+            span: &ctx.span_fields,
+            id: ctx.id,
+            method: ctx.method.as_str(),
+            path: &ctx.path,
+            status: resp.status().as_u16(),
+            duration_ms: ctx.started.elapsed().as_secs_f64() * 1000.0,
+            node: ctx.node.as_deref().unwrap_or("-"),
+            tenant: ctx.identity.as_ref().map(|i| i.tenant.as_str()).unwrap_or("-"),
+        };
+        if !crate::ops::log::plain_stderr() {
+            // Colours, or another subscriber: the formatter writes it (in the same bytes, colours aside).
+            tracing::info!(
+                id = line.id,
+                method = %line.method,
+                path = %line.path,
+                status = line.status,
+                duration_ms = line.duration_ms,
+                node = line.node,
+                tenant = line.tenant,
+                "request"
+            );
+        } else if tracing::enabled!(tracing::Level::INFO) {
+            line.write();
+        }
         if let Some(audit) = &self.audit {
             ops::audit(audit, ctx, resp.status());
         }

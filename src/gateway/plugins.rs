@@ -51,8 +51,7 @@ impl Gateway {
             req.endpoint,
             Endpoint::PluginPull | Endpoint::Plugin { op: PluginOp::Upgrade | PluginOp::Push, .. }
         );
-        ctx.node = Some(format!("{} nodes", nodes.len()));
-        tracing::Span::current().record("node", ctx.node.as_deref());
+        ctx.set_node(format!("{} nodes", nodes.len()));
         let pq = self.upstream_path(ctx, req.path, req.parts.uri.query());
         let headers = proxy::copy_headers(&req.parts.headers);
         let bodies = tee(upstream, nodes.len());

@@ -118,8 +118,7 @@ impl Gateway {
         key: &str,
         req: Request<Incoming>,
     ) -> Result<Response<Body>, ApiError> {
-        ctx.node = Some(format!("primary {}", primary.addr()));
-        tracing::Span::current().record("node", ctx.node.as_deref());
+        ctx.set_node(format!("primary {}", primary.addr()));
         let (mut parts, incoming) = req.into_parts();
         let pq = parts.uri.path_and_query().map_or("/", |pq| pq.as_str()).to_string();
         let value =

@@ -33,8 +33,7 @@ impl Gateway {
             other => (None, other),
         };
         let endpoint = req.endpoint;
-        ctx.node = Some(node.name());
-        tracing::Span::current().record("node", ctx.node.as_deref());
+        ctx.set_node(node.name());
         if let (Some(t), Endpoint::Container { id, op: ContainerOp::Inspect }) = (req.scope.tenant_str(), endpoint) {
             if let Some(resp) = self.inspect_in_one_call(ctx, node, req, t, id).await? {
                 return Ok((resp, None));

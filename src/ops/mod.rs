@@ -1,5 +1,6 @@
-//! Observability: Prometheus metrics ([`metrics`]) and the audit log ([`audit`]). The listener that serves them
-//! (`--metrics-addr`) is transport: [`crate::server::ops`].
+//! Observability: Prometheus metrics ([`metrics`]), the audit log ([`audit`]) and each request's log line
+//! ([`log`]). The listener that serves metrics (`--metrics-addr`) is transport: [`crate::server::ops`].
 
 pub mod audit;
+pub mod log;
 pub mod metrics;

@@ -81,16 +81,17 @@ fn strip(h: &mut HeaderMap, drop_credentials: bool) {
             h.remove(name.as_str());
         }
     }
-    for name in &HOP_BY_HOP {
+    // One pass over the names, then a removal for each one found: most maps hold none but `Host`, and a
+    // removal hashes and probes whether or not the name is there.
+    let doomed = |name: &HeaderName| {
+        HOP_BY_HOP.contains(name)
+            || name == header::HOST
+            || name == "keep-alive"
+            || (drop_credentials && AUTH_HEADERS.contains(&name.as_str()))
+    };
+    let found: Vec<HeaderName> = h.keys().filter(|n| doomed(n)).cloned().collect();
+    for name in found {
         h.remove(name);
-    }
-    for name in ["keep-alive", "host"] {
-        h.remove(name);
-    }
-    if drop_credentials {
-        for name in AUTH_HEADERS {
-            h.remove(name);
-        }
     }
 }
 
@@ -226,6 +227,39 @@ mod tests {
         let mut names: Vec<&str> = out.keys().map(|k| k.as_str()).collect();
         names.sort();
         assert_eq!(names, ["content-type", "x-registry-auth"]);
+    }
+
+    #[test]
+    fn drops_every_value_of_every_hop_by_hop_header_and_keeps_credentials_between_managers() {
+        let mut h = HeaderMap::new();
+        for (name, value) in [
+            ("keep-alive", "timeout=5"),
+            ("te", "trailers"),
+            ("transfer-encoding", "chunked"),
+            ("proxy-authorization", "Basic eA=="),
+            ("proxy-authenticate", "Basic"),
+            ("trailer", "x"),
+            ("x-auth-token", "secret"),
+            ("x-auth-token", "second"),
+            ("x-registry-config", "e30="),
+            ("accept", "a"),
+            ("accept", "b"),
+        ] {
+            h.append(name, HeaderValue::from_static(value));
+        }
+        let mut between = h.clone();
+        strip_hop_by_hop(&mut between);
+        let kept = |m: &HeaderMap| {
+            let mut v: Vec<String> = m.iter().map(|(k, v)| format!("{k}: {}", v.to_str().unwrap())).collect();
+            v.sort();
+            v
+        };
+        assert_eq!(
+            kept(&between),
+            ["accept: a", "accept: b", "x-auth-token: second", "x-auth-token: secret", "x-registry-config: e30="]
+        );
+        strip_headers(&mut h);
+        assert_eq!(kept(&h), ["accept: a", "accept: b", "x-registry-config: e30="]);
     }
 
     #[test]

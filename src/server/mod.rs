@@ -52,6 +52,10 @@ pub async fn run(
     shutdown: impl Future<Output = ()>,
 ) {
     let tls = tls.map(tokio_rustls::TlsAcceptor::from);
+    let workers = match crate::runtime::Workers::start() {
+        Ok(w) => Arc::new(w),
+        Err(e) => return tracing::error!(cause = %e, "cannot start the serving threads"),
+    };
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     // Every connection task holds a clone of `done_tx`; when all are dropped, `done_rx` yields None.
     let (done_tx, mut done_rx) = tokio::sync::mpsc::channel::<()>(1);
@@ -59,14 +63,16 @@ pub async fn run(
     for l in listeners {
         let gw = gateway.clone();
         let tls = tls.clone();
+        let workers = workers.clone();
         let mut stop = stop_rx.clone();
-        let watcher = Watcher { stop: stop_rx.clone(), _done: done_tx.clone() };
+        let watcher =
+            Watcher { stop: stop_rx.clone(), _done: done_tx.clone(), load: Arc::new(crate::runtime::Load::none()) };
         accepting.push(tokio::spawn(async move {
             loop {
                 tokio::select! {
                     _ = stop.changed() => break,
                     accepted = accept(&l) => match accepted {
-                        Ok((io, remote)) => serve(gw.clone(), io, remote, tls.clone(), &watcher),
+                        Ok((io, remote)) => dispatch(&workers, gw.clone(), io, remote, tls.clone(), &watcher),
                         Err(e) => {
                             tracing::warn!(cause = %e, "accept failed");
                             tokio::time::sleep(Duration::from_millis(50)).await;
@@ -89,6 +95,9 @@ pub async fn run(
     if tokio::time::timeout(SHUTDOWN_GRACE, done_rx.recv()).await.is_err() {
         tracing::warn!("connections still open after {} s; closing them", SHUTDOWN_GRACE.as_secs());
     }
+    if let Ok(workers) = Arc::try_unwrap(workers) {
+        workers.stop().await;
+    }
 }
 
 /// What a connection task needs to take part in shutdown.
@@ -97,12 +106,57 @@ struct Watcher {
     stop: tokio::sync::watch::Receiver<bool>,
     /// Dropped when the connection ends; shutdown waits until every clone is gone.
     _done: tokio::sync::mpsc::Sender<()>,
+    /// The connection's share of its serving thread's load, given back when it ends.
+    load: Arc<crate::runtime::Load>,
 }
 
 /// An accepted connection of either kind.
 enum Conn {
     Tcp(tokio::net::TcpStream),
     Unix(tokio::net::UnixStream),
+}
+
+/// An accepted connection on its way to a serving thread: out of the accepting runtime's reactor.
+enum Handoff {
+    Tcp(std::net::TcpStream),
+    Unix(std::os::unix::net::UnixStream),
+}
+
+impl Handoff {
+    fn new(conn: Conn) -> std::io::Result<Handoff> {
+        Ok(match conn {
+            Conn::Tcp(s) => Handoff::Tcp(s.into_std()?),
+            Conn::Unix(s) => Handoff::Unix(s.into_std()?),
+        })
+    }
+
+    /// Registers the connection with the current thread's runtime.
+    fn adopt(self) -> std::io::Result<Conn> {
+        Ok(match self {
+            Handoff::Tcp(s) => Conn::Tcp(tokio::net::TcpStream::from_std(s)?),
+            Handoff::Unix(s) => Conn::Unix(tokio::net::UnixStream::from_std(s)?),
+        })
+    }
+}
+
+/// Hands an accepted connection to a serving thread, which serves it to the end.
+fn dispatch(
+    workers: &crate::runtime::Workers,
+    gateway: Arc<Gateway>,
+    conn: Conn,
+    remote: RemoteAddr,
+    tls: Option<tokio_rustls::TlsAcceptor>,
+    watcher: &Watcher,
+) {
+    let handoff = match Handoff::new(conn) {
+        Ok(h) => h,
+        Err(e) => return tracing::debug!(cause = %e, "an accepted connection could not be handed on"),
+    };
+    let watcher = watcher.clone();
+    workers.dispatch(move |load| match handoff.adopt() {
+        Ok(conn) => serve(gateway, conn, remote, tls, &Watcher { load: Arc::new(load), ..watcher }),
+        Err(e) => tracing::debug!(cause = %e, "a serving thread could not take a connection"),
+    });
 }
 
 /// Accepts a connection and names its client's address.
@@ -176,7 +230,7 @@ where
     // Not `with_upgrades`: both hijack forms (101 after `Upgrade: tcp`, and dockerd's older 200) end the
     // HTTP exchange, and the connection's parts come back here to be pumped.
     let mut conn = builder.serve_connection(TokioIo::new(io), service);
-    let Watcher { mut stop, _done } = watcher.clone();
+    let Watcher { mut stop, _done, load } = watcher.clone();
     tokio::spawn(async move {
         let result = tokio::select! {
             r = std::future::poll_fn(|cx| conn.poll_without_shutdown(cx)) => r,
@@ -206,6 +260,7 @@ where
             linger(parts.io.into_inner()).await;
         }
         drop(_done);
+        drop(load);
     });
 }
 

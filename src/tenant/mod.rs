@@ -14,7 +14,18 @@ pub const TENANT_LABEL: &str = "mtswarm.tenant";
 /// The tenant a container belongs to, from its inspect: its `mtswarm.tenant` label. Resolving a reference and a
 /// tenant's inspect sent as it came both decide by it.
 pub fn container_owner(inspect: &Value) -> Option<&str> {
-    inspect.pointer("/Config/Labels")?.get(TENANT_LABEL)?.as_str()
+    at(inspect, &["Config", "Labels"])?.get(TENANT_LABEL)?.as_str()
+}
+
+/// The value at a path of member names, `&["HostConfig", "Links"]`: [`Value::pointer`] without the two strings it
+/// allocates for each step.
+pub fn at<'v>(v: &'v Value, path: &[&str]) -> Option<&'v Value> {
+    path.iter().try_fold(v, |v, k| v.get(k))
+}
+
+/// [`at`], to change what is there.
+pub fn at_mut<'v>(v: &'v mut Value, path: &[&str]) -> Option<&'v mut Value> {
+    path.iter().try_fold(v, |v, k| v.get_mut(k))
 }
 
 /// What is escaped in a path segment: everything but the characters of names and ids.
@@ -64,7 +75,7 @@ pub const DEFAULT_NETWORK: &str = "bridge";
 
 /// Whether an engine's network (inspect or list entry) is a tenant's default network.
 pub fn is_default_network(n: &Value) -> bool {
-    n.pointer("/Labels").and_then(|l| l.get(DEFAULT_NETWORK_LABEL)).is_some()
+    at(n, &["Labels"]).and_then(|l| l.get(DEFAULT_NETWORK_LABEL)).is_some()
 }
 
 /// The names by which a create body asks for the engine's default network: dockerd reads an empty
@@ -75,8 +86,8 @@ pub fn is_default_name(name: &str) -> bool {
 
 /// Whether a create body (the decoder's canonical document) puts the container on the default network.
 pub fn uses_default(doc: &Value) -> bool {
-    let mode = doc.pointer("/HostConfig/NetworkMode").and_then(Value::as_str).unwrap_or_default();
-    let endpoints = doc.pointer("/NetworkingConfig/EndpointsConfig").and_then(Value::as_object);
+    let mode = at(doc, &["HostConfig", "NetworkMode"]).and_then(Value::as_str).unwrap_or_default();
+    let endpoints = at(doc, &["NetworkingConfig", "EndpointsConfig"]).and_then(Value::as_object);
     is_default_name(mode) || endpoints.is_some_and(|eps| eps.keys().any(|k| is_default_name(k)))
 }
 
@@ -84,8 +95,8 @@ pub fn uses_default(doc: &Value) -> bool {
 /// what may be an id (the engine's `bridge` has one too), which only resolving tells.
 pub fn may_use_default(doc: &Value) -> bool {
     let hex = |s: &str| !s.is_empty() && s.bytes().all(|b| b.is_ascii_hexdigit() && !b.is_ascii_uppercase());
-    let mode = doc.pointer("/HostConfig/NetworkMode").and_then(Value::as_str).unwrap_or_default();
-    let endpoints = doc.pointer("/NetworkingConfig/EndpointsConfig").and_then(Value::as_object);
+    let mode = at(doc, &["HostConfig", "NetworkMode"]).and_then(Value::as_str).unwrap_or_default();
+    let endpoints = at(doc, &["NetworkingConfig", "EndpointsConfig"]).and_then(Value::as_object);
     uses_default(doc) || hex(mode) || endpoints.is_some_and(|eps| eps.keys().any(|k| hex(k)))
 }
 

@@ -11,7 +11,7 @@
 
 use std::borrow::Cow;
 
-use serde::de::{Deserialize, Deserializer, MapAccess, Visitor};
+use serde::de::{DeserializeSeed, Deserializer, MapAccess, SeqAccess, Visitor};
 use serde_json::value::RawValue;
 use serde_json::{Map, Value};
 
@@ -27,45 +27,102 @@ pub struct Layout<'a> {
 #[derive(Debug)]
 struct Member<'a> {
     key: Cow<'a, str>,
-    raw: &'a RawValue,
-    /// Whether the sparse document holds it (whole, or the part of it under `inner`).
-    wanted: bool,
+    /// The engine's bytes, for a member the sparse document does not hold; `None` for one it holds (whole, or
+    /// the part of it under `inner`).
+    raw: Option<&'a RawValue>,
     /// Set when only some of its members are wanted: it is an object, read in turn.
     inner: Option<Layout<'a>>,
 }
 
 /// Reads the object in `bytes` as far as `paths` need: its layout, and the sparse document. `None` when `bytes`
-/// is not a JSON object.
+/// is not a JSON object. The text is scanned once: a wanted object is read member by member where it stands.
 pub fn read<'a>(bytes: &'a [u8], paths: &[Path]) -> Option<(Layout<'a>, Value)> {
     let paths: Vec<&[&str]> = paths.iter().map(|p| &p[..]).collect();
-    let (layout, map) = object(std::str::from_utf8(bytes).ok()?, &paths)?;
+    let mut de = serde_json::Deserializer::from_str(std::str::from_utf8(bytes).ok()?);
+    let Part::Object(layout, map) = Below(&paths).deserialize(&mut de).ok()? else { return None };
+    de.end().ok()?;
     Some((layout, Value::Object(map)))
 }
 
-/// `text`: one JSON object (trailing white space allowed).
-fn object<'a>(text: &'a str, paths: &[&[&str]]) -> Option<(Layout<'a>, Map<String, Value>)> {
-    let Members(pairs) = serde_json::from_str(text).ok()?;
-    let mut doc = Map::new();
-    let mut members = Vec::with_capacity(pairs.len());
-    for (key, raw) in pairs {
-        let wanted = paths.iter().any(|p| p.first() == Some(&&*key));
-        let mut inner = None;
-        if wanted {
-            let below: Vec<&[&str]> = paths.iter().filter(|p| p.first() == Some(&&*key)).map(|p| &p[1..]).collect();
-            let whole = below.iter().any(|p| p.is_empty()) || !raw.get().starts_with('{');
-            let value = match whole {
-                true => serde_json::from_str(raw.get()).ok()?,
-                false => {
-                    let (layout, map) = object(raw.get(), &below)?;
-                    inner = Some(layout);
-                    Value::Object(map)
-                }
-            };
-            doc.insert(key.to_string(), value);
-        }
-        members.push(Member { key, raw, wanted, inner });
+/// A value read for the sparse document: an object read as far as the paths below it need, or anything else,
+/// whole.
+enum Part<'a> {
+    Object(Layout<'a>, Map<String, Value>),
+    Whole(Value),
+}
+
+/// Reads a value for the paths below it (none of them empty: an empty path wants the value whole).
+struct Below<'p>(&'p [&'p [&'static str]]);
+
+impl<'de> DeserializeSeed<'de> for Below<'_> {
+    type Value = Part<'de>;
+    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<Part<'de>, D::Error> {
+        d.deserialize_any(self)
     }
-    Some((Layout { members }, doc))
+}
+
+impl<'de> Visitor<'de> for Below<'_> {
+    type Value = Part<'de>;
+
+    fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+        f.write_str("a JSON value")
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Part<'de>, A::Error> {
+        let mut doc = Map::new();
+        let mut members = Vec::with_capacity(map.size_hint().unwrap_or(32));
+        while let Some(Key(key)) = map.next_key()? {
+            let mut below = self.0.iter().filter(|p| p.first() == Some(&&*key)).map(|p| &p[1..]).peekable();
+            if below.peek().is_none() {
+                members.push(Member { key, raw: Some(map.next_value()?), inner: None });
+                continue;
+            }
+            let below: Vec<&[&str]> = below.collect();
+            let (value, inner) = match below.iter().any(|p| p.is_empty()) {
+                true => (map.next_value()?, None),
+                false => match map.next_value_seed(Below(&below))? {
+                    Part::Object(layout, map) => (Value::Object(map), Some(layout)),
+                    Part::Whole(value) => (value, None),
+                },
+            };
+            // A key given twice keeps its last value, as a whole parse does, and its first place.
+            if doc.insert(key.to_string(), value).is_some() {
+                if let Some(first) = members.iter_mut().find(|m| m.raw.is_none() && m.key == key) {
+                    first.inner = inner;
+                    continue;
+                }
+            }
+            members.push(Member { key, raw: None, inner });
+        }
+        Ok(Part::Object(Layout { members }, doc))
+    }
+
+    // Anything but an object, where a path goes deeper: the view finds nothing there, and it is kept whole.
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Part<'de>, A::Error> {
+        let mut items = Vec::with_capacity(seq.size_hint().unwrap_or(0));
+        while let Some(item) = seq.next_element()? {
+            items.push(item);
+        }
+        Ok(Part::Whole(Value::Array(items)))
+    }
+    fn visit_unit<E>(self) -> Result<Part<'de>, E> {
+        Ok(Part::Whole(Value::Null))
+    }
+    fn visit_bool<E>(self, v: bool) -> Result<Part<'de>, E> {
+        Ok(Part::Whole(Value::Bool(v)))
+    }
+    fn visit_i64<E>(self, v: i64) -> Result<Part<'de>, E> {
+        Ok(Part::Whole(Value::from(v)))
+    }
+    fn visit_u64<E>(self, v: u64) -> Result<Part<'de>, E> {
+        Ok(Part::Whole(Value::from(v)))
+    }
+    fn visit_f64<E>(self, v: f64) -> Result<Part<'de>, E> {
+        Ok(Part::Whole(Value::from(v)))
+    }
+    fn visit_str<E>(self, v: &str) -> Result<Part<'de>, E> {
+        Ok(Part::Whole(Value::from(v)))
+    }
 }
 
 impl Layout<'_> {
@@ -82,23 +139,31 @@ impl Layout<'_> {
     fn write_object(&self, doc: &Map<String, Value>, out: &mut Vec<u8>) {
         out.push(b'{');
         let mut first = true;
-        let mut key = |out: &mut Vec<u8>, k: &str| {
+        let mut key = |out: &mut Vec<u8>, k: &str, plain: bool| {
             if !std::mem::take(&mut first) {
                 out.push(b',');
             }
-            // A key is a string: it cannot fail to serialise.
-            let _ = serde_json::to_writer(&mut *out, k);
+            if plain {
+                out.push(b'"');
+                out.extend_from_slice(k.as_bytes());
+                out.push(b'"');
+            } else {
+                // A key is a string: it cannot fail to serialise.
+                let _ = serde_json::to_writer(&mut *out, k);
+            }
             out.push(b':');
         };
         for m in &self.members {
-            if !m.wanted {
-                key(out, &m.key);
-                out.extend_from_slice(m.raw.get().as_bytes());
+            // A key read borrowed held no escape in the engine's text: it is written as it stood there.
+            let plain = matches!(m.key, Cow::Borrowed(_));
+            if let Some(raw) = m.raw {
+                key(out, &m.key, plain);
+                out.extend_from_slice(raw.get().as_bytes());
                 continue;
             }
             // Removed by the view.
             let Some(value) = doc.get(&*m.key) else { continue };
-            key(out, &m.key);
+            key(out, &m.key, plain);
             match (&m.inner, value) {
                 (Some(inner), Value::Object(map)) => inner.write_object(map, out),
                 _ => {
@@ -107,35 +172,12 @@ impl Layout<'_> {
             }
         }
         for (k, value) in doc {
-            if !self.members.iter().any(|m| m.wanted && m.key == k.as_str()) {
-                key(out, k);
+            if !self.members.iter().any(|m| m.raw.is_none() && m.key == k.as_str()) {
+                key(out, k, false);
                 let _ = serde_json::to_writer(&mut *out, value);
             }
         }
         out.push(b'}');
-    }
-}
-
-/// An object's members in their order, keys unescaped (borrowed when they hold no escape), values as written.
-struct Members<'a>(Vec<(Cow<'a, str>, &'a RawValue)>);
-
-impl<'de> Deserialize<'de> for Members<'de> {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        struct V;
-        impl<'de> Visitor<'de> for V {
-            type Value = Members<'de>;
-            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
-                f.write_str("a JSON object")
-            }
-            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Members<'de>, A::Error> {
-                let mut out = Vec::with_capacity(map.size_hint().unwrap_or(16));
-                while let Some(Key(k)) = map.next_key()? {
-                    out.push((k, map.next_value::<&RawValue>()?));
-                }
-                Ok(Members(out))
-            }
-        }
-        d.deserialize_map(V)
     }
 }
 
@@ -202,10 +244,36 @@ mod tests {
     }
 
     #[test]
+    fn a_wanted_key_given_twice_is_written_once_with_its_last_value() {
+        let bytes = br#"{"Name": "/a", "Id": "x", "Config": {"Labels": {"k": "1"}}, "Name": "/b", "Config": {"Labels": {"k": "2"}, "Env": []}}"#;
+        let (layout, doc) = read(bytes, PATHS).unwrap();
+        assert_eq!(doc, json!({"Name": "/b", "Config": {"Labels": {"k": "2"}}}));
+        let mut out = Vec::new();
+        layout.write(&doc, &mut out);
+        assert_eq!(
+            std::str::from_utf8(&out).unwrap(),
+            r#"{"Name":"/b","Id":"x","Config":{"Labels":{"k":"2"},"Env":[]}}"#
+        );
+    }
+
+    #[test]
+    fn a_path_through_what_is_not_an_object_keeps_it_whole() {
+        let input = json!({"Config": [1, {"Labels": 2}], "HostConfig": "x", "Name": {"deep": [true, null, 1.5, -3]}});
+        let (doc, same) = roundtrip(&input, |_| {});
+        assert_eq!(same, input);
+        assert_eq!(
+            doc,
+            json!({"Config": [1, {"Labels": 2}], "HostConfig": "x", "Name": {"deep": [true, null, 1.5, -3]}})
+        );
+    }
+
+    #[test]
     fn what_is_not_an_object_is_refused() {
         assert!(read(b"[1, 2]", PATHS).is_none());
         assert!(read(b"{\"Name\": ", PATHS).is_none());
         assert!(read(b"\xff", PATHS).is_none());
         assert!(read(b"{\"Id\": \"x\"}\n", PATHS).is_some());
+        assert!(read(b"{\"Id\": \"x\"} {}", PATHS).is_none());
+        assert!(read(b"{\"Config\": {\"Labels\": {\"k\": }}}", PATHS).is_none());
     }
 }

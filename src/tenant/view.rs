@@ -100,7 +100,7 @@ const CONTAINER_FIELDS: &[sparse::Path] = &[
 /// The names a container shows: its own, its links, its networks and its volumes; its labels without the owner's.
 /// It reads and writes only the members [`CONTAINER_FIELDS`] names.
 pub fn container(tenant: &str, c: &mut Value) {
-    hide_owner(c.pointer_mut("/Config/Labels"));
+    hide_owner(super::at_mut(c, &["Config", "Labels"]));
     hide_owner(c.get_mut("Labels"));
     if let Some(n) = c.get_mut("Name") {
         unscope_value(tenant, n);
@@ -113,26 +113,26 @@ pub fn container(tenant: &str, c: &mut Value) {
         }
     }
     own_bridge_links(tenant, c);
-    if let Some(Value::Array(links)) = c.pointer_mut("/HostConfig/Links") {
+    if let Some(Value::Array(links)) = super::at_mut(c, &["HostConfig", "Links"]) {
         for l in links.iter_mut() {
             if let Some(s) = l.as_str() {
                 *l = Value::from(names::unscope_path(tenant, s));
             }
         }
     }
-    if let Some(Value::Array(binds)) = c.pointer_mut("/HostConfig/Binds") {
+    if let Some(Value::Array(binds)) = super::at_mut(c, &["HostConfig", "Binds"]) {
         for b in binds.iter_mut() {
             if let Some(s) = b.as_str() {
                 *b = Value::from(names::unscope_path(tenant, s));
             }
         }
     }
-    if let Some(mode) = c.pointer_mut("/HostConfig/NetworkMode") {
+    if let Some(mode) = super::at_mut(c, &["HostConfig", "NetworkMode"]) {
         unscope_value(tenant, mode);
     }
-    unscope_keys(tenant, c.pointer_mut("/NetworkSettings/Networks"));
+    unscope_keys(tenant, super::at_mut(c, &["NetworkSettings", "Networks"]));
     // A link on a user-defined network (the tenant's `bridge` too) is the endpoint's: `t5-alice-db:db`.
-    if let Some(Value::Object(eps)) = c.pointer_mut("/NetworkSettings/Networks") {
+    if let Some(Value::Object(eps)) = super::at_mut(c, &["NetworkSettings", "Networks"]) {
         for links in eps.values_mut().filter_map(|ep| ep.get_mut("Links")).filter_map(Value::as_array_mut) {
             for l in links.iter_mut() {
                 if let Some(s) = l.as_str() {
@@ -158,11 +158,16 @@ pub fn container(tenant: &str, c: &mut Value) {
 /// container on the tenant's own bridge shows its links in HostConfig as the engine's bridge shows them
 /// (`/t5-alice-db:/t5-alice-web/db`, unscoped after), since the tenant asked for them there.
 fn own_bridge_links(tenant: &str, c: &mut Value) {
-    if c.pointer("/HostConfig/Links").is_some_and(|l| !l.is_null()) {
+    if super::at(c, &["HostConfig", "Links"]).is_some_and(|l| !l.is_null()) {
         return;
     }
-    let at = format!("/NetworkSettings/Networks/{}/Links", names::scope(tenant, DEFAULT_NETWORK));
-    let Some(links) = c.pointer(&at).and_then(Value::as_array).filter(|l| !l.is_empty()) else { return };
+    let bridge = names::scope(tenant, DEFAULT_NETWORK);
+    let Some(links) = super::at(c, &["NetworkSettings", "Networks", &bridge, "Links"])
+        .and_then(Value::as_array)
+        .filter(|l| !l.is_empty())
+    else {
+        return;
+    };
     let me = c.get("Name").and_then(Value::as_str).unwrap_or_default().trim_start_matches('/').to_string();
     let shown: Vec<Value> = links
         .iter()
@@ -315,7 +320,7 @@ pub fn event(tenant: &str, mut e: Value) -> Option<Value> {
     let kind = e.get("Type").and_then(Value::as_str).unwrap_or_default().to_string();
     match kind.as_str() {
         "container" => {
-            let attrs = e.pointer_mut("/Actor/Attributes")?.as_object_mut()?;
+            let attrs = super::at_mut(&mut e, &["Actor", "Attributes"])?.as_object_mut()?;
             if attrs.get(TENANT_LABEL).and_then(Value::as_str) != Some(tenant) {
                 return None;
             }
@@ -327,19 +332,21 @@ pub fn event(tenant: &str, mut e: Value) -> Option<Value> {
             }
         }
         "network" => {
-            let attrs = e.pointer_mut("/Actor/Attributes")?.as_object_mut()?;
+            let attrs = super::at_mut(&mut e, &["Actor", "Attributes"])?.as_object_mut()?;
             let n = attrs.get("name").and_then(Value::as_str).and_then(|n| names::unscope(tenant, n))?.into_owned();
             // The tenant's default network is made and removed behind its back, as if it always were there.
             let action = e.get("Action").and_then(Value::as_str).unwrap_or_default();
             if n == DEFAULT_NETWORK && matches!(action, "create" | "destroy") {
                 return None;
             }
-            let attrs = e.pointer_mut("/Actor/Attributes")?.as_object_mut()?;
+            let attrs = super::at_mut(&mut e, &["Actor", "Attributes"])?.as_object_mut()?;
             attrs.insert("name".into(), Value::from(n));
         }
         "volume" => {
-            let id =
-                e.pointer("/Actor/ID").and_then(Value::as_str).and_then(|n| names::unscope(tenant, n))?.into_owned();
+            let id = super::at(&e, &["Actor", "ID"])
+                .and_then(Value::as_str)
+                .and_then(|n| names::unscope(tenant, n))?
+                .into_owned();
             if let Some(actor) = e.get_mut("Actor").and_then(Value::as_object_mut) {
                 actor.insert("ID".into(), Value::from(id.clone()));
             }
