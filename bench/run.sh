@@ -41,7 +41,8 @@
 #   BENCH_ENGINE_TCP [127.0.0.1:23750]  the engine, for wrk and the direct docker CLI
 #   BENCH_GATEWAY_ENGINE [unix:///var/run/docker.sock]  the same engine, for mtswarm and nginx
 #   BENCH_IMAGE [busybox:latest]  BENCH_DOCKER [/usr/local/bin/docker]  BENCH_NO_BUILD [unset]
-#   BENCH_MTSWARM_ENV [unset]: extra VAR=VALUE words for every mtswarm (e.g. TOKIO_WORKER_THREADS=1)
+#   BENCH_MTSWARM_THREADS [1]: mtswarm's serving threads (--threads), one as nginx runs one worker
+#   BENCH_MTSWARM_ENV [unset]: extra VAR=VALUE words for every mtswarm (e.g. SWARM_THREADS=2)
 #   BENCH_RESULTS [bench/results.md]  BENCH_KEEP_WORK [0]: keep the work dir (wrk output, logs, nginx.conf)
 set -euo pipefail
 shopt -s inherit_errexit
@@ -81,7 +82,9 @@ GATEWAY_ENGINE=${BENCH_GATEWAY_ENGINE:-unix:///var/run/docker.sock}
 IMAGE=${BENCH_IMAGE:-busybox:latest}
 DOCKER=${BENCH_DOCKER:-/usr/local/bin/docker}
 RESULTS=${BENCH_RESULTS:-$ROOT/bench/results.md}
-read -r -a MTSWARM_ENV <<<"${BENCH_MTSWARM_ENV:-}"
+# The same work as nginx's one worker: one serving thread (on 2 cores shared with wrk and dockerd, a second one
+# costs more CPU per request than it gains; see bench/results.md).
+read -r -a MTSWARM_ENV <<<"SWARM_THREADS=${BENCH_MTSWARM_THREADS:-1} ${BENCH_MTSWARM_ENV:-}"
 API=/v1.41
 RUN_ID=$(date +%s)-$$
 LABELS=(--label mtswarm-bench=1 --label "mtswarm-bench.run=$RUN_ID")
@@ -576,7 +579,7 @@ KEPT=''
 	echo
 	echo "- Date: $(date -u '+%Y-%m-%d %H:%M:%S UTC')$QUICK_NOTE"
 	echo "- Machine: $(nproc) CPUs ($(awk -F': ' '/model name/ {print $2; exit}' /proc/cpuinfo)), $(uname -r)"
-	echo "- Engine: Docker $ENGINE_VERSION, direct at tcp://$ENGINE_TCP; mtswarm $(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo '?')$(git -C "$ROOT" diff --quiet HEAD -- src 2>/dev/null || echo ' (+ uncommitted src changes)'), binary built $BIN_BUILT${BENCH_MTSWARM_ENV:+, with $BENCH_MTSWARM_ENV}; $("$NGINX" -v 2>&1 | sed 's/.*: //') (one worker, keep-alive upstream, access log on); both proxies reach the engine at $GATEWAY_ENGINE"
+	echo "- Engine: Docker $ENGINE_VERSION, direct at tcp://$ENGINE_TCP; mtswarm $(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo '?')$(git -C "$ROOT" diff --quiet HEAD -- src 2>/dev/null || echo ' (+ uncommitted src changes)'), binary built $BIN_BUILT, ${BENCH_MTSWARM_THREADS:-1} serving thread(s)${BENCH_MTSWARM_ENV:+, with $BENCH_MTSWARM_ENV}; $("$NGINX" -v 2>&1 | sed 's/.*: //') (one worker, keep-alive upstream, access log on); both proxies reach the engine at $GATEWAY_ENGINE"
 	echo "- Client: wrk --latency, $ROUNDS round(s) a side of $DURATION at 1 connection (-t 1) and $DURATION at -t $THREADS -c $CONNECTIONS, sides alternated, median of the rounds;" \
 		"logs read with curl; docker CLI $("$DOCKER" version --format '{{.Client.Version}}' 2>/dev/null || echo '?'), $RUNS interleaved runs a side"
 	echo "- \`mtswarm\`: SWARM_MULTI_TENANT=false, log level info (one line per request). \`mtswarm, tenant\`: multi-tenancy on, token file, tenant \`bench\`, warm token cache."

@@ -195,6 +195,10 @@ pub struct RawManage {
     /// mtswarm need not read it, else refused [env: SWARM_ENGINE_ANSWER_LIMIT, default: 8].
     #[arg(long = "engine-answer-limit")]
     pub engine_answer_limit: Option<String>,
+    /// Threads that serve client connections, each connection on one of them to its end
+    /// [env: SWARM_THREADS, default: one per CPU].
+    #[arg(long)]
+    pub threads: Option<String>,
     /// Serve Prometheus metrics (/metrics) and health (/healthz) on HOST:PORT; unauthenticated, so keep it
     /// where only the operator reaches it [env: SWARM_METRICS_ADDR; default: none].
     #[arg(long)]
@@ -271,6 +275,8 @@ pub struct Config {
     /// Mutual TLS to the engines, when configured.
     pub node_tls: Option<crate::tls::NodeTlsConfig>,
     pub limits: Limits,
+    /// `--threads`: how many threads serve client connections.
+    pub threads: usize,
     /// `--metrics-addr`: where metrics and health are served.
     pub metrics_addr: Option<String>,
     /// The policy files, read again on SIGHUP.
@@ -377,6 +383,15 @@ impl Config {
             },
             node_tls: node_tls_config(raw, env)?,
             limits: limits(raw, env)?,
+            threads: match pick(&raw.threads, env, "SWARM_THREADS") {
+                None => std::thread::available_parallelism().map_or(1, usize::from),
+                Some(v) => match v.parse::<usize>() {
+                    Ok(n) if (1..=1024).contains(&n) => n,
+                    _ => {
+                        return Err(format!("--threads {v:?} (SWARM_THREADS): expected a whole number from 1 to 1024"))
+                    }
+                },
+            },
         })
     }
 }
@@ -654,6 +669,15 @@ mod tests {
         assert!(cfg(&[("SWARM_NODE_TLSCACERT", "/ca.pem")]).is_err_and(|e| e.contains("given together")));
         let t = cfg(&[("SWARM_NODE_TLSCACERT", "/a"), ("SWARM_NODE_TLSCERT", "/b"), ("SWARM_NODE_TLSKEY", "/c")]);
         assert!(t.is_ok_and(|c| c.node_tls.is_some_and(|t| t.key == std::path::Path::new("/c"))));
+        let cpus = std::thread::available_parallelism().map_or(1, usize::from);
+        assert_eq!(cfg(&[]).map(|c| c.threads), Ok(cpus));
+        assert_eq!(cfg(&[("SWARM_THREADS", "3")]).map(|c| c.threads), Ok(3));
+        let flag = RawManage { threads: Some("1".into()), ..Default::default() };
+        let c = Config::from_raw(&flag, &Env::from_pairs([("SWARM_THREADS", "4")]));
+        assert_eq!(c.map(|c| c.threads), Ok(1));
+        for bad in ["0", "x", "2000"] {
+            assert!(cfg(&[("SWARM_THREADS", bad)]).is_err_and(|e| e.contains("--threads")), "{bad}");
+        }
     }
 
     #[test]

@@ -73,6 +73,8 @@ impl Manager {
             None => None,
         };
         proxy::set_answer_limit(config.limits.engine_answer_limit);
+        // Before any engine client: each keeps a connection pool per serving thread.
+        runtime::configure(config.threads);
         let cluster = cluster::Cluster::new(cluster::ClusterConfig {
             discovery: config.discovery.clone(),
             engine: cluster::EngineOptions {
