@@ -465,21 +465,7 @@ impl Gateway {
             node: ctx.node.as_deref().unwrap_or("-"),
             tenant: ctx.identity.as_ref().map(|i| i.tenant.as_str()).unwrap_or("-"),
         };
-        if !crate::ops::log::plain_stderr() {
-            // Colours, or another subscriber: the formatter writes it (in the same bytes, colours aside).
-            tracing::info!(
-                id = line.id,
-                method = %line.method,
-                path = %line.path,
-                status = line.status,
-                duration_ms = line.duration_ms,
-                node = line.node,
-                tenant = line.tenant,
-                "request"
-            );
-        } else if tracing::enabled!(tracing::Level::INFO) {
-            line.write();
-        }
+        line.log();
         if let Some(audit) = &self.audit {
             ops::audit(audit, ctx, resp.status());
         }

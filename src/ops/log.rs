@@ -100,8 +100,32 @@ impl RequestLine<'_> {
         );
     }
 
+    /// Logs the line: written here where the formatter would write plain text to stderr, else as tracing's event.
+    pub fn log(&self) {
+        if !plain_stderr() {
+            self.event();
+        } else if tracing::enabled!(target: TARGET, tracing::Level::INFO) {
+            self.write();
+        }
+    }
+
+    /// The line as tracing's event (the formatter writes it in the same bytes, colours aside).
+    fn event(&self) {
+        tracing::info!(
+            target: TARGET,
+            id = self.id,
+            method = %self.method,
+            path = %self.path,
+            status = self.status,
+            duration_ms = self.duration_ms,
+            node = self.node,
+            tenant = self.tenant,
+            "request"
+        );
+    }
+
     /// Writes the line to stderr in one call.
-    pub fn write(&self) {
+    fn write(&self) {
         use std::io::Write as _;
         LINE.with(|buf| {
             let Ok(mut buf) = buf.try_borrow_mut() else { return };
@@ -144,7 +168,7 @@ mod tests {
             .finish();
         tracing::subscriber::with_default(subscriber, || {
             let span = tracing::info_span!(
-                target: "mtswarm::gateway",
+                target: TARGET,
                 "request",
                 id = line.id,
                 endpoint = tracing::field::Empty,
@@ -155,17 +179,7 @@ mod tests {
             for (name, value) in record {
                 span.record(*name, *value);
             }
-            tracing::info!(
-                target: "mtswarm::gateway",
-                id = line.id,
-                method = %line.method,
-                path = %line.path,
-                status = line.status,
-                duration_ms = line.duration_ms,
-                node = line.node,
-                tenant = line.tenant,
-                "request"
-            );
+            line.event();
         });
         let out = String::from_utf8(sink.0.lock().unwrap().clone()).unwrap();
         out
