@@ -112,6 +112,11 @@ impl Workers {
         Ok(Workers { threads, next: AtomicUsize::new(0) })
     }
 
+    /// No serving threads: every job runs where it is dispatched.
+    pub fn none() -> Workers {
+        Workers { threads: Vec::new(), next: AtomicUsize::new(0) }
+    }
+
     /// Runs `job` on the serving thread with the least load, inside its runtime; the job holds its [`Load`] for
     /// as long as the work it starts lives. Should that thread be gone, the job runs here.
     pub fn dispatch(&self, job: impl FnOnce(Load) + Send + 'static) {
@@ -136,5 +141,53 @@ impl Workers {
             }
         })
         .await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_job_runs_on_a_serving_thread_inside_its_runtime_and_gives_its_load_back() {
+        let workers = Workers::start().unwrap();
+        let (tx, rx) = std::sync::mpsc::channel();
+        // Every job holds its load until all are dispatched, as open connections do.
+        let (release, released) = tokio::sync::watch::channel(false);
+        for _ in 0..threads() * 2 {
+            let (tx, mut released) = (tx.clone(), released.clone());
+            workers.dispatch(move |load| {
+                // Inside the thread's runtime: what the job spawns runs there.
+                tokio::spawn(async move {
+                    let _ = tx.send(slot());
+                    let _ = released.wait_for(|r| *r).await;
+                    drop(load);
+                });
+            });
+        }
+        let slots: Vec<usize> = (0..threads() * 2).map(|_| rx.recv().unwrap()).collect();
+        assert_eq!(workers.threads.iter().map(|w| w.load.load(Ordering::Relaxed)).sum::<usize>(), threads() * 2);
+        release.send(true).unwrap();
+        drop(released);
+        assert!(slots.iter().all(|s| (1..=threads()).contains(s)), "{slots:?}");
+        // Spread over the threads: each got as many as the others.
+        for s in 1..=threads() {
+            assert_eq!(slots.iter().filter(|x| **x == s).count(), 2, "{slots:?}");
+        }
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+        while workers.threads.iter().any(|w| w.load.load(Ordering::Relaxed) != 0) {
+            assert!(std::time::Instant::now() < deadline, "the load was not given back");
+            std::thread::sleep(std::time::Duration::from_millis(10));
+        }
+        tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(workers.stop());
+    }
+
+    #[test]
+    fn without_serving_threads_a_job_runs_where_it_is_dispatched() {
+        let here = std::thread::current().id();
+        let (tx, rx) = std::sync::mpsc::channel();
+        Workers::none().dispatch(move |_| tx.send(std::thread::current().id()).unwrap());
+        assert_eq!(rx.recv().unwrap(), here);
+        assert_eq!(slot(), 0);
     }
 }

@@ -52,10 +52,10 @@ pub async fn run(
     shutdown: impl Future<Output = ()>,
 ) {
     let tls = tls.map(tokio_rustls::TlsAcceptor::from);
-    let workers = match crate::runtime::Workers::start() {
-        Ok(w) => Arc::new(w),
-        Err(e) => return tracing::error!(cause = %e, "cannot start the serving threads"),
-    };
+    let workers = Arc::new(crate::runtime::Workers::start().unwrap_or_else(|e| {
+        tracing::error!(cause = %e, "cannot start the serving threads: serving on the main runtime");
+        crate::runtime::Workers::none()
+    }));
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     // Every connection task holds a clone of `done_tx`; when all are dropped, `done_rx` yields None.
     let (done_tx, mut done_rx) = tokio::sync::mpsc::channel::<()>(1);
