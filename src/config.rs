@@ -384,7 +384,7 @@ impl Config {
             node_tls: node_tls_config(raw, env)?,
             limits: limits(raw, env)?,
             threads: match pick(&raw.threads, env, "SWARM_THREADS") {
-                None => std::thread::available_parallelism().map_or(1, usize::from),
+                None => crate::runtime::per_cpu(),
                 Some(v) => match v.parse::<usize>() {
                     Ok(n) if (1..=1024).contains(&n) => n,
                     _ => {

@@ -20,15 +20,19 @@ thread_local! {
 }
 
 /// Sets how many serving threads there are, once, before any engine client is made (`--threads`); later calls
-/// change nothing. Returns the number in force.
-pub fn configure(threads: usize) -> usize {
+/// change nothing.
+pub fn configure(threads: usize) {
     let _ = THREADS.set(threads.max(1));
-    self::threads()
 }
 
-/// How many serving threads there are: as configured, else one per CPU.
+/// The default number of serving threads: one per CPU.
+pub fn per_cpu() -> usize {
+    std::thread::available_parallelism().map_or(1, usize::from)
+}
+
+/// How many serving threads there are: as configured, else [`per_cpu`].
 pub fn threads() -> usize {
-    *THREADS.get_or_init(|| std::thread::available_parallelism().map_or(1, usize::from))
+    *THREADS.get_or_init(per_cpu)
 }
 
 /// How many per-thread slots a per-thread resource needs: one per serving thread, and slot 0 for every other
@@ -52,7 +56,7 @@ async fn tick() {
     }
 }
 
-/// Shorter than any timeout a connection arms.
+/// Shorter than the timeouts a connection arms (the header timeout: 30 s unless configured lower).
 const TICK: std::time::Duration = std::time::Duration::from_millis(500);
 
 /// Work for a serving thread: run inside its runtime, so that what it spawns stays on that thread.
@@ -76,7 +80,7 @@ pub struct Load(Option<Arc<AtomicUsize>>);
 
 impl Load {
     /// No load: for work that runs outside the serving threads.
-    pub fn none() -> Load {
+    fn none() -> Load {
         Load(None)
     }
 }

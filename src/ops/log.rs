@@ -54,10 +54,6 @@ impl SpanFields {
             let _ = write!(self.0, "{name}={v:?}");
         }
     }
-
-    pub fn as_str(&self) -> &str {
-        &self.0
-    }
 }
 
 /// The fields of a request's line.

@@ -16,6 +16,7 @@ use hyper_util::rt::{TokioIo, TokioTimer};
 use tokio::net::{TcpListener, UnixListener};
 
 use crate::gateway::{Gateway, PeerCn, RemoteAddr};
+use crate::runtime::{Load, Workers};
 
 /// How long open connections get to finish after shutdown starts.
 pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
@@ -52,9 +53,9 @@ pub async fn run(
     shutdown: impl Future<Output = ()>,
 ) {
     let tls = tls.map(tokio_rustls::TlsAcceptor::from);
-    let workers = Arc::new(crate::runtime::Workers::start().unwrap_or_else(|e| {
+    let workers = Arc::new(Workers::start().unwrap_or_else(|e| {
         tracing::error!(cause = %e, "cannot start the serving threads: serving on the main runtime");
-        crate::runtime::Workers::none()
+        Workers::none()
     }));
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     // Every connection task holds a clone of `done_tx`; when all are dropped, `done_rx` yields None.
@@ -65,8 +66,7 @@ pub async fn run(
         let tls = tls.clone();
         let workers = workers.clone();
         let mut stop = stop_rx.clone();
-        let watcher =
-            Watcher { stop: stop_rx.clone(), _done: done_tx.clone(), load: Arc::new(crate::runtime::Load::none()) };
+        let watcher = Watcher { stop: stop_rx.clone(), _done: done_tx.clone() };
         accepting.push(tokio::spawn(async move {
             loop {
                 tokio::select! {
@@ -106,8 +106,6 @@ struct Watcher {
     stop: tokio::sync::watch::Receiver<bool>,
     /// Dropped when the connection ends; shutdown waits until every clone is gone.
     _done: tokio::sync::mpsc::Sender<()>,
-    /// The connection's share of its serving thread's load, given back when it ends.
-    load: Arc<crate::runtime::Load>,
 }
 
 /// An accepted connection of either kind.
@@ -141,7 +139,7 @@ impl Handoff {
 
 /// Hands an accepted connection to a serving thread, which serves it to the end.
 fn dispatch(
-    workers: &crate::runtime::Workers,
+    workers: &Workers,
     gateway: Arc<Gateway>,
     conn: Conn,
     remote: RemoteAddr,
@@ -154,7 +152,7 @@ fn dispatch(
     };
     let watcher = watcher.clone();
     workers.dispatch(move |load| match handoff.adopt() {
-        Ok(conn) => serve(gateway, conn, remote, tls, &Watcher { load: Arc::new(load), ..watcher }),
+        Ok(conn) => serve(gateway, conn, remote, tls, &watcher, load),
         Err(e) => tracing::debug!(cause = %e, "a serving thread could not take a connection"),
     });
 }
@@ -177,6 +175,7 @@ fn serve(
     remote: RemoteAddr,
     tls: Option<tokio_rustls::TlsAcceptor>,
     watcher: &Watcher,
+    load: Load,
 ) {
     match (conn, tls) {
         (Conn::Tcp(s), Some(acceptor)) => {
@@ -194,15 +193,16 @@ fn serve(
                     .and_then(|certs| certs.first())
                     .and_then(crate::tls::common_name)
                     .map(|cn| PeerCn(Arc::from(cn)));
-                serve_io(gateway, stream, remote, cn, &watcher);
+                serve_io(gateway, stream, remote, cn, &watcher, load);
             });
         }
-        (Conn::Tcp(s), None) => serve_io(gateway, s, remote, None, watcher),
-        (Conn::Unix(s), _) => serve_io(gateway, s, remote, None, watcher),
+        (Conn::Tcp(s), None) => serve_io(gateway, s, remote, None, watcher, load),
+        (Conn::Unix(s), _) => serve_io(gateway, s, remote, None, watcher, load),
     }
 }
 
-fn serve_io<I>(gateway: Arc<Gateway>, io: I, remote: RemoteAddr, peer_cn: Option<PeerCn>, watcher: &Watcher)
+/// Serves one connection to its end; `load`, its share of its serving thread's load, is given back then.
+fn serve_io<I>(gateway: Arc<Gateway>, io: I, remote: RemoteAddr, peer_cn: Option<PeerCn>, watcher: &Watcher, load: Load)
 where
     I: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
 {
@@ -230,7 +230,7 @@ where
     // Not `with_upgrades`: both hijack forms (101 after `Upgrade: tcp`, and dockerd's older 200) end the
     // HTTP exchange, and the connection's parts come back here to be pumped.
     let mut conn = builder.serve_connection(TokioIo::new(io), service);
-    let Watcher { mut stop, _done, load } = watcher.clone();
+    let Watcher { mut stop, _done } = watcher.clone();
     tokio::spawn(async move {
         let result = tokio::select! {
             r = std::future::poll_fn(|cx| conn.poll_without_shutdown(cx)) => r,
