@@ -89,13 +89,18 @@ fn main() {
 fn real_main(cli: Cli) -> anyhow::Result<()> {
     let filter = if cli.debug { "debug".to_string() } else { cli.log_level.clone() };
     let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
-    tracing_subscriber::fmt()
+    let subscriber = tracing_subscriber::fmt()
         .with_env_filter(tracing_subscriber::EnvFilter::try_new(&filter).context("bad --log-level")?)
         .with_writer(std::io::stderr)
-        .with_ansi(ansi)
-        .init();
-    // The formatter writes plain text to stderr: each request's own line is written in its bytes without it.
-    mtswarm::ops::log::set_plain_stderr(!ansi);
+        .with_ansi(ansi);
+    if ansi {
+        subscriber.init();
+    } else {
+        // Plain text to stderr: the same lines, with each request's fields kept by the request rather than in
+        // a tracing span, and its own line written in the formatter's bytes without it.
+        subscriber.event_format(mtswarm::ops::log::PlainFormat::default()).init();
+        mtswarm::ops::log::set_plain_stderr(true);
+    }
     let env = Env::from_process();
     match cli.command {
         Command::Apifilter { command: ApifilterCommand::Names } => {

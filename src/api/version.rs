@@ -2,10 +2,18 @@
 
 use std::cmp::Ordering;
 use std::fmt;
+use std::sync::{Arc, LazyLock};
 
 /// A Docker API version such as `1.41`. Compared numerically, part by part, like moby's `versions.Compare`.
+/// Parsed once and shared: every request compares and copies the cluster's versions.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ApiVersion(String);
+pub struct ApiVersion(Arc<Parsed>);
+
+#[derive(Debug, PartialEq, Eq)]
+struct Parsed {
+    text: Box<str>,
+    parts: Box<[u64]>,
+}
 
 impl ApiVersion {
     /// The lowest version mtswarm accepts, as dockerd 25 and later: dockerd 20.10 still takes 1.12, and below 1.24
@@ -17,29 +25,37 @@ impl ApiVersion {
         if s.is_empty() || !s.split('.').all(|p| !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit())) {
             return None;
         }
-        Some(ApiVersion(s.to_string()))
+        // A part too large for a u64 compares above every other.
+        let parts = s.split('.').map(|p| p.parse::<u64>().unwrap_or(u64::MAX)).collect();
+        Some(ApiVersion(Arc::new(Parsed { text: s.into(), parts })))
+    }
+
+    /// [`ApiVersion::MIN`], parsed once.
+    pub fn min() -> ApiVersion {
+        static MIN: LazyLock<ApiVersion> =
+            LazyLock::new(|| ApiVersion::parse(ApiVersion::MIN).expect("a valid constant"));
+        MIN.clone()
     }
 
     pub fn as_str(&self) -> &str {
-        &self.0
-    }
-
-    fn parts(&self) -> impl Iterator<Item = u64> + '_ {
-        self.0.split('.').map(|p| p.parse::<u64>().unwrap_or(u64::MAX))
+        &self.0.text
     }
 }
 
 impl Ord for ApiVersion {
     fn cmp(&self, other: &Self) -> Ordering {
-        let (a, b): (Vec<u64>, Vec<u64>) = (self.parts().collect(), other.parts().collect());
-        for i in 0..a.len().max(b.len()) {
-            let (x, y) = (a.get(i).copied().unwrap_or(0), b.get(i).copied().unwrap_or(0));
+        // A missing part counts as 0: 1.41 == 1.41.0.
+        let (mut a, mut b) = (self.0.parts.iter().copied(), other.0.parts.iter().copied());
+        loop {
+            let (x, y) = match (a.next(), b.next()) {
+                (None, None) => return Ordering::Equal,
+                (x, y) => (x.unwrap_or(0), y.unwrap_or(0)),
+            };
             match x.cmp(&y) {
                 Ordering::Equal => continue,
                 o => return o,
             }
         }
-        Ordering::Equal
     }
 }
 
@@ -51,7 +67,7 @@ impl PartialOrd for ApiVersion {
 
 impl fmt::Display for ApiVersion {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.0)
+        f.write_str(&self.0.text)
     }
 }
 
@@ -110,6 +126,10 @@ mod tests {
         assert!(v("1.41") == v("1.41"));
         assert!(v("1.41") < v("1.41.1"));
         assert!(v("2.0") > v("1.99"));
+        assert_eq!(v("1.41").cmp(&v("1.41.0")), Ordering::Equal);
+        assert_eq!(v("1.041").cmp(&v("1.41")), Ordering::Equal);
+        assert!(v("1.24.1") > v("1.24") && v("1.24") > v("1.23.9"));
+        assert_eq!(ApiVersion::min(), v(ApiVersion::MIN));
         assert!(ApiVersion::parse("1.x").is_none());
         assert!(ApiVersion::parse("").is_none());
         assert!(ApiVersion::parse("1..2").is_none());

@@ -1,9 +1,8 @@
-//! How mtswarm reaches one engine: a TCP or unix-socket connection, pooled by hyper-util's client.
+//! How mtswarm reaches one engine: a TCP or unix-socket connection (pooled in [`super::pool`]).
 //! With `--node-tlscacert/--node-tlscert/--node-tlskey`, every TCP connection is mutual TLS: mtswarm shows
 //! its client certificate and checks the engine's against the CA, with the address it dials as the name
 //! (as the docker CLI does with `--tlsverify`). Unix sockets are local and stay plain, as with dockerd.
 
-use std::future::Future;
 use std::io;
 use std::path::PathBuf;
 use std::pin::Pin;
@@ -11,8 +10,6 @@ use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Duration;
 
-use http::Uri;
-use hyper_util::client::legacy::connect::{Connected, Connection};
 use hyper_util::rt::TokioIo;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::{TcpStream, UnixStream};
@@ -84,44 +81,37 @@ impl EngineAddr {
     }
 }
 
-/// An address as a request's URI authority and `Host` header, made once (every request carries them).
+/// An address as a request's `Host` header, made once (every request carries it).
 #[derive(Debug, Clone)]
 pub struct Aim {
-    /// `None` for an authority that does not parse, which each request then reports.
-    authority: Option<(http::uri::Authority, http::HeaderValue)>,
-    text: String,
+    /// Why the address cannot be a `Host` (an authority that does not parse), which each request then reports.
+    host: Result<http::HeaderValue, String>,
 }
 
 impl Aim {
     pub fn new(addr: &EngineAddr) -> Aim {
         let text = addr.authority();
-        let authority = match (text.parse(), http::HeaderValue::from_str(&text)) {
-            (Ok(a), Ok(h)) => Some((a, h)),
-            _ => None,
+        let host = match text.parse::<http::uri::Authority>() {
+            Ok(_) => http::HeaderValue::from_str(&text).map_err(|e| format!("{text}: {e}")),
+            Err(e) => Err(format!("{text}: {e}")),
         };
-        Aim { authority, text }
+        Aim { host }
     }
 
-    /// Points `req` (whose URI is a path and query) at the address: the URI's scheme and authority, and `Host`.
-    pub fn point<B>(&self, req: &mut http::Request<B>) -> Result<(), http::Error> {
-        let mut uri = std::mem::take(req.uri_mut()).into_parts();
-        uri.scheme = Some(http::uri::Scheme::HTTP);
-        if uri.path_and_query.is_none() {
-            uri.path_and_query = Some(http::uri::PathAndQuery::from_static("/"));
+    /// Points `req` at the address: its `Host`, and a URI in origin form (a path and query), as it goes on the
+    /// wire of a connection to that address.
+    pub fn point<B>(&self, req: &mut http::Request<B>) -> Result<(), String> {
+        let host = self.host.as_ref().map_err(String::clone)?;
+        if req.uri().scheme().is_some() || req.uri().authority().is_some() || req.uri().path().is_empty() {
+            let path = req.uri().path_and_query().map_or("/", |p| p.as_str()).to_string();
+            *req.uri_mut() = http::Uri::try_from(path).map_err(|e| e.to_string())?;
         }
-        match &self.authority {
-            Some((authority, host)) => {
-                uri.authority = Some(authority.clone());
-                req.headers_mut().insert(http::header::HOST, host.clone());
-            }
-            None => uri.authority = Some(self.text.parse::<http::uri::Authority>()?),
-        }
-        *req.uri_mut() = Uri::from_parts(uri)?;
+        req.headers_mut().insert(http::header::HOST, host.clone());
         Ok(())
     }
 }
 
-/// Connects to one engine whatever URI the client asks for: each node has its own pool.
+/// Opens connections to one engine.
 #[derive(Clone)]
 pub struct EngineConnector {
     addr: Arc<EngineAddr>,
@@ -136,45 +126,35 @@ impl EngineConnector {
     }
 }
 
-impl tower_service::Service<Uri> for EngineConnector {
-    type Response = TokioIo<EngineStream>;
-    type Error = io::Error;
-    type Future = Pin<Box<dyn Future<Output = io::Result<TokioIo<EngineStream>>> + Send>>;
-
-    fn poll_ready(&mut self, _cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Poll::Ready(Ok(()))
-    }
-
-    fn call(&mut self, _uri: Uri) -> Self::Future {
-        let addr = self.addr.clone();
-        let timeout = self.connect_timeout;
-        let tls = self.tls.clone();
-        Box::pin(async move {
-            let connect = async {
-                match &*addr {
-                    EngineAddr::Tcp { host, port } => {
-                        let s = TcpStream::connect((host.as_str(), *port)).await?;
-                        s.set_nodelay(true)?;
-                        let Some(tls) = tls else { return Ok(EngineStream::Tcp(s)) };
-                        // The engine's certificate must name the address mtswarm dials (an IP SAN for an IP).
-                        let name = rustls::pki_types::ServerName::try_from(host.clone())
-                            .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, format!("{host}: {e}")))?;
-                        let s = tls.connect(name, s).await.map_err(|e| {
-                            io::Error::new(e.kind(), format!("TLS with engine {}: {e}", addr.authority()))
-                        })?;
-                        Ok(EngineStream::Tls(Box::new(s)))
-                    }
-                    EngineAddr::Unix(path) => UnixStream::connect(path).await.map(EngineStream::Unix),
+impl EngineConnector {
+    /// A new connection: TCP (mutual TLS when configured) or the unix socket, within the connect timeout.
+    pub async fn connect(&self) -> io::Result<TokioIo<EngineStream>> {
+        let addr = &*self.addr;
+        let connect = async {
+            match addr {
+                EngineAddr::Tcp { host, port } => {
+                    let s = TcpStream::connect((host.as_str(), *port)).await?;
+                    s.set_nodelay(true)?;
+                    let Some(tls) = &self.tls else { return Ok(EngineStream::Tcp(s)) };
+                    // The engine's certificate must name the address mtswarm dials (an IP SAN for an IP).
+                    let name = rustls::pki_types::ServerName::try_from(host.clone())
+                        .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, format!("{host}: {e}")))?;
+                    let s = tls
+                        .connect(name, s)
+                        .await
+                        .map_err(|e| io::Error::new(e.kind(), format!("TLS with engine {}: {e}", addr.authority())))?;
+                    Ok(EngineStream::Tls(Box::new(s)))
                 }
-            };
-            match tokio::time::timeout(timeout, connect).await {
-                Ok(r) => r.map(TokioIo::new),
-                Err(_) => Err(io::Error::new(
-                    io::ErrorKind::TimedOut,
-                    format!("no connection within {} s", timeout.as_secs_f32()),
-                )),
+                EngineAddr::Unix(path) => UnixStream::connect(path).await.map(EngineStream::Unix),
             }
-        })
+        };
+        match tokio::time::timeout(self.connect_timeout, connect).await {
+            Ok(r) => r.map(TokioIo::new),
+            Err(_) => Err(io::Error::new(
+                io::ErrorKind::TimedOut,
+                format!("no connection within {} s", self.connect_timeout.as_secs_f32()),
+            )),
+        }
     }
 }
 
@@ -185,12 +165,6 @@ pub enum EngineStream {
     Tcp(TcpStream),
     Unix(UnixStream),
     Tls(Box<tokio_rustls::client::TlsStream<TcpStream>>),
-}
-
-impl Connection for EngineStream {
-    fn connected(&self) -> Connected {
-        Connected::new()
-    }
 }
 
 impl AsyncRead for EngineStream {

@@ -16,6 +16,7 @@ pub mod etcd;
 pub mod join;
 pub mod listing;
 pub mod node;
+pub mod pool;
 
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -227,9 +228,9 @@ impl Cluster {
 
     /// The lowest API version every engine accepts.
     pub fn min_api_version(&self) -> ApiVersion {
-        let floor = ApiVersion::parse(ApiVersion::MIN).expect("a valid constant");
+        let floor = ApiVersion::min();
         let nodes = self.nodes.read().unwrap_or_else(|e| e.into_inner());
-        nodes.iter().filter_map(|n| n.api_versions().0).max().unwrap_or(floor.clone()).max(floor)
+        nodes.iter().filter_map(|n| n.api_versions().0).max().map_or(floor.clone(), |v| v.max(floor))
     }
 
     /// How an endpoint is routed.
@@ -327,6 +328,7 @@ impl Cluster {
 
 /// Refreshes one node: facts first (they decide health), then what it holds.
 async fn refresh_node(n: &Node) {
+    n.close_idle();
     match n.refresh().await {
         Ok(()) => {
             if let Err(e) = n.refresh_holdings().await {

@@ -8,10 +8,9 @@ use bytes::Bytes;
 use http::{Request, Response, StatusCode};
 use http_body_util::BodyExt;
 use hyper::body::Incoming;
-use hyper_util::client::legacy::Client;
-use hyper_util::rt::TokioExecutor;
 
-use super::connector::{EngineAddr, EngineConnector};
+use super::connector::EngineAddr;
+use super::pool::{Pool, PoolError};
 use crate::api::{ApiError, ApiVersion};
 use crate::body::{self, Body};
 use crate::scheduler::{ImageView, PublishedPort};
@@ -140,11 +139,8 @@ impl std::fmt::Debug for EngineOptions {
 /// One engine. Requests to it share a keep-alive connection pool.
 pub struct Node {
     pub addr: EngineAddr,
-    /// The address as a URI authority and a `Host` header, made once: every request carries them.
-    aim: super::connector::Aim,
-    /// A pool of keep-alive connections for each serving thread ([`crate::runtime::slot`]): a request borrows a
-    /// connection its own thread drives.
-    clients: Box<[Client<EngineConnector, Body>]>,
+    /// Keep-alive connections, apart for each serving thread: a request borrows one its own thread drives.
+    pool: Pool,
     call_timeout: Duration,
     answer_limit: usize,
     facts: RwLock<NodeFacts>,
@@ -170,19 +166,9 @@ impl Node {
                  --node-tlscert and --node-tlskey"
             );
         }
-        let connector = EngineConnector::new(addr.clone(), opts.connect_timeout, opts.tls.clone());
-        let clients = (0..crate::runtime::slots())
-            .map(|_| {
-                Client::builder(TokioExecutor::new())
-                    .pool_idle_timeout(Duration::from_secs(90))
-                    .pool_max_idle_per_host(256)
-                    .build(connector.clone())
-            })
-            .collect();
         Node {
-            aim: super::connector::Aim::new(&addr),
+            pool: Pool::new(&addr, opts.connect_timeout, opts.tls.clone()),
             addr,
-            clients,
             call_timeout: opts.call_timeout,
             answer_limit: opts.answer_limit,
             facts: RwLock::new(NodeFacts::default()),
@@ -429,18 +415,19 @@ impl Node {
     }
 
     /// Sends a request whose URI is a path and query; the node supplies scheme and authority.
-    pub async fn send(&self, mut req: Request<Body>) -> Result<Response<Incoming>, EngineError> {
-        self.aim.point(&mut req).map_err(|e| self.broken(e))?;
-        let client = &self.clients[crate::runtime::slot().min(self.clients.len() - 1)];
-        client.request(req).await.map_err(|e| {
-            if e.is_connect() {
-                let cause = error_chain(&e);
+    pub async fn send(&self, req: Request<Body>) -> Result<Response<Incoming>, EngineError> {
+        self.pool.send(req).await.map_err(|e| match e {
+            PoolError::Connect(cause) => {
                 self.mark_unavailable(&cause);
                 EngineError::Unavailable { node: self.name(), cause }
-            } else {
-                self.broken(e)
             }
+            PoolError::Broken(cause) => EngineError::Broken { node: self.label(), cause },
         })
+    }
+
+    /// Closes the connections idle for too long (a refresh does it, as requests only look at the newest).
+    pub fn close_idle(&self) {
+        self.pool.sweep();
     }
 
     /// A control-plane GET answered with JSON (for `/version`, `/info` and the like).

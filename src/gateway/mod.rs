@@ -243,7 +243,12 @@ impl Gateway {
             span_fields: crate::ops::log::SpanFields::new(id),
         };
         // Every line logged while the request is served carries who and what it is; the phases fill in the
-        // fields as they learn them (`SpanFields::record_in_span`).
+        // fields as they learn them (`SpanFields::record_in_span`). Where the lines are plain text, the format
+        // reads them from the request itself; elsewhere they are tracing's span's.
+        if crate::ops::log::plain_stderr() {
+            let fields = ctx.span_fields.clone();
+            return crate::ops::log::InRequest::new(fields, self.serve(ctx, req)).await;
+        }
         let span = tracing::info_span!(
             "request",
             id = ctx.id,

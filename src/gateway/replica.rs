@@ -24,7 +24,13 @@ impl Gateway {
     /// over mutual TLS when TLS is on, the client's address and certificate name are the ones the replica saw.
     pub(super) fn arrive(&self, ctx: &mut RequestCtx, req: &mut Request<Incoming>) -> Result<(), ApiError> {
         let h = req.headers_mut();
-        let [key, cn, addr] = replication::HEADERS.map(|name| h.remove(name));
+        // A look at the names first: a removal hashes the name whether or not it is there, and most requests
+        // carry none of these.
+        let carried = h.keys().any(|name| replication::HEADERS.contains(&name.as_str()));
+        let [key, cn, addr] = match carried {
+            true => replication::HEADERS.map(|name| h.remove(name)),
+            false => [None, None, None],
+        };
         let Some(key) = key else { return Ok(()) };
         let Some(rep) = &self.replication else {
             return Err(ApiError::unavailable(

@@ -8,18 +8,16 @@ use std::time::Duration;
 use http::header::HeaderMap;
 use http::{Request, Response};
 use hyper::body::Incoming;
-use hyper_util::client::legacy::Client;
-use hyper_util::rt::TokioExecutor;
 
 use crate::api::ApiError;
 use crate::body::Body;
-use crate::cluster::connector::{Aim, EngineAddr, EngineConnector};
+use crate::cluster::connector::EngineAddr;
+use crate::cluster::pool::{Pool, PoolError};
 
 /// The primary manager, from a replica.
 pub struct Peer {
     addr: EngineAddr,
-    aim: Aim,
-    client: Client<EngineConnector, Body>,
+    pool: Pool,
 }
 
 impl Peer {
@@ -33,10 +31,7 @@ impl Peer {
             a @ EngineAddr::Tcp { .. } => a,
             EngineAddr::Unix(_) => return Err("managers reach each other over TCP".into()),
         };
-        let client = Client::builder(TokioExecutor::new())
-            .pool_idle_timeout(Duration::from_secs(90))
-            .build(EngineConnector::new(addr.clone(), connect_timeout, tls));
-        Ok(Peer { aim: Aim::new(&addr), addr, client })
+        Ok(Peer { pool: Pool::new(&addr, connect_timeout, tls), addr })
     }
 
     /// `HOST:PORT`, as advertised.
@@ -63,16 +58,14 @@ impl crate::proxy::Hop for Peer {
         }
     }
 
-    async fn send(&self, mut req: Request<Body>) -> Result<Response<Incoming>, ApiError> {
-        self.aim.point(&mut req).map_err(|e| ApiError::bad_request(e.to_string()))?;
+    async fn send(&self, req: Request<Body>) -> Result<Response<Incoming>, ApiError> {
         let authority = self.addr.authority();
-        self.client.request(req).await.map_err(|e| {
-            let cause = crate::cluster::node::error_chain(&e);
-            match e.is_connect() {
-                true => ApiError::unavailable(format!("the primary manager {authority} is unavailable: {cause}")),
-                false => {
-                    ApiError::bad_gateway(format!("the primary manager {authority} failed during the request: {cause}"))
-                }
+        self.pool.send(req).await.map_err(|e| match e {
+            PoolError::Connect(cause) => {
+                ApiError::unavailable(format!("the primary manager {authority} is unavailable: {cause}"))
+            }
+            PoolError::Broken(cause) => {
+                ApiError::bad_gateway(format!("the primary manager {authority} failed during the request: {cause}"))
             }
         })
     }
