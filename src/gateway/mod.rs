@@ -370,7 +370,11 @@ impl Gateway {
         let (requested, path) = version::split_version(raw);
         let advertised = ctx.advertised.insert(self.cluster.max_api_version());
         if let Some(v) = requested {
-            let v = ApiVersion::parse(v).ok_or_else(|| not_found(&ctx.method, raw))?;
+            // Most clients ask for the version mtswarm advertises: that one is parsed already.
+            let v = match v == advertised.as_str() {
+                true => advertised.clone(),
+                false => ApiVersion::parse(v).ok_or_else(|| not_found(&ctx.method, raw))?,
+            };
             version::check(&v, &self.cluster.min_api_version(), advertised).map_err(ApiError::bad_request)?;
             ctx.version = Some(v);
         }
