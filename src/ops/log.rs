@@ -335,6 +335,34 @@ mod tests {
         }
     }
 
+    /// tracing-subscriber's formatter, set up as `main` sets it up without colours, writing to `sink`.
+    fn formatter(
+        sink: &Sink,
+    ) -> tracing_subscriber::fmt::SubscriberBuilder<
+        tracing_subscriber::fmt::format::DefaultFields,
+        Format<Full, SystemTime>,
+        tracing_subscriber::EnvFilter,
+        impl Fn() -> Sink + 'static,
+    > {
+        let writer = sink.clone();
+        tracing_subscriber::fmt()
+            .with_env_filter(tracing_subscriber::EnvFilter::new("info"))
+            .with_writer(move || writer.clone())
+            .with_ansi(false)
+    }
+
+    /// The request span, as the gateway makes it where lines are coloured.
+    fn request_span(id: u64) -> tracing::Span {
+        tracing::info_span!(
+            target: TARGET,
+            "request",
+            id = id,
+            endpoint = tracing::field::Empty,
+            tenant = tracing::field::Empty,
+            node = tracing::field::Empty
+        )
+    }
+
     /// Events logged outside a request and inside one, whose fields are recorded between them.
     fn events(inside: &mut dyn FnMut(&mut dyn FnMut())) {
         tracing::info!(target: "mtswarm::cluster", node = "node0", "outside any request");
@@ -358,21 +386,8 @@ mod tests {
             &[&[("endpoint", Some("containerinspect"))], &[("tenant", None), ("node", Some("n\"1"))]];
         // tracing's span, as the gateway makes it where lines are coloured, and the default format.
         let theirs = Sink::default();
-        let writer = theirs.clone();
-        let subscriber = tracing_subscriber::fmt()
-            .with_env_filter(tracing_subscriber::EnvFilter::new("info"))
-            .with_writer(move || writer.clone())
-            .with_ansi(false)
-            .finish();
-        tracing::subscriber::with_default(subscriber, || {
-            let span = tracing::info_span!(
-                target: TARGET,
-                "request",
-                id = 9,
-                endpoint = tracing::field::Empty,
-                tenant = tracing::field::Empty,
-                node = tracing::field::Empty
-            );
+        tracing::subscriber::with_default(formatter(&theirs).finish(), || {
+            let span = request_span(9);
             let mut round = 0;
             events(&mut |log| {
                 let _entered = span.enter();
@@ -385,14 +400,7 @@ mod tests {
         });
         // The request's fields, polled in InRequest, and PlainFormat.
         let ours = Sink::default();
-        let writer = ours.clone();
-        let subscriber = tracing_subscriber::fmt()
-            .with_env_filter(tracing_subscriber::EnvFilter::new("info"))
-            .with_writer(move || writer.clone())
-            .with_ansi(false)
-            .event_format(PlainFormat::default())
-            .finish();
-        tracing::subscriber::with_default(subscriber, || {
+        tracing::subscriber::with_default(formatter(&ours).event_format(PlainFormat::default()).finish(), || {
             let fields = SpanFields::new(9);
             let mut round = 0;
             events(&mut |log| {
@@ -421,21 +429,8 @@ mod tests {
     /// the event the gateway makes, with the span's fields recorded as `record` says.
     fn through_the_formatter(line: &RequestLine, record: &[(&'static str, Option<&str>)]) -> String {
         let sink = Sink::default();
-        let writer = sink.clone();
-        let subscriber = tracing_subscriber::fmt()
-            .with_env_filter(tracing_subscriber::EnvFilter::new("info"))
-            .with_writer(move || writer.clone())
-            .with_ansi(false)
-            .finish();
-        tracing::subscriber::with_default(subscriber, || {
-            let span = tracing::info_span!(
-                target: TARGET,
-                "request",
-                id = line.id,
-                endpoint = tracing::field::Empty,
-                tenant = tracing::field::Empty,
-                node = tracing::field::Empty
-            );
+        tracing::subscriber::with_default(formatter(&sink).finish(), || {
+            let span = request_span(line.id);
             let _entered = span.enter();
             for (name, value) in record {
                 span.record(*name, *value);
