@@ -228,9 +228,8 @@ impl Cluster {
 
     /// The lowest API version every engine accepts.
     pub fn min_api_version(&self) -> ApiVersion {
-        let floor = ApiVersion::min();
         let nodes = self.nodes.read().unwrap_or_else(|e| e.into_inner());
-        nodes.iter().filter_map(|n| n.api_versions().0).max().map_or(floor.clone(), |v| v.max(floor))
+        nodes.iter().filter_map(|n| n.api_versions().0).fold(ApiVersion::min(), Ord::max)
     }
 
     /// How an endpoint is routed.

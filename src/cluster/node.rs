@@ -414,7 +414,7 @@ impl Node {
         self.facts.read().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// Sends a request whose URI is a path and query; the node supplies scheme and authority.
+    /// Sends a request whose URI is a path and query; the node's pool supplies `Host` and a connection.
     pub async fn send(&self, req: Request<Body>) -> Result<Response<Incoming>, EngineError> {
         self.pool.send(req).await.map_err(|e| match e {
             PoolError::Connect(cause) => {

@@ -69,7 +69,8 @@ impl Pool {
     }
 
     /// The same pool, with another idle timeout.
-    pub fn with_idle_timeout(self, idle_timeout: Duration) -> Pool {
+    #[cfg(test)]
+    fn with_idle_timeout(self, idle_timeout: Duration) -> Pool {
         Pool { idle_timeout, ..self }
     }
 
@@ -115,7 +116,8 @@ impl Pool {
     }
 
     /// The idle connections, every thread's.
-    pub fn idle(&self) -> usize {
+    #[cfg(test)]
+    fn idle(&self) -> usize {
         self.slots.iter().map(|s| lock(s).len()).sum()
     }
 

@@ -44,7 +44,7 @@ pub const TARGET: &str = "mtswarm::gateway";
 ///
 /// Shared with [`PlainFormat`], which writes them where the formatter wrote the span's, for every line logged
 /// while the request's future is polled ([`InRequest`]).
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone)]
 pub struct SpanFields(Arc<Mutex<String>>);
 
 impl SpanFields {
